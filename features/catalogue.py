@@ -1,0 +1,313 @@
+"""The feature catalogue: the one table that says what every model feature is.
+
+Each entry carries its name, dtype, window, bilingual label, the monotone direction relative to risk and
+the SQL that computes it. The feature builder generates its query from this table, training takes the
+feature order and monotone constraints from it, the explanation text is formatted from its labels and the
+docs are rendered from it. There is no other list of features.
+
+SQL sources: ``entity`` expressions see the typed ``entities`` row as ``e`` and the as-of date as
+``{as_of}``; ``events`` expressions are aggregates over ``ev``, the events known and unrepaired at the
+as-of date, with ``months_ago`` (whole months between ``occurred_on`` and the as-of date) precomputed;
+``lists`` expressions are aggregates over ``li``, the list entries in force at the as-of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pandas as pd
+
+from features.schema import ADVERSE_CODES, EVENT_TYPE_BY_CODE, INDUSTRIES
+
+
+class Source(StrEnum):
+    ENTITY = "entity"
+    EVENTS = "events"
+    LISTS = "lists"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model feature.
+
+    ``direction`` is +1 when a larger value may only raise risk, -1 when it may only lower it and 0 when
+    the model is free; it becomes LightGBM's monotone constraint. ``unit_zh``/``unit_en`` end the
+    explanation sentence ("近12个月非正常专利申请 3 次 / 3 abnormal patent filings in the last 12 months").
+    """
+
+    name: str
+    source: Source
+    sql: str
+    dtype: str  # "float", "int", "bool" or "category"
+    label_zh: str
+    label_en: str
+    direction: int = 0
+    window_months: int | None = None
+    unit_zh: str = ""
+    fill: float | None = 0.0  # value when the entity has no matching record; None keeps it missing
+
+    def describe(self, value: object) -> tuple[str, str]:
+        """The reason sentence for this feature at ``value``, in Chinese and English."""
+        shown = _format_value(value, self.dtype)
+        if self.dtype == "bool":
+            yes = bool(value) if value is not None and not pd.isna(value) else False
+            return f"{self.label_zh}：{'是' if yes else '否'}", f"{self.label_en}: {'yes' if yes else 'no'}"
+        return f"{self.label_zh} {shown}{self.unit_zh}", f"{self.label_en}: {shown}"
+
+
+def _format_value(value: object, dtype: str) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "—"
+    if dtype == "int" or (isinstance(value, float) and float(value).is_integer() and dtype != "float"):
+        return f"{int(value):,}"
+    if isinstance(value, int | float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _window_zh(months: int | None) -> str:
+    return "历史累计" if months is None else f"近{months}个月"
+
+
+def _window_en(months: int | None) -> str:
+    return "ever" if months is None else f"in the last {months} months"
+
+
+def _count(codes: tuple[str, ...] | str, months: int | None, *, rows: bool = True) -> str:
+    codes = (codes,) if isinstance(codes, str) else codes
+    in_list = ", ".join(f"'{c}'" for c in codes)
+    window = "" if months is None else f" AND months_ago < {months}"
+    what = "1" if rows else "quantity"
+    return f"sum({what}) FILTER (WHERE event_type IN ({in_list}){window})"
+
+
+def _event_count(
+    code: str, months: int | None, direction: int, *, rows: bool = True, unit_zh: str = "次"
+) -> Feature:
+    et = EVENT_TYPE_BY_CODE[code]
+    suffix = "all" if months is None else f"{months}m"
+    return Feature(
+        name=f"{code}_{suffix}",
+        source=Source.EVENTS,
+        sql=_count(code, months, rows=rows),
+        dtype="int",
+        label_zh=f"{_window_zh(months)}{et.label_zh}",
+        label_en=f"{et.label_en} {_window_en(months)}",
+        direction=direction,
+        window_months=months,
+        unit_zh=unit_zh,
+    )
+
+
+def _adverse_count(months: int | None) -> Feature:
+    suffix = "all" if months is None else f"{months}m"
+    return Feature(
+        name=f"adverse_{suffix}",
+        source=Source.EVENTS,
+        sql=_count(ADVERSE_CODES, months),
+        dtype="int",
+        label_zh=f"{_window_zh(months)}未修复失信违法记录",
+        label_en=f"unrepaired adverse records {_window_en(months)}",
+        direction=1,
+        window_months=months,
+        unit_zh="条",
+    )
+
+
+_FILINGS = ("patent_filed", "trademark_filed")
+_ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
+_FILINGS_IN = ", ".join(f"'{c}'" for c in _FILINGS)
+
+CATALOGUE: tuple[Feature, ...] = (
+    # Basic attributes. Region is deliberately not a feature: one standard for every region; it is
+    # used only to check that the model treats regions evenly.
+    Feature(
+        "age_years",
+        Source.ENTITY,
+        "date_diff('day', e.registered_on, {as_of}) / 365.25",
+        "float",
+        "成立年限",
+        "years since registration",
+        unit_zh="年",
+    ),
+    Feature(
+        "registered_capital",
+        Source.ENTITY,
+        "e.registered_capital",
+        "float",
+        "注册资本(万元)",
+        "registered capital (10,000 yuan)",
+        fill=None,
+    ),
+    Feature("is_agency", Source.ENTITY, "e.kind = 'agency'", "bool", "知识产权代理/服务机构", "IP agency"),
+    Feature("online_seller", Source.ENTITY, "e.online_seller", "bool", "网络经营者", "online seller"),
+    Feature("industry", Source.ENTITY, "e.industry", "category", "行业门类", "industry section", fill=None),
+    # Supervision information: unrepaired adverse records, by window and by type.
+    *(_adverse_count(m) for m in (3, 12, 24, 36, None)),
+    *(_event_count(code, 36, 1) for code in ADVERSE_CODES),
+    _event_count("abnormal_patent_filing", 12, 1),
+    _event_count("malicious_trademark_filing", 12, 1),
+    Feature(
+        "adverse_types_36m",
+        Source.EVENTS,
+        f"count(DISTINCT event_type) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND months_ago < 36)",
+        "int",
+        "近36个月失信违法记录类型数",
+        "kinds of adverse record in the last 36 months",
+        direction=1,
+        window_months=36,
+        unit_zh="类",
+    ),
+    Feature(
+        "years_since_adverse",
+        Source.EVENTS,
+        f"least(10.0, min(days_ago) FILTER (WHERE event_type IN ({_ADVERSE_IN})) / 365.25)",
+        "float",
+        "距最近一次未修复失信违法记录",
+        "years since the latest unrepaired adverse record (10 = none)",
+        direction=-1,
+        unit_zh="年",
+        fill=10.0,
+    ),
+    Feature(
+        "fines_36m",
+        Source.EVENTS,
+        f"sum(coalesce(amount, 0)) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND months_ago < 36)",
+        "float",
+        "近36个月罚没金额(元)",
+        "fines in the last 36 months (yuan)",
+        direction=1,
+        window_months=36,
+        unit_zh="元",
+    ),
+    # Social evaluation and dynamic signals.
+    _event_count("complaint_received", 3, 1, rows=False),
+    _event_count("complaint_received", 12, 1, rows=False),
+    _event_count("platform_takedown", 3, 1, rows=False),
+    _event_count("platform_takedown", 12, 1, rows=False),
+    _event_count("annual_report_late", 24, 1),
+    # Business activity: filings and grants (free direction: volume is not risk by itself).
+    _event_count("patent_filed", 3, 0, rows=False, unit_zh="件"),
+    _event_count("patent_filed", 12, 0, rows=False, unit_zh="件"),
+    _event_count("patent_filed", 36, 0, rows=False, unit_zh="件"),
+    _event_count("patent_granted", 36, 0, rows=False, unit_zh="件"),
+    _event_count("trademark_filed", 3, 0, rows=False, unit_zh="件"),
+    _event_count("trademark_filed", 12, 0, rows=False, unit_zh="件"),
+    _event_count("trademark_filed", 36, 0, rows=False, unit_zh="件"),
+    Feature(
+        "filing_burst_ratio",
+        Source.EVENTS,
+        f"coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN}) AND months_ago < 3), 0)"
+        f" / (coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN})"
+        " AND months_ago >= 3 AND months_ago < 36), 0) / 11.0 + 1.0)",
+        "float",
+        "近3个月申请量与此前季度均值之比",
+        "filings in the last 3 months over the prior quarterly average",
+        window_months=36,
+        unit_zh="倍",
+    ),
+    Feature(
+        "grant_ratio_36m",
+        Source.EVENTS,
+        "sum(quantity) FILTER (WHERE event_type = 'patent_granted' AND months_ago < 36)"
+        " / nullif(sum(quantity) FILTER (WHERE event_type = 'patent_filed' AND months_ago < 36), 0)",
+        "float",
+        "近36个月专利授权与申请之比",
+        "patents granted per patent filed in the last 36 months",
+        window_months=36,
+        fill=None,
+    ),
+    # Positive information.
+    _event_count("inspection_passed", 36, -1),
+    _event_count("commitment_signed", 36, 0),
+    Feature(
+        "honours_36m",
+        Source.EVENTS,
+        _count(("honor_demonstration", "honor_advantage"), 36),
+        "int",
+        "近36个月知识产权示范/优势企业认定",
+        "IP demonstration or advantage honours in the last 36 months",
+        direction=-1,
+        window_months=36,
+        unit_zh="次",
+    ),
+    _event_count("ipms_certified", 36, -1),
+    Feature(
+        "years_since_inspection",
+        Source.EVENTS,
+        "least(10.0, min(days_ago) FILTER (WHERE event_type IN ('inspection_passed', 'inspection_failed'))"
+        " / 365.25)",
+        "float",
+        "距最近一次“双随机”抽查",
+        "years since the latest random inspection (10 = none)",
+        unit_zh="年",
+        fill=10.0,
+    ),
+    # Lists in force at the as-of date.
+    Feature(
+        "on_red_list", Source.LISTS, "bool_or(list = 'red')", "bool", "在诚信红名单", "on the red list", -1
+    ),
+    Feature(
+        "on_untrustworthy_list",
+        Source.LISTS,
+        "bool_or(list = 'untrustworthy')",
+        "bool",
+        "在失信主体清单",
+        "on the untrustworthy list",
+        1,
+    ),
+    Feature(
+        "on_serious_violation_list",
+        Source.LISTS,
+        "bool_or(list = 'serious_violation')",
+        "bool",
+        "在严重违法失信名单",
+        "on the serious-violation list",
+        1,
+    ),
+    Feature(
+        "on_abnormal_operation_list",
+        Source.LISTS,
+        "bool_or(list = 'abnormal_operation')",
+        "bool",
+        "在经营异常名录",
+        "on the abnormal-operation list",
+        1,
+    ),
+)
+
+FEATURES: dict[str, Feature] = {f.name: f for f in CATALOGUE}
+FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
+CATEGORICAL: list[str] = [f.name for f in CATALOGUE if f.dtype == "category"]
+CATEGORIES: dict[str, list[str]] = {"industry": list(INDUSTRIES)}
+
+
+def monotone_constraints() -> list[int]:
+    """LightGBM ``monotone_constraints`` in catalogue order."""
+    return [f.direction for f in CATALOGUE]
+
+
+def catalogue_frame() -> pd.DataFrame:
+    """The catalogue as a table, for docs, MLflow artifacts and the notebook."""
+    return pd.DataFrame(
+        [
+            {
+                "name": f.name,
+                "dtype": f.dtype,
+                "window_months": f.window_months,
+                "direction": f.direction,
+                "label_zh": f.label_zh,
+                "label_en": f.label_en,
+                "source": str(f.source),
+            }
+            for f in CATALOGUE
+        ]
+    )
+
+
+def catalogue_fingerprint() -> str:
+    """A short hash of everything that defines the features; part of the feature code version."""
+    text = "\n".join(f"{f.name}|{f.source}|{f.sql}|{f.dtype}|{f.direction}|{f.fill}" for f in CATALOGUE)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

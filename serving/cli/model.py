@@ -1,0 +1,1 @@
+"""CLI commands for models: train, score, models, promote."""
