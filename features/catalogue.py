@@ -7,7 +7,8 @@ docs are rendered from it. There is no other list of features.
 
 SQL sources: ``entity`` expressions see the typed ``entities`` row as ``e`` and the as-of date as
 ``{as_of}``; ``events`` expressions are aggregates over ``ev``, the events known and unrepaired at the
-as-of date, with ``months_ago`` (whole months between ``occurred_on`` and the as-of date) precomputed;
+as-of date, with ``days_ago`` (days from ``occurred_on`` to the as-of date) precomputed and
+``{since_N}`` standing for the date N months before the as-of date (a window is ``occurred_on > {since_N}``);
 ``lists`` expressions are aggregates over ``li``, the list entries in force at the as-of date.
 """
 
@@ -78,7 +79,7 @@ def _window_en(months: int | None) -> str:
 def _count(codes: tuple[str, ...] | str, months: int | None, *, rows: bool = True) -> str:
     codes = (codes,) if isinstance(codes, str) else codes
     in_list = ", ".join(f"'{c}'" for c in codes)
-    window = "" if months is None else f" AND months_ago < {months}"
+    window = "" if months is None else f" AND occurred_on > {{since_{months}}}"
     what = "1" if rows else "quantity"
     return f"sum({what}) FILTER (WHERE event_type IN ({in_list}){window})"
 
@@ -152,7 +153,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "adverse_types_36m",
         Source.EVENTS,
-        f"count(DISTINCT event_type) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND months_ago < 36)",
+        f"count(DISTINCT event_type) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND occurred_on > {{since_36}})",
         "int",
         "近36个月失信违法记录类型数",
         "kinds of adverse record in the last 36 months",
@@ -174,7 +175,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "fines_36m",
         Source.EVENTS,
-        f"sum(coalesce(amount, 0)) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND months_ago < 36)",
+        f"sum(coalesce(amount, 0)) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND occurred_on > {{since_36}})",
         "float",
         "近36个月罚没金额(元)",
         "fines in the last 36 months (yuan)",
@@ -199,9 +200,9 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "filing_burst_ratio",
         Source.EVENTS,
-        f"coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN}) AND months_ago < 3), 0)"
+        f"coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN}) AND occurred_on > {{since_3}}), 0)"
         f" / (coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN})"
-        " AND months_ago >= 3 AND months_ago < 36), 0) / 11.0 + 1.0)",
+        " AND occurred_on <= {since_3} AND occurred_on > {since_36}), 0) / 11.0 + 1.0)",
         "float",
         "近3个月申请量与此前季度均值之比",
         "filings in the last 3 months over the prior quarterly average",
@@ -211,8 +212,8 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "grant_ratio_36m",
         Source.EVENTS,
-        "sum(quantity) FILTER (WHERE event_type = 'patent_granted' AND months_ago < 36)"
-        " / nullif(sum(quantity) FILTER (WHERE event_type = 'patent_filed' AND months_ago < 36), 0)",
+        "sum(quantity) FILTER (WHERE event_type = 'patent_granted' AND occurred_on > {since_36})"
+        " / nullif(sum(quantity) FILTER (WHERE event_type = 'patent_filed' AND occurred_on > {since_36}), 0)",
         "float",
         "近36个月专利授权与申请之比",
         "patents granted per patent filed in the last 36 months",

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from features.dataset import Dataset, DatasetError
+from features.validate import load_valid_dataset
 
 app = typer.Typer(
     name="ipcredit",
@@ -20,3 +30,52 @@ def fail(message: str, code: int = EXIT_INVALID) -> typer.Exit:
     """Print ``message`` to stderr and return the exit to raise."""
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` (``.parquet`` or ``.csv``) atomically: a temporary file, then a rename."""
+    suffix = path.suffix.lower()
+    if suffix not in {".parquet", ".csv"}:
+        raise fail(f"output file {path} must end in .parquet or .csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_output_path(path: Path) -> Path:
+    """Refuse an output file name we cannot write before doing any work."""
+    if path.suffix.lower() not in {".parquet", ".csv"}:
+        raise fail(f"--out {path}: the file name must end in .parquet or .csv")
+    return path
+
+
+def print_problems(report_problems: pd.DataFrame, total: int, source: str) -> None:
+    """Show a validation report: the first problems as a table, and the total."""
+    console = Console(stderr=True)
+    table = Table(title=f"{source}: {total} problem{'s' if total != 1 else ''}", show_lines=False)
+    for column in ("table", "row", "column", "value", "message"):
+        table.add_column(column, overflow="fold")
+    for row in report_problems.itertuples(index=False):
+        table.add_row(*("" if pd.isna(v) else str(v) for v in row))
+    console.print(table)
+    if total > len(report_problems):
+        console.print(f"… and {total - len(report_problems)} more")
+
+
+def open_dataset(path: Path) -> Dataset:
+    """Load and validate the dataset at ``path``; on any problem print the report and exit with status 2."""
+    try:
+        return load_valid_dataset(path)
+    except DatasetError as exc:
+        if len(exc.problems):
+            print_problems(exc.problems, exc.total, str(path))
+        raise fail(f"{exc}; nothing was written") from None

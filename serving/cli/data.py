@@ -1,3 +1,167 @@
-"""CLI commands for data: demo-data, validate, features."""
+"""CLI commands for data: ``demo-data``, ``validate`` and ``features``."""
 
-from serving.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from features.build import build_features
+from features.dataset import DatasetError, load_dataset
+from features.schema import TABLES
+from features.validate import validate_dataset
+from serving.cli.app import app, check_output_path, fail, open_dataset, print_problems, write_frame
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} must be a date written YYYY-MM-DD; got {value!r}") from None
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="folder to write entities, events and lists into")],
+    entities: Annotated[int, typer.Option(min=1, help="number of market entities")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same world")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    start: Annotated[str, typer.Option(help="first day of the simulated history")] = "2016-01-01",
+    end: Annotated[str, typer.Option(help="last day of the simulated history")] = "2025-12-31",
+) -> None:
+    """Write a synthetic dataset that follows the input contract (a seeded simulated world)."""
+    from features.synth import generate_chunks
+
+    if fmt not in {"parquet", "csv"}:
+        raise fail(f"--format must be parquet or csv; got {fmt!r}")
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    if first >= last:
+        raise fail(f"--start ({first}) must be before --end ({last})")
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".demo-data.", dir=out))
+    counts = dict.fromkeys((t.name for t in TABLES), 0)
+    t0 = time.perf_counter()
+    try:
+        writers: dict[str, pq.ParquetWriter] = {}
+        with _progress() as progress:
+            task = progress.add_task("simulating entities", total=entities)
+            for world in generate_chunks(entities, seed, start=first, end=last):
+                for table in TABLES:
+                    frame = getattr(world, table.name)[table.column_names]
+                    counts[table.name] += len(frame)
+                    path = staging / f"{table.name}.{fmt}"
+                    if fmt == "csv":
+                        frame.to_csv(
+                            path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d"
+                        )
+                        continue
+                    batch = pa.Table.from_pandas(frame, preserve_index=False)
+                    if table.name not in writers:
+                        writers[table.name] = pq.ParquetWriter(path, batch.schema)
+                    writers[table.name].write_table(batch.cast(writers[table.name].schema))
+                progress.advance(task, len(world.entities))
+        for writer in writers.values():
+            writer.close()
+        for table in TABLES:
+            target = out / f"{table.name}.{fmt}"
+            other = out / f"{table.name}.{'csv' if fmt == 'parquet' else 'parquet'}"
+            other.unlink(missing_ok=True)  # a folder holds each table once
+            os.replace(staging / f"{table.name}.{fmt}", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    console.print(
+        f"wrote {out}: {counts['entities']:,} entities, {counts['events']:,} events, "
+        f"{counts['lists']:,} list entries ({fmt}, seed {seed}, {first} to {last}) in {seconds:.1f} s"
+    )
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option(help="dataset folder (entities, events, lists as .csv or .parquet)")],
+    limit: Annotated[int, typer.Option(min=1, help="how many problems to show")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON on stdout")] = False,
+) -> None:
+    """Check a dataset against the contract; exit 0 when valid, 2 when not."""
+    try:
+        ds = load_dataset(data)
+    except DatasetError as exc:
+        raise fail(str(exc)) from None
+    t0 = time.perf_counter()
+    with console.status("validating"):
+        report = validate_dataset(ds, limit=limit)
+    seconds = time.perf_counter() - t0
+    if as_json:
+        problems = report.problems.astype(object).where(report.problems.notna(), None)
+        typer.echo(
+            json.dumps(
+                {"valid": report.ok, "total": report.total, "problems": problems.to_dict("records")},
+                ensure_ascii=False,
+            )
+        )
+    if report.ok:
+        rows = {t.name: ds.con.execute(f"SELECT count(*) FROM raw_{t.name}").fetchone()[0] for t in TABLES}
+        console.print(
+            f"{data}: valid — {rows['entities']:,} entities, {rows['events']:,} events, "
+            f"{rows['lists']:,} list entries (checked in {seconds:.1f} s)"
+        )
+        return
+    if not as_json:
+        print_problems(report.problems, report.total, str(data))
+    raise typer.Exit(2)
+
+
+@app.command()
+def features(
+    data: Annotated[Path, typer.Option(help="dataset folder")],
+    as_of: Annotated[str, typer.Option("--as-of", help="as-of date YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="output file, .parquet or .csv")],
+) -> None:
+    """Write the point-in-time feature table: one row per entity registered by the as-of date."""
+    day = _parse_date(as_of, "--as-of")
+    check_output_path(out)
+    timings = {}
+    with _progress() as progress:
+        task = progress.add_task("validating", total=3)
+        t0 = time.perf_counter()
+        ds = open_dataset(data)
+        timings["validate"] = time.perf_counter() - t0
+        progress.update(task, advance=1, description="building features")
+        t0 = time.perf_counter()
+        table = build_features(ds, day)
+        timings["features"] = time.perf_counter() - t0
+        progress.update(task, advance=1, description=f"writing {out.name}")
+        t0 = time.perf_counter()
+        write_frame(table, out)
+        timings["write"] = time.perf_counter() - t0
+        progress.update(task, advance=1, description="done")
+    console.print(
+        f"wrote {out}: {len(table):,} entities × {table.shape[1] - 2} features as of {day} "
+        f"(validate {timings['validate']:.1f} s, features {timings['features']:.1f} s, "
+        f"write {timings['write']:.1f} s)"
+    )
