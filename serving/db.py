@@ -1,0 +1,299 @@
+"""The service database: table definitions, engines and migrations.
+
+The tables are SQLAlchemy Core ``Table`` objects (the hot paths — risk lookups, sampling draws, bulk
+score imports — are set-based, so there is no ORM layer). Alembic migrations under
+``serving/migrations`` create them; ``upgrade(url)`` runs them and is called when the service starts
+and by ``ipcredit db upgrade``. An SQLite file is the default, PostgreSQL is supported.
+
+Score runs, scores and the audit log are append-only: the migration installs triggers that reject
+UPDATE and DELETE on them, so an appeal always sees the snapshot that produced a tier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+
+# BIGINT keys on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+score_runs = Table(
+    "score_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100)),
+    Column("kind", String(16), nullable=False),  # batch | correction | repair
+    Column("as_of", Date, nullable=False),
+    Column("dataset_fingerprint", String(128), nullable=False),
+    Column("data_source", Text, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("policy_text", Text, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("feature_version", String(64), nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("parent_run_id", Id, ForeignKey("score_runs.id")),
+    Column("objection_id", Id),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("score_runs.id"), nullable=False),
+    Column("entity_id", String(18), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("model_tier", String(1), nullable=False),
+    Column("tier", String(1), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("review", Boolean, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("feature_version", String(64), nullable=False),
+    Column("reasons", Text, nullable=False),  # JSON list of {feature, value, contribution}
+    Column("base_value", Float),
+    Column("log_odds", Float),
+    Column("contributions", Text),  # JSON object feature -> contribution, every feature
+    Column("features", Text),  # JSON object feature -> value
+    Column("supersedes_id", Id),  # the row this one replaces after an objection decision
+    Index(None, "entity_id", "as_of", "id"),
+    Index(None, "run_id"),
+)
+
+# Entity ids sort bytewise on both back ends (C collation on PostgreSQL, a clustered primary key on
+# SQLite), so a draw reads its population already in the canonical order.
+EntityId = String(18).with_variant(String(18, collation="C"), "postgresql")
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("entity_id", EntityId, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("industry", String(1), nullable=False),
+    Column("region", String(6), nullable=False),
+    Column("registered_on", Date, nullable=False),
+    Column("registered_capital", Float),
+    Column("online_seller", Boolean, nullable=False),
+    # The entity's latest score row (latest as_of, then latest id): what lookups and draws use.
+    Column("score_id", Id),
+    Column("tier", String(1)),
+    Column("score_as_of", Date),
+    sqlite_with_rowid=False,
+)
+
+list_entries = Table(
+    "list_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity_id", String(18), nullable=False),
+    Column("list", String(32), nullable=False),
+    Column("entered_on", Date, nullable=False),
+    Column("removed_on", Date),
+    Column("basis", Text),
+    Column("run_id", Id),
+    UniqueConstraint("entity_id", "list", "entered_on"),
+    Index(None, "list", "entered_on"),
+)
+
+inspectors = Table(
+    "inspectors",
+    metadata,
+    Column("inspector_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("region", String(6)),
+    Column("active", Boolean, nullable=False),
+    Column("conflicts", Text, nullable=False),  # JSON list of entity ids the inspector must not inspect
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+draws = Table(
+    "draws",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100)),
+    Column("seed", BigInteger, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),  # ratios | budget
+    Column("budget", Integer),
+    Column("ratios", Text, nullable=False),  # JSON tier -> applied inclusion probability
+    Column("filter", Text, nullable=False),  # JSON population filter
+    Column("population", Text, nullable=False),  # JSON tier -> entities in the population
+    Column("population_size", Integer, nullable=False),
+    Column("population_hash", String(64), nullable=False),
+    Column("population_snapshot", LargeBinary, nullable=False),  # zlib of "entity_id tier" lines
+    Column("inspectors_per_entity", Integer, nullable=False),
+    Column("avoid_same_region", Boolean, nullable=False),
+    Column("roster_hash", String(64), nullable=False),
+    Column("selected_count", Integer, nullable=False),
+)
+
+draw_selections = Table(
+    "draw_selections",
+    metadata,
+    Column("draw_id", String(32), ForeignKey("draws.id"), primary_key=True),
+    Column("entity_id", String(18), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("tier", String(1), nullable=False),
+    Column("inclusion_probability", Float, nullable=False),
+    Column("inspectors", Text, nullable=False),  # ";"-joined inspector ids
+)
+
+inspection_results = Table(
+    "inspection_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(80), nullable=False, unique=True),
+    Column("draw_id", String(32), ForeignKey("draws.id"), nullable=False),
+    Column("entity_id", String(18), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("recorded_on", Date, nullable=False),
+    Column("amount", Float),
+    Column("findings", Text),
+    Column("recorded_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("draw_id", "entity_id"),
+    Index(None, "recorded_on"),
+)
+
+objections = Table(
+    "objections",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("score_id", Id, ForeignKey("scores.id"), nullable=False),
+    Column("entity_id", String(18), nullable=False),
+    Column("grounds", Text, nullable=False),
+    Column("filed_by", String(100)),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),  # open | upheld | corrected | repaired
+    Column("version", Integer, nullable=False),
+    Column("decision", String(16)),
+    Column("decision_note", Text),
+    Column("decided_by", String(100)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("result_score_id", Id),
+    Column("changes", Text),  # JSON: what the decision changed (corrected rows, repaired event ids)
+    Index(None, "status"),
+    Index(None, "entity_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("detail", Text),
+    Index(None, "at"),
+)
+
+# Tables whose rows never change once written (enforced by triggers in the migration).
+APPEND_ONLY: tuple[str, ...] = ("score_runs", "scores", "audit_log")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one writer writes; busy_timeout makes concurrent writers wait
+    # instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url``: SQLite files get WAL and a busy timeout, servers a pre-pinged pool.
+
+    ``pool_pre_ping`` checks a pooled connection before use, so after the database comes back the
+    service recovers by itself instead of failing on stale connections.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 10}, pool_pre_ping=True, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": 3}
+    options = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 5, **kwargs}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+
+
+def alembic_config(url: str):
+    """An Alembic ``Config`` for the service migrations pointing at ``url``."""
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation: a literal % in a password must be doubled.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` up to ``revision`` (run on start and by ``ipcredit db upgrade``)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def open_store(url: str) -> Engine:
+    """Migrate the database at ``url`` and return an engine for it."""
+    upgrade(url)
+    return make_engine(url)
