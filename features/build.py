@@ -104,9 +104,7 @@ def features_sql(as_of: date) -> str:
 
 def _ensure_enum(ds: Dataset) -> None:
     # Comparing a small enum is much cheaper than comparing strings in ~50 FILTER clauses per event.
-    exists = ds.con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = '_event_type'").fetchone()[
-        0
-    ]
+    exists = ds.con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = '_event_type'").fetchone()[0]
     if not exists:
         codes = ", ".join(f"'{c}'" for c in EVENT_CODES)
         ds.con.execute(f"CREATE TYPE _event_type AS ENUM ({codes})")

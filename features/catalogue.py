@@ -84,9 +84,7 @@ def _count(codes: tuple[str, ...] | str, months: int | None, *, rows: bool = Tru
     return f"sum({what}) FILTER (WHERE event_type IN ({in_list}){window})"
 
 
-def _event_count(
-    code: str, months: int | None, direction: int, *, rows: bool = True, unit_zh: str = "次"
-) -> Feature:
+def _event_count(code: str, months: int | None, direction: int, *, rows: bool = True, unit_zh: str = "次") -> Feature:
     et = EVENT_TYPE_BY_CODE[code]
     suffix = "all" if months is None else f"{months}m"
     return Feature(
@@ -238,8 +236,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "years_since_inspection",
         Source.EVENTS,
-        "least(10.0, min(days_ago) FILTER (WHERE event_type IN ('inspection_passed', 'inspection_failed'))"
-        " / 365.25)",
+        "least(10.0, min(days_ago) FILTER (WHERE event_type IN ('inspection_passed', 'inspection_failed')) / 365.25)",
         "float",
         "距最近一次“双随机”抽查",
         "years since the latest random inspection (10 = none)",
@@ -247,9 +244,7 @@ CATALOGUE: tuple[Feature, ...] = (
         fill=10.0,
     ),
     # Lists in force at the as-of date.
-    Feature(
-        "on_red_list", Source.LISTS, "bool_or(list = 'red')", "bool", "在诚信红名单", "on the red list", -1
-    ),
+    Feature("on_red_list", Source.LISTS, "bool_or(list = 'red')", "bool", "在诚信红名单", "on the red list", -1),
     Feature(
         "on_untrustworthy_list",
         Source.LISTS,

@@ -189,9 +189,7 @@ def load_dataset(path: str | Path, *, threads: int | None = None) -> Dataset:
                     "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
                     "encoding = 'utf-8', strict_mode = true, null_padding = false)"
                 )
-                con.execute(
-                    f"CREATE VIEW raw_{table.name} AS SELECT *, rowid + 1 AS _row FROM _csv_{table.name}"
-                )
+                con.execute(f"CREATE VIEW raw_{table.name} AS SELECT *, rowid + 1 AS _row FROM _csv_{table.name}")
             con.execute(f"DESCRIBE raw_{table.name}").fetchall()
         except duckdb.Error as exc:
             detail = str(exc).splitlines()[0]

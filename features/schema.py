@@ -77,9 +77,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("patent_filed", "专利申请", "patent applications filed", EventClass.ACTIVITY),
     EventType("patent_granted", "专利授权", "patents granted", EventClass.ACTIVITY),
     EventType("trademark_filed", "商标注册申请", "trademark applications filed", EventClass.ACTIVITY),
-    EventType(
-        "abnormal_patent_filing", "非正常专利申请", "abnormal patent filings found", EventClass.ADVERSE
-    ),
+    EventType("abnormal_patent_filing", "非正常专利申请", "abnormal patent filings found", EventClass.ADVERSE),
     EventType(
         "malicious_trademark_filing",
         "恶意商标注册申请",
@@ -99,12 +97,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
         EventClass.ADVERSE,
     ),
     EventType("infringement_judgment", "知识产权侵权判决", "IP infringement judgments", EventClass.ADVERSE),
-    EventType(
-        "agency_misconduct", "代理机构违法违规行为处罚", "penalties for agency misconduct", EventClass.ADVERSE
-    ),
-    EventType(
-        "false_materials", "提供虚假材料、隐瞒重要事实", "false materials or hidden facts", EventClass.ADVERSE
-    ),
+    EventType("agency_misconduct", "代理机构违法违规行为处罚", "penalties for agency misconduct", EventClass.ADVERSE),
+    EventType("false_materials", "提供虚假材料、隐瞒重要事实", "false materials or hidden facts", EventClass.ADVERSE),
     EventType(
         "commitment_breach",
         "信用承诺不实或未履行",
@@ -117,9 +111,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "refusals to comply while able",
         EventClass.ADVERSE,
     ),
-    EventType(
-        "inspection_failed", "“双随机”抽查发现问题", "random inspections with findings", EventClass.ADVERSE
-    ),
+    EventType("inspection_failed", "“双随机”抽查发现问题", "random inspections with findings", EventClass.ADVERSE),
     EventType(
         "inspection_passed",
         "“双随机”抽查未发现问题",

@@ -47,11 +47,6 @@ def is_valid(code: object) -> bool:
 
 def sql_is_valid(column: str) -> str:
     """A DuckDB boolean expression that is true when ``column`` holds a valid code (NULL counts invalid)."""
-    terms = " + ".join(
-        f"{w} * (strpos('{ALPHABET}', substr({column}, {i + 1}, 1)) - 1)" for i, w in enumerate(WEIGHTS)
-    )
+    terms = " + ".join(f"{w} * (strpos('{ALPHABET}', substr({column}, {i + 1}, 1)) - 1)" for i, w in enumerate(WEIGHTS))
     check = f"substr('{ALPHABET}', ((31 - ({terms}) % 31) % 31) + 1, 1)"
-    return (
-        f"coalesce(regexp_full_match({column}, '{PATTERN.pattern}') "
-        f"AND substr({column}, 18, 1) = {check}, false)"
-    )
+    return f"coalesce(regexp_full_match({column}, '{PATTERN.pattern}') AND substr({column}, 18, 1) = {check}, false)"

@@ -113,8 +113,7 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
         return {
             "entity_id": (
                 uscc.sql_is_valid,
-                "must be a valid 18-character unified social credit code (GB 32100-2015: alphabet and check "
-                "character)",
+                "must be a valid 18-character unified social credit code (GB 32100-2015: alphabet and check character)",
             ),
             "name": (lambda v: f"length(trim({v})) > 0", "must not be blank"),
             "kind": (lambda v: f"{v} IN {_in(KINDS)}", f"must be one of {', '.join(KINDS)}"),

@@ -76,9 +76,7 @@ def demo_data(
                     counts[table.name] += len(frame)
                     path = staging / f"{table.name}.{fmt}"
                     if fmt == "csv":
-                        frame.to_csv(
-                            path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d"
-                        )
+                        frame.to_csv(path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d")
                         continue
                     batch = pa.Table.from_pandas(frame, preserve_index=False)
                     if table.name not in writers:

@@ -1,0 +1,57 @@
+# ipcredit — the two set-up commands are `make demo` and `make test`; both create the environment.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= var/demo
+DEMO_ENTITIES ?= 20000
+DEMO_AS_OF ?= 2025-12-31
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export MPLBACKEND := Agg
+
+.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service lint format clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo-data: env
+	$(BIN)/ipcredit demo-data --out $(DEMO_DIR)/data --entities $(DEMO_ENTITIES) --seed 7
+	$(BIN)/ipcredit validate --data $(DEMO_DIR)/data
+
+demo: demo-data
+	bash scripts/demo.sh "$(DEMO_DIR)" "$(DEMO_AS_OF)" "$(HOST)" "$(PORT)"
+
+test: env
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+test-fast: env
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+bench: bench-features bench-model bench-service
+
+bench-features: env
+	$(BIN)/python benchmarks/bench_features.py
+
+bench-model: env
+	$(BIN)/python benchmarks/bench_model.py
+
+bench-service: env
+	$(BIN)/python benchmarks/bench_service.py
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var build *.egg-info .pytest_cache .ruff_cache

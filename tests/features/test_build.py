@@ -1,0 +1,249 @@
+"""Point-in-time features: what was known at D, and nothing else, decides every feature at D."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.build import (
+    build_features,
+    build_outcomes,
+    build_snapshots,
+    features_sql,
+    model_matrix,
+    snapshot_dates,
+)
+from features.catalogue import CATALOGUE, FEATURE_NAMES, FEATURES
+from features.dataset import load_dataset
+from features.schema import ADVERSE_CODES, EVENT_CODES, LIST_NAMES
+from tests.conftest import History
+
+D = date(2022, 6, 30)
+
+
+def row(history: History, as_of: date = D, entity: int = 0) -> pd.Series:
+    frame = build_features(history.dataset(), as_of)
+    return frame.set_index("entity_id").loc[history.entities[entity]["entity_id"]]
+
+
+def test_columns_follow_the_catalogue(history):
+    history.entity()
+    frame = build_features(history.dataset(), D)
+    assert list(frame.columns) == ["entity_id", "as_of", *FEATURE_NAMES]
+    assert frame["as_of"].iloc[0] == D
+    matrix = model_matrix(frame)
+    assert list(matrix.columns) == FEATURE_NAMES
+    assert isinstance(matrix["industry"].dtype, pd.CategoricalDtype)
+
+
+def test_windows_count_by_occurrence_and_bounds_are_exact(history):
+    eid = history.entity()
+    history.event(eid, "infringement_penalty", D - relativedelta(months=12))  # just outside 12m
+    history.event(eid, "infringement_penalty", D - relativedelta(months=12) + timedelta(days=1))
+    history.event(eid, "infringement_penalty", D, amount=20_000.0)  # recorded on D: known at D
+    history.event(eid, "complaint_received", D - timedelta(days=10), quantity=4)
+    r = row(history)
+    assert r["adverse_3m"] == 1
+    assert r["adverse_12m"] == 2
+    assert r["adverse_36m"] == 3
+    assert r["infringement_penalty_36m"] == 3
+    assert r["fines_36m"] == 20_000.0
+    assert r["complaint_received_3m"] == 4
+    assert r["years_since_adverse"] == 0.0
+    assert r["adverse_types_36m"] == 1
+
+
+def test_entities_registered_after_the_date_are_left_out(history):
+    history.entity(registered_on=D)
+    history.entity(registered_on=D + timedelta(days=1))
+    frame = build_features(history.dataset(), D)
+    assert frame["entity_id"].tolist() == [history.entities[0]["entity_id"]]
+    assert frame["age_years"].iloc[0] == 0.0
+
+
+def test_a_record_repaired_on_or_before_the_date_has_no_effect(history):
+    eid = history.entity()
+    baseline = row(history)
+    history.event(eid, "abnormal_patent_filing", date(2022, 1, 5), repaired_on=D, quantity=40)
+    assert row(history).equals(baseline)
+    # Repaired only after D: it still counted at D.
+    history.events[-1]["repaired_on"] = D + timedelta(days=1)
+    r = row(history)
+    assert r["abnormal_patent_filing_12m"] == 1
+    assert r["adverse_12m"] == 1
+
+
+def test_serious_violation_entry_lapses_three_years_after_entry(history):
+    eid = history.entity()
+    entered = date(2019, 7, 1)
+    history.listing(eid, "serious_violation", entered)
+    assert row(history, entered)["on_serious_violation_list"]
+    assert row(history, entered + relativedelta(years=3) - timedelta(days=1))["on_serious_violation_list"]
+    assert not row(history, entered + relativedelta(years=3))["on_serious_violation_list"]
+    assert not row(history, entered - timedelta(days=1))["on_serious_violation_list"]
+
+
+def test_list_removal_and_other_lists_do_not_lapse(history):
+    eid = history.entity()
+    history.listing(eid, "untrustworthy", date(2015, 3, 1))  # no removal: stays in force
+    history.listing(eid, "abnormal_operation", date(2021, 1, 1), removed_on=D)  # removed on D: not in force
+    history.listing(eid, "red", date(2020, 1, 1), removed_on=D + timedelta(days=1))
+    r = row(history)
+    assert r["on_untrustworthy_list"]
+    assert not r["on_abnormal_operation_list"]
+    assert r["on_red_list"]
+
+
+def test_empty_lists_and_no_events(history):
+    history.entity()
+    r = row(history)
+    assert not r[[f.name for f in CATALOGUE if f.source == "lists"]].any()
+    assert r["adverse_all"] == 0
+    assert r["years_since_adverse"] == 10.0
+    assert pd.isna(r["grant_ratio_36m"])
+
+
+def test_csv_and_parquet_give_identical_features(history, tmp_path):
+    a, b = history.entity(online_seller=True), history.entity(registered_capital=None, kind="agency", industry="L")
+    history.event(a, "patent_filed", date(2021, 3, 1), quantity=30)
+    history.event(a, "patent_granted", date(2022, 1, 1), quantity=12)
+    history.event(b, "agency_misconduct", date(2021, 5, 1), date(2021, 9, 1), amount=50_000.5)
+    history.event(b, "infringement_judgment", date(2021, 5, 1), date(2022, 9, 1))
+    history.listing(b, "untrustworthy", date(2021, 9, 1), basis=None)
+    history.write(tmp_path / "p", fmt="parquet")
+    history.write(tmp_path / "c", fmt="csv")
+    from_parquet = build_features(load_dataset(tmp_path / "p"), D)
+    from_csv = build_features(load_dataset(tmp_path / "c"), D)
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
+    assert from_parquet.set_index("entity_id").loc[b, "agency_misconduct_36m"] == 1
+    assert from_parquet.set_index("entity_id").loc[b, "infringement_judgment_36m"] == 0  # recorded after D
+
+
+def test_outcome_window_is_recorded_dates_in_d_to_d_plus_12_months(history):
+    ids = [history.entity() for _ in range(4)]
+    history.event(ids[0], "infringement_penalty", D - timedelta(days=30), D)  # known at D: not the outcome
+    history.event(ids[1], "infringement_penalty", D - timedelta(days=30), D + timedelta(days=1))
+    history.event(ids[2], "infringement_judgment", D, D + relativedelta(months=12))
+    history.event(ids[3], "infringement_penalty", D, D + relativedelta(months=12) + timedelta(days=1))
+    history.event(ids[3], "complaint_received", D, D + timedelta(days=5))  # a signal is not adverse
+    outcomes = build_outcomes(history.dataset(), D).set_index("entity_id")["outcome"]
+    assert [outcomes[i] for i in ids] == [0, 1, 1, 0]
+
+
+def test_snapshots_only_use_dates_with_a_complete_outcome_window(history):
+    eid = history.entity(registered_on=date(2016, 1, 1))
+    history.event(eid, "patent_filed", date(2016, 2, 1))
+    history.event(eid, "infringement_penalty", date(2023, 11, 1), date(2023, 12, 31))
+    ds = history.dataset()
+    dates = snapshot_dates(ds, count=4)
+    assert dates == [date(2022, 3, 31), date(2022, 6, 30), date(2022, 9, 30), date(2022, 12, 31)]
+    snaps = build_snapshots(ds, dates)
+    assert len(snaps) == 4
+    assert snaps["outcome"].tolist() == [0, 0, 0, 1]
+    with pytest.raises(ValueError, match="needs outcomes up to 2024-03-31"):
+        build_snapshots(ds, [date(2023, 3, 31)])
+
+
+def test_monotone_feature_directions_are_consistent_with_more_violations(history):
+    # One more unrepaired violation never moves a +1 feature down or a -1 feature up.
+    eid = history.entity()
+    history.event(eid, "infringement_penalty", date(2020, 1, 1), amount=10_000.0)
+    before = row(history)
+    history.event(eid, "abnormal_patent_filing", date(2022, 3, 1))
+    after = row(history)
+    for f in CATALOGUE:
+        if f.direction == 1:
+            assert after[f.name] >= before[f.name], f.name
+        elif f.direction == -1:
+            assert after[f.name] <= before[f.name], f.name
+
+
+def test_query_is_generated_from_the_catalogue():
+    sql = features_sql(D)
+    for name in FEATURE_NAMES:
+        assert f" AS {name}" in sql
+    assert "DATE '2022-06-30'" in sql and "DATE '2021-06-30'" in sql
+    assert "{" not in sql
+
+
+def test_reason_text_is_bilingual():
+    zh, en = FEATURES["abnormal_patent_filing_12m"].describe(3)
+    assert zh == "近12个月非正常专利申请 3次"
+    assert en == "abnormal patent filings found in the last 12 months: 3"
+    zh, en = FEATURES["on_serious_violation_list"].describe(True)
+    assert zh.endswith("是") and en.endswith("yes")
+
+
+# Property: nothing recorded after D changes any feature at D.
+_day = st.integers(0, 3650).map(lambda n: date(2016, 1, 1) + timedelta(days=n))
+
+
+@st.composite
+def _events(draw, entity_count: int, after: date | None = None):
+    out = []
+    for _ in range(draw(st.integers(0, 12))):
+        occurred = draw(_day)
+        lag = draw(st.integers(0, 400))
+        recorded = occurred + timedelta(days=lag)
+        if after is not None and recorded <= after:
+            recorded = after + timedelta(days=draw(st.integers(1, 500)))
+            occurred = min(occurred, recorded)
+        repaired = draw(st.one_of(st.none(), st.integers(0, 900).map(lambda n, r=recorded: r + timedelta(days=n))))
+        out.append(
+            {
+                "entity": draw(st.integers(0, entity_count - 1)),
+                "event_type": draw(st.sampled_from(EVENT_CODES)),
+                "occurred_on": occurred,
+                "recorded_on": recorded,
+                "quantity": draw(st.integers(1, 50)),
+                "amount": draw(st.one_of(st.none(), st.floats(0, 1e6))),
+                "repaired_on": repaired,
+            }
+        )
+    return out
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_nothing_recorded_after_the_date_changes_a_feature(data):
+    as_of = data.draw(_day)
+    h = History()
+    ids = [h.entity(registered_on=date(2014, 1, 1)) for _ in range(3)]
+    for e in data.draw(_events(3)):
+        if e["recorded_on"] <= as_of:
+            h.event(ids[e.pop("entity")], e.pop("event_type"), e.pop("occurred_on"), e.pop("recorded_on"), **e)
+    for _ in range(data.draw(st.integers(0, 3))):
+        entered = data.draw(_day)
+        if entered <= as_of:
+            h.listing(ids[data.draw(st.integers(0, 2))], data.draw(st.sampled_from(LIST_NAMES)), entered)
+    before = build_features(h.dataset(), as_of)
+    for e in data.draw(_events(3, after=as_of)):
+        h.event(ids[e.pop("entity")], e.pop("event_type"), e.pop("occurred_on"), e.pop("recorded_on"), **e)
+    for _ in range(data.draw(st.integers(0, 3))):
+        entered = as_of + timedelta(days=data.draw(st.integers(1, 900)))
+        h.listing(ids[data.draw(st.integers(0, 2))], data.draw(st.sampled_from(LIST_NAMES)), entered)
+    h.entity(registered_on=as_of + timedelta(days=1))  # registered later: never in the table at as_of
+    after = build_features(h.dataset(), as_of)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_adverse_codes_are_the_outcome():
+    assert set(ADVERSE_CODES) == {
+        "abnormal_patent_filing",
+        "malicious_trademark_filing",
+        "infringement_penalty",
+        "counterfeit_patent_penalty",
+        "infringement_judgment",
+        "agency_misconduct",
+        "false_materials",
+        "commitment_breach",
+        "refusal_to_comply",
+        "inspection_failed",
+    }
