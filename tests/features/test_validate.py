@@ -116,7 +116,7 @@ def test_an_empty_lists_table_is_valid(history, tmp_path):
 
 def test_report_is_capped_but_counts_everything(history):
     eid = history.entity()
-    for i in range(80):
+    for _ in range(80):
         history.event(eid, "patent_filed", date(2020, 1, 1), quantity=0)
     report = validate_dataset(history.dataset(), limit=50)
     assert report.total == 80
