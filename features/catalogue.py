@@ -307,3 +307,18 @@ def catalogue_fingerprint() -> str:
     """A short hash of everything that defines the features; part of the feature code version."""
     text = "\n".join(f"{f.name}|{f.source}|{f.sql}|{f.dtype}|{f.direction}|{f.fill}" for f in CATALOGUE)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as a Markdown table (docs/features.md embeds it; a test keeps the two in step)."""
+    arrow = {1: "↑ risk", -1: "↓ risk", 0: "free"}
+    lines = [
+        "| feature | type | window | direction | 中文 | English |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in CATALOGUE:
+        window = "—" if f.window_months is None else f"{f.window_months} m"
+        lines.append(
+            f"| `{f.name}` | {f.dtype} | {window} | {arrow[f.direction]} | {f.label_zh} | {f.label_en} |"
+        )
+    return "\n".join(lines)
