@@ -49,11 +49,12 @@ class World:
 _BLOCK = 10_000  # entities simulated together under one seed
 _BURN_IN_MONTHS = 24  # simulated before ``start`` so the window opens on a world already in motion
 _EVENT_ID_DIGITS = 10
+MAX_BATCHES = 12.0  # filing batches per month of the heaviest filers
 
 P_AGENCY = 0.08
 P_INDIVIDUAL = 0.12  # of enterprises: individual businesses (个体工商户, code type 92)
 P_LAW_FIRM = 0.15  # of agencies: law firms (code 31), the rest are agency companies/partnerships (91)
-P_QUIET = {"enterprise": 0.19, "individual": 0.23, "agency": 0.10}  # never do anything the data sees
+P_QUIET = {"enterprise": 0.16, "individual": 0.20, "agency": 0.10}  # never do anything the data sees
 
 # (code, name prefix, share of entities, regional risk shift)
 REGIONS: tuple[tuple[str, str, float, float], ...] = (
@@ -116,7 +117,7 @@ P_REGIME_CHANGE = 0.25
 REGIME_JUMP_SD = 0.9
 
 # Direct hazards of confirmed violations at z = 0 (per month).
-H_INFRINGEMENT = 0.0009
+H_INFRINGEMENT = 0.0006
 H_COUNTERFEIT = 0.00025
 H_JUDGMENT = 0.0003
 H_AGENCY = 0.003
@@ -126,6 +127,8 @@ H_COMPLAINT = 0.003
 H_TAKEDOWN = 0.010
 H_COMMITMENT = 0.002
 H_INSPECTION = 0.0025
+P_REPAIR_LOGIT = 0.0  # logit of applying for credit repair at z = 0
+P_REPEAT_LOGIT = -2.3  # logit of a repeat penalty at z = 0, per penalty (two generations)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -631,8 +634,8 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
         rng.random(m) < np.where(agency, 0.8, np.where(indiv, 0.12, _lookup(_TM_FILER_BY_IND, ind, 0.15)))
     )
     size = np.exp(0.25 * (log_cap - np.log(150)))
-    lam_p = np.where(agency, 0.6, 0.08) * size * np.exp(rng.normal(0, 1.3, m)) * patent_filer
-    lam_t = np.where(agency, 0.5, 0.05) * size * np.exp(rng.normal(0, 1.2, m)) * tm_filer
+    lam_p = np.minimum(np.where(agency, 1.2, 0.20) * size * np.exp(rng.normal(0, 1.3, m)), MAX_BATCHES) * patent_filer
+    lam_t = np.minimum(np.where(agency, 1.0, 0.13) * size * np.exp(rng.normal(0, 1.2, m)), MAX_BATCHES) * tm_filer
     batch_p = 1 + np.exp(np.log(np.where(agency, 3.0, 1.2)) + rng.normal(0, 0.7, m))
     batch_t = 1 + np.exp(np.log(np.where(agency, 2.5, 0.8)) + rng.normal(0, 0.8, m))
     grant_ratio = np.clip(rng.beta(6, 5, m) - 0.06 * a, 0.05, 0.95)
@@ -741,7 +744,7 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
     jun_reg = reg_day[:, None] < np.array([_day(date(int(y), 1, 1)) for y in years])[None, :]
     z_jul = Z[:, jul_m]
     p_late = _sigmoid(
-        -3.4 + 0.9 * z_jul + 2.8 * dormant[:, jul_m] + 0.6 * indiv[:, None] + 0.5 * (age_m[:, jul_m] < 24)
+        -4.1 + 0.9 * z_jul + 2.8 * dormant[:, jul_m] + 0.6 * indiv[:, None] + 0.5 * (age_m[:, jul_m] < 24)
     )
     late = (rng.random(p_late.shape) < p_late) & jun_reg & active[:, None] & (jul[None, :] >= g.first[0])
     le, ly = np.nonzero(late)
@@ -788,7 +791,7 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
 
     # founded complaints become penalties, judgments or agency sanctions
     zc = Z[ce, cm]
-    founded = rng.random(len(ce)) < _sigmoid(-2.2 + 1.0 * zc)
+    founded = rng.random(len(ce)) < _sigmoid(-2.5 + 1.0 * zc)
     fe = ce[founded]
     f_occ = c_occ[founded] + rng.integers(20, 150, len(fe))
     kind_draw = rng.random(len(fe))
@@ -805,8 +808,19 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
     def zat(e, d):
         return Z[e, g.month_of(d)]
 
-    ip_amt = _round_money(np.exp(np.log(30_000) + 0.3 * zat(ip_e, ip_occ) + rng.normal(0, 0.9, len(ip_e))), 5_000, 500_000)
-    cp_amt = _round_money(np.exp(np.log(20_000) + 0.3 * zat(cp_e, cp_occ) + rng.normal(0, 0.9, len(cp_e))), 5_000, 500_000)
+    # repeat offences: a sanctioned entity that has not changed its ways is often caught again soon
+    def repeat(e_, d_):
+        for _ in range(2):  # two generations of follow-ups
+            again = rng.random(len(e_)) < _sigmoid(P_REPEAT_LOGIT + 0.8 * zat(e_, d_))
+            e_new, d_new = e_[again], d_[again] + rng.integers(30, 240, int(again.sum()))
+            e_, d_ = np.concatenate([e_, e_new]), np.concatenate([d_, d_new])
+        return e_, d_
+
+    ip_e, ip_occ = repeat(ip_e, ip_occ)
+    cp_e, cp_occ = repeat(cp_e, cp_occ)
+
+    ip_amt = _round_money(np.exp(np.log(20_000) + 0.3 * zat(ip_e, ip_occ) + rng.normal(0, 0.9, len(ip_e))), 5_000, 500_000)
+    cp_amt = _round_money(np.exp(np.log(15_000) + 0.3 * zat(cp_e, cp_occ) + rng.normal(0, 0.9, len(cp_e))), 5_000, 500_000)
     am_amt = _round_money(np.exp(np.log(30_000) + rng.normal(0, 0.6, len(am_e))), 10_000, 100_000)
     ij_amt = _round_money(np.exp(np.log(80_000) + rng.normal(0, 1.2, len(ij_e))), 10_000, 5_000_000)
     ip_rec = ev.add("infringement_penalty", ip_e, ip_occ, amt=ip_amt)
@@ -820,7 +834,7 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
     # refusals to comply follow penalties
     pen_e = np.concatenate([ip_e, cp_e, am_e])
     pen_occ = np.concatenate([ip_occ, cp_occ, am_occ])
-    refuse = rng.random(len(pen_e)) < _sigmoid(-3.2 + 0.9 * zat(pen_e, pen_occ))
+    refuse = rng.random(len(pen_e)) < _sigmoid(-5.8 + 0.9 * zat(pen_e, pen_occ))
     rc_e = pen_e[refuse]
     rc_occ = pen_occ[refuse] + rng.integers(60, 300, len(rc_e))
     rc_rec = ev.add("refusal_to_comply", rc_e, rc_occ)
@@ -853,7 +867,7 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
         ("refusal_to_comply", rc_e, rc_occ, rc_rec),
     ):
         z_rec = zat(e_, rec_ + 200)
-        yes = rng.random(len(e_)) < _sigmoid(-0.7 - 0.8 * z_rec)
+        yes = rng.random(len(e_)) < _sigmoid(P_REPAIR_LOGIT - 0.8 * z_rec)
         rep = np.where(yes, rec_ + 185 + rng.exponential(150, len(e_)).astype(np.int64), _NULL_DAY)
         repair[code] = (e_, rep)
         ev.repair(code, rep)
@@ -877,13 +891,13 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
     # serious violations (SAMR Order 44): grave cases only
     grave_e, grave_rec = [], []
     for e_, rec_, p in (
-        (ip_e, ip_rec, np.where(ip_amt >= 200_000, 0.5, 0.0)),
+        (ip_e, ip_rec, np.where(ip_amt >= 200_000, 0.3, 0.0)),
         (cp_e, cp_rec, np.where(cp_amt >= 150_000, 0.5, 0.0)),
-        (rc_e, rc_rec, np.full(len(rc_e), 0.25)),
+        (rc_e, rc_rec, np.full(len(rc_e), 0.15)),
         (ap_ent, ap_rec, np.where(ap_grave, 0.25, 0.0)),
         (mt_ent, mt_rec, np.where(mt_grave, 0.15, 0.0)),
-        (am_e, am_rec, np.full(len(am_e), 0.12)),
-        (fm_e, fm_rec, np.full(len(fm_e), 0.08)),
+        (am_e, am_rec, np.full(len(am_e), 0.05)),
+        (fm_e, fm_rec, np.full(len(fm_e), 0.05)),
     ):
         s = rng.random(len(e_)) < p
         grave_e.append(e_[s])
@@ -905,7 +919,7 @@ def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key
     lists.add("abnormal_operation", ao_e, ao_in, ao_out)
     # three years in the abnormal-operation directory without putting it right: serious violation
     stuck = (ao_out == _NULL_DAY) | (ao_out > ao_in + 1096)
-    stuck &= rng.random(len(ao_e)) < 0.5
+    stuck &= rng.random(len(ao_e)) < 0.1
     grave_e.append(ao_e[stuck])
     grave_rec.append(ao_in[stuck] + 1096 - 30)
     sv_e = np.concatenate(grave_e)
