@@ -28,10 +28,14 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "models" / "policy.toml", description="the tiering and sampling policy file"
     )
     model_name: str = "ipcredit"
-    model_uri: str | None = Field(
-        default=None, description="model to serve; default models:/ipcredit@champion"
-    )
+    model_uri: str | None = Field(default=None, description="model to serve; default models:/ipcredit@champion")
     data_dir: Path = Field(default=PROJECT_ROOT / "var", description="where the default SQLite file lives")
+    migrate_on_start: bool = Field(
+        default=True, description="run the service database migrations when the service starts"
+    )
+    dataset_root: Path | None = Field(
+        default=None, description="if set, POST /v1/score-runs only reads dataset folders under it"
+    )
 
     @cached_property
     def tracking_uri(self) -> str:

@@ -1,0 +1,94 @@
+"""FastAPI dependencies: the store, the models, the policy and the caller's role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from features import uscc
+from models.policy import Policy
+from serving.audit import ReadAuditor
+from serving.auth import Principal, Role, TokenVerifier
+from serving.scoring import Models
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="an API token from `ipcredit tokens create --role R` (stored hashed)",
+)
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_models(request: Request) -> Models:
+    return request.app.state.models
+
+
+def get_policy(request: Request) -> Policy:
+    return request.app.state.policy
+
+
+def get_auditor(request: Request) -> ReadAuditor:
+    return request.app.state.auditor
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ModelsDep = Annotated[Models, Depends(get_models)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+AuditorDep = Annotated[ReadAuditor, Depends(get_auditor)]
+
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits callers whose token has one of ``roles`` (admin is always admitted)."""
+    allowed = {*roles, Role.ADMIN}
+    names = ", ".join(sorted(r.value for r in allowed))
+
+    def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer TOKEN'", UNAUTHORIZED)
+        verifier: TokenVerifier = request.app.state.tokens
+        principal = verifier.verify(credentials.credentials)
+        if principal is None:
+            raise HTTPException(401, "invalid or revoked token", UNAUTHORIZED)
+        if principal.role not in allowed:
+            raise HTTPException(403, f"role {principal.role.value} may not do this; needs one of: {names}")
+        return principal
+
+    dependency.__name__ = f"require_{'_'.join(sorted(r.value for r in allowed))}"
+    return dependency
+
+
+def check_entity_id(entity_id: str) -> str:
+    """422 with the field path for a malformed unified social credit code."""
+    problem = uscc.problem(entity_id)
+    if problem:
+        raise HTTPException(
+            422,
+            [{"loc": ["path", "entity_id"], "msg": f"entity_id {problem}", "type": "value_error", "input": entity_id}],
+        )
+    return entity_id
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route may give."""
+    from serving.schemas import ErrorBody
+
+    text = {
+        401: "missing, invalid or revoked token",
+        403: "the token's role may not do this",
+        404: "not found",
+        409: "conflicts with what is stored",
+        422: "invalid request (field paths in detail)",
+        503: "no model loaded, or the database is unavailable",
+    }
+    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}

@@ -1,0 +1,78 @@
+"""Stored risk rows: ``GET /v1/entities/{id}/risk``, ``/explanation`` and the batch lookup."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+
+from serving import scoring
+from serving.auth import Principal, Role
+from serving.deps import AuditorDep, EngineDep, check_entity_id, require, responses
+from serving.schemas import EXAMPLE_ID, BatchRiskRequest, BatchRiskResponse, Explanation, RiskRow
+from serving.store import latest_score, latest_scores, run_row
+
+router = APIRouter(prefix="/v1/entities", tags=["entities"])
+Reader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ANALYST, Role.REVIEWER))]
+EntityPath = Annotated[
+    str,
+    Path(min_length=18, max_length=18, description="unified social credit code", examples=[EXAMPLE_ID]),
+]
+
+
+def _not_scored(entity_id: str) -> HTTPException:
+    return HTTPException(404, f"entity {entity_id} has no stored score")
+
+
+@router.get(
+    "/{entity_id}/risk",
+    response_model=RiskRow,
+    summary="the latest stored score row",
+    responses=responses(401, 403, 404, 422, 503),
+)
+def risk(entity_id: EntityPath, principal: Reader, engine: EngineDep, auditor: AuditorDep) -> dict:
+    """The entity's latest stored score row (CONTRACT section 4): the latest ``as_of``, then the latest row."""
+    check_entity_id(entity_id)
+    with engine.connect() as conn:
+        row = latest_score(conn, entity_id)
+    if row is None:
+        raise _not_scored(entity_id)
+    auditor.record(principal, "risk.read", f"entity/{entity_id}", {"score_id": row["id"]})
+    return scoring.risk_row(row)
+
+
+@router.get(
+    "/{entity_id}/explanation",
+    response_model=Explanation,
+    summary="why the entity has its tier",
+    responses=responses(401, 403, 404, 422, 503),
+)
+def explanation(entity_id: EntityPath, principal: Reader, engine: EngineDep, auditor: AuditorDep) -> dict:
+    """``base_value`` plus every feature's contribution gives ``log_odds``; the fired rules come with
+    their legal basis from the policy the row was scored with."""
+    check_entity_id(entity_id)
+    with engine.connect() as conn:
+        row = latest_score(conn, entity_id, full=True)
+        if row is None:
+            raise _not_scored(entity_id)
+        run = run_row(conn, row["run_id"], with_policy=True)
+    auditor.record(principal, "explanation.read", f"entity/{entity_id}", {"score_id": row["id"]})
+    return scoring.explanation(row, scoring.policy_from_text(run["policy_text"]))
+
+
+@router.post(
+    "/risk",
+    response_model=BatchRiskResponse,
+    summary="latest score rows of many entities",
+    responses=responses(401, 403, 422, 503),
+)
+def batch_risk(body: BatchRiskRequest, principal: Reader, engine: EngineDep, auditor: AuditorDep) -> dict:
+    """Up to 1,000 ids; unknown ones are listed in ``missing``."""
+    ids = list(dict.fromkeys(body.entity_ids))
+    with engine.connect() as conn:
+        found = latest_scores(conn, ids)
+    auditor.record(principal, "risk.read_batch", "entities", {"requested": len(ids), "found": len(found)})
+    return {
+        "found": [scoring.risk_row(found[i]) for i in ids if i in found],
+        "missing": [i for i in ids if i not in found],
+    }

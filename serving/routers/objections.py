@@ -1,0 +1,84 @@
+"""Objections (异议) and credit repair (信用修复)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from serving import objections
+from serving.auth import Principal, Role
+from serving.deps import AuditorDep, EngineDep, ModelsDep, require, responses
+from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn
+
+router = APIRouter(prefix="/v1/objections", tags=["objections"])
+Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
+ObjectionId = Annotated[int, "objection id"]
+
+
+@router.post(
+    "",
+    response_model=Objection,
+    status_code=201,
+    summary="file an objection against a score row",
+    responses=responses(401, 403, 404, 409, 422),
+)
+def file(
+    body: ObjectionIn,
+    principal: Annotated[Principal, Depends(require(Role.REVIEWER, Role.ANALYST, Role.SUPERVISOR))],
+    engine: EngineDep,
+) -> dict:
+    """Records an entity's objection to a stored score row with its grounds (one open objection per row)."""
+    return objections.file_objection(engine, body.score_id, body.grounds, principal)
+
+
+@router.get("", response_model=list[Objection], summary="objections", responses=responses(401, 403))
+def list_(
+    _: Reviewer,
+    engine: EngineDep,
+    status: Annotated[Literal["open", "upheld", "corrected", "repaired"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> list[dict]:
+    with engine.connect() as conn:
+        return objections.list_objections(conn, status=status, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{objection_id}",
+    response_model=ObjectionDetail,
+    summary="an objection with the explanation snapshot it is about",
+    responses=responses(401, 403, 404),
+)
+def read(objection_id: ObjectionId, principal: Reviewer, engine: EngineDep, auditor: AuditorDep) -> dict:
+    """The objection, the full explanation snapshot of the score row (features, contributions, base value,
+    fired rules with their legal basis, model and policy versions), the run it came from and, once
+    decided, the new row. Send its ``version`` with the decision."""
+    with engine.connect() as conn:
+        detail = objections.objection_detail(conn, _existing(objection_id))
+    auditor.record(principal, "objection.read", f"objection/{objection_id}", {"score_id": detail["score_id"]})
+    return detail
+
+
+@router.post(
+    "/{objection_id}/decision",
+    response_model=Objection,
+    summary="decide an objection: uphold, correct or repair",
+    responses=responses(401, 403, 404, 409, 422, 503),
+)
+def decide(
+    objection_id: ObjectionId, body: DecisionIn, principal: Reviewer, engine: EngineDep, models: ModelsDep
+) -> dict:
+    """``uphold`` keeps the row. ``correct`` rescores the corrected ``history`` as of the row's date with
+    the same model version and the policy text stored with its run; ``repair`` marks the named records
+    repaired and rescores as of the repair date. The new row is linked to the objection and supersedes the
+    old one. ``version`` must be the version read: a decision made meanwhile by someone else gives 409."""
+    return objections.decide(engine, models, _existing(objection_id), body, principal)
+
+
+def _existing(objection_id: int) -> int:
+    from serving.draws import NotFound
+
+    if not 0 < objection_id < 2**63:
+        raise NotFound(f"objection {objection_id} not found")
+    return objection_id

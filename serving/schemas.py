@@ -1,0 +1,553 @@
+"""Request and response models of the HTTP API (Pydantic 2), with the constraints and examples the
+OpenAPI document shows. Names follow CONTRACT sections 1, 4 and 5."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from features import uscc
+from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES
+
+EXAMPLE_ID = "91210600MA0QC0K81U"
+TierName = Literal["A", "B", "C", "D"]
+RoleName = Literal["supervisor", "analyst", "reviewer", "admin"]
+PublicList = Literal["red", "serious_violation", "untrustworthy"]
+
+
+def _check_uscc(value: str) -> str:
+    problem = uscc.problem(value)
+    if problem:
+        raise ValueError(f"entity_id {problem}")
+    return value
+
+
+EntityId = Annotated[
+    str,
+    Field(
+        min_length=18, max_length=18, description="unified social credit code (GB 32100-2015)", examples=[EXAMPLE_ID]
+    ),
+    AfterValidator(_check_uscc),
+]
+Region = Annotated[str, Field(pattern=r"^[0-9]{6}$", examples=["210600"])]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- the score row and its explanation --------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any = None
+    contribution: float
+
+
+class RiskRow(BaseModel):
+    """One stored score row (CONTRACT section 4) with where it came from."""
+
+    entity_id: str = Field(examples=[EXAMPLE_ID])
+    as_of: date
+    score: float = Field(ge=0, le=1, description="calibrated probability of an adverse event in 12 months")
+    model_tier: TierName
+    tier: TierName
+    rules: str = Field(description="fired rule codes, ';'-joined, empty when none")
+    review: bool
+    model_version: str
+    reasons: list[Reason]
+    policy_version: str
+    feature_version: str
+    score_id: int
+    run_id: int
+    supersedes_id: int | None = Field(default=None, description="the score row this one replaced, if any")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: Any = None
+    contribution: float
+    label_zh: str | None = None
+    label_en: str | None = None
+    text_zh: str | None = None
+    text_en: str | None = None
+
+
+class FiredRule(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+    effect: Literal["force", "floor", "cap"]
+    tier: TierName
+    basis: str = Field(description="the legal basis of the rule")
+
+
+class Explanation(BaseModel):
+    """Why the tier is what it is: ``base_value`` plus the contributions is ``log_odds``."""
+
+    entity_id: str
+    as_of: date
+    score: float
+    model_tier: TierName
+    tier: TierName
+    review: bool
+    base_value: float | None
+    log_odds: float | None
+    contributions: list[Contribution]
+    rules: list[FiredRule]
+    model_version: str
+    policy_version: str
+    feature_version: str
+    score_id: int
+    run_id: int
+
+
+class BatchRiskRequest(_Model):
+    entity_ids: list[EntityId] = Field(min_length=1, max_length=1000, examples=[[EXAMPLE_ID]])
+
+
+class BatchRiskResponse(BaseModel):
+    found: list[RiskRow]
+    missing: list[str] = Field(description="well-formed ids with no stored score")
+
+
+# ---- what-if scoring ----------------------------------------------------------------------------------
+
+
+class EntityIn(_Model):
+    entity_id: EntityId
+    name: str = Field(min_length=1, max_length=500, examples=["丹东示例科技有限公司"])
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    industry: Literal[INDUSTRIES]  # type: ignore[valid-type]
+    region: Region
+    registered_on: date
+    registered_capital: float | None = Field(default=None, ge=0, le=1e12)
+    online_seller: bool = False
+
+
+class EventIn(_Model):
+    event_id: str = Field(min_length=1, max_length=100)
+    entity_id: EntityId
+    event_type: Literal[EVENT_CODES]  # type: ignore[valid-type]
+    occurred_on: date
+    recorded_on: date
+    quantity: int = Field(default=1, ge=1, le=10_000_000)
+    amount: float | None = Field(default=None, ge=0, le=1e13)
+    repaired_on: date | None = None
+
+    @model_validator(mode="after")
+    def _recorded_after(self) -> EventIn:
+        if self.recorded_on < self.occurred_on:
+            raise ValueError("recorded_on must be on or after occurred_on")
+        return self
+
+
+class ListIn(_Model):
+    entity_id: EntityId
+    list: Literal[LIST_NAMES]  # type: ignore[valid-type]
+    entered_on: date
+    removed_on: date | None = None
+    basis: str | None = Field(default=None, max_length=1000)
+
+
+class History(_Model):
+    """One entity's history, shaped like the three dataset tables."""
+
+    entity: EntityIn
+    events: list[EventIn] = Field(default_factory=list, max_length=100_000)
+    lists: list[ListIn] = Field(default_factory=list, max_length=1_000)
+
+    @model_validator(mode="after")
+    def _one_entity(self) -> History:
+        for name, rows in (("events", self.events), ("lists", self.lists)):
+            for i, row in enumerate(rows):
+                if row.entity_id != self.entity.entity_id:
+                    raise ValueError(
+                        f"{name}[{i}].entity_id must be the entity's id {self.entity.entity_id}; got {row.entity_id}"
+                    )
+        ids = [e.event_id for e in self.events]
+        if len(ids) != len(set(ids)):
+            raise ValueError("events must have unique event_id values")
+        return self
+
+
+_WHAT_IF_EXAMPLE = {
+    "as_of": "2025-12-31",
+    "entity": {
+        "entity_id": EXAMPLE_ID,
+        "name": "丹东示例科技有限公司",
+        "kind": "enterprise",
+        "industry": "C",
+        "region": "210600",
+        "registered_on": "2018-03-01",
+        "registered_capital": 500.0,
+        "online_seller": True,
+    },
+    "events": [
+        {
+            "event_id": "E1",
+            "entity_id": EXAMPLE_ID,
+            "event_type": "abnormal_patent_filing",
+            "occurred_on": "2025-05-10",
+            "recorded_on": "2025-06-01",
+            "quantity": 3,
+        }
+    ],
+    "lists": [],
+}
+
+
+class ScoreRequest(History):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_WHAT_IF_EXAMPLE]})
+    as_of: date
+
+
+class ScoreResponse(BaseModel):
+    """A what-if score: the score row and its explanation; nothing is stored."""
+
+    entity_id: str
+    as_of: date
+    score: float
+    model_tier: TierName
+    tier: TierName
+    rules: str
+    review: bool
+    model_version: str
+    reasons: list[Reason]
+    policy_version: str
+    feature_version: str
+    explanation: Explanation | None = None
+    fired_rules: list[FiredRule]
+    base_value: float | None
+    log_odds: float | None
+    contributions: list[Contribution]
+
+
+# ---- score runs ---------------------------------------------------------------------------------------
+
+
+class ScoreRunRequest(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"dataset": "var/demo/data", "as_of": "2025-12-31"}]},
+    )
+    dataset: str = Field(
+        min_length=1, max_length=4096, description="a dataset folder on the server (CONTRACT section 1)"
+    )
+    as_of: date
+    score_file: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="a score file written by `ipcredit score` (on the server) to import instead of scoring",
+    )
+
+
+class ScoreRun(BaseModel):
+    run_id: int
+    created_at: datetime
+    created_by: str | None
+    kind: str
+    as_of: date
+    dataset_fingerprint: str
+    data_source: str
+    policy_version: str
+    model_version: str
+    feature_version: str
+    row_count: int
+    parent_run_id: int | None = None
+    objection_id: int | None = None
+
+
+# ---- sampling -----------------------------------------------------------------------------------------
+
+
+class DrawFilter(_Model):
+    region: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{2}([0-9]{2}){0,2}$",
+        description="administrative division code or its 2- or 4-digit prefix (province, city)",
+        examples=["210600"],
+    )
+    industry: Literal[INDUSTRIES] | None = None  # type: ignore[valid-type]
+    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    online_seller: bool | None = None
+
+
+class DrawRequest(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"seed": 20261121, "filter": {"region": "210600"}},
+                {"seed": 7, "ratios": {"D": 0.9}, "filter": {"online_seller": True}},
+                {"budget": 500, "filter": {"kind": "agency"}},
+            ]
+        },
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="chosen at random and returned when absent")
+    ratios: dict[TierName, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None, description="per-tier sampling ratio overrides, within the policy's bounds"
+    )
+    budget: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="total inspections, shared across tiers by risk"
+    )
+    filter: DrawFilter = Field(default_factory=DrawFilter)
+    inspectors_per_entity: int | None = Field(
+        default=None, ge=2, le=10, description="default from the policy (at least two)"
+    )
+    avoid_same_region: bool = Field(
+        default=False, description="no inspector inspects an entity of the inspector's own region"
+    )
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> DrawRequest:
+        if self.ratios is not None and self.budget is not None:
+            raise ValueError("give either ratios or budget, not both")
+        return self
+
+
+class Selected(BaseModel):
+    entity_id: str
+    tier: TierName
+    inclusion_probability: float
+    inspectors: list[str]
+    result: Literal["passed", "failed"] | None = None
+
+
+class Draw(BaseModel):
+    draw_id: str
+    created_at: datetime
+    created_by: str | None = None
+    seed: int
+    policy_version: str
+    mode: Literal["ratios", "budget"]
+    budget: int | None = None
+    ratios: dict[str, float] = Field(description="the inclusion probability applied to each tier")
+    filter: dict[str, Any]
+    population: dict[str, int] = Field(description="entities per tier in the population")
+    population_size: int
+    population_hash: str = Field(description="sha256 of the population snapshot (ids then tiers)")
+    inspectors_per_entity: int
+    avoid_same_region: bool
+    roster_hash: str
+    selected_count: int
+    selected: list[Selected]
+
+
+class PublicSelected(BaseModel):
+    entity_id: str
+    name: str
+    result: Literal["passed", "failed"] | None = None
+
+
+class PublicDraw(BaseModel):
+    """The publishable draw (一公开): never a score or a tier."""
+
+    draw_id: str
+    created_at: datetime
+    seed: int
+    policy_version: str
+    filter: dict[str, Any]
+    population_size: int
+    population_hash: str
+    selected_count: int
+    selected: list[PublicSelected]
+
+
+class InspectionResult(_Model):
+    entity_id: EntityId
+    outcome: Literal["passed", "failed"]
+    inspected_on: date
+    recorded_on: date | None = Field(default=None, description="default: today")
+    amount: float | None = Field(default=None, ge=0, le=1e13, description="fine in yuan, if any")
+    findings: str | None = Field(default=None, max_length=4000)
+
+
+class InspectionResults(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"results": [{"entity_id": EXAMPLE_ID, "outcome": "passed", "inspected_on": "2026-01-15"}]}]
+        },
+    )
+    results: list[InspectionResult] = Field(min_length=1, max_length=100_000)
+
+
+class RecordedEvent(BaseModel):
+    event_id: str
+    entity_id: str
+    event_type: Literal["inspection_passed", "inspection_failed"]
+    occurred_on: date
+    recorded_on: date
+    quantity: int = 1
+    amount: float | None = None
+    repaired_on: date | None = None
+
+
+class Verification(BaseModel):
+    draw_id: str
+    reproduced: bool
+    population_hash_matches: bool
+    selected_count: int
+
+
+# ---- objections ---------------------------------------------------------------------------------------
+
+
+class ObjectionIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"score_id": 1, "grounds": "处罚决定已被撤销 / the penalty decision was revoked on appeal"}]
+        },
+    )
+    score_id: int = Field(ge=1, le=2**63 - 1, description="the stored score row objected to")
+    grounds: str = Field(min_length=1, max_length=10_000)
+
+
+class Repair(_Model):
+    event_id: str = Field(min_length=1, max_length=100)
+    repaired_on: date
+
+
+class DecisionIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"decision": "uphold", "version": 1, "note": "the record stands"},
+                {"decision": "repair", "version": 1, "repairs": [{"event_id": "E1", "repaired_on": "2026-01-10"}]},
+            ]
+        },
+    )
+    decision: Literal["uphold", "correct", "repair"]
+    version: int = Field(ge=1, le=2**31 - 1, description="the objection's version the reviewer read")
+    note: str | None = Field(default=None, max_length=10_000)
+    history: History | None = Field(
+        default=None,
+        description="the corrected history (correct) or the history holding the repaired records (repair); "
+        "default: the entity's rows in the run's dataset",
+    )
+    repairs: list[Repair] | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _what_is_needed(self) -> DecisionIn:
+        if self.decision == "correct" and self.history is None:
+            raise ValueError("decision 'correct' needs the corrected history")
+        if self.decision == "repair" and not self.repairs:
+            raise ValueError("decision 'repair' needs repairs: the records and their repair dates")
+        if self.decision == "uphold" and (self.history is not None or self.repairs):
+            raise ValueError("decision 'uphold' takes no history or repairs")
+        return self
+
+
+class Objection(BaseModel):
+    objection_id: int
+    score_id: int
+    entity_id: str
+    grounds: str
+    filed_by: str | None
+    filed_at: datetime
+    status: Literal["open", "upheld", "corrected", "repaired"]
+    version: int
+    decision: str | None = None
+    decision_note: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    result_score_id: int | None = None
+    changes: Any = None
+
+
+class ObjectionDetail(Objection):
+    explanation: Explanation = Field(description="the full snapshot that produced the tier objected to")
+    run: ScoreRun
+    result: RiskRow | None = None
+
+
+# ---- public lists, admin ------------------------------------------------------------------------------
+
+
+class ListEntry(BaseModel):
+    entity_id: str
+    name: str | None
+    list: PublicList
+    entered_on: date
+    removed_on: date | None
+    lapses_on: date | None = Field(description="serious-violation entries lapse 3 years after entry")
+    basis: str | None
+
+
+class PublicLists(BaseModel):
+    list: PublicList
+    on: date
+    total: int
+    entries: list[ListEntry]
+
+
+class TokenIn(_Model):
+    role: RoleName
+    name: str = Field(default="api", min_length=1, max_length=100)
+
+
+class TokenOut(BaseModel):
+    token_id: int
+    name: str
+    role: RoleName
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class InspectorIn(_Model):
+    inspector_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    region: Region | None = None
+    active: bool = True
+    conflicts: list[EntityId] = Field(default_factory=list, max_length=10_000)
+
+
+class Roster(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "replace": True,
+                    "inspectors": [
+                        {"inspector_id": "DD001", "name": "王一", "region": "210602"},
+                        {"inspector_id": "DD002", "name": "李二", "region": "210603", "conflicts": [EXAMPLE_ID]},
+                    ],
+                }
+            ]
+        },
+    )
+    inspectors: list[InspectorIn] = Field(min_length=1, max_length=100_000)
+    replace: bool = Field(default=False, description="deactivate inspectors not in this list")
+
+
+class RosterOut(BaseModel):
+    active: int
+    inspectors: list[InspectorIn]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    resource: str
+    detail: Any = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    model_version: str | None
+    policy_version: str | None
+    database: Literal["ok", "unavailable"]
+    reasons: list[str] = Field(description="why the service is degraded; empty when ok")
+
+
+class ErrorBody(BaseModel):
+    detail: Any = Field(description="what went wrong")
