@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from features import uscc
 from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES
 
-EXAMPLE_ID = "91210600MA0QC0K81U"
+EXAMPLE_ID = "91210600MA0QC0K819"
 TierName = Literal["A", "B", "C", "D"]
 RoleName = Literal["supervisor", "analyst", "reviewer", "admin"]
 PublicList = Literal["red", "serious_violation", "untrustworthy"]
