@@ -9,6 +9,7 @@ in ``serving/routers``; domain errors become JSON bodies with a ``detail``.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from models.policy import load_policy
 from serving import db
 from serving.audit import ReadAuditor
 from serving.auth import TokenVerifier
-from serving.draws import Conflict, NotFound
+from serving.draws import Conflict, NotFound, PopulationCache
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routers import admin, entities, health, objections, public, runs, sampling, whatif
 from serving.sampling import SamplingError
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auditor = ReadAuditor(engine)
         auditor.start()
         app.state.auditor = auditor
+        app.state.population_cache = PopulationCache()
+        threading.Thread(target=_warm, args=(engine, app.state.population_cache), daemon=True).start()
         try:
             yield
         finally:
@@ -95,6 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, entities, whatif, runs, sampling, objections, public, admin):
         app.include_router(module.router)
     return app
+
+
+def _warm(engine, cache: PopulationCache) -> None:
+    """Load the sampling population in the background so the first draw is as fast as the next."""
+    try:
+        with engine.connect() as conn:
+            cache.records(conn)
+    except Exception as exc:  # the first draw loads it instead
+        log.info("population not preloaded: %s", exc.__class__.__name__)
 
 
 def _error_handlers(app: FastAPI) -> None:

@@ -152,6 +152,16 @@ inspectors = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+populations = Table(
+    "populations",
+    metadata,
+    # sha256 of the snapshot payload; draws over the same population share one stored snapshot.
+    Column("hash", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("snapshot", LargeBinary, nullable=False),  # zlib of the sorted ids (18 bytes each), then tiers
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 draws = Table(
     "draws",
     metadata,
@@ -166,23 +176,24 @@ draws = Table(
     Column("filter", Text, nullable=False),  # JSON population filter
     Column("population", Text, nullable=False),  # JSON tier -> entities in the population
     Column("population_size", Integer, nullable=False),
-    Column("population_hash", String(64), nullable=False),
-    Column("population_snapshot", LargeBinary, nullable=False),  # zlib of "entity_id tier" lines
+    Column("population_hash", String(64), ForeignKey("populations.hash"), nullable=False),
     Column("inspectors_per_entity", Integer, nullable=False),
     Column("avoid_same_region", Boolean, nullable=False),
     Column("roster_hash", String(64), nullable=False),
     Column("selected_count", Integer, nullable=False),
 )
 
+# Clustered by (draw, position) and written in that order: appending a draw's rows is sequential.
 draw_selections = Table(
     "draw_selections",
     metadata,
     Column("draw_id", String(32), ForeignKey("draws.id"), primary_key=True),
-    Column("entity_id", String(18), primary_key=True),
-    Column("position", Integer, nullable=False),
+    Column("position", Integer, primary_key=True),
+    Column("entity_id", String(18), nullable=False),
     Column("tier", String(1), nullable=False),
     Column("inclusion_probability", Float, nullable=False),
     Column("inspectors", Text, nullable=False),  # ";"-joined inspector ids
+    sqlite_with_rowid=False,
 )
 
 inspection_results = Table(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -19,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from models.policy import TIERS, Policy
 from serving import sampling
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import draw_selections, draws, entities, inspection_results, inspectors
+from serving.db import draw_selections, draws, entities, inspection_results, inspectors, populations, score_runs
 from serving.sampling import Allocation, Roster, SamplingError
 
 SNAPSHOT_FORMAT = b"ipcredit-population-v1\n"
@@ -41,26 +42,106 @@ class Conflict(RuntimeError):
 
 # ---- population ---------------------------------------------------------------------------------------
 
+# One fixed-width record per scored entity: what a draw filters on, packed by the database itself.
+RECORD = np.dtype(
+    [("entity_id", "S18"), ("tier", "S1"), ("region", "S6"), ("industry", "S1"), ("kind", "S1"), ("online", "S1")]
+)
+_RECORD_SQL = (
+    "entity_id || tier || substr(region || '      ', 1, 6) || substr(industry || ' ', 1, 1)"
+    " || substr(kind, 1, 1) || CASE WHEN online_seller THEN '1' ELSE '0' END"
+)
 
-def population(conn: Connection, filter_: dict[str, Any], *, with_regions: bool = False):
-    """Entity ids (``S18``), tiers (``S1``) and optionally regions of the population, sorted by id."""
-    columns = [entities.c.entity_id, entities.c.tier] + ([entities.c.region] if with_regions else [])
-    conditions = [entities.c.tier.is_not(None)]
+
+def _load_records(conn: Connection) -> np.ndarray:
+    """Every scored entity's sampling attributes as a ``RECORD`` array sorted by entity id.
+
+    The database concatenates the fixed-width records into one string (``group_concat`` /
+    ``string_agg``), which numpy reads without a Python object per row.
+    """
+    if conn.dialect.name == "postgresql":
+        sql = f"SELECT count(*), string_agg({_RECORD_SQL}, '' ORDER BY entity_id) FROM entities WHERE tier IS NOT NULL"
+    else:
+        sql = (
+            f"SELECT count(*), group_concat(rec, '') FROM (SELECT {_RECORD_SQL} AS rec FROM entities "
+            "WHERE tier IS NOT NULL ORDER BY entity_id)"
+        )
+    count, packed = conn.exec_driver_sql(sql).one()
+    data = (packed or "").encode("utf-8")
+    if len(data) != count * RECORD.itemsize:  # an id or code of unexpected width: read row by row
+        return _load_rows(conn)
+    records = np.frombuffer(data, dtype=RECORD).copy()
+    if not sampling.is_sorted(records["entity_id"]):
+        records = records[np.argsort(records["entity_id"], kind="stable")]
+    return records
+
+
+def _load_rows(conn: Connection) -> np.ndarray:
+    stmt = select(
+        entities.c.entity_id,
+        entities.c.tier,
+        entities.c.region,
+        entities.c.industry,
+        entities.c.kind,
+        entities.c.online_seller,
+    ).where(entities.c.tier.is_not(None))
+    rows = conn.execute(stmt).all()
+    records = np.zeros(len(rows), dtype=RECORD)
+    if rows:
+        ids, tiers, regions, industries, kinds, online = zip(*rows, strict=True)
+        records["entity_id"] = [i.encode() for i in ids]
+        records["tier"] = [t.encode() for t in tiers]
+        records["region"] = [r.encode()[:6] for r in regions]
+        records["industry"] = [i.encode()[:1] for i in industries]
+        records["kind"] = [k.encode()[:1] for k in kinds]
+        records["online"] = [b"1" if o else b"0" for o in online]
+    return records[np.argsort(records["entity_id"], kind="stable")]
+
+
+class PopulationCache:
+    """The scored entities' sampling attributes, kept in memory between draws.
+
+    Entities and their tiers only change when a score run is saved (a batch run, an import or an
+    objection's rescore), so the cache is keyed by the newest run id and reloaded when it moves; every
+    draw checks that key first, across processes too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._records: np.ndarray | None = None
+
+    @staticmethod
+    def _version(conn: Connection) -> tuple[Any, ...]:
+        return tuple(conn.execute(select(func.max(score_runs.c.id), func.count(score_runs.c.id))).one())
+
+    def records(self, conn: Connection) -> np.ndarray:
+        key = self._version(conn)
+        if self._records is not None and key == self._key:
+            return self._records
+        with self._lock:
+            if self._records is None or key != self._key:
+                self._records = _load_records(conn)
+                self._key = key
+            return self._records
+
+
+def population(
+    conn: Connection, filter_: dict[str, Any], cache: PopulationCache | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entity ids (``S18``), tiers (``S1``) and regions (``S6``) of the filtered population, sorted by id."""
+    records = (cache or PopulationCache()).records(conn)
+    mask = np.ones(len(records), dtype=bool)
     if filter_.get("region"):
-        conditions.append(entities.c.region.startswith(filter_["region"], autoescape=True))
-    for name in ("industry", "kind", "online_seller"):
-        if filter_.get(name) is not None:
-            conditions.append(entities.c[name] == filter_[name])
-    stmt = select(*columns).where(and_(*conditions)).order_by(entities.c.entity_id)
-    rows = conn.exec_driver_sql(*_compiled(conn, stmt)).fetchall()
-    ids = np.array([r[0] for r in rows], dtype="S18")
-    tiers = np.array([r[1] for r in rows], dtype="S1")
-    regions = [r[2] for r in rows] if with_regions else None
-    if not sampling.is_sorted(ids):  # the database's order is bytewise on both back ends; be sure
-        order = np.argsort(ids, kind="stable")
-        ids, tiers = ids[order], tiers[order]
-        regions = [regions[i] for i in order] if regions is not None else None
-    return ids, tiers, regions
+        prefix = filter_["region"].encode()
+        mask &= records["region"].astype(f"S{len(prefix)}") == prefix
+    if filter_.get("industry"):
+        mask &= records["industry"] == filter_["industry"].encode()
+    if filter_.get("kind"):
+        mask &= records["kind"] == filter_["kind"].encode()[:1]
+    if filter_.get("online_seller") is not None:
+        mask &= records["online"] == (b"1" if filter_["online_seller"] else b"0")
+    chosen = records[mask]
+    return chosen["entity_id"].copy(), chosen["tier"].copy(), chosen["region"].copy()
 
 
 def _compiled(conn: Connection, stmt) -> tuple[str, Any]:
@@ -71,10 +152,25 @@ def _compiled(conn: Connection, stmt) -> tuple[str, Any]:
     return str(compiled), dict(compiled.params)
 
 
-def snapshot(ids: np.ndarray, tiers: np.ndarray) -> tuple[bytes, str]:
-    """The population as stored with a draw (zlib of ids then tiers) and its sha256."""
-    payload = ids.astype("S18").tobytes() + tiers.astype("S1").tobytes()
-    return zlib.compress(SNAPSHOT_FORMAT + payload, 1), hashlib.sha256(payload).hexdigest()
+def _payload(ids: np.ndarray, tiers: np.ndarray) -> bytes:
+    return ids.astype("S18").tobytes() + tiers.astype("S1").tobytes()
+
+
+def store_snapshot(conn: Connection, ids: np.ndarray, tiers: np.ndarray) -> str:
+    """Store the population (ids then tiers, zlib) unless an identical one is stored; return its sha256."""
+    payload = _payload(ids, tiers)
+    digest = hashlib.sha256(payload).hexdigest()
+    known = conn.execute(select(populations.c.hash).where(populations.c.hash == digest)).scalar()
+    if known is None:
+        conn.execute(
+            populations.insert().values(
+                hash=digest,
+                size=len(ids),
+                snapshot=zlib.compress(SNAPSHOT_FORMAT + payload, 1),
+                created_at=datetime.now(UTC),
+            )
+        )
+    return digest
 
 
 def read_snapshot(blob: bytes) -> tuple[np.ndarray, np.ndarray, str]:
@@ -86,6 +182,10 @@ def read_snapshot(blob: bytes) -> tuple[np.ndarray, np.ndarray, str]:
     ids = np.frombuffer(payload[: 18 * n], dtype="S18")
     tiers = np.frombuffer(payload[18 * n :], dtype="S1")
     return ids, tiers, hashlib.sha256(payload).hexdigest()
+
+
+def _snapshot_of(conn: Connection, digest: str) -> bytes:
+    return conn.execute(select(populations.c.snapshot).where(populations.c.hash == digest)).scalar_one()
 
 
 # ---- roster ---------------------------------------------------------------------------------------------
@@ -164,6 +264,7 @@ def make_draw(
     inspectors_per_entity: int | None,
     avoid_same_region: bool,
     principal: Principal | None,
+    cache: PopulationCache | None = None,
 ) -> dict[str, Any]:
     """Draw, store and return a sample (the ``Draw`` response as a plain dict)."""
     rules = policy.sampling
@@ -175,7 +276,7 @@ def make_draw(
             ("body", "inspectors_per_entity"),
         )
     with engine.connect() as conn:
-        ids, tiers, regions = population(conn, filter_, with_regions=avoid_same_region)
+        ids, tiers, regions = population(conn, filter_, cache)
         roster, roster_hash = load_roster(conn)
     counts = sampling.population_counts(tiers)
     if budget is not None:
@@ -192,7 +293,7 @@ def make_draw(
         )
     chosen_ids = [i.decode() for i in ids[picked].tolist()]
     chosen_tiers = _tier_strs(tiers[picked])
-    chosen_regions = [regions[i] for i in picked] if regions is not None else [""] * len(picked)
+    chosen_regions = [r.decode() for r in regions[picked].tolist()]
     team = sampling.assign_inspectors(
         roster,
         chosen_ids,
@@ -202,14 +303,13 @@ def make_draw(
         avoid_same_region=avoid_same_region,
     )
     probability = allocation.probabilities
-    blob, population_hash = snapshot(ids, tiers)
     draw_id = uuid.uuid4().hex
     created_at = datetime.now(UTC)
     applied = {t: round(probability[t], 10) if counts[t] else round(allocation.targets[t], 10) for t in TIERS}
     inspector_ids = np.asarray(roster.ids, dtype=object)
-    teams = [";".join(row) for row in inspector_ids[team].tolist()] if len(team) else []
+    teams = inspector_ids[team].tolist() if len(team) else []
     selection_rows = [
-        (draw_id, entity_id, position, tier, probability[tier], teams[position])
+        (draw_id, position, entity_id, tier, probability[tier], ";".join(teams[position]))
         for position, (entity_id, tier) in enumerate(zip(chosen_ids, chosen_tiers, strict=True))
     ]
     record = {
@@ -224,19 +324,19 @@ def make_draw(
         "filter": json.dumps(filter_, ensure_ascii=False),
         "population": json.dumps(counts),
         "population_size": len(ids),
-        "population_hash": population_hash,
-        "population_snapshot": blob,
+        "population_hash": None,
         "inspectors_per_entity": per_entity,
         "avoid_same_region": avoid_same_region,
         "roster_hash": roster_hash,
         "selected_count": len(selection_rows),
     }
     with engine.begin() as conn:
+        population_hash = record["population_hash"] = store_snapshot(conn, ids, tiers)
         conn.execute(draws.insert(), [record])
         _bulk_insert(
             conn,
             draw_selections,
-            ("draw_id", "entity_id", "position", "tier", "inclusion_probability", "inspectors"),
+            ("draw_id", "position", "entity_id", "tier", "inclusion_probability", "inspectors"),
             selection_rows,
         )
         record_change(
@@ -265,10 +365,10 @@ def make_draw(
         "selected_count": len(selection_rows),
         "selected": [
             {
-                "entity_id": row[1],
+                "entity_id": row[2],
                 "tier": row[3],
                 "inclusion_probability": row[4],
-                "inspectors": row[5].split(";"),
+                "inspectors": teams[row[1]],
                 "result": None,
             }
             for row in selection_rows
@@ -382,7 +482,7 @@ def public_draw(conn: Connection, draw_id: str) -> dict[str, Any]:
 def population_csv(conn: Connection, draw_id: str) -> str:
     """The draw's stored population as CSV (entity_id, tier): enough for anyone to re-run the draw."""
     record = _draw_record(conn, draw_id)
-    ids, tiers, _ = read_snapshot(record["population_snapshot"])
+    ids, tiers, _ = read_snapshot(_snapshot_of(conn, record["population_hash"]))
     frame = pd.DataFrame({"entity_id": ids.astype(str), "tier": tiers.astype(str)})
     return frame.to_csv(index=False)
 
@@ -390,7 +490,7 @@ def population_csv(conn: Connection, draw_id: str) -> str:
 def verify_draw(conn: Connection, draw_id: str) -> dict[str, Any]:
     """Re-run the stored draw's selection from its snapshot and seed; report whether it matches."""
     record = _draw_record(conn, draw_id)
-    ids, tiers, digest = read_snapshot(record["population_snapshot"])
+    ids, tiers, digest = read_snapshot(_snapshot_of(conn, record["population_hash"]))
     stored = conn.execute(
         select(draw_selections.c.entity_id, draw_selections.c.tier)
         .where(draw_selections.c.draw_id == draw_id)

@@ -161,6 +161,17 @@ def save_score_run(
             found = set(scores_frame[column].astype(str))
             if found != {expected}:
                 raise StoreError(f"scores.{column} must be {expected!r} throughout; got {sorted(found)[:3]}")
+    for frame, what in ((scores_frame, "scores"), (entities, "entities")):
+        widths = frame["entity_id"].astype(str).str.len()
+        if len(frame) and (widths != 18).any():
+            raise StoreError(
+                f"{what}.entity_id must be 18-character codes; got {frame['entity_id'][widths != 18].iloc[0]!r}"
+            )
+    regions = entities["region"].astype(str)
+    if len(entities) and not regions.str.fullmatch(r"[0-9]{6}").all():
+        raise StoreError(
+            f"entities.region must be 6-digit codes; got {regions[~regions.str.fullmatch(r'[0-9]{6}')].iloc[0]!r}"
+        )
     if scores_frame["entity_id"].duplicated().any():
         raise StoreError("scores must have one row per entity_id")
     unknown = set(scores_frame["entity_id"]) - set(entities["entity_id"])

@@ -60,6 +60,7 @@ def create_draw(body: DrawRequest, request: Request, principal: Supervisor, engi
         inspectors_per_entity=body.inspectors_per_entity,
         avoid_same_region=body.avoid_same_region,
         principal=principal,
+        cache=request.app.state.population_cache,
     )
     request.app.state.metrics.draw_seconds.observe(time.perf_counter() - started)
     return _json(result, 201)
