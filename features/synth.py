@@ -1,26 +1,28 @@
 """A realistic synthetic world of IP-credit histories (the data behind ``ipcredit demo-data``).
 
-Every entity carries a hidden, drifting risk propensity ``z`` (a fixed level, a mean-reverting monthly
-random walk and, for some, one regime change: firms reform or deteriorate). ``z`` drives complaints,
-takedowns, late annual reports, inspection failures and confirmed violations together, so the past
-predicts the future, but only through noisy, recorded traces of ``z``. Some mechanisms are deliberately
-non-additive (a filing burst leads to an abnormal-filing finding mostly when the entity's grant ratio is
-low; platforms refer repeat takedowns to regulators only past a threshold; agencies' misconduct grows with
-their filing volume; young firms with a high propensity are fly-by-night), which a tree ensemble can find
-and a one-feature-at-a-time scorecard cannot fully.
+Every entity carries a hidden, drifting risk propensity ``z``: a fixed level, a mean-reverting monthly
+random walk and, for some entities, one regime change (firms reform or deteriorate). ``z`` drives
+complaints, takedowns, late annual reports, inspection failures and confirmed violations together, so the
+past predicts the future, but only through noisy, recorded traces of ``z``. Some mechanisms are products
+of observable traits rather than sums (a filing burst leads to an abnormal-filing finding mostly when the
+grant ratio is low; online sellers of goods are where infringement concentrates; platforms refer repeat
+takedowns past a threshold; filing volume means low risk for an enterprise and high risk for an agency;
+young, thinly capitalised online sellers are fly-by-night), which a tree ensemble can find and an additive
+scorecard cannot fully.
 
 The generating process, its parameters and what a model can and cannot learn from it are described in
-``docs/synthetic-world.md``. Everything here is vectorised with numpy over entity x month matrices or
-over arrays of events; Python loops run over months, years or blocks of entities, never over events.
+``docs/synthetic-world.md``. Everything is vectorised with numpy over entity x month matrices or over
+arrays of events; Python loops run over months, years, event types or blocks of entities, never over
+events.
 
-Entities are simulated in fixed blocks of ``_BLOCK`` entities, each with its own seed, so the content does
-not depend on ``chunk_size``; ids (entity codes, ``E``-numbered event ids) are global.
+Entities are simulated in fixed blocks of ``_BLOCK`` entities, each under its own seed, so the world does
+not depend on ``chunk_size``; entity codes and ``E``-numbered event ids are global and unique.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -28,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import ADVERSE_CODES, ENTITIES, EVENT_CODES, EVENTS, INDUSTRIES, LISTS
+from features.schema import ADVERSE_CODES, ENTITIES, EVENT_CODES, EVENTS, INDUSTRIES, LIST_NAMES, LISTS, Table
 from features.uscc import ALPHABET, WEIGHTS
 
 __all__ = ["World", "generate", "generate_chunks"]
@@ -36,7 +38,7 @@ __all__ = ["World", "generate", "generate_chunks"]
 
 @dataclass(frozen=True)
 class World:
-    """The three contract tables of a synthetic dataset (columns in contract order)."""
+    """The three contract tables of a synthetic dataset, with the contract's columns in order."""
 
     entities: pd.DataFrame
     events: pd.DataFrame
@@ -44,50 +46,50 @@ class World:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Parameters. Rates are per entity-month unless the name says otherwise; ``z`` is the hidden propensity.
+# Parameters (documented in docs/synthetic-world.md). Rates are per entity-month at z = 0 unless stated.
 # ---------------------------------------------------------------------------------------------------
 _BLOCK = 10_000  # entities simulated together under one seed
-_BURN_IN_MONTHS = 24  # simulated before ``start`` so the window opens on a world already in motion
+_BURN_IN_MONTHS = 24  # simulated before ``start`` (and then dropped) so the window opens on a world in motion
 _EVENT_ID_DIGITS = 10
-MAX_BATCHES = 12.0  # filing batches per month of the heaviest filers
 
 P_AGENCY = 0.08
 P_INDIVIDUAL = 0.12  # of enterprises: individual businesses (个体工商户, code type 92)
-P_LAW_FIRM = 0.15  # of agencies: law firms (code 31), the rest are agency companies/partnerships (91)
-P_QUIET = {"enterprise": 0.16, "individual": 0.20, "agency": 0.10}  # never do anything the data sees
+P_LAW_FIRM = 0.15  # of agencies: law firms (code 31); the rest are agency companies or partnerships (91)
+P_QUIET = {"company": 0.14, "individual": 0.18, "agency": 0.08}  # entities that never do anything recorded
+P_DORMANT = 0.12  # entities that stop trading and filing at some month
 
-# (code, name prefix, share of entities, regional risk shift)
+# (code, name prefix, weight, regional shift of z)
 REGIONS: tuple[tuple[str, str, float, float], ...] = (
     ("440300", "深圳", 9.0, 0.10),
     ("320500", "苏州", 6.5, 0.00),
     ("330100", "杭州", 6.0, 0.05),
     ("440100", "广州", 6.0, 0.10),
+    ("310115", "上海", 5.5, -0.05),
     ("110105", "北京", 4.5, -0.05),
     ("110108", "北京", 4.0, -0.10),
-    ("310115", "上海", 5.5, -0.05),
     ("410100", "郑州", 4.5, 0.05),
     ("510100", "成都", 4.0, 0.00),
     ("420100", "武汉", 3.5, 0.00),
-    ("370200", "青岛", 3.0, 0.00),
     ("441900", "东莞", 3.5, 0.15),
+    ("370200", "青岛", 3.0, 0.00),
     ("440600", "佛山", 3.0, 0.10),
-    ("330200", "宁波", 2.5, 0.05),
-    ("330782", "义乌", 2.0, 0.30),
-    ("350200", "厦门", 2.0, 0.00),
-    ("350500", "泉州", 2.5, 0.20),
     ("320100", "南京", 3.0, -0.05),
+    ("330200", "宁波", 2.5, 0.05),
+    ("350500", "泉州", 2.5, 0.20),
     ("340100", "合肥", 2.5, 0.00),
     ("430100", "长沙", 2.5, 0.00),
     ("610100", "西安", 2.5, 0.00),
+    ("330782", "义乌", 2.0, 0.30),
+    ("350200", "厦门", 2.0, 0.00),
     ("120116", "天津", 2.0, 0.00),
     ("500112", "重庆", 2.0, 0.05),
     ("370100", "济南", 2.0, 0.00),
     ("210100", "沈阳", 1.5, 0.05),
     ("210200", "大连", 1.5, 0.00),
+    ("130100", "石家庄", 1.5, 0.10),
     ("210600", "丹东", 1.0, 0.05),
     ("410300", "洛阳", 1.0, 0.05),
     ("320900", "盐城", 1.0, 0.05),
-    ("130100", "石家庄", 1.5, 0.10),
     ("360100", "南昌", 1.0, 0.05),
     ("530100", "昆明", 1.0, 0.05),
     ("450100", "南宁", 1.0, 0.10),
@@ -96,7 +98,7 @@ REGIONS: tuple[tuple[str, str, float, float], ...] = (
     ("150800", "巴彦淖尔", 0.3, 0.10),
 )
 
-# GB/T 4754 sections: shares of enterprises (companies) and of individual businesses.
+# GB/T 4754 sections: weights for companies and for individual businesses.
 _IND_COMPANY = dict(
     A=1.8, B=0.4, C=30.0, D=0.6, E=5.0, F=21.0, G=2.8, H=2.5, I=10.0, J=0.6,
     K=2.2, L=8.0, M=9.5, N=0.9, O=1.2, P=1.0, Q=0.8, R=1.6, S=0.09, T=0.01,
@@ -106,17 +108,23 @@ _ONLINE_BY_IND = dict(F=0.52, I=0.38, C=0.22, H=0.22, R=0.20, L=0.12, M=0.10, O=
 _ONLINE_OTHER = 0.06
 _PATENT_FILER_BY_IND = dict(C=0.45, M=0.50, I=0.35, D=0.30, B=0.20, E=0.20, Q=0.15)
 _TM_FILER_BY_IND = dict(F=0.50, C=0.35, I=0.40, H=0.30, R=0.30, M=0.25, L=0.25)
-# Industry multipliers of infringement and counterfeit-patent penalty rates.
-_IP_BY_IND = dict(C=1.4, F=1.6, I=0.8, M=0.6, L=0.9, R=1.2, H=0.7)
-_CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)
+_IP_BY_IND = dict(C=1.2, F=1.2, I=0.8, M=0.6, L=0.9, R=1.2, H=0.7)  # infringement (and complaint) rates
+_CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)  # counterfeit-patent penalty rates
 
-# Hidden propensity z = level + OU drift + regime jump.
+# Hidden propensity z = level + drift (AR(1) by month) + one regime jump for some.
 Z_DRIFT_PHI = 0.96
 Z_DRIFT_SIGMA = 0.17
 P_REGIME_CHANGE = 0.25
 REGIME_JUMP_SD = 0.9
 
-# Direct hazards of confirmed violations at z = 0 (per month).
+# Filing.
+LAMBDA_PATENT = {"enterprise": 0.20, "agency": 1.2}  # median filing batches per month of a filer
+LAMBDA_TRADEMARK = {"enterprise": 0.13, "agency": 1.0}
+MAX_BATCHES = 12.0  # filing batches per month of the heaviest filers
+BURST_LOGIT = -6.6  # logit of a patent filing burst per entity-quarter (before the 2021 campaign)
+TM_BURST_LOGIT = -7.0
+
+# Hazards per entity-month at z = 0.
 H_INFRINGEMENT = 0.0006
 H_COUNTERFEIT = 0.00025
 H_JUDGMENT = 0.0003
@@ -127,8 +135,19 @@ H_COMPLAINT = 0.003
 H_TAKEDOWN = 0.010
 H_COMMITMENT = 0.002
 H_INSPECTION = 0.0025
-P_REPAIR_LOGIT = 0.0  # logit of applying for credit repair at z = 0
-P_REPEAT_LOGIT = -2.3  # logit of a repeat penalty at z = 0, per penalty (two generations)
+H_REFERRAL = 0.05  # platform referral hazard per takedown above two in the last 6 months
+GOODS_ONLINE_MULT = 3.0  # infringement multiplier of online sellers of goods (industries C and F); others 0.8
+YOUNG_THIN_MULT = 4.0  # adverse multiplier of online sellers under 2 years old with capital < 30 万元
+QUIET_ADVERSE_MULT = 0.1  # a quiet entity can still be sanctioned out of the blue
+
+P_REPEAT_LOGIT = -2.3  # logit of a repeat penalty per penalty (two generations of follow-ups)
+P_REFUSAL_LOGIT = -6.5  # logit of refusing to comply with a penalty
+P_BREACH_LOGIT = -3.0  # logit of breaking a signed credit commitment
+P_REPAIR_LOGIT = 0.5  # logit of obtaining credit repair, before -0.8 z
+P_INSPECTION_FAIL_LOGIT = -2.2
+
+REPAIR_MIN_DAYS = 185  # repair no earlier than 6 months after publication
+LAPSE_DAYS = 1096  # a serious-violation entry lapses after 3 years
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,28 +163,28 @@ def generate_chunks(
 ) -> Iterator[World]:
     """Yield the synthetic world in chunks of at most ``chunk_size`` entities with all their rows.
 
-    The result is determined by ``(n_entities, seed, start, end)``; it does not depend on ``chunk_size``.
-    Entity ids and event ids are unique across chunks. Nothing is recorded or entered after ``end``; no
-    event occurs before ``start``. Memory is bounded by one chunk.
+    The world is determined by ``(n_entities, seed, start, end)`` and does not depend on ``chunk_size``.
+    Entity and event ids are unique across chunks; every event and list row of an entity is in the chunk
+    of the entity. No event occurs before ``start`` and nothing is recorded, entered, removed or repaired
+    after ``end``. Memory is bounded by one chunk (plus one simulation block of ``_BLOCK`` entities).
     """
     if n_entities < 0:
         raise ValueError(f"n_entities must be >= 0; got {n_entities}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
-    if end < start:
-        raise ValueError(f"end must be on or after start; got start={start}, end={end}")
+    if end <= start:
+        raise ValueError(f"end must be after start; got start={start}, end={end}")
     grid = _Grid(start, end)
-    id_key = _IdKey(seed)
+    codes = _CodeKey(seed)
     pending: list[_Piece] = []
     pending_n = 0
     next_event = 1
     for block_index, block_start in enumerate(range(0, n_entities, _BLOCK)):
         m = min(_BLOCK, n_entities - block_start)
         rng = np.random.default_rng(np.random.SeedSequence([seed, block_index]))
-        piece = _simulate_block(m, block_start, rng, grid, id_key)
+        piece: _Piece | None = _simulate_block(m, block_start, rng, grid, codes)
         while piece is not None:
-            take = chunk_size - pending_n
-            head, piece = piece.split(take)
+            head, piece = piece.split(chunk_size - pending_n)
             pending.append(head)
             pending_n += head.n
             if pending_n == chunk_size:
@@ -177,55 +196,69 @@ def generate_chunks(
         yield world
 
 
-def generate(n_entities: int, seed: int = 0, **kw: object) -> World:
+def generate(
+    n_entities: int,
+    seed: int = 0,
+    *,
+    start: date = date(2016, 1, 1),
+    end: date = date(2025, 12, 31),
+    chunk_size: int = 100_000,
+) -> World:
     """The whole synthetic world in memory: ``generate_chunks`` concatenated."""
-    chunks = list(generate_chunks(n_entities, seed, **kw))  # type: ignore[arg-type]
+    chunks = list(generate_chunks(n_entities, seed, start=start, end=end, chunk_size=chunk_size))
     if len(chunks) == 1:
         return chunks[0]
-    return World(
-        entities=pd.concat([c.entities for c in chunks], ignore_index=True),
-        events=pd.concat([c.events for c in chunks], ignore_index=True),
-        lists=pd.concat([c.lists for c in chunks], ignore_index=True),
-    )
+    return World(*(pd.concat([getattr(c, t) for c in chunks], ignore_index=True) for t in _TABLES))
 
 
 # ---------------------------------------------------------------------------------------------------
-# Time grid and small helpers
+# Time grid and small numeric helpers. Days are int64 days since 1970-01-01.
 # ---------------------------------------------------------------------------------------------------
+_TABLES = ("entities", "events", "lists")
 _EPOCH = np.datetime64("1970-01-01", "D")
-_NULL_DAY = np.iinfo(np.int64).min  # becomes NaT
+_NULL = np.iinfo(np.int64).min  # a null day; becomes NaT
+_NEVER = 10**9  # a day after any end
+_KEY = 100_000  # entity * _KEY + day: a sortable (entity, day) key
 _CODE = {c: i for i, c in enumerate(EVENT_CODES)}
-_ADVERSE_IDX = np.array([_CODE[c] for c in ADVERSE_CODES])
-_LIST_CODES = ("red", "untrustworthy", "serious_violation", "abnormal_operation")
-_LIST = {c: i for i, c in enumerate(_LIST_CODES)}
+_ADVERSE = np.array([_CODE[c] for c in ADVERSE_CODES])
+_LIST = {c: i for i, c in enumerate(LIST_NAMES)}
+_C, _F = INDUSTRIES.index("C"), INDUSTRIES.index("F")
 
 
 def _day(d: date) -> int:
     return int((np.datetime64(d, "D") - _EPOCH).astype(np.int64))
 
 
+def _days_of(year: np.ndarray, month: int, day: int = 1) -> np.ndarray:
+    return np.array([_day(date(int(y), month, day)) for y in year], dtype=np.int64)
+
+
 class _Grid:
-    """Monthly grid from ``start`` minus the burn-in to ``end``; days are int64 days since 1970-01-01."""
+    """The monthly grid from ``start`` minus the burn-in to ``end``."""
 
     def __init__(self, start: date, end: date):
         self.start = _day(start)
         self.end = _day(end)
         first = np.datetime64(start, "M") - _BURN_IN_MONTHS
         months = np.arange(first, np.datetime64(end, "M") + 1)
-        bounds = np.append(months, months[-1] + 1).astype("datetime64[D]")
-        days = (bounds - _EPOCH).astype(np.int64)
-        self.first = days[:-1]
-        self.length = np.diff(days)
+        bounds = (np.append(months, months[-1] + 1).astype("datetime64[D]") - _EPOCH).astype(np.int64)
+        self.first = bounds[:-1]  # first day of each month
+        self.length = np.diff(bounds)
         self.n = len(months)
         self.year = months.astype("datetime64[Y]").astype(np.int64) + 1970
         self.years = np.unique(self.year)
 
     def month_of(self, day: np.ndarray) -> np.ndarray:
-        """Grid month index of each day, clipped to the grid."""
+        """Grid month of each day, clipped to the grid."""
         return np.clip(np.searchsorted(self.first, day, side="right") - 1, 0, self.n - 1)
 
     def random_day(self, rng: np.random.Generator, month: np.ndarray) -> np.ndarray:
+        """A uniformly random day in each grid month."""
         return self.first[month] + (rng.random(len(month)) * self.length[month]).astype(np.int64)
+
+    def month_end(self, month: np.ndarray) -> np.ndarray:
+        month = np.minimum(month, self.n - 1)
+        return self.first[month] + self.length[month] - 1
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -233,80 +266,83 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _poisson(rng: np.random.Generator, lam: np.ndarray) -> np.ndarray:
-    """Poisson counts for a matrix of mostly tiny rates, by inverse CDF (several times faster than
-    ``rng.poisson`` when nearly every cell is zero)."""
+    """Poisson counts by inverse CDF; several times faster than ``rng.poisson`` when most cells are 0."""
     lam = np.asarray(lam, dtype=np.float64)
     u = rng.random(lam.shape)
-    p = np.exp(-lam)
+    p0 = np.exp(-lam)
     counts = np.zeros(lam.shape, dtype=np.int64)
-    idx = np.flatnonzero(u > p)
+    idx = np.flatnonzero(u > p0)
     if idx.size == 0:
         return counts
-    lam_i, u_i, p_i = lam.flat[idx], u.flat[idx], p.flat[idx]
+    lam_i, u_i, p_i = lam.flat[idx], u.flat[idx], p0.flat[idx]
     cdf = p_i.copy()
     k = np.zeros(idx.size, dtype=np.int64)
     todo = np.arange(idx.size)
-    while todo.size:
+    while todo.size:  # one pass per count value, not per cell
         k[todo] += 1
         p_i[todo] *= lam_i[todo] / k[todo]
         cdf[todo] += p_i[todo]
-        todo = todo[(u_i[todo] > cdf[todo]) & (k[todo] < 1000)]
+        todo = todo[(u_i[todo] > cdf[todo]) & (k[todo] < 10_000)]
     counts.flat[idx] = k
     return counts
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(entity, month) of every unit in an entity x month count matrix."""
+    """(row, column) of every unit in a count matrix."""
     flat = np.flatnonzero(counts)
     rep = np.repeat(flat, counts.flat[flat])
     return rep // counts.shape[1], rep % counts.shape[1]
 
 
-def _lookup(table: dict[str, float], keys: np.ndarray, default: float) -> np.ndarray:
+def _by_industry(table: dict[str, float], industry: np.ndarray, default: float) -> np.ndarray:
     values = np.full(len(INDUSTRIES), default)
-    for k, v in table.items():
-        values[INDUSTRIES.index(k)] = v
-    return values[keys]
+    for letter, v in table.items():
+        values[INDUSTRIES.index(letter)] = v
+    return values[industry]
 
 
 def _trailing(mat: np.ndarray, months: int) -> np.ndarray:
-    """Sum of the previous ``months`` columns (excluding the current one) for every cell."""
-    c = np.zeros((mat.shape[0], mat.shape[1] + 1), dtype=np.float64)
+    """For every cell, the sum of the ``months`` cells before it in its row (the current one excluded)."""
+    c = np.zeros((mat.shape[0], mat.shape[1] + 1))
     np.cumsum(mat, axis=1, out=c[:, 1:])
-    lo = np.maximum(np.arange(mat.shape[1]) - months, 0)
-    return c[:, np.arange(mat.shape[1])] - c[:, lo]
+    cols = np.arange(mat.shape[1])
+    return c[:, cols] - c[:, np.maximum(cols - months, 0)]
 
 
-def _bincount2(ent: np.ndarray, month: np.ndarray, weights: np.ndarray | None, shape: tuple[int, int]):
-    flat = np.bincount(ent * shape[1] + month, weights=weights, minlength=shape[0] * shape[1])
+def _matrix(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray | None, shape: tuple[int, int]):
+    flat = np.bincount(rows * shape[1] + cols, weights=weights, minlength=shape[0] * shape[1])
     return flat.reshape(shape)
 
 
-def _round_money(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    x = np.clip(x, lo, hi)
+def _money(rng: np.random.Generator, median: float, sd: float, n: int, lo: float, hi: float, shift=0.0):
+    """Log-normal amounts in yuan, rounded the way decisions round them."""
+    x = np.clip(np.exp(np.log(median) + shift + rng.normal(0, sd, n)), lo, hi)
     step = np.where(x >= 100_000, 10_000, np.where(x >= 10_000, 1_000, 100))
     return np.round(x / step) * step
 
 
+def _cat(*arrays: np.ndarray) -> np.ndarray:
+    return np.concatenate(arrays)
+
+
 # ---------------------------------------------------------------------------------------------------
-# Unified social credit codes: a seeded bijection of the global entity index keeps them unique
+# Unified social credit codes. A seeded bijection of the global entity index keeps them unique.
 # ---------------------------------------------------------------------------------------------------
 _ALPHA = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)
 _VALUE = np.full(256, -1, dtype=np.int64)
 _VALUE[_ALPHA] = np.arange(31)
-_W = np.array(WEIGHTS, dtype=np.int64)
+_USCC_W = np.array(WEIGHTS, dtype=np.int64)
 _ORG_W = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)  # GB 11714 organisation-code weights
 
 
-class _IdKey:
+class _CodeKey:
+    """Parameters of the seeded index -> organisation-code bijections."""
+
     def __init__(self, seed: int):
-        r = np.random.default_rng(np.random.SeedSequence([seed, 0x1D5]))
-        self.a_new = int(r.integers(10**6, 3 * 10**8)) | 1
-        if self.a_new % 31 == 0:
-            self.a_new += 2
+        r = np.random.default_rng(np.random.SeedSequence([seed, 0x05CC]))
+        self.a_new = int(r.integers(10**6, 3 * 10**8)) * 31 + 1  # coprime to 31
         self.b_new = int(r.integers(0, 31**7))
-        a_old = int(r.integers(10**5, 10**7)) | 1
-        self.a_old = a_old + 2 if a_old % 5 == 0 else a_old
+        self.a_old = int(r.integers(10**5, 10**6)) * 10 + 3  # coprime to 10
         self.b_old = int(r.integers(0, 10**8))
         self.mix = r.integers(1, 31, size=8)
 
@@ -319,15 +355,15 @@ def _digits(x: np.ndarray, base: int, width: int) -> np.ndarray:
     return out
 
 
-def _codes(global_index: np.ndarray, prefix: np.ndarray, region: np.ndarray, new_style: np.ndarray, key: _IdKey):
-    """18-char codes: authority+type (2), region (6), organisation code (9), check character."""
-    n = len(global_index)
-    x = global_index.astype(np.int64)
-    # New registrations (since the 2015 reform): "MA" + 7 characters from the alphabet.
-    d = _digits((key.a_new * x + key.b_new) % 31**7, 31, 7)
-    for i in range(1, 7):  # an invertible mixing so that neighbours do not look alike
+def _codes(index: np.ndarray, prefix: np.ndarray, region: np.ndarray, new_style: np.ndarray, key: _CodeKey):
+    """18-character codes: authority and type (2), division (6), organisation code (9), check character."""
+    n = len(index)
+    x = index.astype(np.int64)
+    # Registered since the 2015 reform: "MA" and 7 characters from the alphabet.
+    d = _digits((key.a_new % 31**7 * x + key.b_new) % 31**7, 31, 7)
+    for i in range(1, 7):  # invertible mixing, so that neighbouring indexes do not look alike
         d[:, i] = (d[:, i] + key.mix[i] * d[:, i - 1]) % 31
-    new_org = np.concatenate([np.full((n, 2), [_VALUE[ord("M")], _VALUE[ord("A")]]), d], axis=1)
+    new_org = np.concatenate([np.tile([_VALUE[ord("M")], _VALUE[ord("A")]], (n, 1)), d], axis=1)
     # Older entities keep their 8-digit organisation code and its GB 11714 check digit.
     o = _digits((key.a_old * x + key.b_old) % 10**8, 10, 8)
     for i in range(1, 8):
@@ -337,19 +373,18 @@ def _codes(global_index: np.ndarray, prefix: np.ndarray, region: np.ndarray, new
     old_org = np.concatenate([o, check[:, None]], axis=1)
     org = np.where(new_style[:, None], new_org, old_org)
     pre = _VALUE[np.frombuffer("".join(prefix).encode(), dtype=np.uint8).reshape(n, 2)]
-    reg = np.frombuffer("".join(region).encode(), dtype=np.uint8).reshape(n, 6) - ord("0")
-    body = np.concatenate([pre, reg, org], axis=1)
-    chk = (31 - (body @ _W) % 31) % 31
-    full = np.concatenate([body, chk[:, None]], axis=1)
-    return _ALPHA[full].view("S18").ravel().astype(str)
+    div = np.frombuffer("".join(region).encode(), dtype=np.uint8).reshape(n, 6).astype(np.int64) - ord("0")
+    body = np.concatenate([pre, div, org], axis=1)
+    check_char = (31 - (body @ _USCC_W) % 31) % 31
+    return _ALPHA[np.concatenate([body, check_char[:, None]], axis=1)].view("S18").ravel().astype(str)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Names
+# Names (fictitious: a city, a two-character trade name, a line of business, a legal form)
 # ---------------------------------------------------------------------------------------------------
 _TRADE_1 = np.array(list("华鑫盛恒瑞泰宏博创远达信诚金海天中新光明永德嘉丰隆昌兴源汇联智云锐凯晟辰宇航正"))
 _TRADE_2 = np.array(list("华鑫盛恒瑞泰宏博创远达信诚金海天通美佳和成力邦捷越腾峰川瀚锦翔安益科尚禾"))
-_IND_WORDS: dict[str, tuple[str, ...]] = {
+_LINE: dict[str, tuple[str, ...]] = {
     "A": ("农业开发", "农业科技", "生态农业"),
     "C": ("机械制造", "电子", "精密机械", "新材料", "化工", "食品", "服饰", "塑料制品", "汽车零部件", "医疗器械"),
     "E": ("建设工程", "建筑工程", "装饰工程"),
@@ -362,42 +397,44 @@ _IND_WORDS: dict[str, tuple[str, ...]] = {
     "M": ("科技", "生物科技", "技术服务", "检测技术", "工业设计"),
     "R": ("文化传媒", "影视文化"),
 }
-_IND_GENERIC = ("实业", "发展", "科技", "控股")
-_SHOP_WORDS = ("百货商行", "服装店", "电子产品经营部", "日用品店", "网店", "食品经营部", "五金店")
-_AGENCY_WORDS = ("知识产权代理有限公司", "专利代理事务所（普通合伙）", "商标代理有限公司", "知识产权服务有限公司")
+_LINE_OTHER = ("实业", "发展", "科技", "控股")
+_SHOP = np.array(("百货商行", "服装店", "电子产品经营部", "日用品店", "网店", "食品经营部", "五金店"))
+_AGENCY_FORM = np.array(
+    ("知识产权代理有限公司", "专利代理事务所（普通合伙）", "商标代理有限公司", "知识产权服务有限公司")
+)
 
 
 def _pick(rng: np.random.Generator, options: np.ndarray, n: int) -> np.ndarray:
     return options[rng.integers(0, len(options), n)]
 
 
-def _names(rng, city, industry_idx, individual, agency, law, capital) -> np.ndarray:
-    n = len(city)
-    trade = np.strings.add(_pick(rng, _TRADE_1, n), _pick(rng, _TRADE_2, n))
-    city_form = np.where(rng.random(n) < 0.5, np.strings.add(city, "市"), city)
-    words = np.array([""] * n, dtype=object)
-    for letter_i, letter in enumerate(INDUSTRIES):
-        sel = industry_idx == letter_i
+def _join(*parts: np.ndarray | str) -> np.ndarray:
+    out = parts[0]
+    for p in parts[1:]:
+        out = np.strings.add(out, p)
+    return out
+
+
+def _names(rng: np.random.Generator, b: _Block) -> np.ndarray:
+    n = b.m
+    trade = _join(_pick(rng, _TRADE_1, n), _pick(rng, _TRADE_2, n))
+    city = np.where(rng.random(n) < 0.5, _join(b.city, "市"), b.city)
+    line = np.empty(n, dtype=object)
+    for i, letter in enumerate(INDUSTRIES):
+        sel = b.industry == i
         if sel.any():
-            pool = np.array(_IND_WORDS.get(letter, _IND_GENERIC))
-            words[sel] = _pick(rng, pool, int(sel.sum()))
-    words = words.astype(str)
-    suffix = np.where(
-        capital > 5000, "股份有限公司", np.where(rng.random(n) < 0.08, "有限责任公司", "有限公司")
-    )
-    name = np.strings.add(np.strings.add(np.strings.add(city_form, trade), words), suffix)
-    shop = np.strings.add(np.strings.add(city_form, trade), _pick(rng, np.array(_SHOP_WORDS), n))
-    firm = np.strings.add(np.strings.add(city_form, trade), _pick(rng, np.array(_AGENCY_WORDS), n))
-    lawyer = np.strings.add(np.strings.add(city, trade), "律师事务所")
-    name = np.where(individual, shop, name)
-    name = np.where(agency & ~law, firm, name)
-    return np.where(law, lawyer, name)
+            line[sel] = _pick(rng, np.array(_LINE.get(letter, _LINE_OTHER)), int(sel.sum()))
+    form = np.where(b.capital > 5000, "股份有限公司", np.where(rng.random(n) < 0.08, "有限责任公司", "有限公司"))
+    name = _join(city, trade, line.astype(str), form)
+    name = np.where(b.individual, _join(city, trade, _pick(rng, _SHOP, n)), name)
+    name = np.where(b.agency & ~b.law_firm, _join(city, trade, _pick(rng, _AGENCY_FORM, n)), name)
+    return np.where(b.law_firm, _join(b.city, trade, "律师事务所"), name)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Event and list accumulators
+# Recording lags and the event and list accumulators of a block
 # ---------------------------------------------------------------------------------------------------
-# Recording lags in days: (low, high) uniform, or ("exp", minimum, mean) for a long right tail.
+# Days from occurrence to record: (low, high) uniform, or ("exp", minimum, mean) capped at 120 days.
 _LAG: dict[str, tuple] = {
     "patent_filed": (0, 2),
     "patent_granted": (0, 0),
@@ -424,13 +461,14 @@ _LAG: dict[str, tuple] = {
 
 
 class _Events:
+    """The events of a block, one part per ``add``."""
+
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
         self.parts: list[list[np.ndarray]] = []
-        self.part_of: dict[str, int] = {}
 
-    def add(self, code: str, ent, occ, qty=None, amt=None) -> np.ndarray:
-        """Add events of one type (occurred on day ``occ``); returns their recorded days."""
+    def add(self, code: str, ent, occ, qty=None, amount=None) -> tuple[int, np.ndarray]:
+        """Add events of type ``code`` occurring on days ``occ``; return the part number and record days."""
         n = len(ent)
         lag = _LAG[code]
         if lag[0] == "exp":
@@ -438,647 +476,704 @@ class _Events:
         else:
             days = self.rng.integers(lag[0], lag[1] + 1, n)
         rec = occ + days
-        qty = np.ones(n, dtype=np.int64) if qty is None else qty.astype(np.int64)
-        amt = np.full(n, np.nan) if amt is None else amt
-        self.part_of[code] = len(self.parts)
-        typ = np.full(n, _CODE[code], np.int8)
-        self.parts.append([typ, ent, occ, rec, qty, amt, np.full(n, _NULL_DAY)])
-        return rec
+        self.parts.append(
+            [
+                np.full(n, _CODE[code], np.int8),
+                ent,
+                occ,
+                rec,
+                np.ones(n, dtype=np.int64) if qty is None else qty,
+                np.full(n, np.nan) if amount is None else amount,
+                np.full(n, _NULL),
+            ]
+        )
+        return len(self.parts) - 1, rec
 
-    def repair(self, code: str, repaired: np.ndarray) -> None:
-        """Set ``repaired_on`` for the (single) part of type ``code``."""
-        self.parts[self.part_of[code]][6] = repaired
+    def repair(self, part: int, repaired: np.ndarray) -> None:
+        self.parts[part][6] = repaired
 
     def arrays(self) -> list[np.ndarray]:
-        """typ, ent, occ, rec, qty, amt, rep over all parts."""
+        """typ, ent, occ, rec, qty, amount, repaired over all parts."""
         dtypes = (np.int8, np.int64, np.int64, np.int64, np.int64, np.float64, np.int64)
         if not self.parts:
             return [np.zeros(0, dtype=d) for d in dtypes]
-        return [np.concatenate(c).astype(d, copy=False) for c, d in zip(zip(*self.parts, strict=True), dtypes, strict=True)]
+        cols = zip(*self.parts, strict=True)
+        return [np.concatenate(c).astype(d, copy=False) for c, d in zip(cols, dtypes, strict=True)]
 
 
 class _Lists:
     def __init__(self):
-        self.parts: list[tuple] = []
+        self.parts: list[tuple[np.ndarray, ...]] = []
 
-    def add(self, code: str, ent, entered, removed) -> None:
-        n = len(ent)
-        self.parts.append((np.full(n, _LIST[code], np.int8), ent, entered, removed))
+    def add(self, name: str, ent, entered, removed) -> None:
+        self.parts.append((np.full(len(ent), _LIST[name], np.int8), ent, entered, removed))
 
-    def arrays(self):
+    def arrays(self) -> list[np.ndarray]:
+        """list, ent, entered, removed over all parts."""
         if not self.parts:
-            z = np.zeros(0, dtype=np.int64)
-            return z.astype(np.int8), z, z, z
-        return tuple(np.concatenate(c) for c in zip(*self.parts, strict=True))
+            return [np.zeros(0, dtype=d) for d in (np.int8, np.int64, np.int64, np.int64)]
+        return [np.concatenate(c) for c in zip(*self.parts, strict=True)]
+
+
+@dataclass
+class _Cases:
+    """Confirmed violations of one type before they are recorded."""
+
+    ent: np.ndarray
+    occ: np.ndarray
+    amount: np.ndarray | None = None
+    grave: np.ndarray | None = None  # probability of a serious-violation listing
+    rec: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    repaired: np.ndarray | None = None
+    part: int = -1
+
+    def extend(self, ent: np.ndarray, occ: np.ndarray) -> None:
+        self.ent, self.occ = _cat(self.ent, ent), _cat(self.occ, occ)
 
 
 # ---------------------------------------------------------------------------------------------------
-# One block of entities
+# One block of entities, simulated stage by stage
 # ---------------------------------------------------------------------------------------------------
 @dataclass
-class _Piece:
-    """A slice of a simulated block: entity rows and their events and lists, as frames without ids."""
+class _Block:
+    """The state of one simulated block: entity traits, the propensity matrices and the accumulators."""
 
-    n: int
-    entities: pd.DataFrame
-    events: pd.DataFrame  # without event_id; sorted by entity
-    lists: pd.DataFrame
-    ev_ent: np.ndarray  # block-local entity index of each event row (sorted)
-    li_ent: np.ndarray
-    offset: int = 0  # block-local index of this piece's first entity
+    m: int
+    g: _Grid
+    rng: np.random.Generator
+    ev: _Events
+    li: _Lists
+    # entity traits (arrays of length m)
+    agency: np.ndarray = None
+    individual: np.ndarray = None
+    law_firm: np.ndarray = None
+    industry: np.ndarray = None
+    region: np.ndarray = None
+    city: np.ndarray = None
+    reg_day: np.ndarray = None
+    log_cap: np.ndarray = None
+    capital: np.ndarray = None
+    capital_null: np.ndarray = None
+    online: np.ndarray = None
+    quiet: np.ndarray = None
+    level: np.ndarray = None  # the fixed part of z
+    patent_filer: np.ndarray = None
+    tm_filer: np.ndarray = None
+    grant_ratio: np.ndarray = None
+    lam_patent: np.ndarray = None
+    batch_patent: np.ndarray = None
+    # entity x month matrices
+    z: np.ndarray = None
+    ez: np.ndarray = None  # exp(z)
+    alive: np.ndarray = None
+    age: np.ndarray = None  # months since registration
+    dormant: np.ndarray = None
+    adverse_mult: np.ndarray = None
+    on_list: np.ndarray = None  # on a negative list (key supervision)
 
-    def split(self, k: int) -> tuple[_Piece, _Piece | None]:
-        if k >= self.n:
-            return self, None
-        cut = self.offset + k
-        e = np.searchsorted(self.ev_ent, cut)
-        li = np.searchsorted(self.li_ent, cut)
-        head = _Piece(
-            k, self.entities.iloc[:k], self.events.iloc[:e], self.lists.iloc[:li], self.ev_ent[:e],
-            self.li_ent[:li], self.offset,
-        )  # fmt: skip
-        tail = _Piece(
-            self.n - k, self.entities.iloc[k:], self.events.iloc[e:], self.lists.iloc[li:], self.ev_ent[e:],
-            self.li_ent[li:], cut,
-        )  # fmt: skip
-        return head, tail
+    def z_at(self, ent: np.ndarray, day: np.ndarray) -> np.ndarray:
+        return self.z[ent, self.g.month_of(day)]
 
 
-def _assemble(pieces: list[_Piece], next_event: int) -> tuple[World, int]:
-    if pieces:
-        ent = pd.concat([p.entities for p in pieces], ignore_index=True)
-        ev = pd.concat([p.events for p in pieces], ignore_index=True)
-        li = pd.concat([p.lists for p in pieces], ignore_index=True)
-    else:
-        ent, ev, li = _empty(ENTITIES), _empty(EVENTS).drop(columns="event_id"), _empty(LISTS)
-    n = len(ev)
-    numbers = pa.array(np.arange(next_event, next_event + n, dtype=np.int64))
-    ids = pc.binary_join_element_wise(
-        "E", pc.utf8_lpad(pc.cast(numbers, pa.string()), width=_EVENT_ID_DIGITS, padding="0"), ""
+def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, codes: _CodeKey) -> _Piece:
+    b = _Block(m=m, g=g, rng=rng, ev=_Events(rng), li=_Lists())
+    _draw_entities(b)
+    _draw_propensity(b)
+    findings, volume = _filings(b)
+    complaints, takedowns, late = _signals(b)
+    cases = _violations(b, findings, volume, complaints, takedowns)
+    _repairs(b, cases)
+    _negative_lists(b, cases, late)
+    _inspections(b, complaints)
+    _honours(b)
+    return _frames(b, offset, codes)
+
+
+def _draw_entities(b: _Block) -> None:
+    m, g, rng = b.m, b.g, b.rng
+    b.agency = rng.random(m) < P_AGENCY
+    u = rng.random(m)
+    b.individual = ~b.agency & (u < P_INDIVIDUAL)
+    b.law_firm = b.agency & (u < P_LAW_FIRM)
+    company = ~b.agency & ~b.individual
+    b.industry = np.empty(m, dtype=np.int64)
+    for sel, weights in ((company, _IND_COMPANY), (b.individual, _IND_INDIVIDUAL)):
+        letters = np.array([INDUSTRIES.index(k) for k in weights])
+        w = np.array(list(weights.values()))
+        b.industry[sel] = rng.choice(letters, int(sel.sum()), p=w / w.sum())
+    # agencies: 7520 知识产权服务 is in M (GB/T 4754-2017); older registrations and law firms are in L
+    b.industry[b.agency] = np.where(rng.random(int(b.agency.sum())) < 0.7, INDUSTRIES.index("M"), INDUSTRIES.index("L"))
+    b.industry[b.law_firm] = INDUSTRIES.index("L")
+
+    w = np.array([r[2] for r in REGIONS])
+    r = rng.choice(len(REGIONS), m, p=w / w.sum())
+    b.region = np.array([x[0] for x in REGIONS])[r]
+    b.city = np.array([x[1] for x in REGIONS])[r]
+    region_shift = np.array([x[3] for x in REGIONS])[r]
+
+    # Registration: some long established, then a steady, slowly growing stream through the window.
+    before = rng.random(m) < np.where(b.individual, 0.25, 0.45)
+    age_days = (rng.exponential(8.0, m) * 365.25).astype(np.int64) + 1
+    old = np.maximum(g.start - age_days, _day(date(1980, 1, 1)) + rng.integers(0, 3650, m))
+    new = g.start + (rng.random(m) ** 0.85 * (g.end - g.start + 1)).astype(np.int64)
+    b.reg_day = np.where(before, old, new)
+
+    mu = np.where(b.agency, np.log(50), np.where(b.individual, np.log(3), np.log(150)))
+    b.log_cap = mu + 0.4 * (b.industry == _C) + rng.normal(0, np.where(b.individual, 1.1, 1.5), m)
+    cap = np.exp(b.log_cap)
+    nice = np.array([1, 2, 3, 5, 10])
+    mag = 10.0 ** np.floor(np.log10(cap))
+    nice_cap = nice[np.argmin(np.abs(cap[:, None] / mag[:, None] - nice), axis=1)] * mag
+    b.capital = np.maximum(
+        np.where(rng.random(m) < 0.55, nice_cap, np.where(cap < 10, np.round(cap, 2), np.round(cap))), 0.01
     )
-    ev.insert(0, "event_id", _str_series(ids))
-    return World(ent[ENTITIES.column_names], ev[EVENTS.column_names], li[LISTS.column_names]), next_event + n
+    b.capital_null = rng.random(m) < np.where(b.individual, 0.3, 0.02)
+
+    p_online = _by_industry(_ONLINE_BY_IND, b.industry, _ONLINE_OTHER) + 0.15 * b.individual
+    b.online = rng.random(m) < np.where(b.agency, 0.05, p_online)
+    p_quiet = np.where(b.agency, P_QUIET["agency"], np.where(b.individual, P_QUIET["individual"], P_QUIET["company"]))
+    b.quiet = rng.random(m) < p_quiet
+    b.level = (
+        rng.normal(0, 1, m)
+        + 0.25 * b.individual
+        + 0.2 * b.online
+        + 0.15 * b.agency
+        - 0.12 * (b.log_cap - np.log(150))
+        + region_shift
+    )
 
 
-def _empty(table) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in table.column_names})
+def _draw_propensity(b: _Block) -> None:
+    m, g, rng = b.m, b.g, b.rng
+    t = np.arange(g.n)
+    reg_month = np.searchsorted(g.first, b.reg_day, side="right") - 1  # < 0 before the grid
+    b.age = t[None, :] - reg_month[:, None]
+    b.alive = b.age >= 0
+    z = np.empty((m, g.n), dtype=np.float32)
+    drift = rng.normal(0, Z_DRIFT_SIGMA / np.sqrt(1 - Z_DRIFT_PHI**2), m)
+    for month in range(g.n):
+        drift = Z_DRIFT_PHI * drift + rng.normal(0, Z_DRIFT_SIGMA, m)
+        z[:, month] = drift
+    jump = np.where(rng.random(m) < P_REGIME_CHANGE, rng.normal(0, REGIME_JUMP_SD, m), 0.0)
+    when = rng.integers(0, g.n, m)
+    z += (b.level[:, None] + jump[:, None] * (t[None, :] >= when[:, None])).astype(np.float32)
+    b.z = z
+    b.ez = np.exp(z)
+    b.dormant = t[None, :] >= np.where(rng.random(m) < P_DORMANT, rng.integers(0, g.n, m), g.n + 1)[:, None]
+    young_thin = (b.age >= 0) & (b.age < 24) & ((b.log_cap < np.log(30)) & b.online)[:, None]
+    era = np.clip(0.85 + 0.035 * (g.year - 2016), 0.7, 1.3)  # enforcement intensifies over the years
+    b.adverse_mult = (
+        b.alive
+        * np.where(young_thin, YOUNG_THIN_MULT, 1.0)
+        * era[None, :]
+        * np.where(b.quiet, QUIET_ADVERSE_MULT, 1.0)[:, None]
+    )
 
 
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+def _bursts(b: _Block, logit: np.ndarray, era: np.ndarray, median: float, sd: float, lo: int, hi: int):
+    """Filing bursts: entity-quarters with a sudden mass of applications, split into 1-3 batches.
+
+    Returns (entity, quarter, total) per burst and (entity, day, quantity) per batch."""
+    g, rng = b.g, b.rng
+    q_n = (g.n + 2) // 3
+    first_month = np.minimum(np.arange(q_n) * 3, g.n - 1)
+    live = b.alive[:, first_month] & ~b.dormant[:, first_month] & ~b.quiet[:, None]
+    p = _sigmoid(logit)[:, None] * era[first_month][None, :] * live
+    ent, quarter = np.nonzero(rng.random((b.m, q_n)) < p)
+    total = np.clip(np.exp(np.log(median) + rng.normal(0, sd, len(ent))), lo, hi).astype(np.int64)
+    parts = 1 + rng.binomial(2, 0.5, len(ent))
+    i = np.repeat(np.arange(len(ent)), parts)
+    month = np.minimum(quarter[i] * 3 + rng.integers(0, 3, len(i)), g.n - 1)
+    return (ent, quarter, total), (ent[i], g.random_day(rng, month), np.maximum(total[i] // parts[i], 5), i)
 
 
-def _str_series(values) -> pd.Series:
+def _filings(b: _Block) -> tuple[dict[str, _Cases], dict[str, np.ndarray]]:
+    """Patent and trademark filings, bursts, grants and the abnormal-filing findings bursts lead to."""
+    m, g, rng, a = b.m, b.g, b.rng, b.level
+    active = ~b.quiet
+    p_patent = np.where(
+        b.agency,
+        np.where(b.law_firm, 0.35, 0.75),
+        np.where(b.individual, 0.02, _by_industry(_PATENT_FILER_BY_IND, b.industry, 0.08)),
+    )
+    p_tm = np.where(b.agency, 0.8, np.where(b.individual, 0.12, _by_industry(_TM_FILER_BY_IND, b.industry, 0.15)))
+    b.patent_filer = active & (rng.random(m) < p_patent)
+    b.tm_filer = active & (rng.random(m) < p_tm)
+    # compliant innovators file more: volume means low risk for an enterprise, high risk for an agency
+    size = np.exp(0.25 * (b.log_cap - np.log(150))) * np.where(b.agency, 1.0, np.exp(-0.35 * a))
+    lam_p = np.where(b.agency, LAMBDA_PATENT["agency"], LAMBDA_PATENT["enterprise"]) * size
+    lam_t = np.where(b.agency, LAMBDA_TRADEMARK["agency"], LAMBDA_TRADEMARK["enterprise"]) * size
+    b.lam_patent = np.minimum(lam_p * np.exp(rng.normal(0, 1.3, m)), MAX_BATCHES) * b.patent_filer
+    lam_t = np.minimum(lam_t * np.exp(rng.normal(0, 1.2, m)), MAX_BATCHES) * b.tm_filer
+    b.batch_patent = 1 + np.exp(np.log(np.where(b.agency, 3.0, 1.2)) + rng.normal(0, 0.7, m))
+    batch_t = 1 + np.exp(np.log(np.where(b.agency, 2.5, 0.8)) + rng.normal(0, 0.8, m))
+    b.grant_ratio = np.clip(rng.beta(6, 5, m) - 0.06 * a, 0.05, 0.95)
+
+    # Filing activity switches on and off: gaps of months to years.
+    on = np.empty((m, g.n), dtype=bool)
+    state = rng.random(m) < 0.75
+    for month in range(g.n):
+        state = state ^ (rng.random(m) < np.where(state, 1 / 36, 1 / 15))
+        on[:, month] = state
+    working = b.alive & ~b.dormant & on
+    del on
+
+    # patents: regular batches and bursts (common in the subsidy era, curbed by the 2021 campaign)
+    pe, pm = _expand(_poisson(rng, b.lam_patent[:, None] * working))
+    pq = rng.geometric(1 / b.batch_patent[pe])
+    p_occ = g.random_day(rng, pm)
+    burst_logit = BURST_LOGIT + 0.9 * a + 1.3 * b.agency + 0.8 * b.patent_filer
+    (be, bq, btotal), (bbe, bb_occ, bbq, _) = _bursts(
+        b, burst_logit, np.where(g.year < 2021, 1.0, 0.35), 60, 0.9, 15, 2000
+    )
+    f_ent, f_occ, f_qty = _cat(pe, bbe), _cat(p_occ, bb_occ), _cat(pq, bbq)
+    b.ev.add("patent_filed", f_ent, f_occ, f_qty)
+    # grants follow filings: a share of each batch (a quarter of the usual for bursts), 5-36 months later
+    ratio = _cat(b.grant_ratio[pe], 0.25 * b.grant_ratio[bbe])
+    granted = rng.binomial(f_qty, ratio)
+    sel = granted > 0
+    utility = rng.random(int(sel.sum())) < 0.6
+    lag = np.where(utility, rng.integers(150, 400, utility.size), rng.integers(500, 1100, utility.size))
+    b.ev.add("patent_granted", f_ent[sel], f_occ[sel] + lag, granted[sel])
+    # abnormal-filing findings follow bursts, mostly when the grant ratio is low
+    detect = np.where(g.year[np.minimum(bq * 3, g.n - 1)] < 2021, 0.45, 1.0)  # CNIPA 2021 campaign
+    p_find = _sigmoid(-1.0 + 9.0 * (0.4 - b.grant_ratio[be]) + 0.6 * b.agency[be] + 0.4 * a[be]) * detect
+    found = rng.random(len(be)) < p_find
+    abnormal = _Cases(
+        be[found],
+        g.month_end(bq[found] * 3 + 2) + rng.integers(1, 150, int(found.sum())),
+        grave=np.where(btotal[found] >= 300, 0.25, 0.0),
+    )
+
+    # trademarks: regular batches and hoarding bursts
+    te, tm = _expand(_poisson(rng, lam_t[:, None] * working))
+    tq = rng.geometric(1 / batch_t[te])
+    t_occ = g.random_day(rng, tm)
+    tm_logit = TM_BURST_LOGIT + 0.9 * a + 1.3 * b.agency + 0.8 * b.tm_filer
+    (tbe, tbq, tbtotal), (tbbe, tbb_occ, tbbq, _) = _bursts(b, tm_logit, np.ones(g.n), 80, 1.0, 20, 3000)
+    b.ev.add("trademark_filed", _cat(te, tbbe), _cat(t_occ, tbb_occ), _cat(tq, tbbq))
+    detect = np.where(g.year[np.minimum(tbq * 3, g.n - 1)] < 2019, 0.4, 1.0)  # Trademark Law art. 4, 2019
+    p_mal = _sigmoid(-1.5 + 0.7 * a[tbe] + 0.8 * b.agency[tbe] + 0.5 * np.log(tbtotal / 80)) * detect
+    mal = rng.random(len(tbe)) < p_mal
+    malicious = _Cases(
+        tbe[mal],
+        g.month_end(tbq[mal] * 3 + 2) + rng.integers(1, 180, int(mal.sum())),
+        grave=np.where(tbtotal[mal] >= 300, 0.15, 0.0),
+    )
+
+    # applications per month, for the agency-misconduct and abnormal-filing hazards
+    patents = _matrix(f_ent, g.month_of(f_occ), f_qty.astype(np.float64), (m, g.n))
+    both = patents + _matrix(te, tm, tq.astype(np.float64), (m, g.n))
+    volume = {"patents_12": _trailing(patents, 12), "all_12": _trailing(both, 12)}
+    return {"abnormal_patent_filing": abnormal, "malicious_trademark_filing": malicious}, volume
+
+
+def _signals(b: _Block):
+    """Complaints, platform takedowns and late annual reports."""
+    g, rng = b.g, b.rng
+    trading = b.alive & ~b.quiet[:, None]
+    ind = _by_industry(_IP_BY_IND, b.industry, 0.5)
+    rate = H_COMPLAINT * b.ez * ((1 + 1.5 * b.online) * ind)[:, None] * trading * np.where(b.dormant, 0.2, 1.0)
+    ce, cm = _expand(_poisson(rng, rate))
+    c_occ = g.random_day(rng, cm)
+    b.ev.add("complaint_received", ce, c_occ, rng.geometric(0.75, len(ce)))
+    rate = H_TAKEDOWN * b.ez**1.1 * (b.online & ~b.quiet)[:, None] * b.alive * ~b.dormant
+    takedowns = _poisson(rng, rate)
+    de, dm = _expand(takedowns)
+    b.ev.add("platform_takedown", de, g.random_day(rng, dm), rng.geometric(0.35, len(de)))
+
+    # annual reports are due on 30 June for the previous year, from the first full year on
+    jul = _days_of(g.years, 7)
+    jm = g.month_of(jul)
+    due = (b.reg_day[:, None] < _days_of(g.years, 1)[None, :]) & (jul[None, :] >= g.first[0])
+    logit = -4.1 + 0.9 * b.z[:, jm] + 2.8 * b.dormant[:, jm] + 0.6 * b.individual[:, None] + 0.5 * (b.age[:, jm] < 24)
+    late = (rng.random(due.shape) < _sigmoid(logit)) & due & ~b.quiet[:, None]
+    le, ly = np.nonzero(late)
+    _, l_rec = b.ev.add("annual_report_late", le, jul[ly])
+    return (ce, c_occ), takedowns, (le, l_rec)
+
+
+def _violations(b: _Block, findings, volume, complaints, takedowns) -> dict[str, _Cases]:
+    """Confirmed violations: direct hazards, referrals, repeat offences, refusals, commitment breaches."""
+    g, rng, ez = b.g, b.rng, b.ez
+    firm = ~b.agency
+    mult = b.adverse_mult
+
+    def draw(rate: np.ndarray, rows: np.ndarray | None = None) -> _Cases:
+        e, mo = _expand(_poisson(rng, rate * (mult if rows is None else mult[rows])))
+        if rows is not None:
+            e = rows[e]
+        return _Cases(e, g.random_day(rng, mo))
+
+    # infringement: concentrated in online sellers of goods; platforms refer repeat takedowns
+    goods_online = b.online & np.isin(b.industry, [_C, _F])
+    ind = _by_industry(_IP_BY_IND, b.industry, 0.5)
+    base = (H_INFRINGEMENT * ind * np.where(goods_online, GOODS_ONLINE_MULT, 0.8) * firm)[:, None] * ez
+    referral = H_REFERRAL * (b.online & firm)[:, None] * np.maximum(_trailing(takedowns, 6) - 2, 0) * np.sqrt(ez)
+    ip = draw(base + referral)
+    del base, referral
+    cp = draw((H_COUNTERFEIT * _by_industry(_CP_BY_IND, b.industry, 0.5) * firm)[:, None] * ez)
+    ij = draw((H_JUDGMENT * (1 + 1.5 * b.patent_filer) * firm)[:, None] * ez**0.8)
+    rows = np.flatnonzero(b.agency)
+    am = draw(H_AGENCY * ez[rows] * (1 + (volume["all_12"][rows] / 150) ** 1.5), rows)
+    era = np.where(g.year < 2021, 0.45, 1.0)[None, :]
+    heavy = (H_ABNORMAL_BASE * (1 + 2 * b.agency) * 2 * (1 - b.grant_ratio) * b.patent_filer)[:, None]
+    ap = findings["abnormal_patent_filing"]
+    extra = draw(heavy * ez * (1 + volume["patents_12"] / 100) * era)
+    ap.extend(extra.ent, extra.occ)
+    ap.grave = _cat(ap.grave, np.zeros(len(extra.ent)))
+    fm = draw((H_FALSE_MATERIALS * (1 + b.patent_filer + b.tm_filer))[:, None] * ez)
+
+    # founded complaints become penalties, judgments or agency sanctions; complaints against genuine
+    # innovators (a high grant ratio) are mostly unfounded
+    ce, c_occ = complaints
+    innovator = b.patent_filer[ce] & (b.grant_ratio[ce] > 0.6)
+    founded = rng.random(len(ce)) < _sigmoid(-2.3 + b.z_at(ce, c_occ) - 2.0 * innovator)
+    fe, f_occ = ce[founded], c_occ[founded] + rng.integers(20, 150, int(founded.sum()))
+    u = rng.random(len(fe))
+    to_agency = b.agency[fe]
+    ip.extend(fe[~to_agency & (u < 0.65)], f_occ[~to_agency & (u < 0.65)])
+    sel = ~to_agency & (u >= 0.65) & (u < 0.85)
+    cp.extend(fe[sel], f_occ[sel])
+    sel = ~to_agency & (u >= 0.85)
+    ij.extend(fe[sel], f_occ[sel] + rng.integers(60, 300, int(sel.sum())))  # a lawsuit takes longer
+    am.extend(fe[to_agency], f_occ[to_agency])
+
+    # repeat offences: a sanctioned entity that has not changed its ways is often caught again soon
+    for cases in (ip, cp):
+        e, d = cases.ent, cases.occ
+        for _ in range(2):
+            again = rng.random(len(e)) < _sigmoid(P_REPEAT_LOGIT + 0.8 * b.z_at(e, d))
+            e, d = e[again], d[again] + rng.integers(30, 240, int(again.sum()))
+            cases.extend(e, d)
+
+    ip.amount = _money(rng, 20_000, 0.9, len(ip.ent), 5_000, 500_000, 0.3 * b.z_at(ip.ent, ip.occ))
+    cp.amount = _money(rng, 15_000, 0.9, len(cp.ent), 5_000, 500_000, 0.3 * b.z_at(cp.ent, cp.occ))
+    am.amount = _money(rng, 30_000, 0.6, len(am.ent), 10_000, 100_000)
+    ij.amount = _money(rng, 80_000, 1.2, len(ij.ent), 10_000, 5_000_000)  # damages awarded
+    ip.grave = np.where(ip.amount >= 200_000, 0.3, 0.0)
+    cp.grave = np.where(cp.amount >= 150_000, 0.5, 0.0)
+    am.grave = np.full(len(am.ent), 0.05)
+    fm.grave = np.full(len(fm.ent), 0.05)
+
+    # refusals to comply follow penalties
+    pen_e, pen_occ = _cat(ip.ent, cp.ent, am.ent), _cat(ip.occ, cp.occ, am.occ)
+    refuse = rng.random(len(pen_e)) < _sigmoid(P_REFUSAL_LOGIT + 0.9 * b.z_at(pen_e, pen_occ))
+    rc = _Cases(pen_e[refuse], pen_occ[refuse] + rng.integers(60, 300, int(refuse.sum())))
+    rc.grave = np.full(len(rc.ent), 0.15)
+
+    # credit commitments (for subsidies, fee reductions, licences; more common from 2019) and breaches
+    # of the ones the data shows (signed inside the window, after registration)
+    rate = (H_COMMITMENT * (1 + 2 * (b.patent_filer | b.tm_filer)) * ~b.quiet)[:, None] * b.alive
+    ke, km = _expand(_poisson(rng, rate * np.where(g.year >= 2019, 2.0, 1.0)[None, :]))
+    k_occ = g.random_day(rng, km)
+    b.ev.add("commitment_signed", ke, k_occ)
+    visible = (k_occ >= g.start) & (k_occ >= b.reg_day[ke])
+    breach = visible & (rng.random(len(ke)) < _sigmoid(P_BREACH_LOGIT + 1.1 * b.z[ke, km]))
+    cb = _Cases(ke[breach], k_occ[breach] + rng.integers(30, 540, int(breach.sum())))
+
+    cases = {
+        "infringement_penalty": ip,
+        "counterfeit_patent_penalty": cp,
+        "infringement_judgment": ij,
+        "agency_misconduct": am,
+        "abnormal_patent_filing": ap,
+        "malicious_trademark_filing": findings["malicious_trademark_filing"],
+        "false_materials": fm,
+        "refusal_to_comply": rc,
+        "commitment_breach": cb,
+    }
+    for code, c in cases.items():
+        c.part, c.rec = b.ev.add(code, c.ent, c.occ, amount=c.amount)
+    return cases
+
+
+_REPAIRABLE = (
+    "infringement_penalty",
+    "counterfeit_patent_penalty",
+    "agency_misconduct",
+    "abnormal_patent_filing",
+    "malicious_trademark_filing",
+    "false_materials",
+    "commitment_breach",
+    "refusal_to_comply",
+)
+_UNTRUSTWORTHY = (
+    "abnormal_patent_filing",
+    "malicious_trademark_filing",
+    "false_materials",
+    "commitment_breach",
+    "refusal_to_comply",
+    "agency_misconduct",
+)
+
+
+def _repairs(b: _Block, cases: dict[str, _Cases]) -> None:
+    """Credit repair 6+ months after publication, more often for entities that have since reformed."""
+    rng = b.rng
+    for code in _REPAIRABLE:
+        c = cases[code]
+        yes = rng.random(len(c.ent)) < _sigmoid(P_REPAIR_LOGIT - 0.8 * b.z_at(c.ent, c.rec + 200))
+        wait = REPAIR_MIN_DAYS + rng.exponential(150, len(c.ent)).astype(np.int64)
+        c.repaired = np.where(yes, c.rec + wait, _NULL)
+        b.ev.repair(c.part, c.repaired)
+        # a repair application comes with a signed credit commitment (信用修复承诺书)
+        b.ev.add("commitment_signed", c.ent[yes], c.repaired[yes] - rng.integers(7, 60, int(yes.sum())))
+
+
+def _negative_lists(b: _Block, cases: dict[str, _Cases], late) -> None:
+    """Untrustworthy, serious-violation and abnormal-operation entries, and the months each entity spends
+    on one (key supervision)."""
+    g, rng = b.g, b.rng
+    # untrustworthy (CNIPA, 2022): about one year, or until repaired
+    for code in _UNTRUSTWORTHY:
+        c = cases[code]
+        entered = c.rec + rng.integers(0, 21, len(c.ent))
+        expiry = entered + rng.integers(365, 411, len(c.ent))
+        removed = np.where(c.repaired != _NULL, np.minimum(c.repaired, expiry), expiry)
+        b.li.add("untrustworthy", c.ent, entered, np.maximum(removed, entered))
+    # serious violations (SAMR Order 44): grave cases only
+    grave_e, grave_day = [], []
+    for c in cases.values():
+        if c.grave is not None:
+            s = rng.random(len(c.ent)) < c.grave
+            grave_e.append(c.ent[s])
+            grave_day.append(c.rec[s])
+    # abnormal operation after a late annual report; most file it and are moved out
+    le, l_rec = late
+    listed = rng.random(len(le)) < 0.8
+    ao_e = le[listed]
+    ao_in = l_rec[listed] + rng.integers(0, 31, len(ao_e))
+    fixed = rng.random(len(ao_e)) < 0.85
+    ao_out = np.where(fixed, ao_in + 20 + rng.exponential(120, len(ao_e)).astype(np.int64), _NULL)
+    # ... and a few because the registered address cannot be reached, with no event behind them
+    ue = np.flatnonzero(rng.random(b.m) < 0.001 * (g.end - g.first[0]) / 365.25)
+    since = np.maximum(b.reg_day[ue], g.first[0])
+    u_in = since + (rng.random(len(ue)) * (g.end + 1 - since)).astype(np.int64)
+    u_out = np.where(rng.random(len(ue)) < 0.6, u_in + 30 + rng.exponential(200, len(ue)).astype(np.int64), _NULL)
+    ao_e, ao_in, ao_out = _cat(ao_e, ue), _cat(ao_in, u_in), _cat(ao_out, u_out)
+    b.li.add("abnormal_operation", ao_e, ao_in, ao_out)
+    # three years in the abnormal-operation directory without putting it right: serious violation
+    stuck = ((ao_out == _NULL) | (ao_out > ao_in + LAPSE_DAYS)) & (rng.random(len(ao_e)) < 0.1)
+    grave_e.append(ao_e[stuck])
+    grave_day.append(ao_in[stuck] + LAPSE_DAYS - 30)
+    sv_e = _cat(*grave_e)
+    sv_in = _cat(*grave_day) + 30 + rng.integers(0, 31, len(sv_e))
+    early = rng.random(len(sv_e)) < 0.35  # early removal on application after a year; else lapse
+    b.li.add("serious_violation", sv_e, sv_in, np.where(early, sv_in + 365 + rng.integers(0, 400, len(sv_e)), _NULL))
+
+    kind, ent, entered, removed = b.li.arrays()
+    lapse = np.where(kind == _LIST["serious_violation"], entered + LAPSE_DAYS, _NEVER)
+    until = np.where(removed == _NULL, lapse, removed)
+    diff = np.zeros((b.m, g.n + 1), dtype=np.int32)
+    np.add.at(diff, (ent, g.month_of(entered)), 1)
+    ends = until <= g.end
+    np.add.at(diff, (ent[ends], g.month_of(until[ends])), -1)
+    b.on_list = np.cumsum(diff[:, : g.n], axis=1) > 0
+
+
+def _inspections(b: _Block, complaints) -> None:
+    """Random ("双随机") inspections, more often on negative lists and, after the tiered rollout, for
+    entities the regulator's own (noisy) assessment finds risky; complaints trigger targeted ones."""
+    g, rng = b.g, b.rng
+    tiered = (g.first >= _day(date(2022, 7, 1)))[None, :]
+    tier_mult = np.clip(np.exp(0.7 * (b.level + rng.normal(0, 0.8, b.m)) - 0.25), 0.3, 4.0)[:, None]
+    rate = (H_INSPECTION * np.where(b.quiet, 0.5, 1.0))[:, None] * b.alive * np.where(b.on_list, 3.0, 1.0)
+    ie, im = _expand(_poisson(rng, rate * np.where(tiered, tier_mult, 1.0)))
+    ce, c_occ = complaints
+    targeted = rng.random(len(ce)) < 0.12
+    ie = _cat(ie, ce[targeted])
+    i_occ = _cat(g.random_day(rng, im), c_occ[targeted] + rng.integers(10, 90, int(targeted.sum())))
+    failed = rng.random(len(ie)) < _sigmoid(P_INSPECTION_FAIL_LOGIT + b.z_at(ie, i_occ))
+    b.ev.add("inspection_failed", ie[failed], i_occ[failed])
+    b.ev.add("inspection_passed", ie[~failed], i_occ[~failed])
+
+
+def _honours(b: _Block) -> None:
+    """Honours for strong, clean filers, IP-management certifications, and the red list."""
+    g, rng = b.g, b.rng
+    typ, ent, _, rec, *_ = b.ev.arrays()
+    adverse = np.isin(typ, _ADVERSE)
+    adverse_key = np.sort(ent[adverse] * _KEY + rec[adverse])
+    strong = np.flatnonzero(b.patent_filer & (b.lam_patent * b.batch_patent >= 0.8) & (b.level < 0.3) & ~b.agency)
+    red_e, red_in = [], []
+    for code, month, p, subsidy, p_subsidy in (
+        ("honor_advantage", 11, 0.2, 100_000, 0.5),
+        ("honor_demonstration", 12, 0.06, 300_000, 0.7),
+    ):
+        day = _days_of(g.years, month)[None, :] + rng.integers(0, 28, (len(strong), len(g.years)))
+        cand = (rng.random(day.shape) < p) & (day >= b.reg_day[strong, None] + 3 * 365)
+        i, y = np.nonzero(cand)
+        he, hd = strong[i], day[i, y]
+        # no adverse record in the last 3 years and not on a negative list
+        recent = np.searchsorted(adverse_key, he * _KEY + hd, side="right") - np.searchsorted(
+            adverse_key, he * _KEY + hd - LAPSE_DAYS, side="right"
+        )
+        ok = (recent == 0) & ~b.on_list[he, g.month_of(hd)]
+        he, hd = he[ok], hd[ok]
+        amount = np.where(
+            rng.random(len(he)) < p_subsidy, _money(rng, subsidy, 0.5, len(he), 10_000, 2_000_000), np.nan
+        )
+        _, h_rec = b.ev.add(code, he, hd, amount=amount)
+        red_e.append(he)
+        red_in.append(h_rec)
+    certified = (b.patent_filer & (b.capital >= 100))[:, None] & (
+        rng.random((b.m, len(g.years))) < 0.04 * np.exp(-0.3 * b.level)[:, None]
+    )
+    ce, cy = np.nonzero(certified)
+    b.ev.add("ipms_certified", ce, _days_of(g.years, 1)[cy] + rng.integers(0, 365, len(ce)))
+    # red list: entered on the honour; out at the first later adverse record, a renewal, or after 3 years
+    r_e, r_in = _cat(*red_e), _cat(*red_in)
+    order = np.lexsort((r_in, r_e))
+    r_e, r_in = r_e[order], r_in[order]
+    padded = np.append(adverse_key, -1)  # -1: no later adverse record
+    nxt = padded[np.searchsorted(adverse_key, r_e * _KEY + r_in, side="right")]
+    first_adverse = np.where(nxt // _KEY == r_e, nxt % _KEY, _NEVER)
+    renewal = np.where(np.append(r_e[1:] == r_e[:-1], False), np.append(r_in[1:], 0), _NEVER)
+    r_out = np.minimum(np.minimum(first_adverse, renewal), r_in + LAPSE_DAYS)
+    keep = r_out > r_in  # a same-day renewal replaces the entry
+    b.li.add("red", r_e[keep], r_in[keep], r_out[keep])
+
+
+# ---------------------------------------------------------------------------------------------------
+# From arrays to contract frames
+# ---------------------------------------------------------------------------------------------------
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str" dtype
+
+
+def _str(values: pa.Array | np.ndarray | list) -> pd.Series:
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type=pa.string())
     return pd.Series(pd.array(arr, dtype=_STR))
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
-    d = np.asarray(days, dtype=np.int64)
-    out = d.view("datetime64[D]").copy()
-    return out.astype("datetime64[s]")
+    return np.asarray(days, dtype=np.int64).view("datetime64[D]").astype("datetime64[s]")
 
 
-def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, key: _IdKey) -> _Piece:
-    M = g.n
-    t_idx = np.arange(M)
+def _frames(b: _Block, offset: int, codes: _CodeKey) -> _Piece:
+    g, rng = b.g, b.rng
+    typ, ent, occ, rec, qty, amount, repaired = b.ev.arrays()
+    keep = (occ >= np.maximum(b.reg_day[ent], g.start)) & (rec <= g.end)
+    repaired = np.where(repaired > g.end, _NULL, repaired)
+    order = np.flatnonzero(keep)
+    order = order[np.lexsort((typ[order], rec[order], occ[order], ent[order]))]
+    typ, ent, occ, rec, qty, amount, repaired = (x[order] for x in (typ, ent, occ, rec, qty, amount, repaired))
 
-    # ---------------- entities ----------------
-    agency = rng.random(m) < P_AGENCY
-    u = rng.random(m)
-    indiv = ~agency & (u < P_INDIVIDUAL)
-    law = agency & (u < P_LAW_FIRM)
-    ind = np.empty(m, dtype=np.int64)
-    letters = np.array([INDUSTRIES.index(k) for k in _IND_COMPANY])
-    w = np.array(list(_IND_COMPANY.values()))
-    company = ~agency & ~indiv
-    ind[company] = rng.choice(letters, int(company.sum()), p=w / w.sum())
-    letters_i = np.array([INDUSTRIES.index(k) for k in _IND_INDIVIDUAL])
-    w_i = np.array(list(_IND_INDIVIDUAL.values()))
-    ind[indiv] = rng.choice(letters_i, int(indiv.sum()), p=w_i / w_i.sum())
-    ind[agency] = np.where(rng.random(int(agency.sum())) < 0.7, INDUSTRIES.index("M"), INDUSTRIES.index("L"))
-    ind[law] = INDUSTRIES.index("L")
+    kind, l_ent, entered, removed = b.li.arrays()
+    lapsed = (kind == _LIST["serious_violation"]) & (removed == _NULL) & (entered + LAPSE_DAYS <= g.start)
+    gone = (removed != _NULL) & (removed < g.start)  # over before the window: not exported
+    keep = (entered <= g.end) & (entered >= b.reg_day[l_ent]) & ~lapsed & ~gone
+    removed = np.where(removed > g.end, _NULL, removed)
+    order = np.flatnonzero(keep)
+    order = order[np.lexsort((kind[order], entered[order], l_ent[order]))]
+    kind, l_ent, entered, removed = (x[order] for x in (kind, l_ent, entered, removed))
 
-    rw = np.array([r[2] for r in REGIONS])
-    reg_i = rng.choice(len(REGIONS), m, p=rw / rw.sum())
-    region = np.array([r[0] for r in REGIONS])[reg_i]
-    city = np.array([r[1] for r in REGIONS])[reg_i]
-    region_shift = np.array([r[3] for r in REGIONS])[reg_i]
-
-    # Registration: some long established, a steady (slightly growing) stream inside the window.
-    before = rng.random(m) < np.where(indiv, 0.25, 0.45)
-    age_days = (rng.exponential(8.0, m) * 365.25).astype(np.int64) + 1
-    reg_old = np.maximum(g.start - age_days, _day(date(1980, 1, 1)) + rng.integers(0, 3650, m))
-    reg_new = g.start + (rng.random(m) ** 0.85 * (g.end - g.start + 1)).astype(np.int64)
-    reg_day = np.where(before, reg_old, reg_new)
-    reg_month = np.searchsorted(g.first, reg_day, side="right") - 1  # may be < 0 (before the grid)
-    alive = t_idx[None, :] >= reg_month[:, None]
-    age_m = t_idx[None, :] - reg_month[:, None]
-
-    cap_mu = np.where(agency, np.log(50), np.where(indiv, np.log(3), np.log(150)))
-    cap_mu = cap_mu + np.where(ind == INDUSTRIES.index("C"), 0.4, 0.0)
-    log_cap = cap_mu + rng.normal(0, np.where(indiv, 1.1, 1.5), m)
-    capital = np.exp(log_cap)
-    nice = np.array([1, 2, 3, 5, 10])
-    mag = 10.0 ** np.floor(np.log10(capital))
-    nice_val = nice[np.argmin(np.abs(capital[:, None] / mag[:, None] - nice[None, :]), axis=1)] * mag
-    capital = np.where(
-        rng.random(m) < 0.55, nice_val, np.where(capital < 10, np.round(capital, 2), np.round(capital))
-    )
-    capital = np.maximum(capital, 0.01)
-    cap_null = rng.random(m) < np.where(indiv, 0.3, 0.02)
-
-    p_online = _lookup(_ONLINE_BY_IND, ind, _ONLINE_OTHER) + np.where(indiv, 0.15, 0.0)
-    p_online = np.where(agency, 0.05, p_online)
-    online = rng.random(m) < p_online
-
-    p_quiet = np.where(agency, P_QUIET["agency"], np.where(indiv, P_QUIET["individual"], P_QUIET["enterprise"]))
-    quiet = rng.random(m) < p_quiet
-    active = ~quiet
-
-    # ---------------- hidden propensity ----------------
-    a = (
-        rng.normal(0, 1, m)
-        + 0.25 * indiv
-        + 0.2 * online
-        + 0.15 * agency
-        - 0.18 * (log_cap - np.log(150)) / 1.5
-        + region_shift
-    )
-    Z = np.empty((m, M), dtype=np.float32)
-    drift = rng.normal(0, Z_DRIFT_SIGMA / np.sqrt(1 - Z_DRIFT_PHI**2), m)
-    for t in range(M):
-        drift = Z_DRIFT_PHI * drift + rng.normal(0, Z_DRIFT_SIGMA, m)
-        Z[:, t] = drift
-    jump = np.where(rng.random(m) < P_REGIME_CHANGE, rng.normal(0, REGIME_JUMP_SD, m), 0.0)
-    tau = rng.integers(0, M, m)
-    Z += (a[:, None] + jump[:, None] * (t_idx[None, :] >= tau[:, None])).astype(np.float32)
-    E = np.exp(Z)
-    # Young firms with a bad disposition: the fly-by-night effect (an interaction, not a main effect).
-    young_bad = (age_m >= 0) & (age_m < 24) & (a[:, None] > 0.5)
-    era = np.clip(0.85 + 0.035 * (g.year - 2016), 0.7, 1.3)[None, :]  # enforcement intensifies
-    adverse_mult = alive * np.where(young_bad, 2.5, 1.0) * era * np.where(quiet, 0.1, 1.0)[:, None]
-
-    # Dormancy: some entities stop operating at some point (filings and trading stop, reports lapse).
-    dormant_from = np.where(rng.random(m) < 0.12, rng.integers(0, M, m), M + 1)
-    dormant = t_idx[None, :] >= dormant_from[:, None]
-
-    ev = _Events(rng)
-    lists = _Lists()
-
-    # ---------------- filings ----------------
-    patent_filer = active & (
-        rng.random(m)
-        < np.where(agency, np.where(law, 0.35, 0.75), np.where(indiv, 0.02, _lookup(_PATENT_FILER_BY_IND, ind, 0.08)))
-    )
-    tm_filer = active & (
-        rng.random(m) < np.where(agency, 0.8, np.where(indiv, 0.12, _lookup(_TM_FILER_BY_IND, ind, 0.15)))
-    )
-    size = np.exp(0.25 * (log_cap - np.log(150)))
-    lam_p = np.minimum(np.where(agency, 1.2, 0.20) * size * np.exp(rng.normal(0, 1.3, m)), MAX_BATCHES) * patent_filer
-    lam_t = np.minimum(np.where(agency, 1.0, 0.13) * size * np.exp(rng.normal(0, 1.2, m)), MAX_BATCHES) * tm_filer
-    batch_p = 1 + np.exp(np.log(np.where(agency, 3.0, 1.2)) + rng.normal(0, 0.7, m))
-    batch_t = 1 + np.exp(np.log(np.where(agency, 2.5, 0.8)) + rng.normal(0, 0.8, m))
-    grant_ratio = np.clip(rng.beta(6, 5, m) - 0.06 * a, 0.05, 0.95)
-
-    # Filing activity switches on and off (gaps of months to years).
-    on = np.empty((m, M), dtype=bool)
-    state = rng.random(m) < 0.75
-    for t in range(M):
-        flip = rng.random(m) < np.where(state, 1 / 36, 1 / 15)
-        state = state ^ flip
-        on[:, t] = state
-    working = alive & ~dormant & on
-
-    # patents
-    cnt = _poisson(rng, lam_p[:, None] * working)
-    pe, pm = _expand(cnt)
-    pq = rng.geometric(1 / batch_p[pe])
-    p_occ = g.random_day(rng, pm)
-    p_g = grant_ratio[pe]
-    # filing bursts (quarters with a sudden mass of applications), common in the subsidy era
-    q_n = (M + 2) // 3
-    qcol = np.minimum(np.arange(q_n) * 3, M - 1)
-    q_year = g.year[qcol]
-    q_alive = alive[:, qcol] & ~dormant[:, qcol]
-    burst_era = np.where(q_year < 2021, 1.0, 0.35)[None, :]
-    pb = _sigmoid(-6.9 + 0.9 * a + 1.3 * agency + 0.8 * patent_filer)[:, None] * burst_era * q_alive * active[:, None]
-    be, bq = np.nonzero(rng.random((m, q_n)) < pb)
-    b_total = np.clip(np.exp(np.log(60) + rng.normal(0, 0.9, len(be))), 15, 2000).astype(np.int64)
-    b_parts = 1 + rng.binomial(2, 0.5, len(be))
-    bi = np.repeat(np.arange(len(be)), b_parts)
-    bm = np.minimum(bq[bi] * 3 + rng.integers(0, 3, len(bi)), M - 1)
-    bqty = np.maximum(b_total[bi] // b_parts[bi], 5)
-    b_occ = g.random_day(rng, bm)
-    all_pe = np.concatenate([pe, be[bi]])
-    all_pq = np.concatenate([pq, bqty])
-    all_pocc = np.concatenate([p_occ, b_occ])
-    ev.add("patent_filed", all_pe, all_pocc, all_pq)
-    # grants follow filings: a share of each batch, 5 to 36 months later
-    gratio = np.concatenate([p_g, grant_ratio[be[bi]] * 0.25])
-    granted = rng.binomial(all_pq, gratio)
-    sel = granted > 0
-    utility = rng.random(int(sel.sum())) < 0.6
-    glag = np.where(utility, rng.integers(150, 400, utility.size), rng.integers(500, 1100, utility.size))
-    ev.add("patent_granted", all_pe[sel], all_pocc[sel] + glag, granted[sel])
-
-    # abnormal-filing findings after bursts: likely when the grant ratio is low (quality is poor)
-    q_end = g.first[np.minimum(bq * 3 + 2, M - 1)] + g.length[np.minimum(bq * 3 + 2, M - 1)]
-    detect = np.where(q_year[bq] < 2021, 0.45, 1.0)  # CNIPA's 2021 campaign against abnormal filings
-    p_find = _sigmoid(-0.8 + 6.0 * (0.4 - grant_ratio[be]) + 0.6 * agency[be] + 0.4 * a[be]) * detect
-    found = rng.random(len(be)) < p_find
-    ap_ent = be[found]
-    ap_occ = q_end[found] + rng.integers(0, 150, int(found.sum()))
-    ap_grave = b_total[found] >= 300
-
-    # trademarks
-    cnt = _poisson(rng, lam_t[:, None] * working)
-    te, tm = _expand(cnt)
-    tq = rng.geometric(1 / batch_t[te])
-    pbt = _sigmoid(-7.0 + 0.9 * a + 1.3 * agency + 0.8 * tm_filer)[:, None] * q_alive * active[:, None]
-    tbe, tbq = np.nonzero(rng.random((m, q_n)) < pbt)
-    tb_total = np.clip(np.exp(np.log(80) + rng.normal(0, 1.0, len(tbe))), 20, 3000).astype(np.int64)
-    tb_parts = 1 + rng.binomial(2, 0.5, len(tbe))
-    tbi = np.repeat(np.arange(len(tbe)), tb_parts)
-    tbm = np.minimum(tbq[tbi] * 3 + rng.integers(0, 3, len(tbi)), M - 1)
-    ev.add(
-        "trademark_filed",
-        np.concatenate([te, tbe[tbi]]),
-        np.concatenate([g.random_day(rng, tm), g.random_day(rng, tbm)]),
-        np.concatenate([tq, np.maximum(tb_total[tbi] // tb_parts[tbi], 5)]),
-    )
-    tq_end_m = np.minimum(tbq * 3 + 2, M - 1)
-    detect_t = np.where(g.year[tq_end_m] < 2019, 0.4, 1.0)  # Trademark Law art. 4 amended in 2019
-    p_mal = _sigmoid(-1.5 + 0.7 * a[tbe] + 0.8 * agency[tbe] + 0.5 * np.log(tb_total / 80)) * detect_t
-    mal = rng.random(len(tbe)) < p_mal
-    mt_ent = tbe[mal]
-    mt_occ = g.first[tq_end_m[mal]] + g.length[tq_end_m[mal]] + rng.integers(0, 180, int(mal.sum()))
-    mt_grave = tb_total[mal] >= 300
-
-    # monthly filing volume (applications) for the agency and abnormal-filing hazards
-    vol = _bincount2(all_pe, g.month_of(all_pocc), all_pq.astype(np.float64), (m, M))
-    vol_p12 = _trailing(vol, 12)
-    vol = vol + _bincount2(te, tm, tq.astype(np.float64), (m, M))
-    vol12 = _trailing(vol, 12)
-    del vol
-
-    # ---------------- signals ----------------
-    trading = alive & active[:, None]
-    ind_ip = _lookup(_IP_BY_IND, ind, 0.5)
-    cnt = _poisson(
-        rng, H_COMPLAINT * E * ((1 + 1.5 * online) * ind_ip)[:, None] * trading * np.where(dormant, 0.2, 1.0)
-    )
-    ce, cm = _expand(cnt)
-    c_occ = g.random_day(rng, cm)
-    ev.add("complaint_received", ce, c_occ, 1 + rng.geometric(0.75, len(ce)) - 1)
-    td_rate = H_TAKEDOWN * E**1.1 * (online & active)[:, None] * alive * ~dormant
-    cnt = _poisson(rng, td_rate)
-    del td_rate
-    de, dm = _expand(cnt)
-    ev.add("platform_takedown", de, g.random_day(rng, dm), rng.geometric(0.35, len(de)))
-    td6 = _trailing(cnt.astype(np.float64), 6)
-
-    # late annual reports: due 30 June for the previous year
-    years = g.years
-    jul = np.array([_day(date(int(y), 7, 1)) for y in years])
-    jul_m = g.month_of(jul)
-    jun_reg = reg_day[:, None] < np.array([_day(date(int(y), 1, 1)) for y in years])[None, :]
-    z_jul = Z[:, jul_m]
-    p_late = _sigmoid(
-        -4.1 + 0.9 * z_jul + 2.8 * dormant[:, jul_m] + 0.6 * indiv[:, None] + 0.5 * (age_m[:, jul_m] < 24)
-    )
-    late = (rng.random(p_late.shape) < p_late) & jun_reg & active[:, None] & (jul[None, :] >= g.first[0])
-    le, ly = np.nonzero(late)
-    l_occ = jul[ly]
-    l_rec = ev.add("annual_report_late", le, l_occ)
-
-    # ---------------- confirmed violations ----------------
-    ent_ = ~agency
-    base_ip = (H_INFRINGEMENT * ind_ip * (1 + 1.0 * online) * ent_)[:, None] * E
-    referral = 0.02 * (online & ent_)[:, None] * np.maximum(td6 - 2, 0) * np.sqrt(E)  # platform referrals
-    cnt = _poisson(rng, (base_ip + referral) * adverse_mult)
-    del base_ip, referral, td6
-    ip_e, ip_m = _expand(cnt)
-    ip_occ = g.random_day(rng, ip_m)
-    cnt = _poisson(rng, (H_COUNTERFEIT * _lookup(_CP_BY_IND, ind, 0.5) * ent_)[:, None] * E * adverse_mult)
-    cp_e, cp_m = _expand(cnt)
-    cp_occ = g.random_day(rng, cp_m)
-    cnt = _poisson(rng, (H_JUDGMENT * (1 + 1.5 * patent_filer) * ent_)[:, None] * E**0.8 * adverse_mult)
-    ij_e, ij_m = _expand(cnt)
-    ij_occ = g.random_day(rng, ij_m)
-    am_rows = np.flatnonzero(agency)
-    cnt = _poisson(
-        rng, H_AGENCY * E[am_rows] * (1 + (vol12[am_rows] / 300) ** 1.5) * adverse_mult[am_rows]
-    )
-    am_e, am_m = _expand(cnt)
-    am_e = am_rows[am_e]
-    am_occ = g.random_day(rng, am_m)
-    del vol12
-    ap_era = np.where(g.year < 2021, 0.45, 1.0)[None, :]
-    cnt = _poisson(
-        rng,
-        (H_ABNORMAL_BASE * (1 + 2 * agency) * 2 * (1 - grant_ratio) * patent_filer)[:, None]
-        * E * (1 + vol_p12 / 100) * ap_era * adverse_mult,
-    )
-    del vol_p12
-    e2, m2 = _expand(cnt)
-    ap_ent = np.concatenate([ap_ent, e2])
-    ap_occ = np.concatenate([ap_occ, g.random_day(rng, m2)])
-    ap_grave = np.concatenate([ap_grave, np.zeros(len(e2), bool)])
-    cnt = _poisson(rng, (H_FALSE_MATERIALS * (1 + patent_filer + tm_filer))[:, None] * E * adverse_mult)
-    fm_e, fm_m = _expand(cnt)
-    fm_occ = g.random_day(rng, fm_m)
-    del cnt
-
-    # founded complaints become penalties, judgments or agency sanctions
-    zc = Z[ce, cm]
-    founded = rng.random(len(ce)) < _sigmoid(-2.5 + 1.0 * zc)
-    fe = ce[founded]
-    f_occ = c_occ[founded] + rng.integers(20, 150, len(fe))
-    kind_draw = rng.random(len(fe))
-    is_ag = agency[fe]
-    ip_e = np.concatenate([ip_e, fe[~is_ag & (kind_draw < 0.65)]])
-    ip_occ = np.concatenate([ip_occ, f_occ[~is_ag & (kind_draw < 0.65)]])
-    cp_sel = ~is_ag & (kind_draw >= 0.65) & (kind_draw < 0.85)
-    cp_e, cp_occ = np.concatenate([cp_e, fe[cp_sel]]), np.concatenate([cp_occ, f_occ[cp_sel]])
-    ij_sel = ~is_ag & (kind_draw >= 0.85)
-    ij_e = np.concatenate([ij_e, fe[ij_sel]])
-    ij_occ = np.concatenate([ij_occ, f_occ[ij_sel] + rng.integers(60, 300, int(ij_sel.sum()))])
-    am_e, am_occ = np.concatenate([am_e, fe[is_ag]]), np.concatenate([am_occ, f_occ[is_ag]])
-
-    def zat(e, d):
-        return Z[e, g.month_of(d)]
-
-    # repeat offences: a sanctioned entity that has not changed its ways is often caught again soon
-    def repeat(e_, d_):
-        for _ in range(2):  # two generations of follow-ups
-            again = rng.random(len(e_)) < _sigmoid(P_REPEAT_LOGIT + 0.8 * zat(e_, d_))
-            e_new, d_new = e_[again], d_[again] + rng.integers(30, 240, int(again.sum()))
-            e_, d_ = np.concatenate([e_, e_new]), np.concatenate([d_, d_new])
-        return e_, d_
-
-    ip_e, ip_occ = repeat(ip_e, ip_occ)
-    cp_e, cp_occ = repeat(cp_e, cp_occ)
-
-    ip_amt = _round_money(np.exp(np.log(20_000) + 0.3 * zat(ip_e, ip_occ) + rng.normal(0, 0.9, len(ip_e))), 5_000, 500_000)
-    cp_amt = _round_money(np.exp(np.log(15_000) + 0.3 * zat(cp_e, cp_occ) + rng.normal(0, 0.9, len(cp_e))), 5_000, 500_000)
-    am_amt = _round_money(np.exp(np.log(30_000) + rng.normal(0, 0.6, len(am_e))), 10_000, 100_000)
-    ij_amt = _round_money(np.exp(np.log(80_000) + rng.normal(0, 1.2, len(ij_e))), 10_000, 5_000_000)
-    ip_rec = ev.add("infringement_penalty", ip_e, ip_occ, amt=ip_amt)
-    cp_rec = ev.add("counterfeit_patent_penalty", cp_e, cp_occ, amt=cp_amt)
-    ij_rec = ev.add("infringement_judgment", ij_e, ij_occ, amt=ij_amt)
-    am_rec = ev.add("agency_misconduct", am_e, am_occ, amt=am_amt)
-    ap_rec = ev.add("abnormal_patent_filing", ap_ent, ap_occ)
-    mt_rec = ev.add("malicious_trademark_filing", mt_ent, mt_occ)
-    fm_rec = ev.add("false_materials", fm_e, fm_occ)
-
-    # refusals to comply follow penalties
-    pen_e = np.concatenate([ip_e, cp_e, am_e])
-    pen_occ = np.concatenate([ip_occ, cp_occ, am_occ])
-    refuse = rng.random(len(pen_e)) < _sigmoid(-5.8 + 0.9 * zat(pen_e, pen_occ))
-    rc_e = pen_e[refuse]
-    rc_occ = pen_occ[refuse] + rng.integers(60, 300, len(rc_e))
-    rc_rec = ev.add("refusal_to_comply", rc_e, rc_occ)
-
-    # credit commitments (for subsidies, fee reductions, licences) and their breaches
-    com_rate = (H_COMMITMENT * (1 + 2 * (patent_filer | tm_filer)) * active)[:, None] * alive
-    com_rate = com_rate * np.where(g.year >= 2019, 2.0, 1.0)[None, :]
-    cnt = _poisson(rng, com_rate)
-    del com_rate
-    ke, km = _expand(cnt)
-    k_occ = g.random_day(rng, km)
-    ev.add("commitment_signed", ke, k_occ)
-    breach = rng.random(len(ke)) < _sigmoid(-3.0 + 1.1 * Z[ke, km])
-    cb_e = ke[breach]
-    cb_occ = k_occ[breach] + rng.integers(30, 540, len(cb_e))
-    cb_rec = ev.add("commitment_breach", cb_e, cb_occ)
-
-    # ---------------- credit repair (decided here, so that lists can follow it) ----------------
-    # Penalties and list-causing findings may be repaired 6+ months after publication; entities that
-    # have reformed (low z) apply more often.
-    repair: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for code, e_, occ_, rec_ in (
-        ("infringement_penalty", ip_e, ip_occ, ip_rec),
-        ("counterfeit_patent_penalty", cp_e, cp_occ, cp_rec),
-        ("agency_misconduct", am_e, am_occ, am_rec),
-        ("abnormal_patent_filing", ap_ent, ap_occ, ap_rec),
-        ("malicious_trademark_filing", mt_ent, mt_occ, mt_rec),
-        ("false_materials", fm_e, fm_occ, fm_rec),
-        ("commitment_breach", cb_e, cb_occ, cb_rec),
-        ("refusal_to_comply", rc_e, rc_occ, rc_rec),
-    ):
-        z_rec = zat(e_, rec_ + 200)
-        yes = rng.random(len(e_)) < _sigmoid(P_REPAIR_LOGIT - 0.8 * z_rec)
-        rep = np.where(yes, rec_ + 185 + rng.exponential(150, len(e_)).astype(np.int64), _NULL_DAY)
-        repair[code] = (e_, rep)
-        ev.repair(code, rep)
-        # a repair application comes with a signed credit commitment
-        ev.add("commitment_signed", e_[yes], rep[yes] - rng.integers(7, 60, int(yes.sum())))
-
-    # ---------------- lists ----------------
-    # untrustworthy (CNIPA): about one year, or until repaired
-    for code, e_, rec_ in (
-        ("abnormal_patent_filing", ap_ent, ap_rec),
-        ("malicious_trademark_filing", mt_ent, mt_rec),
-        ("false_materials", fm_e, fm_rec),
-        ("commitment_breach", cb_e, cb_rec),
-        ("refusal_to_comply", rc_e, rc_rec),
-        ("agency_misconduct", am_e, am_rec),
-    ):
-        entered = rec_ + rng.integers(0, 21, len(e_))
-        rep = repair[code][1]
-        removed = np.where(rep != _NULL_DAY, rep, entered + rng.integers(365, 411, len(e_)))
-        lists.add("untrustworthy", e_, entered, np.maximum(removed, entered))
-    # serious violations (SAMR Order 44): grave cases only
-    grave_e, grave_rec = [], []
-    for e_, rec_, p in (
-        (ip_e, ip_rec, np.where(ip_amt >= 200_000, 0.3, 0.0)),
-        (cp_e, cp_rec, np.where(cp_amt >= 150_000, 0.5, 0.0)),
-        (rc_e, rc_rec, np.full(len(rc_e), 0.15)),
-        (ap_ent, ap_rec, np.where(ap_grave, 0.25, 0.0)),
-        (mt_ent, mt_rec, np.where(mt_grave, 0.15, 0.0)),
-        (am_e, am_rec, np.full(len(am_e), 0.05)),
-        (fm_e, fm_rec, np.full(len(fm_e), 0.05)),
-    ):
-        s = rng.random(len(e_)) < p
-        grave_e.append(e_[s])
-        grave_rec.append(rec_[s])
-    # abnormal operation after late annual reports; most file and are moved out
-    listed = rng.random(len(le)) < 0.8
-    ao_e = le[listed]
-    ao_in = l_rec[listed] + rng.integers(0, 31, len(ao_e))
-    fixed = rng.random(len(ao_e)) < 0.85
-    ao_out = np.where(fixed, ao_in + 20 + rng.exponential(120, len(ao_e)).astype(np.int64), _NULL_DAY)
-    # ... and a few for an unreachable registered address, with no event behind them
-    unreach = rng.random(m) < 0.01 * (g.end - g.start) / 365.25 / 10
-    ue = np.flatnonzero(unreach)
-    u_in = np.maximum(reg_day[ue], g.first[0]) + (
-        rng.random(len(ue)) * (g.end + 1 - np.maximum(reg_day[ue], g.first[0]))
-    ).astype(np.int64)
-    u_out = np.where(rng.random(len(ue)) < 0.6, u_in + 30 + rng.exponential(200, len(ue)).astype(np.int64), _NULL_DAY)
-    ao_e, ao_in, ao_out = np.concatenate([ao_e, ue]), np.concatenate([ao_in, u_in]), np.concatenate([ao_out, u_out])
-    lists.add("abnormal_operation", ao_e, ao_in, ao_out)
-    # three years in the abnormal-operation directory without putting it right: serious violation
-    stuck = (ao_out == _NULL_DAY) | (ao_out > ao_in + 1096)
-    stuck &= rng.random(len(ao_e)) < 0.1
-    grave_e.append(ao_e[stuck])
-    grave_rec.append(ao_in[stuck] + 1096 - 30)
-    sv_e = np.concatenate(grave_e)
-    sv_in = np.concatenate(grave_rec) + 30 + rng.integers(0, 31, len(sv_e))
-    early = rng.random(len(sv_e)) < 0.35
-    sv_out = np.where(early, sv_in + 365 + rng.integers(0, 400, len(sv_e)), _NULL_DAY)
-    lists.add("serious_violation", sv_e, sv_in, sv_out)
-
-    # negative-list status by month: key supervision means more inspections
-    le_code, l_ent, l_in, l_out = lists.arrays()
-    out_eff = np.where(l_out == _NULL_DAY, np.where(le_code == _LIST["serious_violation"], l_in + 1096, 10**9), l_out)
-    diff = np.zeros((m, M + 1), dtype=np.int32)
-    np.add.at(diff, (l_ent, g.month_of(l_in)), 1)
-    in_grid = out_eff <= g.first[-1] + g.length[-1]
-    np.add.at(diff, (l_ent[in_grid], g.month_of(out_eff[in_grid])), -1)
-    on_list = np.cumsum(diff[:, :M], axis=1) > 0
-    del diff
-
-    # ---------------- random inspections ("双随机") ----------------
-    tiered = g.first >= _day(date(2022, 7, 1))  # risk-tiered sampling rolled out
-    noisy = a + rng.normal(0, 0.8, m)
-    tier_mult = np.clip(np.exp(0.7 * noisy - 0.25), 0.3, 4.0)
-    rate = (H_INSPECTION * np.where(quiet, 0.5, 1.0))[:, None] * alive * np.where(on_list, 3.0, 1.0)
-    rate = rate * np.where(tiered[None, :], tier_mult[:, None], 1.0)
-    cnt = _poisson(rng, rate)
-    del rate
-    ie, im = _expand(cnt)
-    i_occ = g.random_day(rng, im)
-    # complaints also trigger targeted inspections
-    trig = rng.random(len(ce)) < 0.12
-    ie = np.concatenate([ie, ce[trig]])
-    i_occ = np.concatenate([i_occ, c_occ[trig] + rng.integers(10, 90, int(trig.sum()))])
-    failed = rng.random(len(ie)) < _sigmoid(-2.2 + 1.0 * zat(ie, i_occ))
-    ev.add("inspection_failed", ie[failed], i_occ[failed])
-    ev.add("inspection_passed", ie[~failed], i_occ[~failed])
-    del on_list
-
-    # ---------------- honours, certifications, red list ----------------
-    typ, e_all, occ_all, rec_all, *_ = ev.arrays()
-    adv = np.isin(typ, _ADVERSE_IDX)
-    adv_key = np.sort(e_all[adv] * 100_000 + rec_all[adv])
-    strong = patent_filer & (lam_p * batch_p >= 0.8) & (a < 0.3) & ~agency
-    se = np.flatnonzero(strong)
-    red_e, red_in = [], []
-    for code, month, p, subsidy, p_sub in (
-        ("honor_advantage", 11, 0.2, 100_000, 0.5),
-        ("honor_demonstration", 12, 0.06, 300_000, 0.7),
-    ):
-        ann = np.array([_day(date(int(y), month, 1)) for y in years])[None, :] + rng.integers(0, 28, (len(se), len(years)))
-        cand = (rng.random(ann.shape) < p) & (ann >= reg_day[se, None] + 365 * 3)
-        he, hy = np.nonzero(cand)
-        he_ent = se[he]
-        h_day = ann[he, hy]
-        recent = np.searchsorted(adv_key, he_ent * 100_000 + h_day, side="right") - np.searchsorted(
-            adv_key, he_ent * 100_000 + h_day - 1096, side="right"
-        )
-        ok = recent == 0
-        he_ent, h_day = he_ent[ok], h_day[ok]
-        amount = np.where(rng.random(len(he_ent)) < p_sub, _round_money(subsidy * np.exp(rng.normal(0, 0.5, len(he_ent))), 10_000, 2_000_000), np.nan)
-        h_rec = ev.add(code, he_ent, h_day, amt=amount)
-        red_e.append(he_ent)
-        red_in.append(h_rec)
-    ipms = (patent_filer & (capital >= 100) & active)[:, None] & (rng.random((m, len(years))) < 0.04 * np.exp(-0.3 * a)[:, None])
-    ie2, iy = np.nonzero(ipms)
-    ev.add("ipms_certified", ie2, np.array([_day(date(int(y), 1, 1)) for y in years])[iy] + rng.integers(0, 365, len(ie2)))
-    # red list: entered on the honour, out at the first adverse record, a renewal or after 3 years
-    r_e = np.concatenate(red_e)
-    r_in = np.concatenate(red_in)
-    order = np.lexsort((r_in, r_e))
-    r_e, r_in = r_e[order], r_in[order]
-    nxt = np.searchsorted(adv_key, r_e * 100_000 + r_in, side="right")
-    padded = np.append(adv_key, -1)  # sentinel: "no later adverse record"
-    hit = padded[nxt] // 100_000 == r_e
-    nxt_adv_day = np.where(hit, padded[nxt] % 100_000, 10**9)
-    same_next = np.append(r_e[1:] == r_e[:-1], False)
-    nxt_red = np.where(same_next, np.append(r_in[1:], 0), 10**9)
-    r_out = np.minimum(np.minimum(nxt_adv_day, nxt_red), r_in + 1096)
-    keep = r_out > r_in  # a same-day renewal replaces the entry
-    lists.add("red", r_e[keep], r_in[keep], r_out[keep])
-
-    # ---------------- assemble the block ----------------
-    typ, e_all, occ_all, rec_all, qty_all, amt_all, rep_all = ev.arrays()
-    keep = (occ_all >= np.maximum(reg_day[e_all], g.start)) & (rec_all <= g.end)
-    rep_all = np.where(rep_all > g.end, _NULL_DAY, rep_all)
-    typ, e_all, occ_all, rec_all, qty_all, amt_all, rep_all = (
-        x[keep] for x in (typ, e_all, occ_all, rec_all, qty_all, amt_all, rep_all)
-    )
-    order = np.lexsort((typ, rec_all, occ_all, e_all))
-    typ, e_all, occ_all, rec_all, qty_all, amt_all, rep_all = (
-        x[order] for x in (typ, e_all, occ_all, rec_all, qty_all, amt_all, rep_all)
-    )
-
-    lc, l_ent, l_in, l_out = lists.arrays()
-    lapsed = (lc == _LIST["serious_violation"]) & (l_out == _NULL_DAY) & (l_in + 1096 < g.start)
-    before_window = (l_out != _NULL_DAY) & (l_out < g.start)
-    lkeep = (l_in <= g.end) & (l_in >= reg_day[l_ent]) & ~lapsed & ~before_window
-    l_out = np.where(l_out > g.end, _NULL_DAY, l_out)
-    lc, l_ent, l_in, l_out = (x[lkeep] for x in (lc, l_ent, l_in, l_out))
-    order = np.lexsort((lc, l_in, l_ent))
-    lc, l_ent, l_in, l_out = (x[order] for x in (lc, l_ent, l_in, l_out))
-
-    # ids and frames
-    prefix = np.where(law, "31", np.where(indiv, "92", "91"))
-    new_style = reg_day >= _day(date(2015, 10, 1))
-    ids = _codes(np.arange(offset, offset + m), prefix, region, new_style, key)
-    names = _names(rng, city, ind, indiv, agency, law, capital)
-    ids_pa = pa.array(ids, type=pa.string())
+    prefix = np.where(b.law_firm, "31", np.where(b.individual, "92", "91"))
+    new_style = b.reg_day >= _day(date(2015, 10, 1))
+    ids = pa.array(_codes(np.arange(offset, offset + b.m), prefix, b.region, new_style, codes), type=pa.string())
     entities = pd.DataFrame(
         {
-            "entity_id": _str_series(ids_pa),
-            "name": _str_series(names.tolist()),
-            "kind": _str_series(np.where(agency, "agency", "enterprise").tolist()),
-            "industry": _str_series(np.array(INDUSTRIES)[ind].tolist()),
-            "region": _str_series(region.tolist()),
-            "registered_on": _dates(reg_day),
-            "registered_capital": np.where(cap_null, np.nan, capital),
-            "online_seller": online,
+            "entity_id": _str(ids),
+            "name": _str(_names(rng, b).tolist()),
+            "kind": _str(np.where(b.agency, "agency", "enterprise").tolist()),
+            "industry": _str(np.array(INDUSTRIES)[b.industry].tolist()),
+            "region": _str(b.region.tolist()),
+            "registered_on": _dates(b.reg_day),
+            "registered_capital": np.where(b.capital_null, np.nan, b.capital),
+            "online_seller": b.online.astype(bool),
         }
     )
-    codes_pa = pa.array(np.array(EVENT_CODES, dtype=object), type=pa.string())
+    event_codes = pa.array(list(EVENT_CODES), type=pa.string())
     events = pd.DataFrame(
         {
-            "entity_id": _str_series(ids_pa.take(pa.array(e_all))),
-            "event_type": _str_series(codes_pa.take(pa.array(typ.astype(np.int64)))),
-            "occurred_on": _dates(occ_all),
-            "recorded_on": _dates(rec_all),
-            "quantity": qty_all.astype(np.int64),
-            "amount": amt_all.astype(np.float64),
-            "repaired_on": _dates(rep_all),
+            "entity_id": _str(ids.take(pa.array(ent))),
+            "event_type": _str(event_codes.take(pa.array(typ.astype(np.int64)))),
+            "occurred_on": _dates(occ),
+            "recorded_on": _dates(rec),
+            "quantity": qty.astype(np.int64),
+            "amount": amount.astype(np.float64),
+            "repaired_on": _dates(repaired),
         }
     )
-    list_pa = pa.array(list(_LIST_CODES), type=pa.string())
-    lists_df = pd.DataFrame(
+    list_names = pa.array(list(LIST_NAMES), type=pa.string())
+    lists = pd.DataFrame(
         {
-            "entity_id": _str_series(ids_pa.take(pa.array(l_ent))),
-            "list": _str_series(list_pa.take(pa.array(lc.astype(np.int64)))),
-            "entered_on": _dates(l_in),
-            "removed_on": _dates(l_out),
-            "basis": _basis(rng, lc, l_in, city[l_ent]),
+            "entity_id": _str(ids.take(pa.array(l_ent))),
+            "list": _str(list_names.take(pa.array(kind.astype(np.int64)))),
+            "entered_on": _dates(entered),
+            "removed_on": _dates(removed),
+            "basis": _basis(rng, kind, entered, b.city[l_ent]),
         }
     )
-    return _Piece(m, entities, events, lists_df, e_all, l_ent, 0)
+    return _Piece(b.m, entities, events, lists, ent, l_ent)
 
 
-def _basis(rng: np.random.Generator, lc: np.ndarray, entered: np.ndarray, city: np.ndarray) -> pd.Series:
-    """Decision numbers like 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty."""
-    n = len(lc)
+def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city: np.ndarray) -> pd.Series:
+    """Decision numbers such as 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty."""
+    n = len(kind)
     year = (entered.view("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(str)
     num = rng.integers(1, 600, n).astype(str)
-    y = np.strings.add(np.strings.add("〔", year), "〕")
-    red = np.strings.add(np.strings.add(np.strings.add("国知办函运字", y), num), "号")
-    untrust = np.strings.add(np.strings.add("国知局公告第", num), "号")
-    serious = np.strings.add(np.strings.add(np.strings.add(np.strings.add(city, "市监信"), y), num), "号")
-    abnormal = np.strings.add(np.strings.add(np.strings.add(np.strings.add(city, "市监异字"), y), "第"), num)
-    abnormal = np.strings.add(abnormal, "号")
+    y = _join("〔", year, "〕")
     out = np.select(
-        [lc == _LIST["red"], lc == _LIST["untrustworthy"], lc == _LIST["serious_violation"]],
-        [red, untrust, serious],
-        abnormal,
+        [kind == _LIST["red"], kind == _LIST["untrustworthy"], kind == _LIST["serious_violation"]],
+        [_join("国知办函运字", y, num, "号"), _join("国知局公告第", num, "号"), _join(city, "市监信", y, num, "号")],
+        _join(city, "市监异字", y, "第", num, "号"),
     ).astype(object)
     out[rng.random(n) < 0.08] = None
-    return _str_series(pa.array(out.tolist(), type=pa.string()))
+    return _str(pa.array(out.tolist(), type=pa.string()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces of blocks -> chunks
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class _Piece:
+    """Consecutive entities of one block with their events and list entries (sorted by entity)."""
+
+    n: int
+    entities: pd.DataFrame
+    events: pd.DataFrame  # no event_id yet
+    lists: pd.DataFrame
+    ev_ent: np.ndarray  # block-local entity index of each event row
+    li_ent: np.ndarray
+    first: int = 0  # block-local index of the first entity
+
+    def split(self, k: int) -> tuple[_Piece, _Piece | None]:
+        """The first ``k`` entities and the rest (None when nothing is left)."""
+        if k >= self.n:
+            return self, None
+        cut = self.first + k
+        e, li = np.searchsorted(self.ev_ent, cut), np.searchsorted(self.li_ent, cut)
+        head = _Piece(
+            k, self.entities.iloc[:k], self.events.iloc[:e], self.lists.iloc[:li],
+            self.ev_ent[:e], self.li_ent[:li], self.first,
+        )  # fmt: skip
+        tail = _Piece(
+            self.n - k, self.entities.iloc[k:], self.events.iloc[e:], self.lists.iloc[li:],
+            self.ev_ent[e:], self.li_ent[li:], cut,
+        )  # fmt: skip
+        return head, tail
+
+
+def _typed_empty(table: Table) -> pd.DataFrame:
+    dtypes = {"VARCHAR": _STR, "DATE": "datetime64[s]", "BIGINT": "int64", "DOUBLE": "float64", "BOOLEAN": bool}
+    return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.type.value]) for c in table.columns})
+
+
+def _assemble(pieces: list[_Piece], next_event: int) -> tuple[World, int]:
+    """One chunk: concatenate pieces and number the events globally."""
+    if pieces:
+        frames = [pd.concat([getattr(p, t) for p in pieces], ignore_index=True) for t in _TABLES]
+    else:
+        frames = [_typed_empty(ENTITIES), _typed_empty(EVENTS).drop(columns="event_id"), _typed_empty(LISTS)]
+    entities, events, lists = frames
+    n = len(events)
+    numbers = pc.cast(pa.array(np.arange(next_event, next_event + n, dtype=np.int64)), pa.string())
+    ids = pc.binary_join_element_wise("E", pc.utf8_lpad(numbers, width=_EVENT_ID_DIGITS, padding="0"), "")
+    events.insert(0, "event_id", _str(ids))
+    world = World(
+        entities[ENTITIES.column_names].reset_index(drop=True),
+        events[EVENTS.column_names],
+        lists[LISTS.column_names].reset_index(drop=True),
+    )
+    return world, next_event + n
