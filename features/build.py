@@ -4,43 +4,47 @@ Features "as of" a date D see only what was known at D (CONTRACT section 2):
 - events recorded on or before D, and never one repaired on or before D;
 - list entries in force at D: entered on or before D, not removed on or before D, and for the
   serious-violation list not older than three years (the entry lapses even without a removal date).
-Windows count events by ``occurred_on`` within the N months up to D.
+Windows count events by ``occurred_on`` within the N calendar months up to D.
 
-One SQL query, generated from the feature catalogue, computes every feature for every entity in a single
-scan of the events; DuckDB runs it over Parquet out of core.
+How it runs: DuckDB computes the entity attributes and list flags in SQL and streams the qualifying events
+once, as compact columns (entity index, type code, age in days, quantity, amount). The event features are
+additive aggregates per event type — ``numpy.bincount`` over dense entity indices — combined as the
+catalogue says. (A SQL ``GROUP BY`` with fifty filtered aggregates costs about a second per aggregate per
+30 million events on two cores; this costs a few seconds in all.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from features import __version__
-from features.catalogue import CATALOGUE, CATEGORIES, FEATURE_NAMES, Source, catalogue_fingerprint
+from features.catalogue import (
+    CATALOGUE,
+    CATEGORIES,
+    FEATURE_NAMES,
+    YEARS_SINCE_CAP,
+    Aggregate,
+    Measure,
+    Ratio,
+    Source,
+    catalogue_fingerprint,
+)
 from features.dataset import Dataset
 from features.schema import ADVERSE_CODES, EVENT_CODES, SERIOUS_VIOLATION_LAPSE_YEARS
 
 OUTCOME_MONTHS = 12
-_WINDOWS = sorted({3, 12, 24, 36})
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
+_CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 
-_QUERY = """
-WITH ev AS (
-    SELECT entity_id, CAST(event_type AS _event_type) AS event_type, occurred_on, quantity, amount,
-           date_diff('day', occurred_on, {as_of}) AS days_ago
-    FROM events
-    WHERE recorded_on <= {as_of} AND (repaired_on IS NULL OR repaired_on > {as_of})
-      AND event_type IN ({event_codes})
-),
-ev_agg AS (
-    SELECT entity_id, {event_aggregates}
-    FROM ev GROUP BY entity_id
-),
-li AS (
+_ENTITY_QUERY = """
+WITH li AS (
     SELECT entity_id, list FROM lists
     WHERE entered_on <= {as_of} AND (removed_on IS NULL OR removed_on > {as_of})
       AND NOT (list = 'serious_violation' AND entered_on + INTERVAL {lapse_years} YEAR <= {as_of})
@@ -49,15 +53,24 @@ li_agg AS (
     SELECT entity_id, {list_aggregates}
     FROM li GROUP BY entity_id
 )
-SELECT e.entity_id, {as_of} AS as_of, {columns}
-FROM entities e
-LEFT JOIN ev_agg USING (entity_id)
+SELECT e.entity_id, {columns}
+FROM _entity_index i
+JOIN entities e USING (entity_id)
 LEFT JOIN li_agg USING (entity_id)
-WHERE e.registered_on <= {as_of}
-ORDER BY e.entity_id
+ORDER BY i.idx
 """
 
-FEATURE_VERSION = f"{__version__}+{catalogue_fingerprint()}{hashlib.sha256(_QUERY.encode()).hexdigest()[:4]}"
+_EVENTS_QUERY = """
+SELECT idx, code, ago, quantity, amount FROM (
+    SELECT i.idx,
+           enum_code(TRY_CAST(ev.event_type AS _event_type))::UTINYINT AS code,
+           date_diff('day', ev.occurred_on, {as_of})::INTEGER AS ago,
+           ev.quantity::INTEGER AS quantity,
+           coalesce(ev.amount, 0)::DOUBLE AS amount
+    FROM events ev JOIN _entity_index i ON {join}
+    WHERE ev.recorded_on <= {as_of} AND (ev.repaired_on IS NULL OR ev.repaired_on > {as_of})
+) WHERE code IS NOT NULL
+"""
 
 
 def _date_sql(d: date) -> str:
@@ -74,40 +87,155 @@ def _as_date(value: date | str | pd.Timestamp) -> date:
     raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
 
 
-def features_sql(as_of: date) -> str:
-    """The feature query at ``as_of``, generated from the catalogue."""
-    params = {"as_of": _date_sql(as_of)}
-    params |= {f"since_{m}": _date_sql(as_of - relativedelta(months=m)) for m in _WINDOWS}
-    aggregates = {Source.EVENTS: [], Source.LISTS: []}
-    columns = []
+def entity_sql(as_of: date) -> str:
+    """The SQL for the entity attributes and list flags at ``as_of``, generated from the catalogue."""
+    columns, list_aggregates = [], []
     for f in CATALOGUE:
-        expr = f.sql.format(**params)
         if f.source is Source.ENTITY:
-            columns.append(f"{expr} AS {f.name}")
-            continue
-        aggregates[f.source].append(f"{expr} AS {f.name}")
-        if f.dtype == "bool":
+            columns.append(f"{f.spec.format(as_of=_date_sql(as_of))} AS {f.name}")
+        elif f.source is Source.LISTS:
+            list_aggregates.append(f"{f.spec} AS {f.name}")
             columns.append(f"coalesce({f.name}, false) AS {f.name}")
-        elif f.fill is None:
-            columns.append(f.name)
-        else:
-            columns.append(f"coalesce({f.name}, {f.fill}) AS {f.name}")
-    return _QUERY.format(
-        as_of=params["as_of"],
-        event_codes=", ".join(f"'{c}'" for c in EVENT_CODES),
+    return _ENTITY_QUERY.format(
+        as_of=_date_sql(as_of),
         lapse_years=SERIOUS_VIOLATION_LAPSE_YEARS,
-        event_aggregates=",\n           ".join(aggregates[Source.EVENTS]),
-        list_aggregates=",\n           ".join(aggregates[Source.LISTS]),
-        columns=",\n       ".join(columns),
+        list_aggregates=", ".join(list_aggregates),
+        columns=", ".join(columns),
     )
 
 
+class _EventColumns:
+    """The qualifying events, partitioned by type, with cached per-type aggregates over entity indices."""
+
+    def __init__(self, columns: dict[str, np.ndarray], n_entities: int, as_of: date):
+        self.n = n_entities
+        self.as_of = as_of
+        code = columns.pop("code")
+        # One stable sort by type code (a radix sort on bytes) turns every type into a contiguous slice.
+        order = np.argsort(code, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(code, minlength=len(EVENT_CODES)))])
+        del code
+        ordered = {}
+        for name in ("idx", "ago", "quantity", "amount"):
+            ordered[name] = columns.pop(name)[order]
+        del order
+        self.parts: dict[int, tuple[np.ndarray, ...]] = {
+            c: tuple(ordered[k][bounds[c] : bounds[c + 1]] for k in ("idx", "ago", "quantity", "amount"))
+            for c in range(len(EVENT_CODES))
+            if bounds[c + 1] > bounds[c]
+        }
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def _days(self, months: int) -> int:
+        # Calendar months: "in the last 12 months" means occurred after the same day a year earlier.
+        return (self.as_of - (self.as_of - relativedelta(months=months))).days
+
+    def _per_type(self, code: int, measure: Measure, months: int | None, skip: int) -> np.ndarray:
+        key = (code, (measure is Measure.KINDS and Measure.ROWS) or measure, months, skip)
+        if key in self._cache:
+            return self._cache[key]
+        if code not in self.parts:
+            result = np.full(self.n, np.inf) if measure is Measure.YEARS_SINCE else np.zeros(self.n)
+        else:
+            idx, ago, quantity, amount = self.parts[code]
+            mask = np.ones(len(idx), dtype=bool)
+            if months is not None:
+                mask &= ago < self._days(months)
+            if skip:
+                mask &= ago >= self._days(skip)
+            idx = idx[mask]
+            if measure is Measure.YEARS_SINCE:
+                result = np.full(self.n, np.inf)
+                np.minimum.at(result, idx, ago[mask])
+            elif measure is Measure.QUANTITY:
+                result = np.bincount(idx, weights=quantity[mask], minlength=self.n)
+            elif measure is Measure.AMOUNT:
+                result = np.bincount(idx, weights=amount[mask], minlength=self.n)
+            else:  # ROWS, and KINDS which counts the types with at least one row
+                result = np.bincount(idx, minlength=self.n).astype(np.float64)
+        self._cache[key] = result
+        return result
+
+    def aggregate(self, agg: Aggregate) -> np.ndarray:
+        per_type = [self._per_type(_CODE[t], agg.measure, agg.months, agg.skip_months) for t in agg.types]
+        if agg.measure is Measure.YEARS_SINCE:
+            days = np.minimum.reduce(per_type)
+            return np.minimum(YEARS_SINCE_CAP, days / 365.25)
+        if agg.measure is Measure.KINDS:
+            per_type = [(p > 0).astype(np.float64) for p in per_type]
+        total = per_type[0].astype(np.float64, copy=True)
+        for p in per_type[1:]:
+            total += p
+        return total
+
+    def evaluate(self, spec: Aggregate | Ratio) -> np.ndarray:
+        if isinstance(spec, Aggregate):
+            return self.aggregate(spec)
+        denominator = self.aggregate(spec.denominator) * spec.scale + spec.smoothing
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(denominator > 0, self.aggregate(spec.numerator) / denominator, np.nan)
+
+
+FEATURE_VERSION = (
+    f"{__version__}+{catalogue_fingerprint()}"
+    + hashlib.sha256((_ENTITY_QUERY + _EVENTS_QUERY + inspect.getsource(_EventColumns)).encode()).hexdigest()[:4]
+)
+
+
 def _ensure_enum(ds: Dataset) -> None:
-    # Comparing a small enum is much cheaper than comparing strings in ~50 FILTER clauses per event.
+    # Event types as a DuckDB enum: codes 0..20 in catalogue order, cheap to compare and to ship.
     exists = ds.con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = '_event_type'").fetchone()[0]
     if not exists:
         codes = ", ".join(f"'{c}'" for c in EVENT_CODES)
         ds.con.execute(f"CREATE TYPE _event_type AS ENUM ({codes})")
+
+
+def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
+    """Number the entities registered by ``as_of`` 0..n-1 by entity_id, in a temporary table.
+
+    Returns the count and the join condition for events: on the 64-bit hash of the id (integer keys probe
+    much faster than strings), unless two registered ids share a hash, then on the id itself.
+    """
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE _entity_index AS "
+        "SELECT entity_id, hash(entity_id) AS h, (row_number() OVER (ORDER BY entity_id) - 1)::INTEGER AS idx "
+        f"FROM entities WHERE registered_on <= {_date_sql(as_of)}"
+    )
+    n, distinct = ds.con.execute("SELECT count(*), count(DISTINCT h) FROM _entity_index").fetchone()
+    return n, "hash(ev.entity_id) = i.h" if n == distinct else "ev.entity_id = i.entity_id"
+
+
+def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
+    """The feature table at ``as_of``: one row per entity registered by then, keyed by ``entity_id``.
+
+    Columns: ``entity_id``, ``as_of`` and every catalogue feature in catalogue order; rows by entity_id.
+    """
+    as_of = _as_date(as_of)
+    _ensure_enum(ds)
+    n, join = _index_entities(ds, as_of)
+    frame = ds.con.execute(entity_sql(as_of)).df()
+    # Row order does not matter here; letting DuckDB stream unordered saves time and memory.
+    ds.con.execute("SET preserve_insertion_order = false")
+    try:
+        arrow = ds.con.sql(_EVENTS_QUERY.format(as_of=_date_sql(as_of), join=join)).to_arrow_table()
+    finally:
+        ds.con.execute("RESET preserve_insertion_order")
+    columns = {}
+    for name in list(arrow.column_names):
+        columns[name] = arrow.column(name).to_numpy()
+        arrow = arrow.drop_columns([name])  # free each Arrow column as soon as numpy has it
+    del arrow
+    events = _EventColumns(columns, n, as_of)
+    del columns
+    values = {}
+    for f in CATALOGUE:
+        if f.source is Source.EVENTS:
+            value = events.evaluate(f.spec)
+            values[f.name] = value if f.fill is None else np.where(np.isnan(value), f.fill, value)
+    frame = pd.concat([frame, pd.DataFrame(values, index=frame.index)], axis=1)
+    frame.insert(1, "as_of", as_of)
+    frame["entity_id"] = frame["entity_id"].astype(str)
+    return conform(frame[["entity_id", "as_of", *FEATURE_NAMES]])
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,19 +252,6 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[f.name] = pd.Categorical(column.astype("object"), categories=CATEGORIES[f.name])
     return out
-
-
-def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
-    """The feature table at ``as_of``: one row per entity registered by then, keyed by ``entity_id``.
-
-    Columns: ``entity_id``, ``as_of`` and every catalogue feature in catalogue order.
-    """
-    as_of = _as_date(as_of)
-    _ensure_enum(ds)
-    frame = ds.con.execute(features_sql(as_of)).df()
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    frame["entity_id"] = frame["entity_id"].astype(str)
-    return conform(frame)
 
 
 def model_matrix(features: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +341,7 @@ __all__ = [
     "build_outcomes",
     "build_snapshots",
     "conform",
-    "features_sql",
+    "entity_sql",
     "model_matrix",
     "snapshot_dates",
 ]

@@ -1,15 +1,15 @@
 """The feature catalogue: the one table that says what every model feature is.
 
 Each entry carries its name, dtype, window, bilingual label, the monotone direction relative to risk and
-the SQL that computes it. The feature builder generates its query from this table, training takes the
-feature order and monotone constraints from it, the explanation text is formatted from its labels and the
-docs are rendered from it. There is no other list of features.
+its definition. The feature builder computes from these definitions, training takes the feature order and
+monotone constraints from here, the explanation text is formatted from the labels and the docs are rendered
+from this table. There is no other list of features.
 
-SQL sources: ``entity`` expressions see the typed ``entities`` row as ``e`` and the as-of date as
-``{as_of}``; ``events`` expressions are aggregates over ``ev``, the events known and unrepaired at the
-as-of date, with ``days_ago`` (days from ``occurred_on`` to the as-of date) precomputed and
-``{since_N}`` standing for the date N months before the as-of date (a window is ``occurred_on > {since_N}``);
-``lists`` expressions are aggregates over ``li``, the list entries in force at the as-of date.
+Definitions by source:
+- ``entity``: a DuckDB expression over the typed ``entities`` row ``e`` (``{as_of}`` is the as-of date);
+- ``events``: an ``Aggregate`` (a measure over the events of some types in a window) or a ``Ratio`` of
+  two aggregates, over the events known and unrepaired at the as-of date;
+- ``lists``: a DuckDB aggregate over ``li``, the list entries in force at the as-of date.
 """
 
 from __future__ import annotations
@@ -29,25 +29,64 @@ class Source(StrEnum):
     LISTS = "lists"
 
 
+class Measure(StrEnum):
+    ROWS = "rows"  # number of records
+    QUANTITY = "quantity"  # sum of quantity (applications filed, complaints received)
+    AMOUNT = "amount"  # sum of amount in yuan
+    KINDS = "kinds"  # number of distinct event types with at least one record
+    YEARS_SINCE = "years_since"  # years since the latest occurrence, capped at 10 (10 when none)
+
+
+YEARS_SINCE_CAP = 10.0
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A measure over the events of ``types`` that occurred in (D - months, D - skip_months]."""
+
+    types: tuple[str, ...]
+    measure: Measure
+    months: int | None = None  # None: ever
+    skip_months: int = 0
+
+    def __str__(self) -> str:
+        window = "ever" if self.months is None else f"occurred in (D-{self.months}m, D-{self.skip_months}m]"
+        return f"{self.measure}({'|'.join(self.types)}; {window})"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator / (denominator * scale + smoothing)``; missing when that denominator is 0."""
+
+    numerator: Aggregate
+    denominator: Aggregate
+    scale: float = 1.0
+    smoothing: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.numerator} / ({self.denominator} * {self.scale:g} + {self.smoothing:g})"
+
+
 @dataclass(frozen=True)
 class Feature:
     """One model feature.
 
     ``direction`` is +1 when a larger value may only raise risk, -1 when it may only lower it and 0 when
-    the model is free; it becomes LightGBM's monotone constraint. ``unit_zh``/``unit_en`` end the
-    explanation sentence ("近12个月非正常专利申请 3 次 / 3 abnormal patent filings in the last 12 months").
+    the model is free; it becomes LightGBM's monotone constraint. ``unit_zh`` ends the Chinese reason
+    ("近12个月非正常专利申请 3次"). ``fill`` is the value when the entity has no matching record (None keeps
+    it missing).
     """
 
     name: str
     source: Source
-    sql: str
+    spec: str | Aggregate | Ratio
     dtype: str  # "float", "int", "bool" or "category"
     label_zh: str
     label_en: str
     direction: int = 0
     window_months: int | None = None
     unit_zh: str = ""
-    fill: float | None = 0.0  # value when the entity has no matching record; None keeps it missing
+    fill: float | None = 0.0
 
     def describe(self, value: object) -> tuple[str, str]:
         """The reason sentence for this feature at ``value``, in Chinese and English."""
@@ -76,21 +115,15 @@ def _window_en(months: int | None) -> str:
     return "ever" if months is None else f"in the last {months} months"
 
 
-def _count(codes: tuple[str, ...] | str, months: int | None, *, rows: bool = True) -> str:
-    codes = (codes,) if isinstance(codes, str) else codes
-    in_list = ", ".join(f"'{c}'" for c in codes)
-    window = "" if months is None else f" AND occurred_on > {{since_{months}}}"
-    what = "1" if rows else "quantity"
-    return f"sum({what}) FILTER (WHERE event_type IN ({in_list}){window})"
-
-
-def _event_count(code: str, months: int | None, direction: int, *, rows: bool = True, unit_zh: str = "次") -> Feature:
+def _event_count(
+    code: str, months: int | None, direction: int, *, measure: Measure = Measure.ROWS, unit_zh: str = "次"
+) -> Feature:
     et = EVENT_TYPE_BY_CODE[code]
     suffix = "all" if months is None else f"{months}m"
     return Feature(
         name=f"{code}_{suffix}",
         source=Source.EVENTS,
-        sql=_count(code, months, rows=rows),
+        spec=Aggregate((code,), measure, months),
         dtype="int",
         label_zh=f"{_window_zh(months)}{et.label_zh}",
         label_en=f"{et.label_en} {_window_en(months)}",
@@ -105,7 +138,7 @@ def _adverse_count(months: int | None) -> Feature:
     return Feature(
         name=f"adverse_{suffix}",
         source=Source.EVENTS,
-        sql=_count(ADVERSE_CODES, months),
+        spec=Aggregate(ADVERSE_CODES, Measure.ROWS, months),
         dtype="int",
         label_zh=f"{_window_zh(months)}未修复失信违法记录",
         label_en=f"unrepaired adverse records {_window_en(months)}",
@@ -116,8 +149,7 @@ def _adverse_count(months: int | None) -> Feature:
 
 
 _FILINGS = ("patent_filed", "trademark_filed")
-_ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
-_FILINGS_IN = ", ".join(f"'{c}'" for c in _FILINGS)
+_Q = Measure.QUANTITY
 
 CATALOGUE: tuple[Feature, ...] = (
     # Basic attributes. Region is deliberately not a feature: one standard for every region; it is
@@ -151,7 +183,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "adverse_types_36m",
         Source.EVENTS,
-        f"count(DISTINCT event_type) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND occurred_on > {{since_36}})",
+        Aggregate(ADVERSE_CODES, Measure.KINDS, 36),
         "int",
         "近36个月失信违法记录类型数",
         "kinds of adverse record in the last 36 months",
@@ -162,18 +194,18 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "years_since_adverse",
         Source.EVENTS,
-        f"least(10.0, min(days_ago) FILTER (WHERE event_type IN ({_ADVERSE_IN})) / 365.25)",
+        Aggregate(ADVERSE_CODES, Measure.YEARS_SINCE),
         "float",
         "距最近一次未修复失信违法记录",
         "years since the latest unrepaired adverse record (10 = none)",
         direction=-1,
         unit_zh="年",
-        fill=10.0,
+        fill=YEARS_SINCE_CAP,
     ),
     Feature(
         "fines_36m",
         Source.EVENTS,
-        f"sum(coalesce(amount, 0)) FILTER (WHERE event_type IN ({_ADVERSE_IN}) AND occurred_on > {{since_36}})",
+        Aggregate(ADVERSE_CODES, Measure.AMOUNT, 36),
         "float",
         "近36个月罚没金额(元)",
         "fines in the last 36 months (yuan)",
@@ -182,25 +214,24 @@ CATALOGUE: tuple[Feature, ...] = (
         unit_zh="元",
     ),
     # Social evaluation and dynamic signals.
-    _event_count("complaint_received", 3, 1, rows=False),
-    _event_count("complaint_received", 12, 1, rows=False),
-    _event_count("platform_takedown", 3, 1, rows=False),
-    _event_count("platform_takedown", 12, 1, rows=False),
+    _event_count("complaint_received", 3, 1, measure=_Q),
+    _event_count("complaint_received", 12, 1, measure=_Q),
+    _event_count("platform_takedown", 3, 1, measure=_Q),
+    _event_count("platform_takedown", 12, 1, measure=_Q),
     _event_count("annual_report_late", 24, 1),
     # Business activity: filings and grants (free direction: volume is not risk by itself).
-    _event_count("patent_filed", 3, 0, rows=False, unit_zh="件"),
-    _event_count("patent_filed", 12, 0, rows=False, unit_zh="件"),
-    _event_count("patent_filed", 36, 0, rows=False, unit_zh="件"),
-    _event_count("patent_granted", 36, 0, rows=False, unit_zh="件"),
-    _event_count("trademark_filed", 3, 0, rows=False, unit_zh="件"),
-    _event_count("trademark_filed", 12, 0, rows=False, unit_zh="件"),
-    _event_count("trademark_filed", 36, 0, rows=False, unit_zh="件"),
+    _event_count("patent_filed", 3, 0, measure=_Q, unit_zh="件"),
+    _event_count("patent_filed", 12, 0, measure=_Q, unit_zh="件"),
+    _event_count("patent_filed", 36, 0, measure=_Q, unit_zh="件"),
+    _event_count("patent_granted", 36, 0, measure=_Q, unit_zh="件"),
+    _event_count("trademark_filed", 3, 0, measure=_Q, unit_zh="件"),
+    _event_count("trademark_filed", 12, 0, measure=_Q, unit_zh="件"),
+    _event_count("trademark_filed", 36, 0, measure=_Q, unit_zh="件"),
     Feature(
         "filing_burst_ratio",
         Source.EVENTS,
-        f"coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN}) AND occurred_on > {{since_3}}), 0)"
-        f" / (coalesce(sum(quantity) FILTER (WHERE event_type IN ({_FILINGS_IN})"
-        " AND occurred_on <= {since_3} AND occurred_on > {since_36}), 0) / 11.0 + 1.0)",
+        # The last quarter's filings over the average of the eleven quarters before it.
+        Ratio(Aggregate(_FILINGS, _Q, 3), Aggregate(_FILINGS, _Q, 36, skip_months=3), scale=1 / 11, smoothing=1.0),
         "float",
         "近3个月申请量与此前季度均值之比",
         "filings in the last 3 months over the prior quarterly average",
@@ -210,8 +241,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "grant_ratio_36m",
         Source.EVENTS,
-        "sum(quantity) FILTER (WHERE event_type = 'patent_granted' AND occurred_on > {since_36})"
-        " / nullif(sum(quantity) FILTER (WHERE event_type = 'patent_filed' AND occurred_on > {since_36}), 0)",
+        Ratio(Aggregate(("patent_granted",), _Q, 36), Aggregate(("patent_filed",), _Q, 36)),
         "float",
         "近36个月专利授权与申请之比",
         "patents granted per patent filed in the last 36 months",
@@ -224,7 +254,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "honours_36m",
         Source.EVENTS,
-        _count(("honor_demonstration", "honor_advantage"), 36),
+        Aggregate(("honor_demonstration", "honor_advantage"), Measure.ROWS, 36),
         "int",
         "近36个月知识产权示范/优势企业认定",
         "IP demonstration or advantage honours in the last 36 months",
@@ -236,12 +266,12 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "years_since_inspection",
         Source.EVENTS,
-        "least(10.0, min(days_ago) FILTER (WHERE event_type IN ('inspection_passed', 'inspection_failed')) / 365.25)",
+        Aggregate(("inspection_passed", "inspection_failed"), Measure.YEARS_SINCE),
         "float",
         "距最近一次“双随机”抽查",
         "years since the latest random inspection (10 = none)",
         unit_zh="年",
-        fill=10.0,
+        fill=YEARS_SINCE_CAP,
     ),
     # Lists in force at the as-of date.
     Feature("on_red_list", Source.LISTS, "bool_or(list = 'red')", "bool", "在诚信红名单", "on the red list", -1),
@@ -305,7 +335,7 @@ def catalogue_frame() -> pd.DataFrame:
 
 def catalogue_fingerprint() -> str:
     """A short hash of everything that defines the features; part of the feature code version."""
-    text = "\n".join(f"{f.name}|{f.source}|{f.sql}|{f.dtype}|{f.direction}|{f.fill}" for f in CATALOGUE)
+    text = "\n".join(f"{f.name}|{f.source}|{f.spec}|{f.dtype}|{f.direction}|{f.fill}" for f in CATALOGUE)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -318,7 +348,5 @@ def catalogue_markdown() -> str:
     ]
     for f in CATALOGUE:
         window = "—" if f.window_months is None else f"{f.window_months} m"
-        lines.append(
-            f"| `{f.name}` | {f.dtype} | {window} | {arrow[f.direction]} | {f.label_zh} | {f.label_en} |"
-        )
+        lines.append(f"| `{f.name}` | {f.dtype} | {window} | {arrow[f.direction]} | {f.label_zh} | {f.label_en} |")
     return "\n".join(lines)

@@ -116,10 +116,11 @@ Z_DRIFT_PHI = 0.96
 Z_DRIFT_SIGMA = 0.17
 P_REGIME_CHANGE = 0.25
 REGIME_JUMP_SD = 0.9
+Z_CAP = 3.0  # exp(z) in rates is capped at exp(3) = 20 times the base rate
 
 # Filing.
-LAMBDA_PATENT = {"enterprise": 0.20, "agency": 1.2}  # median filing batches per month of a filer
-LAMBDA_TRADEMARK = {"enterprise": 0.13, "agency": 1.0}
+LAMBDA_PATENT = {"enterprise": 0.21, "agency": 1.2}  # median filing batches per month of a filer
+LAMBDA_TRADEMARK = {"enterprise": 0.14, "agency": 1.0}
 MAX_BATCHES = 12.0  # filing batches per month of the heaviest filers
 BURST_LOGIT = -6.6  # logit of a patent filing burst per entity-quarter (before the 2021 campaign)
 TM_BURST_LOGIT = -7.0
@@ -141,7 +142,7 @@ YOUNG_THIN_MULT = 4.0  # adverse multiplier of online sellers under 2 years old 
 QUIET_ADVERSE_MULT = 0.1  # a quiet entity can still be sanctioned out of the blue
 
 P_REPEAT_LOGIT = -2.3  # logit of a repeat penalty per penalty (two generations of follow-ups)
-P_REFUSAL_LOGIT = -6.5  # logit of refusing to comply with a penalty
+P_REFUSAL_LOGIT = -7.2  # logit of refusing to comply with a penalty
 P_BREACH_LOGIT = -3.0  # logit of breaking a signed credit commitment
 P_REPAIR_LOGIT = 0.5  # logit of obtaining credit repair, before -0.8 z
 P_INSPECTION_FAIL_LOGIT = -2.2
@@ -658,7 +659,7 @@ def _draw_propensity(b: _Block) -> None:
     when = rng.integers(0, g.n, m)
     z += (b.level[:, None] + jump[:, None] * (t[None, :] >= when[:, None])).astype(np.float32)
     b.z = z
-    b.ez = np.exp(z)
+    b.ez = np.exp(np.minimum(z, Z_CAP))  # rates saturate: even the worst actor is only caught so often
     b.dormant = t[None, :] >= np.where(rng.random(m) < P_DORMANT, rng.integers(0, g.n, m), g.n + 1)[:, None]
     young_thin = (b.age >= 0) & (b.age < 24) & ((b.log_cap < np.log(30)) & b.online)[:, None]
     era = np.clip(0.85 + 0.035 * (g.year - 2016), 0.7, 1.3)  # enforcement intensifies over the years
@@ -809,7 +810,8 @@ def _violations(b: _Block, findings, volume, complaints, takedowns) -> dict[str,
     goods_online = b.online & np.isin(b.industry, [_C, _F])
     ind = _by_industry(_IP_BY_IND, b.industry, 0.5)
     base = (H_INFRINGEMENT * ind * np.where(goods_online, GOODS_ONLINE_MULT, 0.8) * firm)[:, None] * ez
-    referral = H_REFERRAL * (b.online & firm)[:, None] * np.maximum(_trailing(takedowns, 6) - 2, 0) * np.sqrt(ez)
+    excess = np.clip(_trailing(takedowns, 6) - 2, 0, 5)
+    referral = H_REFERRAL * (b.online & firm)[:, None] * excess * np.sqrt(ez)
     ip = draw(base + referral)
     del base, referral
     cp = draw((H_COUNTERFEIT * _by_industry(_CP_BY_IND, b.industry, 0.5) * firm)[:, None] * ez)
