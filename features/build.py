@@ -65,7 +65,7 @@ SELECT idx, code, ago, quantity, amount FROM (
     SELECT i.idx,
            enum_code(TRY_CAST(ev.event_type AS _event_type))::UTINYINT AS code,
            date_diff('day', ev.occurred_on, {as_of})::INTEGER AS ago,
-           ev.quantity::INTEGER AS quantity,
+           ev.quantity::DOUBLE AS quantity,
            coalesce(ev.amount, 0)::DOUBLE AS amount
     FROM events ev JOIN _entity_index i ON {join}
     WHERE ev.recorded_on <= {as_of} AND (ev.repaired_on IS NULL OR ev.repaired_on > {as_of})

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, case, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -262,16 +262,78 @@ def _save(
         columns[name] = [to_json(v) for v in frame[name]] if name in frame.columns else [None] * n
     supersedes = supersedes or {}
     columns["supersedes_id"] = [supersedes.get(e) for e in columns["entity_id"]]
-    constant = {"run_id": run_id, "policy_version": policy_version, "feature_version": feature_version}
-    names = list(columns)
-    rows = [dict(zip(names, values, strict=True), **constant) for values in zip(*columns.values(), strict=True)]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(scores.insert(), rows[start : start + _CHUNK])
+    columns["run_id"] = [run_id] * n
+    columns["policy_version"] = [policy_version] * n
+    columns["feature_version"] = [feature_version] * n
+    bulk_insert(conn, scores.name, columns)
 
     _upsert_entities(conn, entities, run_id)
     if lists is not None:
         save_list_entries(conn, lists, run_id=run_id)
     return run_id
+
+
+def _driver_values(conn: Connection, values: list) -> list:
+    """Values as the driver takes them: SQLite gets dates as ISO text and booleans as 0/1, the way
+    SQLAlchemy's own types store them, so rows written in bulk read back like any other."""
+    if conn.dialect.name != "sqlite":
+        return values
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, bool):
+        return [None if v is None else int(v) for v in values]
+    if isinstance(sample, datetime):
+        return [None if v is None else v.isoformat(sep=" ") for v in values]
+    if isinstance(sample, date):
+        return [None if v is None else v.isoformat() for v in values]
+    return values
+
+
+def bulk_insert(conn: Connection, table: str, columns: dict[str, list], *, on_conflict: str = "") -> None:
+    """Insert many rows given column-wise, below SQLAlchemy's per-row parameter processing.
+
+    PostgreSQL: COPY (into a temporary table first when ``on_conflict`` needs an INSERT ... SELECT);
+    SQLite: one executemany. ``on_conflict`` is an ``ON CONFLICT ...`` clause, the same on both.
+    """
+    names = list(columns)
+    if not names or not len(columns[names[0]]):
+        return
+    rows = list(zip(*(_driver_values(conn, columns[c]) for c in names), strict=True))
+    listed = ", ".join(names)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        target = table
+        with raw.cursor() as cursor:
+            if on_conflict:
+                target = f"_load_{table}"
+                cursor.execute(f"CREATE TEMP TABLE {target} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if on_conflict:
+                cursor.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {target} {on_conflict}")
+                cursor.execute(f"DROP TABLE {target}")
+        return
+    marks = ", ".join("?" for _ in names)
+    for start in range(0, len(rows), _CHUNK * 5):
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({listed}) VALUES ({marks}) {on_conflict}", rows[start : start + _CHUNK * 5]
+        )
+
+
+# A newer score (later as_of, or the same as_of and a later row) takes over; an older run imported later
+# leaves the entity's latest score alone. Entity attributes always take the newest import.
+_TAKES_OVER = (
+    "excluded.score_id IS NOT NULL AND (entities.score_as_of IS NULL OR excluded.score_as_of > entities.score_as_of"
+    " OR (excluded.score_as_of = entities.score_as_of AND excluded.score_id > entities.score_id))"
+)
+_ENTITY_UPSERT = "ON CONFLICT (entity_id) DO UPDATE SET " + ", ".join(
+    [
+        f"{c} = excluded.{c}"
+        for c in ("name", "kind", "industry", "region", "registered_on", "registered_capital", "online_seller")
+    ]
+    + [f"{c} = CASE WHEN {_TAKES_OVER} THEN excluded.{c} ELSE entities.{c} END" for c in ("tier", "score_as_of")]
+    + [f"score_id = CASE WHEN {_TAKES_OVER} THEN excluded.score_id ELSE entities.score_id END"]
+)
 
 
 def _upsert_entities(conn: Connection, frame: pd.DataFrame, run_id: int) -> None:
@@ -283,57 +345,21 @@ def _upsert_entities(conn: Connection, frame: pd.DataFrame, run_id: int) -> None
         )
     }
     ids = frame["entity_id"].astype(str).tolist()
-    registered = _dates(frame["registered_on"])
-    capital = _floats(frame["registered_capital"])
-    online = _bools(frame["online_seller"])
-    names = frame["name"].astype(str).tolist()
-    kinds = frame["kind"].astype(str).tolist()
-    industries = frame["industry"].astype(str).tolist()
-    regions = frame["region"].astype(str).tolist()
-    rows = []
-    for i, entity_id in enumerate(ids):
-        score_id, tier, as_of = latest.get(entity_id, (None, None, None))
-        rows.append(
-            {
-                "entity_id": entity_id,
-                "name": names[i],
-                "kind": kinds[i],
-                "industry": industries[i],
-                "region": regions[i],
-                "registered_on": registered[i],
-                "registered_capital": capital[i],
-                "online_seller": online[i],
-                "score_id": score_id,
-                "tier": tier,
-                "score_as_of": as_of,
-            }
-        )
-    stmt = _insert(conn)(entities)
-    new = stmt.excluded
-    # A newer score (later as_of, or same as_of and a later row) takes over; an older run imported
-    # later leaves the entity's latest score alone.
-    takes_over = (new.score_id.is_not(None)) & (
-        entities.c.score_as_of.is_(None)
-        | (new.score_as_of > entities.c.score_as_of)
-        | ((new.score_as_of == entities.c.score_as_of) & (new.score_id > entities.c.score_id))
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[entities.c.entity_id],
-        set_={
-            "name": new.name,
-            "kind": new.kind,
-            "industry": new.industry,
-            "region": new.region,
-            "registered_on": new.registered_on,
-            "registered_capital": new.registered_capital,
-            "online_seller": new.online_seller,
-            "score_id": case((takes_over, new.score_id), else_=entities.c.score_id),
-            "tier": case((takes_over, new.tier), else_=entities.c.tier),
-            "score_as_of": case((takes_over, new.score_as_of), else_=entities.c.score_as_of),
-        },
-    )
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(stmt, rows[start : start + _CHUNK])
+    found = [latest.get(e, (None, None, None)) for e in ids]
+    columns = {
+        "entity_id": ids,
+        "name": frame["name"].astype(str).tolist(),
+        "kind": frame["kind"].astype(str).tolist(),
+        "industry": frame["industry"].astype(str).tolist(),
+        "region": frame["region"].astype(str).tolist(),
+        "registered_on": _dates(frame["registered_on"]),
+        "registered_capital": _floats(frame["registered_capital"]),
+        "online_seller": _bools(frame["online_seller"]),
+        "score_id": [f[0] for f in found],
+        "tier": [f[1] for f in found],
+        "score_as_of": [f[2] for f in found],
+    }
+    bulk_insert(conn, entities.name, columns, on_conflict=_ENTITY_UPSERT)
 
 
 def save_list_entries(conn: Connection, frame: pd.DataFrame, *, run_id: int | None = None) -> int:
