@@ -235,12 +235,16 @@ class ScoreRunRequest(_Model):
         json_schema_extra={"examples": [{"dataset": "var/demo/data", "as_of": "2025-12-31"}]},
     )
     dataset: str = Field(
-        min_length=1, max_length=4096, description="a dataset folder on the server (CONTRACT section 1)"
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00]+$",
+        description="a dataset folder on the server (CONTRACT section 1)",
     )
     as_of: date
     score_file: str | None = Field(
         default=None,
         max_length=4096,
+        pattern=r"^[^\x00]+$",
         description="a score file written by `ipcredit score` (on the server) to import instead of scoring",
     )
 

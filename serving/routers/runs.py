@@ -32,7 +32,11 @@ def _problem(field: str, message: str, value: Any = None) -> InputProblems:
 
 
 def _read_score_file(path: Path) -> pd.DataFrame:
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
         raise _problem("score_file", "must be a score file on the server", str(path))
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"rules": str})
@@ -68,7 +72,13 @@ def create_run(
     from features.validate import load_valid_dataset
 
     settings = request.app.state.settings
-    folder = Path(body.dataset).expanduser().resolve()
+    try:
+        folder = Path(body.dataset).expanduser().resolve()
+        readable = folder.is_dir()
+    except (OSError, ValueError, RuntimeError):
+        readable = False
+    if not readable:
+        raise _problem("dataset", "must be a dataset folder on the server", body.dataset)
     if settings.dataset_root is not None and not folder.is_relative_to(Path(settings.dataset_root).resolve()):
         raise _problem("dataset", f"must be under {settings.dataset_root}", body.dataset)
     scorer = None if body.score_file else models.require_champion()
