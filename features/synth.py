@@ -116,7 +116,7 @@ Z_DRIFT_PHI = 0.96
 Z_DRIFT_SIGMA = 0.17
 P_REGIME_CHANGE = 0.25
 REGIME_JUMP_SD = 0.9
-Z_CAP = 3.0  # exp(z) in rates is capped at exp(3) = 20 times the base rate
+Z_CAP = 3.5  # exp(z) in rates is capped at exp(3.5) = 33 times the base rate
 
 # Filing.
 LAMBDA_PATENT = {"enterprise": 0.21, "agency": 1.2}  # median filing batches per month of a filer
@@ -126,7 +126,7 @@ BURST_LOGIT = -6.6  # logit of a patent filing burst per entity-quarter (before 
 TM_BURST_LOGIT = -7.0
 
 # Hazards per entity-month at z = 0.
-H_INFRINGEMENT = 0.0006
+H_INFRINGEMENT = 0.0005
 H_COUNTERFEIT = 0.00025
 H_JUDGMENT = 0.0003
 H_AGENCY = 0.003
@@ -136,12 +136,13 @@ H_COMPLAINT = 0.003
 H_TAKEDOWN = 0.010
 H_COMMITMENT = 0.002
 H_INSPECTION = 0.0025
-H_REFERRAL = 0.05  # platform referral hazard per takedown above two in the last 6 months
+H_REFERRAL = 0.06  # platform referral hazard per takedown above two in the last 6 months
 GOODS_ONLINE_MULT = 3.0  # infringement multiplier of online sellers of goods (industries C and F); others 0.8
 YOUNG_THIN_MULT = 4.0  # adverse multiplier of online sellers under 2 years old with capital < 30 万元
 QUIET_ADVERSE_MULT = 0.1  # a quiet entity can still be sanctioned out of the blue
 
-P_REPEAT_LOGIT = -2.3  # logit of a repeat penalty per penalty (two generations of follow-ups)
+CASE_EXTRA_DECISIONS = 0.25  # mean extra decisions per penalty case at z = 0 (times exp(0.3 z))
+P_REPEAT_LOGIT = -1.0  # logit of a repeat penalty per penalty (two generations of follow-ups)
 P_REFUSAL_LOGIT = -7.2  # logit of refusing to comply with a penalty
 P_BREACH_LOGIT = -3.0  # logit of breaking a signed credit commitment
 P_REPAIR_LOGIT = 0.5  # logit of obtaining credit repair, before -0.8 z
@@ -848,6 +849,12 @@ def _violations(b: _Block, findings, volume, complaints, takedowns) -> dict[str,
             again = rng.random(len(e)) < _sigmoid(P_REPEAT_LOGIT + 0.8 * b.z_at(e, d))
             e, d = e[again], d[again] + rng.integers(30, 240, int(again.sum()))
             cases.extend(e, d)
+
+    # one enforcement action often ends in several decisions (several products, shops or marks)
+    for cases in (ip, cp):
+        extra = np.minimum(rng.poisson(CASE_EXTRA_DECISIONS * np.exp(0.3 * b.z_at(cases.ent, cases.occ))), 5)
+        i = np.repeat(np.arange(len(cases.ent)), extra)
+        cases.extend(cases.ent[i], cases.occ[i] + rng.integers(0, 21, len(i)))
 
     ip.amount = _money(rng, 20_000, 0.9, len(ip.ent), 5_000, 500_000, 0.3 * b.z_at(ip.ent, ip.occ))
     cp.amount = _money(rng, 15_000, 0.9, len(cp.ent), 5_000, 500_000, 0.3 * b.z_at(cp.ent, cp.occ))
