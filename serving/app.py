@@ -8,6 +8,7 @@ in ``serving/routers``; domain errors become JSON bodies with a ``detail``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -76,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auditor = auditor
         app.state.population_cache = PopulationCache()
         threading.Thread(target=_warm, args=(engine, app.state.population_cache), daemon=True).start()
+        # What was loaded at start lives as long as the service: keep it out of the collector's scans so
+        # a full collection does not pause request handling.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -89,6 +89,13 @@ class TokenVerifier:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """``(True, principal)`` when the token's answer is cached and fresh, else ``(False, None)``."""
+        entry = self._cache.get(hash_token(token))
+        if entry and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
     def verify(self, token: str) -> Principal | None:
         digest = hash_token(token)
         now = time.monotonic()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -403,18 +403,25 @@ def score_row(conn: Connection, score_id: int, *, full: bool = False) -> dict[st
     return dict(row) if row else None
 
 
-def latest_score(conn: Connection, entity_id: str, *, full: bool = False) -> dict[str, Any] | None:
-    """The entity's latest score row, or ``None`` when the entity has never been scored."""
+def _latest_statement(full: bool):
     columns = list(scores.c) if full else _SCORE_FIELDS
-    row = (
-        conn.execute(
-            select(*columns)
-            .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
-            .where(entities.c.entity_id == entity_id)
-        )
-        .mappings()
-        .first()
+    return (
+        select(*columns)
+        .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
+        .where(entities.c.entity_id == bindparam("entity_id"))
     )
+
+
+_LATEST = {False: _latest_statement(False), True: _latest_statement(True)}
+
+
+def latest_score(conn: Connection, entity_id: str, *, full: bool = False) -> dict[str, Any] | None:
+    """The entity's latest score row, or ``None`` when the entity has never been scored.
+
+    The statement is built once; per call SQLAlchemy only looks up its compiled form (the risk lookup is
+    the service's hottest path).
+    """
+    row = conn.execute(_LATEST[full], {"entity_id": entity_id}).mappings().first()
     return dict(row) if row else None
 
 

@@ -1,0 +1,426 @@
+"""Service benchmarks (issue 4, section 8) against real servers on loopback, driven by wrk.
+
+1. ``GET /v1/entities/{id}/risk`` at 8 and 64 connections (rotating over stored entities), beside a bare
+   FastAPI route returning a constant, served by the same uvicorn on the same machine.
+2. ``POST /v1/score`` for one entity at 8 connections, beside ``mlflow models serve`` of the same champion
+   (both only when a champion model is registered).
+3. A sampling draw over 1,000,000 entities through ``POST /v1/sampling/draws`` (first and repeated).
+
+Everything runs in ``var/bench-service`` (SQLite by default, ``--database-url`` for PostgreSQL) and prints
+one table. Needs ``wrk`` (Debian package). Usage::
+
+    python benchmarks/bench_service.py [--lookup-entities 20000] [--draw-entities 1000000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from features import uscc  # noqa: E402
+from models.policy import load_policy  # noqa: E402
+from serving.auth import create_token  # noqa: E402
+from serving.db import open_store  # noqa: E402
+from serving.draws import save_roster  # noqa: E402
+from serving.settings import load_settings  # noqa: E402
+from serving.store import save_score_run  # noqa: E402
+
+AS_OF = date(2025, 12, 31)
+POLICY_PATH = ROOT / "models" / "policy.toml"
+BARE_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/constant")
+def constant() -> dict:
+    return {"status": "ok", "value": 42}
+"""
+
+
+# ---- data ------------------------------------------------------------------------------------------------
+
+
+def synthetic_run(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` entities and score rows with explanation columns, shaped like the scorer's output."""
+    policy = load_policy(POLICY_PATH)
+    rng = np.random.default_rng(seed)
+    numbers = rng.choice(10**9, n, replace=False)
+    ids = []
+    for number in numbers:
+        body = f"91210600{number:09d}"
+        ids.append(body + uscc.check_character(body))
+    entities = pd.DataFrame(
+        {
+            "entity_id": ids,
+            "name": [f"基准测试企业{i}有限公司" for i in range(n)],
+            "kind": rng.choice(["enterprise", "agency"], n, p=[0.92, 0.08]),
+            "industry": rng.choice(list("CFIM"), n),
+            "region": rng.choice(["210602", "210603", "410102", "410105"], n),
+            "registered_on": pd.Timestamp("2016-01-01"),
+            "registered_capital": 100.0,
+            "online_seller": rng.random(n) < 0.3,
+        }
+    )
+    score = rng.beta(0.5, 8, n)
+    tiers = policy.model_tiers(score)
+    log_odds = np.log(score / (1 - score))
+    reasons = [json.dumps([{"feature": "adverse_12m", "value": 1, "contribution": float(v)}]) for v in log_odds + 2.5]
+    scores = pd.DataFrame(
+        {
+            "entity_id": ids,
+            "as_of": AS_OF,
+            "score": score,
+            "model_tier": tiers,
+            "tier": tiers,
+            "rules": "",
+            "review": False,
+            "model_version": "bench",
+            "reasons": reasons,
+            "base_value": -2.5,
+            "log_odds": log_odds,
+            "contributions": [json.dumps({"adverse_12m": float(v)}) for v in log_odds + 2.5],
+            "features": json.dumps({"adverse_12m": 1}),
+        }
+    )
+    return entities, scores
+
+
+def store(url: str, entities: pd.DataFrame, scores: pd.DataFrame) -> float:
+    policy = load_policy(POLICY_PATH)
+    engine = open_store(url)
+    started = time.perf_counter()
+    save_score_run(
+        engine,
+        scores,
+        dataset_fingerprint="bench",
+        data_source="benchmarks/bench_service.py",
+        as_of=AS_OF,
+        policy_text=POLICY_PATH.read_text(encoding="utf-8"),
+        policy_version=policy.version_tag,
+        model_version="bench",
+        feature_version="bench",
+        entities=entities,
+    )
+    elapsed = time.perf_counter() - started
+    with engine.begin() as conn:
+        save_roster(
+            conn,
+            [
+                {"inspector_id": f"B{i:03d}", "name": f"检查员{i}", "region": ("210602", "410102")[i % 2]}
+                for i in range(80)
+            ],
+            replace=True,
+        )
+    engine.dispose()
+    return elapsed
+
+
+def token(url: str, role: str) -> str:
+    engine = open_store(url)
+    try:
+        return create_token(engine, role, "bench")[1]
+    finally:
+        engine.dispose()
+
+
+# ---- servers ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A uvicorn (or other) server in its own process, stopped with SIGINT."""
+
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None, ready: str = "/health"):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(WORK / f"server-{port}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: see {self.log.name}")
+            try:
+                if httpx.get(self.url + ready, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"server did not start: see {self.log.name}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def uvicorn(target: str, port: int, env: dict[str, str] | None = None, *, factory: bool = False, ready="/health"):
+    args = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log", "--app-dir", str(WORK)]
+    if factory:
+        args.append("--factory")
+    return Server(args, port, env, ready)
+
+
+# ---- wrk -------------------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+
+def wrk(url: str, connections: int, seconds: int, script: str | None = None) -> dict[str, float]:
+    """Run wrk and return requests/s, latency percentiles (ms) and error counts."""
+    threads = min(2, connections)
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.MULTILINE)
+        result[f"p{pct}"] = _ms(match.group(1)) if match else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["errors"] = (int(non2xx.group(1)) if non2xx else 0) + (
+        sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    )
+    result["requests"] = float(re.search(r"(\d+) requests in", out).group(1))
+    return result
+
+
+def lua_get(path_ids: list[str], bearer: str) -> str:
+    ids = ",".join(f'"{i}"' for i in path_ids)
+    script = WORK / "risk.lua"
+    script.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {bearer}"\n'
+        f"local ids = {{{ids}}}\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        '  return wrk.format("GET", "/v1/entities/" .. ids[(i % #ids) + 1] .. "/risk")\nend\n'
+    )
+    return str(script)
+
+
+def lua_post(path: str, body: str, headers: dict[str, str], name: str) -> str:
+    script = WORK / f"{name}.lua"
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    script.write_text("\n".join(lines) + "\n")
+    return str(script)
+
+
+# ---- what-if scoring -------------------------------------------------------------------------------------
+
+
+def one_history(seed: int = 3) -> dict:
+    """One entity's history from the synthetic world, as the POST /v1/score body."""
+    from features.synth import generate
+
+    world = generate(200, seed=seed)
+    counts = world.events.entity_id.value_counts()
+    entity_id = counts.index[len(counts) // 2]
+
+    def rows(frame: pd.DataFrame) -> list[dict]:
+        part = frame[frame.entity_id == entity_id].copy()
+        for column in part.columns:
+            if pd.api.types.is_datetime64_any_dtype(part[column]):
+                part[column] = part[column].dt.strftime("%Y-%m-%d")
+        return json.loads(part.to_json(orient="records", date_format="iso"))
+
+    entity = rows(world.entities)[0]
+    return {"as_of": AS_OF.isoformat(), "entity": entity, "events": rows(world.events), "lists": rows(world.lists)}
+
+
+def mlflow_serve(model_uri: str, tracking_uri: str, port: int) -> Server:
+    args = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri]
+    args += ["-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"]
+    return Server(args, port, {"MLFLOW_TRACKING_URI": tracking_uri}, ready="/ping")
+
+
+def mlflow_body(history: dict) -> str:
+    """The champion's pyfunc input for the same entity: its point-in-time feature row."""
+    from features.build import build_features
+    from features.dataset import Dataset
+
+    frames = [pd.DataFrame(history[k] if k != "entity" else [history[k]]) for k in ("entity", "events", "lists")]
+    features = build_features(Dataset.from_frames(*frames), AS_OF)
+    return (
+        features.drop(columns=["as_of"])
+        .to_json(orient="split", index=False, date_format="iso")
+        .join(['{"dataframe_split": ', "}"])
+    )
+
+
+# ---- main ------------------------------------------------------------------------------------------------
+
+WORK = ROOT / "var" / "bench-service"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lookup-entities", type=int, default=20_000)
+    parser.add_argument("--draw-entities", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--database-url", help="benchmark on this database instead of SQLite files")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    (WORK / "bare.py").write_text(BARE_APP)
+    settings = load_settings()
+    rows: list[tuple[str, str, str]] = []
+
+    def row(what: str, value: str, target: str = "") -> None:
+        rows.append((what, value, target))
+        print(f"  {what}: {value} {target}", flush=True)
+
+    print("== risk lookups", flush=True)
+    lookup_url = args.database_url or f"sqlite:///{WORK / 'lookup.db'}"
+    entities, scores = synthetic_run(args.lookup_entities, seed=1)
+    store(lookup_url, entities, scores)
+    supervisor = token(lookup_url, "supervisor")
+    analyst = token(lookup_url, "analyst")
+    env = {"IPCREDIT_DATABASE_URL": lookup_url, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    bare = uvicorn("bare:app", free_port(), ready="/constant")
+    service = uvicorn("serving.app:create_app", free_port(), env, factory=True)
+    try:
+        health = httpx.get(service.url + "/health").json()
+        script = lua_get(entities.entity_id.tolist()[:5000], supervisor)
+        wrk(service.url + "/health", 8, 2, None)  # warm up
+        for connections in (8, 64):
+            base = wrk(bare.url + "/constant", connections, args.seconds)
+            ours = wrk(service.url, connections, args.seconds, script)
+            row(
+                f"bare FastAPI constant, {connections} conn",
+                f"{base['rps']:.0f} req/s, p99 {base['p99']:.1f} ms, errors {base['errors']}",
+            )
+            ratio = ours["rps"] / base["rps"]
+            target = "(p99 <= 15 ms)" if connections == 8 else "(>= 50% of bare, no errors)"
+            row(
+                f"GET /v1/entities/{{id}}/risk, {connections} conn",
+                f"{ours['rps']:.0f} req/s ({ratio:.0%} of bare), p50 {ours['p50']:.1f} ms, "
+                f"p99 {ours['p99']:.1f} ms, errors {ours['errors']}",
+                target,
+            )
+
+        if health.get("model_version"):
+            history = one_history()
+            body = json.dumps(history, ensure_ascii=False)
+            check = httpx.post(
+                service.url + "/v1/score",
+                content=body.encode(),
+                headers={"Authorization": f"Bearer {analyst}", "Content-Type": "application/json"},
+                timeout=60,
+            )
+            check.raise_for_status()
+            script = lua_post(
+                "/v1/score", body, {"Authorization": f"Bearer {analyst}", "Content-Type": "application/json"}, "score"
+            )
+            ours = wrk(service.url + "/v1/score", 8, args.seconds, script)
+            row(
+                "POST /v1/score (one entity), 8 conn",
+                f"{ours['rps']:.0f} req/s, p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms, errors {ours['errors']}",
+                "(p99 <= 30 ms)",
+            )
+            try:
+                mlflow = mlflow_serve(settings.serving_model_uri, settings.tracking_uri, free_port())
+            except RuntimeError as exc:
+                row("mlflow models serve", f"not measured: {exc}")
+            else:
+                try:
+                    payload = mlflow_body(history)
+                    probe = httpx.post(
+                        mlflow.url + "/invocations", content=payload, headers={"Content-Type": "application/json"}
+                    )
+                    if probe.status_code != 200:
+                        row("mlflow models serve /invocations", f"not measured: {probe.status_code} {probe.text[:200]}")
+                    else:
+                        script = lua_post("/invocations", payload, {"Content-Type": "application/json"}, "mlflow")
+                        theirs = wrk(mlflow.url + "/invocations", 8, args.seconds, script)
+                        row(
+                            "mlflow models serve /invocations (features given), 8 conn",
+                            f"{theirs['rps']:.0f} req/s, p50 {theirs['p50']:.1f} ms, p99 {theirs['p99']:.1f} ms, "
+                            f"errors {theirs['errors']}",
+                            "(ours must be faster)",
+                        )
+                finally:
+                    mlflow.stop()
+        else:
+            row("POST /v1/score", f"not measured: no champion model ({'; '.join(health.get('reasons', []))})")
+    finally:
+        service.stop()
+        bare.stop()
+
+    if args.draw_entities:
+        print(f"== a draw over {args.draw_entities:,} entities", flush=True)
+        draw_url = args.database_url or f"sqlite:///{WORK / 'draw.db'}"
+        if args.database_url:
+            engine = open_store(draw_url)
+            engine.dispose()
+        entities, scores = synthetic_run(args.draw_entities, seed=2)
+        seconds = store(draw_url, entities, scores)
+        row(f"save_score_run of {args.draw_entities:,} rows", f"{seconds:.1f} s")
+        supervisor = token(draw_url, "supervisor")
+        service = uvicorn("serving.app:create_app", free_port(), {"IPCREDIT_DATABASE_URL": draw_url}, factory=True)
+        try:
+            with httpx.Client(
+                base_url=service.url, headers={"Authorization": f"Bearer {supervisor}"}, timeout=120
+            ) as c:
+                for attempt in range(4):
+                    started = time.perf_counter()
+                    response = c.post("/v1/sampling/draws", json={"seed": 1000 + attempt})
+                    elapsed = time.perf_counter() - started
+                    response.raise_for_status()
+                    draw = response.json()
+                    row(
+                        f"POST /v1/sampling/draws, {draw['population_size']:,} entities, run {attempt + 1}",
+                        f"{elapsed:.2f} s end to end ({draw['selected_count']:,} selected, "
+                        f"{len(response.content) / 1e6:.1f} MB response)",
+                        "(<= 2 s)",
+                    )
+        finally:
+            service.stop()
+
+    width = max(len(r[0]) for r in rows)
+    print("\n| measurement" + " " * (width - 11) + " | result | target |")
+    print("|" + "-" * (width + 2) + "|---|---|")
+    for what, value, target in rows:
+        print(f"| {what.ljust(width)} | {value} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
