@@ -245,9 +245,20 @@ def _rescore(models: Models, objection: dict[str, Any], row: dict[str, Any], run
                         }
                     ]
                 )
-            events.loc[events["event_id"].astype(str) == repair.event_id, "repaired_on"] = pd.Timestamp(
-                repair.repaired_on
-            )
+            named = events["event_id"].astype(str) == repair.event_id
+            recorded = pd.to_datetime(events.loc[named, "recorded_on"]).max()
+            if pd.Timestamp(repair.repaired_on) < recorded:
+                raise InputProblems(
+                    [
+                        {
+                            "loc": ["body", "repairs", i, "repaired_on"],
+                            "msg": f"must be on or after the record's recorded_on ({recorded.date()})",
+                            "type": "value_error",
+                            "input": repair.repaired_on.isoformat(),
+                        }
+                    ]
+                )
+            events.loc[named, "repaired_on"] = pd.Timestamp(repair.repaired_on)
         as_of = max(as_of, *(r.repaired_on for r in decision.repairs))
         changes["repairs"] = [r.model_dump(mode="json") for r in decision.repairs]
     changes["as_of"] = as_of.isoformat()

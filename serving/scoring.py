@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -92,6 +93,15 @@ def _short(exc: BaseException) -> str:
 
 
 def _load(uri: str, tracking_uri: str) -> Any:
+    """A registered model (``models:/…``, ``runs:/…``) through the registry, or a scorer directory
+    written by ``Scorer.save`` (a path or ``file://`` URI: serving without an MLflow server)."""
+    local = Path(uri.removeprefix("file://")) if not uri.startswith(("models:/", "runs:/")) else None
+    if local is not None and (local / "scorer.json").is_file():
+        from models.predict import Scorer
+
+        state = json.loads((local / "scorer.json").read_text(encoding="utf-8"))
+        version = str(state.get("metadata", {}).get("model_version") or f"local:{local.name}")
+        return Scorer.load(local, model_version=version)
     from models.predict import load_scorer
 
     return load_scorer(uri, tracking_uri)

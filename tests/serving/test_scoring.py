@@ -1,0 +1,186 @@
+"""Scoring routes with a real model: what-if, score runs from a dataset, objection corrections and repair.
+
+The model is a small LightGBM scorer trained here on the synthetic world, saved as a scorer directory
+and served from it, so these tests need no MLflow registry.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import lightgbm as lgb
+import pandas as pd
+import pytest
+
+from features.build import FEATURE_VERSION, build_features, build_outcomes, model_matrix
+from features.catalogue import FEATURE_NAMES
+from features.dataset import Dataset
+from features.synth import generate
+from models.calibration import Calibrator
+from models.predict import Scorer
+
+AS_OF = date(2024, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate(1500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def model_dir(world, tmp_path_factory):
+    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    frames = []
+    for snapshot in (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30)):
+        features = build_features(ds, snapshot)
+        frames.append(features.merge(build_outcomes(ds, snapshot), on="entity_id"))
+    data = pd.concat(frames, ignore_index=True)
+    matrix = model_matrix(data)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "verbose": -1, "seed": 1},
+        lgb.Dataset(matrix, label=data["outcome"]),
+        num_boost_round=40,
+    )
+    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
+    scorer = Scorer(booster, calibrator, list(FEATURE_NAMES), FEATURE_VERSION, metadata={"model_version": "7"})
+    return scorer.save(tmp_path_factory.mktemp("model") / "scorer")
+
+
+@pytest.fixture
+def dataset_dir(world, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("entities", "events", "lists"):
+        getattr(world, name).to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture
+def live(serve, model_dir, tokens):
+    return serve(model_uri=str(model_dir))
+
+
+def _rows(frame: pd.DataFrame, entity_id: str) -> list[dict]:
+    part = frame[frame.entity_id == entity_id]
+    return json.loads(part.to_json(orient="records", date_format="iso"))
+
+
+def history(world, entity_id: str) -> dict:
+    def clean(rows):
+        return [{k: (v[:10] if isinstance(v, str) and k.endswith("_on") else v) for k, v in r.items()} for r in rows]
+
+    return {
+        "entity": clean(_rows(world.entities, entity_id))[0],
+        "events": clean(_rows(world.events, entity_id)),
+        "lists": clean(_rows(world.lists, entity_id)),
+    }
+
+
+def adverse_entity(world) -> str:
+    adverse = world.events[world.events.event_type.isin(["infringement_penalty", "abnormal_patent_filing"])]
+    recent = adverse[(pd.to_datetime(adverse.recorded_on) <= pd.Timestamp(AS_OF)) & adverse.repaired_on.isna()]
+    return recent.entity_id.value_counts().index[0]
+
+
+def decision_for(objection: dict, event_ids: list[str], repaired_on: str) -> dict:
+    return {
+        "decision": "repair",
+        "version": objection["version"],
+        "repairs": [{"event_id": e, "repaired_on": repaired_on} for e in event_ids],
+    }
+
+
+def test_health_reports_the_model(live):
+    health = live.client().get("/health").json()
+    assert health == {**health, "status": "ok", "model_version": "7", "reasons": []}
+
+
+def test_what_if_scores_one_history_and_stores_nothing(live, world, tokens, engine):
+    entity_id = adverse_entity(world)
+    body = {"as_of": AS_OF.isoformat(), **history(world, entity_id)}
+    with live.client(tokens["reviewer"]) as client:
+        response = client.post("/v1/score", json=body)
+        assert response.status_code == 200, response.text
+        scored = response.json()
+        assert scored["entity_id"] == entity_id and scored["model_version"] == "7"
+        total = scored["base_value"] + sum(c["contribution"] for c in scored["contributions"])
+        assert total == pytest.approx(scored["log_odds"])
+        # The same history with its adverse records repaired scores no higher.
+        repaired = json.loads(json.dumps(body))
+        for event in repaired["events"]:
+            if event["event_type"] in ("infringement_penalty", "abnormal_patent_filing"):
+                event["repaired_on"] = event["recorded_on"]
+        better = client.post("/v1/score", json=repaired).json()
+        assert better["score"] <= scored["score"]
+        broken = json.loads(json.dumps(body))
+        broken["events"][0]["recorded_on"] = "1999-01-01"
+        response = client.post("/v1/score", json=broken)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][:3] == ["body", "events", 0]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 0
+
+
+def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, world, dataset_dir, tokens, engine):
+    with live.client(tokens["analyst"]) as analyst:
+        response = analyst.post("/v1/score-runs", json={"dataset": str(dataset_dir), "as_of": AS_OF.isoformat()})
+        assert response.status_code == 201, response.text
+        run = response.json()
+        assert run["model_version"] == "7" and run["row_count"] > 1000
+        bad = analyst.post("/v1/score-runs", json={"dataset": str(dataset_dir / "nope"), "as_of": "2024-12-31"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "dataset"]
+    entity_id = adverse_entity(world)
+    with live.client(tokens["reviewer"]) as reviewer:
+        row = reviewer.get(f"/v1/entities/{entity_id}/risk").json()
+        assert row["run_id"] == run["run_id"]
+        objection = reviewer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "已修复"}).json()
+        adverse = [
+            e["event_id"]
+            for e in history(world, entity_id)["events"]
+            if e["event_type"] in ("infringement_penalty", "abnormal_patent_filing")
+            and e["repaired_on"] is None
+            and e["recorded_on"] <= AS_OF.isoformat()
+        ]
+        too_early = {**decision_for(objection, adverse[:1], "2000-01-01")}
+        response = reviewer.post(f"/v1/objections/{objection['objection_id']}/decision", json=too_early)
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == [
+            "body",
+            "repairs",
+            0,
+            "repaired_on",
+        ]
+        decision = decision_for(objection, adverse, AS_OF.isoformat())
+        response = reviewer.post(f"/v1/objections/{objection['objection_id']}/decision", json=decision)
+        assert response.status_code == 200, response.text
+        decided = response.json()
+        assert decided["status"] == "repaired" and decided["result_score_id"]
+        latest = reviewer.get(f"/v1/entities/{entity_id}/risk").json()
+        assert latest["score_id"] == decided["result_score_id"] and latest["supersedes_id"] == row["score_id"]
+        assert latest["score"] <= row["score"]
+        assert latest["model_version"] == row["model_version"] and latest["policy_version"] == row["policy_version"]
+
+        # A correction: the posted history replaces the data; same model, same policy, same date.
+        other = world.entities.entity_id.iloc[5]
+        before = reviewer.get(f"/v1/entities/{other}/risk").json()
+        objection = reviewer.post("/v1/objections", json={"score_id": before["score_id"], "grounds": "数据有误"}).json()
+        corrected = history(world, other)
+        corrected["events"] = []
+        response = reviewer.post(
+            f"/v1/objections/{objection['objection_id']}/decision",
+            json={
+                "decision": "correct",
+                "version": 1,
+                "history": corrected,
+                "note": "records belonged to another entity",
+            },
+        )
+        assert response.status_code == 200, response.text
+        after = reviewer.get(f"/v1/entities/{other}/risk").json()
+        assert after["as_of"] == before["as_of"] and after["supersedes_id"] == before["score_id"]
+        detail = reviewer.get(f"/v1/objections/{objection['objection_id']}").json()
+        assert detail["result"]["score_id"] == after["score_id"]
+        assert detail["explanation"]["score_id"] == before["score_id"], "the snapshot objected to is kept"
+    with engine.connect() as conn:
+        kinds = [r[0] for r in conn.exec_driver_sql("SELECT kind FROM score_runs ORDER BY id")]
+    assert kinds == ["batch", "repair", "correction"]
