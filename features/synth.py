@@ -686,7 +686,7 @@ def _bursts(b: _Block, logit: np.ndarray, era: np.ndarray, median: float, sd: fl
     parts = 1 + rng.binomial(2, 0.5, len(ent))
     i = np.repeat(np.arange(len(ent)), parts)
     month = np.minimum(quarter[i] * 3 + rng.integers(0, 3, len(i)), g.n - 1)
-    return (ent, quarter, total), (ent[i], g.random_day(rng, month), np.maximum(total[i] // parts[i], 5), i)
+    return (ent, quarter, total), (ent[i], g.random_day(rng, month), np.maximum(total[i] // parts[i], 5))
 
 
 def _filings(b: _Block) -> tuple[dict[str, _Cases], dict[str, np.ndarray]]:
@@ -725,7 +725,7 @@ def _filings(b: _Block) -> tuple[dict[str, _Cases], dict[str, np.ndarray]]:
     pq = rng.geometric(1 / b.batch_patent[pe])
     p_occ = g.random_day(rng, pm)
     burst_logit = BURST_LOGIT + 0.9 * a + 1.3 * b.agency + 0.8 * b.patent_filer
-    (be, bq, btotal), (bbe, bb_occ, bbq, _) = _bursts(
+    (be, bq, btotal), (bbe, bb_occ, bbq) = _bursts(
         b, burst_logit, np.where(g.year < 2021, 1.0, 0.35), 60, 0.9, 15, 2000
     )
     f_ent, f_occ, f_qty = _cat(pe, bbe), _cat(p_occ, bb_occ), _cat(pq, bbq)
@@ -752,7 +752,7 @@ def _filings(b: _Block) -> tuple[dict[str, _Cases], dict[str, np.ndarray]]:
     tq = rng.geometric(1 / batch_t[te])
     t_occ = g.random_day(rng, tm)
     tm_logit = TM_BURST_LOGIT + 0.9 * a + 1.3 * b.agency + 0.8 * b.tm_filer
-    (tbe, tbq, tbtotal), (tbbe, tbb_occ, tbbq, _) = _bursts(b, tm_logit, np.ones(g.n), 80, 1.0, 20, 3000)
+    (tbe, tbq, tbtotal), (tbbe, tbb_occ, tbbq) = _bursts(b, tm_logit, np.ones(g.n), 80, 1.0, 20, 3000)
     b.ev.add("trademark_filed", _cat(te, tbbe), _cat(t_occ, tbb_occ), _cat(tq, tbbq))
     detect = np.where(g.year[np.minimum(tbq * 3, g.n - 1)] < 2019, 0.4, 1.0)  # Trademark Law art. 4, 2019
     p_mal = _sigmoid(-1.5 + 0.7 * a[tbe] + 0.8 * b.agency[tbe] + 0.5 * np.log(tbtotal / 80)) * detect
