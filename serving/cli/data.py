@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from features.build import build_features
 from features.dataset import DatasetError, load_dataset
-from features.schema import TABLES
+from features.schema import TABLES, ColumnType, Table
 from features.validate import validate_dataset
 from serving.cli.app import app, check_output_path, fail, open_dataset, print_problems, write_frame
 
@@ -36,6 +36,15 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def _with_date_types(batch: pa.Table, table: Table) -> pa.Table:
+    """Store the contract's date columns as Parquet DATE (not timestamps), as the contract describes them."""
+    for column in table.columns:
+        if column.type is ColumnType.DATE:
+            i = batch.schema.get_field_index(column.name)
+            batch = batch.set_column(i, column.name, batch.column(i).cast(pa.date32()))
+    return batch
 
 
 def _parse_date(value: str, option: str) -> date:
@@ -78,7 +87,7 @@ def demo_data(
                     if fmt == "csv":
                         frame.to_csv(path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d")
                         continue
-                    batch = pa.Table.from_pandas(frame, preserve_index=False)
+                    batch = _with_date_types(pa.Table.from_pandas(frame, preserve_index=False), table)
                     if table.name not in writers:
                         writers[table.name] = pq.ParquetWriter(path, batch.schema)
                     writers[table.name].write_table(batch.cast(writers[table.name].schema))
