@@ -41,7 +41,8 @@ def test_demo_data_validate_features_end_to_end(tmp_path):
     table = pd.read_csv(out)
     expected = build_features(load_dataset(data), date(2024, 6, 30))
     assert table["entity_id"].tolist() == expected["entity_id"].tolist()
-    assert len(table) == (pd.read_parquet(data / "entities.parquet")["registered_on"] <= "2024-06-30").sum()
+    registered = pd.to_datetime(pd.read_parquet(data / "entities.parquet")["registered_on"])
+    assert len(table) == (registered <= "2024-06-30").sum()
 
 
 def test_demo_data_in_csv_is_valid_too(tmp_path):
