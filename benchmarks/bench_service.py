@@ -236,7 +236,9 @@ def lua_get(path_ids: list[str], bearer: str) -> str:
 
 def lua_post(path: str, body: str, headers: dict[str, str], name: str) -> str:
     script = WORK / f"{name}.lua"
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    body_file = WORK / f"{name}.body"
+    body_file.write_text(body, encoding="utf-8")  # read by Lua as bytes: no escaping to get wrong
+    lines = ['wrk.method = "POST"', f'local f = io.open("{body_file}", "rb")', 'wrk.body = f:read("*a")', "f:close()"]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     script.write_text("\n".join(lines) + "\n")
     return str(script)
@@ -295,6 +297,7 @@ def main() -> None:
     parser.add_argument("--draw-entities", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--database-url", help="benchmark on this database instead of SQLite files")
+    parser.add_argument("--model-uri", help="model to serve (default: the champion, models:/ipcredit@champion)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -314,7 +317,12 @@ def main() -> None:
     store(lookup_url, entities, scores)
     supervisor = token(lookup_url, "supervisor")
     analyst = token(lookup_url, "analyst")
-    env = {"IPCREDIT_DATABASE_URL": lookup_url, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    model_uri = args.model_uri or settings.serving_model_uri
+    env = {
+        "IPCREDIT_DATABASE_URL": lookup_url,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "IPCREDIT_MODEL_URI": model_uri,
+    }
     bare = uvicorn("bare:app", free_port(), ready="/constant")
     service = uvicorn("serving.app:create_app", free_port(), env, factory=True)
     try:
@@ -357,7 +365,9 @@ def main() -> None:
                 "(p99 <= 30 ms)",
             )
             try:
-                mlflow = mlflow_serve(settings.serving_model_uri, settings.tracking_uri, free_port())
+                if not model_uri.startswith(("models:/", "runs:/")):
+                    raise RuntimeError(f"{model_uri} is not an MLflow model URI")
+                mlflow = mlflow_serve(model_uri, settings.tracking_uri, free_port())
             except RuntimeError as exc:
                 row("mlflow models serve", f"not measured: {exc}")
             else:
