@@ -1,0 +1,131 @@
+"""Training configuration: the out-of-time split, LightGBM hyper-parameters, calibration, evaluation, gate.
+
+The defaults live in ``models/train.toml``; ``load_config(path)`` reads a user file on top of them, so a
+file only needs the values it changes. Everything is validated on load and logged with every run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("train.toml")
+
+
+class ConfigError(ValueError):
+    """The training configuration is missing or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    test_quarters: int = Field(default=2, ge=1)
+    valid_quarters: int = Field(default=2, ge=1)
+    purge_overlap: bool = True
+    min_train_quarters: int = Field(default=2, ge=1)
+
+
+class LightGBMConfig(_Strict):
+    """LightGBM parameters passed through unchanged (names as in the LightGBM docs)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    objective: Literal["binary"] = "binary"
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=15, ge=2)
+    max_depth: int = -1
+    min_child_samples: int = Field(default=200, ge=1)
+    seed: int = 20240101
+    deterministic: bool = True
+    num_threads: int = Field(default=0, ge=0)
+    monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
+
+
+class BoostingConfig(_Strict):
+    max_rounds: int = Field(default=1000, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+
+
+class CalibrationConfig(_Strict):
+    method: Literal["platt", "isotonic"] = "platt"
+
+
+class EvaluationConfig(_Strict):
+    ece_bins: int = Field(default=10, ge=2)
+    min_group_rows: int = Field(default=300, ge=1)
+    min_group_positives: int = Field(default=20, ge=1)
+    shap_sample: int = Field(default=5000, ge=10)
+    scorecard_max_rows: int = Field(default=300_000, ge=100)
+
+
+class GateConfig(_Strict):
+    min_auc_gain: float = 0.0
+    ece_tolerance: float = Field(default=0.005, ge=0)
+    max_ece: float = Field(default=0.02, gt=0)
+    industry_auc_floor: float = Field(default=0.65, ge=0, le=1)
+
+
+class TrainConfig(_Strict):
+    split: SplitConfig = SplitConfig()
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    boosting: BoostingConfig = BoostingConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    gate: GateConfig = GateConfig()
+
+    def lightgbm_params(self) -> dict[str, Any]:
+        """The LightGBM parameter dict (without the catalogue's monotone constraints)."""
+        params = self.lightgbm.model_dump()
+        params.setdefault("verbosity", -1)
+        return params
+
+    def flat(self) -> dict[str, Any]:
+        """``section.key -> value``, for logging as run parameters."""
+        return {
+            f"{section}.{key}": value
+            for section, values in self.model_dump().items()
+            for key, value in values.items()
+        }
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the training config: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> TrainConfig:
+    """Validate a config mapping laid over the defaults of ``models/train.toml``."""
+    merged = _merge(_read(DEFAULT_CONFIG_PATH), raw)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid training config: {problems}") from exc
+
+
+def load_config(path: Path | None = None) -> TrainConfig:
+    """The default training config, with the TOML file at ``path`` (if any) laid over it."""
+    if path is None:
+        return parse_config({}, source=str(DEFAULT_CONFIG_PATH))
+    return parse_config(_read(path), source=str(path))
