@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,7 @@ def serve(
     settings = load_settings()
     upgrade(settings.db_url)  # once, before any worker starts
     if workers > 1:
+        os.environ["IPCREDIT_MIGRATE_ON_START"] = "false"  # the workers read settings from the environment
         uvicorn.run(
             "serving.app:create_app",
             factory=True,

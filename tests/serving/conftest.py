@@ -50,7 +50,7 @@ def _postgres_schema_url(base: str, schema: str) -> str:
 @pytest.fixture(
     params=[
         "sqlite",
-        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("postgres")]),
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
 def db_url(request, tmp_path) -> Iterator[str]:

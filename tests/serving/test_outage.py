@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from tests.serving.conftest import make_entities, store_run
 
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres")]
+pytestmark = pytest.mark.postgres
 
 
 class Relay:
