@@ -83,10 +83,27 @@ class RulesPointsCard:
         ]
         base = offset - factor * float(self.estimator_.intercept_[0])
         rows.append(
-            {"rule": "(base)", "name_zh": "基础分", "effect": "", "log_odds_weight": float(self.estimator_.intercept_[0]),
-             "points": round(base)}
+            {
+                "rule": "(base)",
+                "name_zh": "基础分",
+                "effect": "",
+                "log_odds_weight": float(self.estimator_.intercept_[0]),
+                "points": round(base),
+            }
         )
         return pd.DataFrame(rows)
+
+
+def _drop_solver_import_noise(record: logging.LogRecord) -> bool:
+    return "importing solver" not in record.getMessage()
+
+
+def _quiet_cvxpy() -> None:
+    """cvxpy (imported by optbinning) warns about optional solvers it cannot load; optbinning's binning
+    does not use them, so those warnings only confuse the training log."""
+    logger = logging.getLogger("__cvxpy__")
+    if _drop_solver_import_noise not in logger.filters:
+        logger.addFilter(_drop_solver_import_noise)
 
 
 def _scorecard_frame(features: pd.DataFrame) -> pd.DataFrame:
@@ -118,9 +135,7 @@ class BinnedScorecard:
         self.seed = seed
 
     def fit(self, features: pd.DataFrame, y: np.ndarray) -> BinnedScorecard:
-        # cvxpy, imported by optbinning, logs solver import problems that do not concern us.
-        logging.getLogger("__cvxpy__").setLevel(logging.CRITICAL)
-        logging.getLogger("cvxpy").setLevel(logging.CRITICAL)
+        _quiet_cvxpy()
         from optbinning import BinningProcess, Scorecard
 
         y = np.asarray(y)
@@ -158,7 +173,9 @@ class BinnedScorecard:
     def log_odds(self, features: pd.DataFrame) -> np.ndarray:
         self._check()
         estimator = self.scorecard_.estimator_
-        woe = self.scorecard_.binning_process_.transform(_scorecard_frame(features)[self.scorecard_.binning_process_.variable_names])
+        woe = self.scorecard_.binning_process_.transform(
+            _scorecard_frame(features)[self.scorecard_.binning_process_.variable_names]
+        )
         return estimator.decision_function(woe)
 
     def table(self) -> pd.DataFrame:

@@ -87,9 +87,7 @@ class TrainConfig(_Strict):
     def flat(self) -> dict[str, Any]:
         """``section.key -> value``, for logging as run parameters."""
         return {
-            f"{section}.{key}": value
-            for section, values in self.model_dump().items()
-            for key, value in values.items()
+            f"{section}.{key}": value for section, values in self.model_dump().items() for key, value in values.items()
         }
 
 

@@ -56,9 +56,7 @@ def calibration_bins(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins:
     return pd.DataFrame(rows)
 
 
-def expected_calibration_error(
-    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins: int = 10
-) -> float:
+def expected_calibration_error(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins: int = 10) -> float:
     """ECE over ``bins`` equal-mass bins (see the module docstring)."""
     table = calibration_bins(y, p, bins)
     if table.empty:

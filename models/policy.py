@@ -119,9 +119,7 @@ class SamplingPolicy(_Strict):
         for tier in TIERS:
             low, high = self.bounds[tier]
             if not 0 <= low <= high <= 1:
-                raise ValueError(
-                    f"sampling.bounds.{tier} must satisfy 0 <= low <= high <= 1; got {low}, {high}"
-                )
+                raise ValueError(f"sampling.bounds.{tier} must satisfy 0 <= low <= high <= 1; got {low}, {high}")
             if not low <= self.ratios[tier] <= high:
                 raise ValueError(
                     f"sampling.ratios.{tier} must lie within bounds [{low}, {high}]; got {self.ratios[tier]}"

@@ -109,9 +109,7 @@ class Scorer:
         return out[:, :-1], out[:, -1]
 
     # ---- the score rows --------------------------------------------------------------------------------
-    def score(
-        self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True
-    ) -> pd.DataFrame:
+    def score(self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True) -> pd.DataFrame:
         """Score rows of point-in-time features under ``policy``.
 
         Returns one row per input row (same order): the CONTRACT score-file columns, then

@@ -218,8 +218,19 @@ _BLOCK = 256  # rows per block: a block's rows and one tree's pattern table stay
 
 
 @nb.njit(cache=True, parallel=True)
-def _accumulate(out, rows, bins, tree_pair_offset, pair_feature, pair_mask_offset, masks, position, position_offset,
-                table, incomplete):
+def _accumulate(
+    out,
+    rows,
+    bins,
+    tree_pair_offset,
+    pair_feature,
+    pair_mask_offset,
+    masks,
+    position,
+    position_offset,
+    table,
+    incomplete,
+):
     """Add each row's per-tree SHAP values (looked up by decision pattern) into ``out``.
 
     A row whose pattern in some tree has not been explained yet is flagged in ``incomplete`` and the
@@ -480,7 +491,14 @@ class PatternTreeSHAP:
         patterns = wanted - self.position_offset_[trees]
         widths = self.tree_width_[trees]
         offsets = np.r_[0, np.cumsum(widths)].astype(np.int64)
-        values = _explain_patterns(self.nodes_, self.n_features_, trees.astype(np.int64), patterns.astype(np.int64),
-                                   offsets, self.tree_pair_offset_, self.pair_feature_)
+        values = _explain_patterns(
+            self.nodes_,
+            self.n_features_,
+            trees.astype(np.int64),
+            patterns.astype(np.int64),
+            offsets,
+            self.tree_pair_offset_,
+            self.pair_feature_,
+        )
         self.position_[wanted] = len(self.table_) + offsets[:-1]
         self.table_ = np.concatenate([self.table_, values])

@@ -1,1 +1,310 @@
-"""CLI commands for models: train, score, models, promote."""
+"""CLI commands for models: ``train``, ``score``, ``models``, ``promote``.
+
+Thin wrappers: they read files and settings, call ``features`` and ``models``, print, and write outputs
+atomically. Every command validates its dataset first and exits with status 2, having written nothing,
+when the dataset (or an option) is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from dateutil.relativedelta import relativedelta
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from serving.cli.app import EXIT_INVALID, app, check_output_path, fail, open_dataset, write_frame
+
+# Tables are wide; when stdout is not a terminal (a log, a pipe) do not squeeze them to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+EXIT_MODEL = 1  # the model or the registry, not the input, is the problem
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} must be a date written YYYY-MM-DD; got {value!r}") from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+def _settings_and_policy():
+    from models.policy import PolicyError, load_policy
+    from serving.settings import load_settings
+
+    settings = load_settings()
+    try:
+        policy = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        raise fail(str(exc)) from None
+    return settings, policy
+
+
+def _artifact_root(settings) -> str | None:
+    # With MLFLOW_TRACKING_URI set, artifacts live beside that store (models.registry decides), not in the
+    # project's mlruns/ folder.
+    return settings.artifact_root if settings.mlflow_tracking_uri is None else None
+
+
+def _rich_table(frame: pd.DataFrame, title: str, *, percent: tuple[str, ...] = (), digits: int = 4) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            if isinstance(value, float):
+                cells.append(
+                    "" if math.isnan(value) else f"{value:.1%}" if column in percent else f"{value:.{digits}f}"
+                )
+            else:
+                cells.append(f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(*cells)
+    return table
+
+
+def training_dates(ds, as_of_end: date | None, count: int) -> list[date]:
+    """Up to ``count`` quarter ends, the last at or before ``as_of_end`` (default: the latest whose whole
+    12-month outcome window lies inside the data), none before the first registration."""
+    from features.build import OUTCOME_MONTHS
+
+    end = ds.data_end()
+    if end is None:
+        return []
+    last = end - relativedelta(months=OUTCOME_MONTHS)
+    if as_of_end is not None:
+        last = min(last, as_of_end)
+    first = ds.con.execute("SELECT min(registered_on) FROM entities").fetchone()[0]
+    quarter_ends = pd.date_range(end=pd.Timestamp(last), periods=count, freq="QE")
+    return [d.date() for d in quarter_ends if d.date() <= last and (first is None or d.date() >= first)]
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="dataset folder (entities, events, lists)")],
+    as_of_end: Annotated[
+        str | None, typer.Option("--as-of-end", help="last snapshot date YYYY-MM-DD (default: latest complete)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file laid over models/train.toml")] = None,
+    quarters: Annotated[int, typer.Option(min=4, help="quarterly snapshots to build")] = 16,
+    run_name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
+) -> None:
+    """Build point-in-time snapshots, train, evaluate out of time, log to MLflow and register a version.
+
+    The last line printed is one JSON object: run_id, model_version, promoted, gate and the metrics.
+    """
+    from features.build import FEATURE_VERSION, build_snapshots
+    from models import registry
+    from models.config import ConfigError, load_config
+    from models.train import TrainingError, train_model
+
+    end = _parse_date(as_of_end, "--as-of-end") if as_of_end else None
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    settings, policy = _settings_and_policy()
+    ds = open_dataset(data)
+    dates = training_dates(ds, end, quarters)
+    t0 = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("building snapshots", total=len(dates))
+        snapshots = build_snapshots(
+            ds, dates, progress=lambda d: progress.update(task, advance=1, description=f"snapshot {d}")
+        )
+    err.print(f"{len(snapshots):,} snapshot rows over {len(dates)} as-of dates in {time.perf_counter() - t0:.1f} s")
+    try:
+        with err.status("training") as status:
+            result = train_model(
+                snapshots,
+                policy,
+                config=cfg,
+                feature_version=FEATURE_VERSION,
+                groups=ds.entities[["entity_id", "region", "kind"]],
+                data={"source": str(data), "fingerprint": ds.fingerprint},
+                progress=lambda message: status.update(message),
+            )
+    except TrainingError as exc:
+        raise fail(f"cannot train on {data}: {exc}; nothing was logged") from None
+    _print_evaluation(result)
+    with err.status("logging the run to MLflow and registering the model"):
+        registration = registry.log_training(
+            result,
+            policy=policy,
+            policy_path=settings.policy_path,
+            tracking_uri=settings.tracking_uri,
+            artifact_root=_artifact_root(settings),
+            run_name=run_name,
+        )
+    verdict = "promoted to champion" if registration.promoted else "kept as challenger"
+    out.print(f"registered {registry.MODEL_NAME} version {registration.model_version} ({verdict})")
+    out.print(registration.decision.describe())
+    summary = {
+        "run_id": registration.run_id,
+        "model_version": registration.model_version,
+        "promoted": registration.promoted,
+        "gate": "passed" if registration.decision.passed else "failed",
+        "metrics": {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.metrics().items()
+        },
+    }
+    typer.echo(json.dumps(summary, sort_keys=True))
+
+
+def _print_evaluation(result) -> None:
+    ev = result.evaluation
+    split = result.split.describe()
+    out.print(
+        f"out-of-time split — train {split['train']} · purged {split['purged']} · valid {split['valid']} · "
+        f"test {split['test']}; {result.best_iteration} trees; {result.scorer.calibrator!r}"
+    )
+    out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
+    out.print(_rich_table(ev.tiers, "Tiers (final, after rules)", percent=("share", "outcome_rate", "mean_score")))
+    out.print(_rich_table(ev.model_tiers, "Tiers (model alone)", percent=("share", "outcome_rate", "mean_score")))
+    out.print(_rich_table(ev.agreement, "Rules vs model", percent=("share", "outcome_rate", "model_agrees")))
+    s = ev.agreement_summary
+    out.print(
+        f"rule-flagged rows the model alone puts in C/D: {s['rule_flagged_model_CD_share']:.1%}; rule-free rows "
+        f"the model puts in D: {s['rule_free_model_D_rows']:,} (outcome rate {s['rule_free_model_D_outcome_rate']:.1%} "
+        f"vs {s['rule_free_outcome_rate']:.1%} for all rule-free rows)"
+    )
+    for group in ("industry", "region", "kind"):
+        part = ev.fairness[ev.fairness["group"] == group].drop(columns=["group"])
+        if len(part):
+            out.print(
+                _rich_table(
+                    part, f"Fairness by {group}", percent=("share", "outcome_rate", "mean_score", "share_D", "share_CD")
+                )
+            )
+    out.print("checks: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in ev.checks.items()))
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="dataset folder")],
+    as_of: Annotated[str, typer.Option("--as-of", help="as-of date YYYY-MM-DD")],
+    out_file: Annotated[Path, typer.Option("--out", help="score file, .parquet or .csv")],
+    model: Annotated[str | None, typer.Option(help="model URI (default: models:/ipcredit@champion)")] = None,
+    store: Annotated[bool, typer.Option("--store", help="also save the run in the service database")] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, help="entities per scoring chunk")] = 100_000,
+    top_k: Annotated[int, typer.Option(min=0, max=20, help="reasons per entity")] = 5,
+) -> None:
+    """Score every entity registered by the as-of date; write the score file (CONTRACT section 4)."""
+    from features.build import FEATURE_VERSION, build_features
+    from models.predict import DETAIL_COLUMNS, ModelError, load_scorer
+
+    day = _parse_date(as_of, "--as-of")
+    check_output_path(out_file)
+    settings, policy = _settings_and_policy()
+    ds = open_dataset(data)
+    uri = model or settings.serving_model_uri
+    try:
+        with err.status(f"loading {uri}"):
+            scorer = load_scorer(uri, settings.tracking_uri)
+        scorer.check_compatible(FEATURE_VERSION)
+    except ModelError as exc:
+        raise fail(str(exc), EXIT_MODEL) from None
+    except Exception as exc:
+        raise fail(f"cannot load the model {uri}: {exc}", EXIT_MODEL) from None
+    t0 = time.perf_counter()
+    with err.status(f"building features as of {day}"):
+        features = build_features(ds, day)
+    seconds_features = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    parts = []
+    with _progress() as progress:
+        task = progress.add_task(f"scoring with model {scorer.model_version}", total=len(features))
+        for start in range(0, len(features), chunk_size):
+            chunk = features.iloc[start : start + chunk_size]
+            parts.append(scorer.score(chunk, policy, top_k=top_k, details=store))
+            progress.update(task, advance=len(chunk))
+    scores = pd.concat(parts, ignore_index=True) if parts else scorer.score(features, policy, details=store)
+    seconds_score = time.perf_counter() - t0
+    if store:
+        from serving.db import open_store
+        from serving.store import save_score_run
+
+        with err.status("saving the run in the service database"):
+            run_id = save_score_run(
+                open_store(settings.db_url),
+                scores,
+                dataset_fingerprint=ds.fingerprint,
+                data_source=str(data),
+                as_of=day,
+                policy_text=Path(settings.policy_path).read_text(encoding="utf-8"),
+                policy_version=policy.version_tag,
+                model_version=str(scorer.model_version),
+                feature_version=scorer.feature_version,
+                entities=ds.entities,
+                lists=ds.table("lists"),
+            )
+        err.print(f"stored score run {run_id}")
+    write_frame(scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores.columns]), out_file)
+    counts = scores["tier"].value_counts()
+    err.print(
+        f"wrote {out_file}: {len(scores):,} entities as of {day} with model {scorer.model_version}, policy "
+        f"{policy.version_tag} — "
+        + " ".join(f"{t}:{counts.get(t, 0):,}" for t in "ABCD")
+        + f", review {int(scores['review'].sum()):,} (features {seconds_features:.1f} s, "
+        f"scoring {seconds_score:.1f} s, {len(scores) / max(seconds_score, 1e-9):,.0f} rows/s)"
+    )
+
+
+@app.command("models")
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="print the versions as JSON")] = False,
+) -> None:
+    """List the registered versions of model ipcredit with their metrics, aliases and gate outcome."""
+    from models.registry import list_versions
+    from serving.settings import load_settings
+
+    versions = list_versions(tracking_uri=load_settings().tracking_uri)
+    if as_json:
+        typer.echo(versions.to_json(orient="records", force_ascii=False))
+        return
+    if versions.empty:
+        err.print("no registered versions yet (run ipcredit train)")
+        return
+    shown = versions.drop(columns=["run_id", "feature_version"]).assign(
+        promotion_reason=versions["promotion_reason"].str.slice(0, 60)
+    )
+    out.print(_rich_table(shown, "Registered versions of ipcredit"))
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="registered version number to make champion")],
+    reason: Annotated[str, typer.Option(help="why (recorded with the version)")],
+) -> None:
+    """Make VERSION the champion by hand, recording the reason (the gate is bypassed, not forgotten)."""
+    from models.registry import RegistryError
+    from models.registry import promote as promote_version
+    from serving.settings import load_settings
+
+    if not reason.strip():
+        raise fail("--reason must not be empty")
+    try:
+        previous = promote_version(version, reason, tracking_uri=load_settings().tracking_uri)
+    except RegistryError as exc:
+        raise fail(str(exc), EXIT_INVALID) from None
+    out.print(f"version {version} is now champion" + (f" (replaces version {previous})" if previous else ""))

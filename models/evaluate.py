@@ -1,0 +1,204 @@
+"""Out-of-time evaluation: metrics beside the baselines, the tier table, fairness, rules-vs-model agreement.
+
+Every function takes plain frames and arrays and returns a frame, so the CLI prints them, MLflow logs them,
+the model card quotes them and the notebook shows them without recomputing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.metrics import binary_metrics, group_auc
+from models.policy import TIER_LABELS, TIERS, Policy
+
+HIGH_TIERS = ("C", "D")
+
+
+def metrics_table(y: np.ndarray, scores: dict[str, np.ndarray], *, ece_bins: int = 10) -> pd.DataFrame:
+    """One row of ``binary_metrics`` per scorer (the model and the baselines, on the same rows)."""
+    rows = [{"scorer": name, **binary_metrics(y, p, ece_bins=ece_bins)} for name, p in scores.items()]
+    return pd.DataFrame(rows)
+
+
+def tier_table(y: np.ndarray, score: np.ndarray, tiers: np.ndarray) -> pd.DataFrame:
+    """Count, share, observed outcome rate and mean score per tier (A to D, empty tiers included)."""
+    frame = pd.DataFrame({"tier": np.asarray(tiers), "y": np.asarray(y, dtype=float), "score": score})
+    grouped = frame.groupby("tier", observed=True).agg(
+        count=("y", "size"), outcome_rate=("y", "mean"), mean_score=("score", "mean")
+    )
+    table = grouped.reindex(list(TIERS)).reset_index()
+    table["count"] = table["count"].fillna(0).astype(int)
+    table["share"] = table["count"] / max(len(frame), 1)
+    table["label"] = table["tier"].map(TIER_LABELS)
+    return table[["tier", "label", "count", "share", "outcome_rate", "mean_score"]]
+
+
+def rates_rise(table: pd.DataFrame) -> bool:
+    """Whether the observed outcome rate rises strictly from A to D (every tier populated)."""
+    rates = table["outcome_rate"].to_numpy(dtype=float)
+    return bool(np.all(np.isfinite(rates)) and np.all(np.diff(rates) > 0))
+
+
+def fairness_table(
+    y: np.ndarray,
+    score: np.ndarray,
+    tiers: np.ndarray,
+    groups: pd.DataFrame,
+    *,
+    min_rows: int,
+    min_positives: int,
+) -> pd.DataFrame:
+    """Per value of each column of ``groups`` (industry, region, kind): rows, outcome rate, mean score,
+    calibration gap (mean score - outcome rate), share in tier D and in C or D, and AUC where estimable."""
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    tiers = np.asarray(tiers)
+    rows = []
+    for column in groups.columns:
+        values = groups[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            mask = values == value
+            rows.append(
+                {
+                    "group": column,
+                    "value": value,
+                    "rows": int(mask.sum()),
+                    "share": float(mask.mean()),
+                    "positives": int(y[mask].sum()),
+                    "outcome_rate": float(y[mask].mean()),
+                    "mean_score": float(score[mask].mean()),
+                    "calibration_gap": float(score[mask].mean() - y[mask].mean()),
+                    "share_D": float((tiers[mask] == "D").mean()),
+                    "share_CD": float(np.isin(tiers[mask], HIGH_TIERS).mean()),
+                    "auc": group_auc(y[mask], score[mask], min_rows=min_rows, min_positives=min_positives),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def agreement_tables(
+    y: np.ndarray, features: pd.DataFrame, model_tier: np.ndarray, tier: np.ndarray, policy: Policy
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """How the model alone compares with each rule, and a summary.
+
+    Per rule: how often it fires, the outcome rate where it does, and the share of those rows that the
+    model alone already puts in C or D (for rules raising risk) or in A or B (for rules lowering it).
+    Summary: the share of rows flagged by any risk-raising rule that the model puts in C or D, and the
+    rule-free rows the model puts in D with their outcome rate (what the model finds that the rules miss).
+    """
+    y = np.asarray(y, dtype=float)
+    model_tier = np.asarray(model_tier)
+    tier = np.asarray(tier)
+    model_high = np.isin(model_tier, HIGH_TIERS)
+    any_fired = np.zeros(len(features), dtype=bool)
+    raising = np.zeros(len(features), dtype=bool)
+    rows = []
+    for rule in policy.rules:
+        fired = rule.fires(features)
+        any_fired |= fired
+        raises = rule.effect != "cap" and TIERS.index(rule.tier) >= TIERS.index("C")
+        if raises:
+            raising |= fired
+        agrees = model_high[fired] if raises else ~model_high[fired]
+        rows.append(
+            {
+                "rule": rule.code,
+                "effect": f"{rule.effect} {rule.tier}",
+                "fired": int(fired.sum()),
+                "share": float(fired.mean()),
+                "outcome_rate": float(y[fired].mean()) if fired.any() else float("nan"),
+                "model_agrees": float(agrees.mean()) if fired.any() else float("nan"),
+                "model_tier_mix": _mix(model_tier[fired]),
+                "final_tier_mix": _mix(tier[fired]),
+            }
+        )
+    free = ~any_fired
+    free_d = free & (model_tier == "D")
+    summary = {
+        "rule_flagged_rows": int(raising.sum()),
+        "rule_flagged_model_CD_share": float(model_high[raising].mean()) if raising.any() else float("nan"),
+        "rule_flagged_outcome_rate": float(y[raising].mean()) if raising.any() else float("nan"),
+        "rule_free_rows": int(free.sum()),
+        "rule_free_model_D_rows": int(free_d.sum()),
+        "rule_free_model_D_share": float(free_d.sum() / max(free.sum(), 1)),
+        "rule_free_model_D_outcome_rate": float(y[free_d].mean()) if free_d.any() else float("nan"),
+        "rule_free_outcome_rate": float(y[free].mean()) if free.any() else float("nan"),
+        "tier_changed_by_rules_share": float((tier != model_tier).mean()) if len(tier) else float("nan"),
+    }
+    return pd.DataFrame(rows), summary
+
+
+def _mix(tiers: np.ndarray) -> str:
+    if len(tiers) == 0:
+        return ""
+    counts = pd.Series(tiers).value_counts()
+    return " ".join(f"{t}{counts.get(t, 0) / len(tiers):.0%}" for t in TIERS)
+
+
+def tier_crosstab(model_tier: np.ndarray, tier: np.ndarray) -> pd.DataFrame:
+    """Rows: the model's tier; columns: the final tier after the rules."""
+    table = pd.crosstab(pd.Series(model_tier, name="model_tier"), pd.Series(tier, name="tier"))
+    return table.reindex(index=list(TIERS), columns=list(TIERS), fill_value=0)
+
+
+def importance_table(contributions: np.ndarray, names: list[str], labels: dict[str, str]) -> pd.DataFrame:
+    """Global importance: mean |SHAP| per feature (log-odds), largest first."""
+    mean_abs = np.abs(contributions).mean(axis=0)
+    mean = contributions.mean(axis=0)
+    table = pd.DataFrame(
+        {"feature": names, "label": [labels[n] for n in names], "mean_abs_shap": mean_abs, "mean_shap": mean}
+    )
+    return table.sort_values("mean_abs_shap", ascending=False, ignore_index=True)
+
+
+@dataclass
+class Evaluation:
+    """Everything measured on the evaluation (test) fold, plus the model on every fold."""
+
+    metrics: pd.DataFrame  # model, uncalibrated model and baselines on the test fold
+    folds: pd.DataFrame  # the model on train / valid / test
+    tiers: pd.DataFrame  # final tier (after rules)
+    model_tiers: pd.DataFrame  # the model's own tier
+    crosstab: pd.DataFrame
+    fairness: pd.DataFrame
+    agreement: pd.DataFrame
+    agreement_summary: dict[str, Any]
+    calibration: pd.DataFrame  # equal-mass bins per scorer
+    importance: pd.DataFrame
+    checks: dict[str, bool] = field(default_factory=dict)
+
+    def metric(self, scorer: str, name: str) -> float:
+        return float(self.metrics.loc[self.metrics["scorer"] == scorer, name].iloc[0])
+
+    def industry_auc_min(self) -> float:
+        values = self.fairness.loc[self.fairness["group"] == "industry", "auc"].dropna()
+        return float(values.min()) if len(values) else float("nan")
+
+    def summary(self) -> dict[str, float]:
+        """Flat metrics for MLflow and the JSON line: ``test_auc``, ``scorecard_test_auc``, ``tier_rate_A``…"""
+        out: dict[str, float] = {}
+        prefixes = {
+            "model": "",
+            "model_uncalibrated": "uncalibrated_",
+            "rules_points_card": "rules_card_",
+            "binned_scorecard": "scorecard_",
+        }
+        for row in self.metrics.to_dict("records"):
+            prefix = prefixes.get(row["scorer"], f"{row['scorer']}_")
+            for key in ("auc", "pr_auc", "ks", "brier", "ece", "lift_top_decile"):
+                out[f"{prefix}test_{key}"] = float(row[key])
+        for row in self.folds.to_dict("records"):
+            out[f"{row['fold']}_auc"] = float(row["auc"])
+            out[f"{row['fold']}_rows"] = float(row["rows"])
+            out[f"{row['fold']}_outcome_rate"] = float(row["outcome_rate"])
+        for row in self.tiers.to_dict("records"):
+            out[f"tier_rate_{row['tier']}"] = float(row["outcome_rate"])
+            out[f"tier_share_{row['tier']}"] = float(row["share"])
+        out["industry_auc_min"] = self.industry_auc_min()
+        out.update({k: float(v) for k, v in self.agreement_summary.items()})
+        out.update({f"check_{k}": float(v) for k, v in self.checks.items()})
+        return out
