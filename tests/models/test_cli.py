@@ -1,0 +1,157 @@
+"""The model commands as a user runs them, on a tiny synthetic world and a temporary MLflow store.
+
+train -> register (champion) -> score (deterministic file) -> score --store -> train again (gate) ->
+promote by hand -> score with an older version; and every kind of bad input exits 2 having written nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.build import build_features
+from features.dataset import load_dataset
+from models.predict import SCORE_COLUMNS
+from serving.cli import app
+
+runner = CliRunner()
+AS_OF = "2025-12-31"
+FAST_TOML = """
+[boosting]
+max_rounds = 60
+early_stopping_rounds = 10
+[evaluation]
+shap_sample = 300
+scorecard_max_rows = 5000
+min_group_rows = 100
+min_group_positives = 5
+"""
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A private MLflow store and service database for one test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
+    (tmp_path / "mlruns").mkdir()
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST_TOML)
+    return tmp_path
+
+
+def _json_tail(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _train(data, config, *extra):
+    result = runner.invoke(app, ["train", "--data", str(data), "--config", str(config), *extra])
+    assert result.exit_code == 0, result.output
+    return _json_tail(result.stdout)
+
+
+@pytest.mark.slow
+def test_train_register_score_promote(tiny_world, store):
+    first = _train(tiny_world, store / "fast.toml")
+    assert first["model_version"] == "1" and first["promoted"] is True
+    assert {"test_auc", "test_ece", "scorecard_test_auc", "rules_card_test_auc", "tier_rate_D"} <= set(first["metrics"])
+    assert (store / "mlruns" / "artifacts").is_dir()  # artifacts beside the temporary store, not in the project
+
+    out = store / "scores.parquet"
+    result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_parquet(out)
+    assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    expected_ids = build_features(load_dataset(tiny_world), AS_OF)["entity_id"].tolist()
+    assert scores["entity_id"].tolist() == expected_ids
+    assert (scores["model_version"] == "1").all()
+    assert scores["reasons"].map(lambda r: len(json.loads(r)) <= 5).all()
+
+    # Deterministic: the same inputs give the same bytes, whatever the chunking.
+    again = store / "again.parquet"
+    result = runner.invoke(
+        app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(again), "--chunk-size", "97"]
+    )
+    assert result.exit_code == 0, result.output
+    assert again.read_bytes() == out.read_bytes()
+    as_csv = store / "scores.csv"
+    for _ in range(2):
+        assert (
+            runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(as_csv)]).exit_code
+            == 0
+        )
+        text = as_csv.read_text()
+    assert text == as_csv.read_text() and text.splitlines()[0].startswith(",".join(SCORE_COLUMNS))
+
+    result = runner.invoke(
+        app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(store / "s.parquet"), "--store"]
+    )
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(store / "service.db") as db:
+        assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == len(scores)
+
+    second = _train(tiny_world, store / "fast.toml", "--as-of-end", "2024-09-30")
+    assert second["model_version"] == "2"
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    by_version = {v["version"]: v for v in listed}
+    assert "challenger" in by_version["2"]["aliases"]
+    assert "champion" in by_version["2" if second["promoted"] else "1"]["aliases"]
+
+    result = runner.invoke(app, ["promote", "1", "--reason", "rollback drill: keep the full-history model"])
+    assert result.exit_code == 0, result.output
+    listed = {v["version"]: v for v in json.loads(runner.invoke(app, ["models", "--json"]).stdout)}
+    assert "champion" in listed["1"]["aliases"]
+    assert listed["1"]["promotion_reason"] == "rollback drill: keep the full-history model"
+
+    older = store / "v2.parquet"
+    result = runner.invoke(
+        app,
+        ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(older), "--model", "models:/ipcredit/2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (pd.read_parquet(older)["model_version"] == "2").all()
+
+
+@pytest.fixture
+def broken_world(tiny_world, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_world, folder)
+    entities = pd.read_parquet(folder / "entities.parquet")
+    entities.loc[3, "entity_id"] = "91210600MA0XXXXXX0"  # wrong check character
+    entities.to_parquet(folder / "entities.parquet", index=False)
+    return folder
+
+
+def test_bad_input_exits_2_and_writes_nothing(broken_world, store, tiny_world):
+    out = store / "scores.parquet"
+    cases = [
+        ["train", "--data", str(broken_world)],
+        ["train", "--data", str(tiny_world), "--as-of-end", "31/12/2024"],
+        ["train", "--data", str(tiny_world), "--config", str(store / "missing.toml")],
+        ["score", "--data", str(broken_world), "--as-of", AS_OF, "--out", str(out)],
+        ["score", "--data", str(tiny_world), "--as-of", "2025-13-01", "--out", str(out)],
+        ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(store / "scores.xlsx")],
+        ["promote", "1", "--reason", " "],
+    ]
+    for args in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+    assert not out.exists()
+    assert not list(store.glob("*.parquet*")) and not list(store.glob(".*tmp"))
+    assert not (store / "mlruns" / "artifacts").exists()  # no run was logged
+
+
+def test_train_refuses_too_short_a_history(tiny_world, store):
+    result = runner.invoke(app, ["train", "--data", str(tiny_world), "--quarters", "5"])
+    assert result.exit_code == 2
+    assert "as-of dates" in result.output
+
+
+def test_promote_an_unknown_version(store):
+    result = runner.invoke(app, ["promote", "9", "--reason", "no such thing"])
+    assert result.exit_code == 2
+    assert "no version" in result.output
