@@ -14,11 +14,8 @@ from tests.models.factories import feature_frame
 def clean() -> pd.DataFrame:
     """Entities on no list, with no adverse record, registered years ago: no rule fires."""
     rows = feature_frame(4, seed=1).drop(columns=["outcome"])
-    for column in rows.columns:
-        if column.startswith(("adverse", "abnormal", "malicious")) or column.endswith("_36m") and "filed" not in column:
-            if rows[column].dtype == "int64":
-                rows[column] = 0
-    return rows.assign(
+    adverse = [c for c in rows.columns if c.startswith(("adverse", "abnormal", "malicious"))]
+    return rows.assign(**dict.fromkeys(adverse, 0)).assign(
         age_years=5.0,
         on_red_list=False,
         on_untrustworthy_list=False,

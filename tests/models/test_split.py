@@ -28,7 +28,7 @@ def test_without_purge_every_earlier_date_trains():
 
 @pytest.mark.parametrize("count", [3, 6, 8])
 def test_too_little_history_is_an_error_that_says_what_is_missing(count):
-    with pytest.raises(TrainingError, match="as-of dates|training dates"):
+    with pytest.raises(TrainingError, match=r"as-of dates|training dates"):
         out_of_time_split(quarter_ends("2021-03-31", count), parse_config({}))
 
 
@@ -39,10 +39,10 @@ def test_config_overrides_and_validation(tmp_path):
     assert config.lightgbm.learning_rate == 0.1 and config.split.test_quarters == 3
     assert config.lightgbm.num_leaves == load_config().lightgbm.num_leaves  # defaults kept
     path.write_text("[split]\ntest_quarters = 0\n")
-    with pytest.raises(ConfigError, match="split.test_quarters"):
+    with pytest.raises(ConfigError, match=r"split\.test_quarters"):
         load_config(path)
     path.write_text("[calibration]\nmethod = 'magic'\n")
-    with pytest.raises(ConfigError, match="calibration.method"):
+    with pytest.raises(ConfigError, match=r"calibration\.method"):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")

@@ -100,7 +100,7 @@ def test_score_explanations_add_up_to_the_booster_log_odds(scorer, policy, facto
 def test_shap_tree_explainer_agrees(scorer, factory_snapshots):
     shap = pytest.importorskip("shap")
     rows = factory_snapshots.head(200)
-    contrib, base = scorer.contributions(rows)
+    contrib, _ = scorer.contributions(rows)
     explainer = shap.TreeExplainer(scorer.booster)
     values = explainer.shap_values(model_matrix(rows))
     values = values[1] if isinstance(values, list) else values
