@@ -29,8 +29,10 @@ from features.catalogue import (
     CATALOGUE,
     CATEGORIES,
     FEATURE_NAMES,
+    FEATURES,
     YEARS_SINCE_CAP,
     Aggregate,
+    Attribute,
     Measure,
     Ratio,
     Source,
@@ -43,21 +45,17 @@ OUTCOME_MONTHS = 12
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 
-_ENTITY_QUERY = """
-WITH li AS (
-    SELECT entity_id, list FROM lists
-    WHERE entered_on <= {as_of} AND (removed_on IS NULL OR removed_on > {as_of})
-      AND NOT (list = 'serious_violation' AND entered_on + INTERVAL {lapse_years} YEAR <= {as_of})
-),
-li_agg AS (
-    SELECT entity_id, {list_aggregates}
-    FROM li GROUP BY entity_id
-)
-SELECT e.entity_id, {columns}
-FROM _entity_index i
-JOIN entities e USING (entity_id)
-LEFT JOIN li_agg USING (entity_id)
+_ENTITY_COLUMNS = ("entity_id", "kind", "industry", "registered_on", "registered_capital", "online_seller")
+_ENTITIES_QUERY = f"""
+SELECT {", ".join("e." + c for c in _ENTITY_COLUMNS)}
+FROM _entity_index i JOIN entities e USING (entity_id)
 ORDER BY i.idx
+"""
+
+_LISTS_QUERY = """
+SELECT i.idx, l.list, l.entered_on, l.removed_on
+FROM lists l JOIN _entity_index i USING (entity_id)
+WHERE l.entered_on <= {as_of}
 """
 
 _EVENTS_QUERY = """
@@ -87,21 +85,51 @@ def _as_date(value: date | str | pd.Timestamp) -> date:
     raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
 
 
-def entity_sql(as_of: date) -> str:
-    """The SQL for the entity attributes and list flags at ``as_of``, generated from the catalogue."""
-    columns, list_aggregates = [], []
+def in_force(entered_on: pd.Series, removed_on: pd.Series, list_name: pd.Series, as_of: date) -> np.ndarray:
+    """Which list entries are in force at ``as_of``.
+
+    Entered on or before the date, not removed on or before it, and a serious-violation entry lapses
+    ``SERIOUS_VIOLATION_LAPSE_YEARS`` after entry even with no removal date.
+    """
+    day = pd.Timestamp(as_of)
+    entered, removed = pd.to_datetime(entered_on), pd.to_datetime(removed_on)
+    lapsed = (list_name == "serious_violation").to_numpy() & (
+        (entered + pd.DateOffset(years=SERIOUS_VIOLATION_LAPSE_YEARS)) <= day
+    ).to_numpy()
+    return ((entered <= day) & (removed.isna() | (removed > day))).to_numpy() & ~lapsed
+
+
+def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarray:
+    column = entities[spec.column]
+    if spec.age:
+        return ((pd.Timestamp(as_of) - pd.to_datetime(column)).dt.days / 365.25).to_numpy(dtype=np.float64)
+    if spec.equals is not None:
+        return (column == spec.equals).to_numpy(dtype=bool)
+    return column.to_numpy()
+
+
+def _assemble(entities: pd.DataFrame, lists: pd.DataFrame, events: dict[str, np.ndarray], as_of: date) -> pd.DataFrame:
+    """The feature table from its inputs, whichever engine loaded them.
+
+    ``entities``: the entities registered by ``as_of``, sorted by entity_id (row i is entity index i);
+    ``lists``: entries with ``idx``, ``list``, ``entered_on``, ``removed_on``; ``events``: the events known
+    and unrepaired at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``.
+    """
+    n = len(entities)
+    active = lists[in_force(lists["entered_on"], lists["removed_on"], lists["list"], as_of)]
+    aggregates = _EventColumns(events, n, as_of)
+    values: dict[str, object] = {"entity_id": entities["entity_id"].astype(str).to_numpy(), "as_of": as_of}
     for f in CATALOGUE:
         if f.source is Source.ENTITY:
-            columns.append(f"{f.spec.format(as_of=_date_sql(as_of))} AS {f.name}")
+            values[f.name] = _attribute(f.spec, entities, as_of)
         elif f.source is Source.LISTS:
-            list_aggregates.append(f"{f.spec} AS {f.name}")
-            columns.append(f"coalesce({f.name}, false) AS {f.name}")
-    return _ENTITY_QUERY.format(
-        as_of=_date_sql(as_of),
-        lapse_years=SERIOUS_VIOLATION_LAPSE_YEARS,
-        list_aggregates=", ".join(list_aggregates),
-        columns=", ".join(columns),
-    )
+            flag = np.zeros(n, dtype=bool)
+            flag[active["idx"].to_numpy()[(active["list"] == f.spec.list_name).to_numpy()]] = True
+            values[f.name] = flag
+        else:
+            value = aggregates.evaluate(f.spec)
+            values[f.name] = value if f.fill is None else np.where(np.isnan(value), f.fill, value)
+    return conform(pd.DataFrame(values))
 
 
 class _EventColumns:
@@ -178,7 +206,9 @@ class _EventColumns:
 
 FEATURE_VERSION = (
     f"{__version__}+{catalogue_fingerprint()}"
-    + hashlib.sha256((_ENTITY_QUERY + _EVENTS_QUERY + inspect.getsource(_EventColumns)).encode()).hexdigest()[:4]
+    + hashlib.sha256(
+        "".join(inspect.getsource(obj) for obj in (_EventColumns, _assemble, _attribute, in_force)).encode()
+    ).hexdigest()[:4]
 )
 
 
@@ -212,8 +242,9 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     """
     as_of = _as_date(as_of)
     _ensure_enum(ds)
-    n, join = _index_entities(ds, as_of)
-    frame = ds.con.execute(entity_sql(as_of)).df()
+    _, join = _index_entities(ds, as_of)
+    entities = ds.con.execute(_ENTITIES_QUERY).df()
+    lists = ds.con.execute(_LISTS_QUERY.format(as_of=_date_sql(as_of))).df()
     # Row order does not matter here; letting DuckDB stream unordered saves time and memory.
     ds.con.execute("SET preserve_insertion_order = false")
     try:
@@ -225,33 +256,60 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
         columns[name] = arrow.column(name).to_numpy()
         arrow = arrow.drop_columns([name])  # free each Arrow column as soon as numpy has it
     del arrow
-    events = _EventColumns(columns, n, as_of)
-    del columns
-    values = {}
-    for f in CATALOGUE:
-        if f.source is Source.EVENTS:
-            value = events.evaluate(f.spec)
-            values[f.name] = value if f.fill is None else np.where(np.isnan(value), f.fill, value)
-    frame = pd.concat([frame, pd.DataFrame(values, index=frame.index)], axis=1)
-    frame.insert(1, "as_of", as_of)
-    frame["entity_id"] = frame["entity_id"].astype(str)
-    return conform(frame[["entity_id", "as_of", *FEATURE_NAMES]])
+    return _assemble(entities, lists, columns, as_of)
+
+
+def build_features_from_frames(
+    entities: pd.DataFrame, events: pd.DataFrame, lists: pd.DataFrame, as_of: date | str
+) -> pd.DataFrame:
+    """``build_features`` for a few entities held in memory (an API request), without a database.
+
+    The frames must already be valid (the service's request models check the contract). Loading is done
+    with pandas; the features are computed by the same ``_assemble`` as for a dataset folder.
+    """
+    as_of = _as_date(as_of)
+    day = pd.Timestamp(as_of)
+    registered = entities[pd.to_datetime(entities["registered_on"]) <= day]
+    registered = registered.sort_values("entity_id", kind="stable").reset_index(drop=True)
+    index = pd.Index(registered["entity_id"].astype(str))
+    recorded, repaired = pd.to_datetime(events["recorded_on"]), pd.to_datetime(events["repaired_on"])
+    known = events[((recorded <= day) & (repaired.isna() | (repaired > day))).to_numpy()]
+    idx = index.get_indexer(known["entity_id"].astype(str))
+    code = known["event_type"].map(_CODE).to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = (idx >= 0) & ~np.isnan(code)
+    known = known[keep]
+    columns = {
+        "idx": idx[keep].astype(np.int32),
+        "code": code[keep].astype(np.uint8),
+        "ago": (day - pd.to_datetime(known["occurred_on"])).dt.days.to_numpy(dtype=np.int32),
+        "quantity": known["quantity"].to_numpy(dtype=np.float64),
+        "amount": known["amount"].fillna(0).to_numpy(dtype=np.float64),
+    }
+    list_idx = index.get_indexer(lists["entity_id"].astype(str))
+    frame = lists[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
+    return _assemble(registered, frame[["idx", "list", "entered_on", "removed_on"]], columns, as_of)
+
+
+def _coerce(values: np.ndarray, dtype: str, name: str) -> np.ndarray | pd.Categorical:
+    if dtype == "category":
+        return pd.Categorical(np.asarray(values, dtype=object), categories=CATEGORIES[name])
+    if values.dtype.kind == "O" or (dtype in ("bool", "int") and values.dtype.kind == "f"):
+        values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+        values = np.nan_to_num(values, nan=0.0) if dtype != "float" else values
+    if dtype == "bool":
+        return values.astype(bool)
+    if dtype == "int":
+        return values.astype(np.int64)
+    return values.astype(np.float64)
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Give a feature frame the catalogue's dtypes (bool, int64, float64, fixed categories)."""
-    out = frame.copy()
-    for f in CATALOGUE:
-        column = out[f.name]
-        if f.dtype == "bool":
-            out[f.name] = column.fillna(False).astype(bool)
-        elif f.dtype == "int":
-            out[f.name] = column.fillna(0).astype("int64")
-        elif f.dtype == "float":
-            out[f.name] = pd.to_numeric(column, errors="coerce").astype("float64")
-        else:
-            out[f.name] = pd.Categorical(column.astype("object"), categories=CATEGORIES[f.name])
-    return out
+    data = {
+        column: _coerce(frame[column].to_numpy(), f.dtype, column) if (f := FEATURES.get(column)) else frame[column]
+        for column in frame.columns
+    }
+    return pd.DataFrame(data, index=frame.index)
 
 
 def model_matrix(features: pd.DataFrame) -> pd.DataFrame:
@@ -338,10 +396,11 @@ def build_snapshots(
 __all__ = [
     "FEATURE_VERSION",
     "build_features",
+    "build_features_from_frames",
     "build_outcomes",
     "build_snapshots",
     "conform",
-    "entity_sql",
+    "in_force",
     "model_matrix",
     "snapshot_dates",
 ]

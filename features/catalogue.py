@@ -6,10 +6,10 @@ monotone constraints from here, the explanation text is formatted from the label
 from this table. There is no other list of features.
 
 Definitions by source:
-- ``entity``: a DuckDB expression over the typed ``entities`` row ``e`` (``{as_of}`` is the as-of date);
+- ``entity``: an ``Attribute`` of the entities row (a column, a comparison, or the age at the as-of date);
 - ``events``: an ``Aggregate`` (a measure over the events of some types in a window) or a ``Ratio`` of
   two aggregates, over the events known and unrepaired at the as-of date;
-- ``lists``: a DuckDB aggregate over ``li``, the list entries in force at the as-of date.
+- ``lists``: ``OnList``, membership of a list in force at the as-of date.
 """
 
 from __future__ import annotations
@@ -27,6 +27,30 @@ class Source(StrEnum):
     ENTITY = "entity"
     EVENTS = "events"
     LISTS = "lists"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An entities column as it is (``equals`` None), compared with a value, or ``age`` in years at D."""
+
+    column: str
+    equals: str | None = None
+    age: bool = False
+
+    def __str__(self) -> str:
+        if self.age:
+            return f"years from {self.column} to D"
+        return self.column if self.equals is None else f"{self.column} == {self.equals!r}"
+
+
+@dataclass(frozen=True)
+class OnList:
+    """True when the entity has an entry of ``list_name`` in force at D."""
+
+    list_name: str
+
+    def __str__(self) -> str:
+        return f"in force on the {self.list_name} list at D"
 
 
 class Measure(StrEnum):
@@ -79,7 +103,7 @@ class Feature:
 
     name: str
     source: Source
-    spec: str | Aggregate | Ratio
+    spec: Attribute | Aggregate | Ratio | OnList
     dtype: str  # "float", "int", "bool" or "category"
     label_zh: str
     label_en: str
@@ -157,7 +181,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "age_years",
         Source.ENTITY,
-        "date_diff('day', e.registered_on, {as_of}) / 365.25",
+        Attribute("registered_on", age=True),
         "float",
         "成立年限",
         "years since registration",
@@ -166,15 +190,17 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "registered_capital",
         Source.ENTITY,
-        "e.registered_capital",
+        Attribute("registered_capital"),
         "float",
         "注册资本(万元)",
         "registered capital (10,000 yuan)",
         fill=None,
     ),
-    Feature("is_agency", Source.ENTITY, "e.kind = 'agency'", "bool", "知识产权代理/服务机构", "IP agency"),
-    Feature("online_seller", Source.ENTITY, "e.online_seller", "bool", "网络经营者", "online seller"),
-    Feature("industry", Source.ENTITY, "e.industry", "category", "行业门类", "industry section", fill=None),
+    Feature(
+        "is_agency", Source.ENTITY, Attribute("kind", equals="agency"), "bool", "知识产权代理/服务机构", "IP agency"
+    ),
+    Feature("online_seller", Source.ENTITY, Attribute("online_seller"), "bool", "网络经营者", "online seller"),
+    Feature("industry", Source.ENTITY, Attribute("industry"), "category", "行业门类", "industry section", fill=None),
     # Supervision information: unrepaired adverse records, by window and by type.
     *(_adverse_count(m) for m in (3, 12, 24, 36, None)),
     *(_event_count(code, 36, 1) for code in ADVERSE_CODES),
@@ -274,11 +300,11 @@ CATALOGUE: tuple[Feature, ...] = (
         fill=YEARS_SINCE_CAP,
     ),
     # Lists in force at the as-of date.
-    Feature("on_red_list", Source.LISTS, "bool_or(list = 'red')", "bool", "在诚信红名单", "on the red list", -1),
+    Feature("on_red_list", Source.LISTS, OnList("red"), "bool", "在诚信红名单", "on the red list", -1),
     Feature(
         "on_untrustworthy_list",
         Source.LISTS,
-        "bool_or(list = 'untrustworthy')",
+        OnList("untrustworthy"),
         "bool",
         "在失信主体清单",
         "on the untrustworthy list",
@@ -287,7 +313,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "on_serious_violation_list",
         Source.LISTS,
-        "bool_or(list = 'serious_violation')",
+        OnList("serious_violation"),
         "bool",
         "在严重违法失信名单",
         "on the serious-violation list",
@@ -296,7 +322,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature(
         "on_abnormal_operation_list",
         Source.LISTS,
-        "bool_or(list = 'abnormal_operation')",
+        OnList("abnormal_operation"),
         "bool",
         "在经营异常名录",
         "on the abnormal-operation list",
