@@ -142,6 +142,8 @@ class EventIn(_Model):
     def _recorded_after(self) -> EventIn:
         if self.recorded_on < self.occurred_on:
             raise ValueError("recorded_on must be on or after occurred_on")
+        if self.repaired_on is not None and self.repaired_on < self.recorded_on:
+            raise ValueError("repaired_on must be on or after recorded_on")
         return self
 
 
@@ -151,6 +153,12 @@ class ListIn(_Model):
     entered_on: date
     removed_on: date | None = None
     basis: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _removed_after(self) -> ListIn:
+        if self.removed_on is not None and self.removed_on < self.entered_on:
+            raise ValueError("removed_on must be on or after entered_on")
+        return self
 
 
 class History(_Model):

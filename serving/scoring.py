@@ -158,22 +158,37 @@ def dataset_from_history(entity: pd.DataFrame, events: pd.DataFrame, lists: pd.D
     return ds
 
 
+def score_history(scorer: Any, policy: Policy, history: Any, as_of: date) -> pd.DataFrame:
+    """Score one posted history (a ``schemas.History``, already checked against the contract by its
+    request model) without a database: the in-memory feature path, then the scorer."""
+    from features.build import build_features_from_frames
+
+    features = build_features_from_frames(*history_frames(history), as_of)
+    if features.empty:
+        raise _not_registered(as_of)
+    return scorer.score(features, policy)
+
+
+def _not_registered(as_of: date) -> InputProblems:
+    return InputProblems(
+        [
+            {
+                "loc": ["body", "as_of"],
+                "msg": "as_of must be on or after the entity's registered_on (nothing to score before it)",
+                "type": "value_error",
+                "input": as_of.isoformat(),
+            }
+        ]
+    )
+
+
 def score_dataset(scorer: Any, policy: Policy, ds: Any, as_of: date) -> pd.DataFrame:
     """Features at ``as_of`` for every entity of ``ds``, scored with ``scorer`` under ``policy``."""
     from features.build import build_features
 
     features = build_features(ds, as_of)
     if features.empty:
-        raise InputProblems(
-            [
-                {
-                    "loc": ["body", "as_of"],
-                    "msg": "as_of must be on or after the entity's registered_on (nothing to score before it)",
-                    "type": "value_error",
-                    "input": as_of.isoformat(),
-                }
-            ]
-        )
+        raise _not_registered(as_of)
     return scorer.score(features, policy)
 
 

@@ -30,7 +30,5 @@ def score(
     current policy, returning the score row and its explanation. Nothing is stored or audited as a
     change: this is how a reviewer sees the effect of a correction before deciding."""
     scorer = models.require_champion()
-    entity, events, lists = scoring.history_frames(body)
-    ds = scoring.dataset_from_history(entity, events, lists, source="POST /v1/score")
-    frame = scoring.score_dataset(scorer, policy, ds, body.as_of)
+    frame = scoring.score_history(scorer, policy, body, body.as_of)
     return scoring.what_if_row(frame, policy)
