@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,8 @@ def default_artifact_root(tracking_uri: str, fallback: str | None) -> str | None
     Keeping artifacts next to the database means a temporary store (tests, the notebook) is self-contained.
     """
     if tracking_uri.startswith("sqlite:///"):
-        path = Path(unquote(urlparse(tracking_uri).path))
+        # sqlite:///relative/path.db or sqlite:////absolute/path.db (SQLAlchemy's convention)
+        path = Path(unquote(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])).resolve()
         return (path.parent / "artifacts").as_uri()
     return fallback
 
@@ -368,8 +369,13 @@ def list_versions(*, tracking_uri: str) -> pd.DataFrame:
     client = connect(tracking_uri)
     try:
         versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+        # search results do not carry aliases on every store; the registered model does
+        alias_map = client.get_registered_model(MODEL_NAME).aliases or {}
     except Exception:
-        versions = []
+        versions, alias_map = [], {}
+    aliases: dict[str, list[str]] = {}
+    for alias, number in alias_map.items():
+        aliases.setdefault(str(number), []).append(alias)
     rows = []
     for v in versions:
         try:
@@ -379,7 +385,7 @@ def list_versions(*, tracking_uri: str) -> pd.DataFrame:
         rows.append(
             {
                 "version": str(v.version),
-                "aliases": ",".join(sorted(v.aliases or [])),
+                "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
                 "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M"),
                 "test_auc": metrics.get("test_auc", np.nan),
                 "test_ece": metrics.get("test_ece", np.nan),

@@ -22,6 +22,8 @@ from serving.cli import app
 runner = CliRunner()
 AS_OF = "2025-12-31"
 FAST_TOML = """
+[lightgbm]
+num_threads = 1
 [boosting]
 max_rounds = 60
 early_stopping_rounds = 10

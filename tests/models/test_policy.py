@@ -15,17 +15,21 @@ def clean() -> pd.DataFrame:
     """Entities on no list, with no adverse record, registered years ago: no rule fires."""
     rows = feature_frame(4, seed=1).drop(columns=["outcome"])
     adverse = [c for c in rows.columns if c.startswith(("adverse", "abnormal", "malicious"))]
-    return rows.assign(**dict.fromkeys(adverse, 0)).assign(
-        age_years=5.0,
-        on_red_list=False,
-        on_untrustworthy_list=False,
-        on_serious_violation_list=False,
-        on_abnormal_operation_list=False,
-        adverse_all=0,
-        adverse_36m=0,
-        abnormal_patent_filing_12m=0,
-        malicious_trademark_filing_12m=0,
-    ).reset_index(drop=True)
+    return (
+        rows.assign(**dict.fromkeys(adverse, 0))
+        .assign(
+            age_years=5.0,
+            on_red_list=False,
+            on_untrustworthy_list=False,
+            on_serious_violation_list=False,
+            on_abnormal_operation_list=False,
+            adverse_all=0,
+            adverse_36m=0,
+            abnormal_patent_filing_12m=0,
+            malicious_trademark_filing_12m=0,
+        )
+        .reset_index(drop=True)
+    )
 
 
 def test_cut_offs_on_the_calibrated_probability(policy, clean):
