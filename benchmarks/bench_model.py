@@ -62,15 +62,14 @@ def bench_training(entities: int, quarters: int) -> tuple[dict, object]:
     from models import plots, registry
     from models.config import load_config
     from models.policy import load_policy
-    from models.train import train_model
-    from serving.cli.model import training_dates
+    from models.train import quarterly_dates, train_model
 
     console.print(f"[bold]training[/bold] on {entities:,} entities, {quarters} quarterly snapshots")
     policy_path = ROOT / "models" / "policy.toml"
     policy = load_policy(policy_path)
     t_total = time.perf_counter()
     ds, t_load = timed("load + validate", load_valid_dataset, world(entities))
-    dates = training_dates(ds, None, quarters)
+    dates = quarterly_dates(ds, None, quarters)
     snapshots, t_snap = timed(f"snapshots ({len(dates)} dates)", build_snapshots, ds, dates)
     result, t_train = timed(
         "train + baselines + evaluation",

@@ -98,6 +98,21 @@ def out_of_time_split(dates: list[date], config: TrainConfig) -> Split:
     return Split(train=train, purged=purged, valid=valid, test=test)
 
 
+def quarterly_dates(ds, as_of_end: date | None = None, count: int = 16) -> list[date]:
+    """Up to ``count`` quarter ends for training snapshots, the last at or before ``as_of_end`` (default:
+    the latest whose whole 12-month outcome window lies inside the data), none before the first
+    registration. ``ds`` is a ``features.dataset.Dataset``."""
+    end = ds.data_end()
+    if end is None:
+        return []
+    last = end - relativedelta(months=OUTCOME_MONTHS)
+    if as_of_end is not None:
+        last = min(last, as_of_end)
+    first = ds.con.execute("SELECT min(registered_on) FROM entities").fetchone()[0]
+    quarter_ends = pd.date_range(end=pd.Timestamp(last), periods=count, freq="QE")
+    return [d.date() for d in quarter_ends if d.date() <= last and (first is None or d.date() >= first)]
+
+
 @dataclass
 class TrainResult:
     """The fitted scorer with everything measured about it."""

@@ -17,7 +17,6 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from dateutil.relativedelta import relativedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -83,22 +82,6 @@ def _rich_table(frame: pd.DataFrame, title: str, *, percent: tuple[str, ...] = (
     return table
 
 
-def training_dates(ds, as_of_end: date | None, count: int) -> list[date]:
-    """Up to ``count`` quarter ends, the last at or before ``as_of_end`` (default: the latest whose whole
-    12-month outcome window lies inside the data), none before the first registration."""
-    from features.build import OUTCOME_MONTHS
-
-    end = ds.data_end()
-    if end is None:
-        return []
-    last = end - relativedelta(months=OUTCOME_MONTHS)
-    if as_of_end is not None:
-        last = min(last, as_of_end)
-    first = ds.con.execute("SELECT min(registered_on) FROM entities").fetchone()[0]
-    quarter_ends = pd.date_range(end=pd.Timestamp(last), periods=count, freq="QE")
-    return [d.date() for d in quarter_ends if d.date() <= last and (first is None or d.date() >= first)]
-
-
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="dataset folder (entities, events, lists)")],
@@ -116,7 +99,7 @@ def train(
     from features.build import FEATURE_VERSION, build_snapshots
     from models import registry
     from models.config import ConfigError, load_config
-    from models.train import TrainingError, train_model
+    from models.train import TrainingError, quarterly_dates, train_model
 
     end = _parse_date(as_of_end, "--as-of-end") if as_of_end else None
     try:
@@ -125,7 +108,7 @@ def train(
         raise fail(str(exc)) from None
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
-    dates = training_dates(ds, end, quarters)
+    dates = quarterly_dates(ds, end, quarters)
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("building snapshots", total=len(dates))
