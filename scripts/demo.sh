@@ -18,19 +18,44 @@ $BIN/ipcredit train --data "$DEMO_DIR/data" | tee "$DEMO_DIR/train.log"
 say "Scoring every entity as of $AS_OF with the champion, stored for the service"
 $BIN/ipcredit score --data "$DEMO_DIR/data" --as-of "$AS_OF" --out "$DEMO_DIR/scores.parquet" --store
 
+say "Inspector roster for 双随机 draws (synthetic)"
+$BIN/ipcredit inspectors demo --out "$DEMO_DIR/roster.csv" --count 40
+$BIN/ipcredit inspectors load --file "$DEMO_DIR/roster.csv" --replace
+
 say "API tokens"
 SUPERVISOR=$($BIN/ipcredit tokens create --role supervisor | tail -n 1)
 REVIEWER=$($BIN/ipcredit tokens create --role reviewer | tail -n 1)
+ANALYST=$($BIN/ipcredit tokens create --role analyst | tail -n 1)
 ENTITY=$($BIN/python -c "import pandas as pd; s = pd.read_parquet('$DEMO_DIR/scores.parquet'); print(s.sort_values('score').iloc[-1].entity_id)")
+# A what-if body: the riskiest entity's own history, as a reviewer would post it.
+$BIN/python - "$DEMO_DIR" "$ENTITY" "$AS_OF" <<'PY'
+import json, sys
+import pandas as pd
+folder, entity, as_of = sys.argv[1], sys.argv[2], sys.argv[3]
+def rows(table):
+    frame = pd.read_parquet(f"{folder}/data/{table}.parquet")
+    frame = frame[frame["entity_id"] == entity]
+    return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+def dates(row):  # ISO timestamps -> YYYY-MM-DD for the *_on columns
+    return {k: v[:10] if k.endswith("_on") and isinstance(v, str) else v for k, v in row.items()}
+body = {"as_of": as_of, "entity": dates(rows("entities")[0]),
+        "events": [dates(r) for r in rows("events")], "lists": [dates(r) for r in rows("lists")]}
+with open(f"{folder}/what-if.json", "w", encoding="utf-8") as fh:
+    json.dump(body, fh, ensure_ascii=False, indent=1)
+PY
 cat > "$DEMO_DIR/requests.sh" <<TXT
 # Example requests against the demo service (tokens were created by make demo).
 export SUPERVISOR=$SUPERVISOR
 export REVIEWER=$REVIEWER
+export ANALYST=$ANALYST
 curl -s http://$HOST:$PORT/health
 curl -s -H "Authorization: Bearer \$SUPERVISOR" http://$HOST:$PORT/v1/entities/$ENTITY/risk
 curl -s -H "Authorization: Bearer \$REVIEWER" http://$HOST:$PORT/v1/entities/$ENTITY/explanation
 curl -s -X POST -H "Authorization: Bearer \$SUPERVISOR" -H 'Content-Type: application/json' \\
-     -d '{"seed": 20261121, "filter": {"region": "210600"}}' http://$HOST:$PORT/v1/sampling/draws
+     -d '{"seed": 20261121, "filter": {"region": "410100"}}' http://$HOST:$PORT/v1/sampling/draws
+curl -s 'http://$HOST:$PORT/v1/public/lists?list=red'
+curl -s -X POST -H "Authorization: Bearer \$ANALYST" -H 'Content-Type: application/json' \\
+     -d @$DEMO_DIR/what-if.json http://$HOST:$PORT/v1/score
 TXT
 
 say "Where to look"
