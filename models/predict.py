@@ -64,6 +64,7 @@ class Scorer:
     model_version: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     _explainer: PatternTreeSHAP | None = field(default=None, init=False, repr=False, compare=False)
+    _reason_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ---- compatibility -------------------------------------------------------------------------------
     def check_compatible(self, feature_version: str) -> None:
@@ -136,7 +137,7 @@ class Scorer:
                 "rules": tiers["rules"].to_numpy(),
                 "review": tiers["review"].to_numpy(dtype=bool),
                 "model_version": self.model_version or UNREGISTERED,
-                "reasons": reasons_json(contrib, features, top_k),
+                "reasons": reasons_json(contrib, features, top_k, self._reason_cache),
                 "policy_version": policy.version_tag,
                 "feature_version": self.feature_version,
                 "base_value": base,
@@ -252,30 +253,49 @@ def top_contributions(contrib: np.ndarray, top_k: int) -> tuple[np.ndarray, np.n
     return index, mask
 
 
-def reasons_json(contrib: np.ndarray, features: pd.DataFrame, top_k: int) -> np.ndarray:
-    """The ``reasons`` column: per row a JSON list of its top-k contributions with bilingual text."""
+def reasons_json(
+    contrib: np.ndarray, features: pd.DataFrame, top_k: int, cache: dict[int, dict[Any, tuple[str, str]]] | None = None
+) -> np.ndarray:
+    """The ``reasons`` column: per row a JSON list of its top-k contributions with bilingual text.
+
+    Built column-wise (one group per rank and feature) so that a million rows cost seconds: the JSON
+    around each value and its sentence is made once per distinct value (``cache``, kept by the scorer
+    across chunks), and the contributions are formatted by numpy (shortest round-trip repr, like
+    ``repr(float)``).
+    """
     n = contrib.shape[0]
     index, mask = top_contributions(contrib, top_k)
     result = np.full(n, "[", dtype=object)
-    cache: dict[int, dict[Any, tuple[str, str]]] = {}
+    cache = {} if cache is None else cache
+    columns: dict[int, np.ndarray] = {}
     for rank in range(index.shape[1]):
+        ranked = np.where(mask[:, rank], index[:, rank], -1)
+        if not (ranked >= 0).any():
+            continue
+        order = np.argsort(ranked, kind="stable")
+        features_here, starts = np.unique(ranked[order], return_index=True)
+        ends = np.r_[starts[1:], n]
         piece = np.full(n, "", dtype=object)
-        ranked = index[:, rank]
-        for j in np.unique(ranked[mask[:, rank]]):
-            rows = np.flatnonzero((ranked == j) & mask[:, rank])
+        lead = "," if rank else ""
+        for j, start, end in zip(features_here.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if j < 0:
+                continue
+            rows = order[start:end]
             name = FEATURE_NAMES[j]
-            values = _values(features, name)[rows]
+            if j not in columns:
+                columns[j] = _values(features, name)
+            values = columns[j][rows].tolist()
             parts = cache.setdefault(j, {})
-            amounts = contrib[rows, j].tolist()
-            lead = "," if rank else ""
-            built = []
-            for value, amount in zip(values.tolist(), amounts, strict=True):
-                key = "nan" if isinstance(value, float) and math.isnan(value) else value
-                head_tail = parts.get(key)
-                if head_tail is None:
-                    head_tail = parts[key] = _reason_parts(name, value)
-                built.append(f"{lead}{head_tail[0]}{amount!r}{head_tail[1]}")
-            piece[rows] = built
+            if len(parts) > 200_000:  # continuous values: keep the cache bounded in a long-lived service
+                parts.clear()
+            keys = ["nan" if isinstance(v, float) and math.isnan(v) else v for v in values]
+            for key, value in zip(keys, values, strict=True):
+                if key not in parts:
+                    parts[key] = _reason_parts(name, value)
+            heads = np.array([lead + parts[k][0] for k in keys], dtype=object)
+            tails = np.array([parts[k][1] for k in keys], dtype=object)
+            amounts = contrib[rows, j].astype(str).astype(object)
+            piece[rows] = heads + amounts + tails
         result = result + piece
     return result + "]"
 
