@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -72,7 +73,9 @@ def _rich_table(frame: pd.DataFrame, title: str, *, percent: tuple[str, ...] = (
     for row in frame.itertuples(index=False):
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
-            if isinstance(value, float):
+            if isinstance(value, bool | np.bool_):
+                cells.append("yes" if value else "no")
+            elif isinstance(value, float):
                 cells.append(
                     "" if math.isnan(value) else f"{value:.1%}" if column in percent else f"{value:.{digits}f}"
                 )
