@@ -43,6 +43,7 @@ bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
 
 bench-service: env
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/bench_service.py
 
 lint: env

@@ -57,8 +57,9 @@ def main() -> None:
     stages = dict(re.findall(r"(validate|features|write) ([\d.]+) s", stderr))
     validate_s, features_s = float(stages.get("validate", "nan")), float(stages.get("features", "nan"))
 
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     rows = [
-        ("machine", f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"),
+        ("machine", f"{os.cpu_count()} cores, {memory_gib:.0f} GiB"),
         ("entities", f"{entities:,}"),
         ("events", f"{events:,}"),
         ("parquet size", f"{size:,.0f} MiB"),

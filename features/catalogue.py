@@ -289,13 +289,15 @@ CATALOGUE: tuple[Feature, ...] = (
         unit_zh="次",
     ),
     _event_count("ipms_certified", 36, -1),
+    # Passed inspections only: a failed one is an adverse record, and counting it here (a feature with a
+    # free direction) could let one more violation lower a score.
     Feature(
-        "years_since_inspection",
+        "years_since_clean_inspection",
         Source.EVENTS,
-        Aggregate(("inspection_passed", "inspection_failed"), Measure.YEARS_SINCE),
+        Aggregate(("inspection_passed",), Measure.YEARS_SINCE),
         "float",
-        "距最近一次“双随机”抽查",
-        "years since the latest random inspection (10 = none)",
+        "距最近一次“双随机”抽查未发现问题",
+        "years since the latest random inspection without findings (10 = none)",
         unit_zh="年",
         fill=YEARS_SINCE_CAP,
     ),

@@ -112,3 +112,17 @@ class History:
 @pytest.fixture
 def history() -> History:
     return History()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_tracking_uri():
+    """``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the process environment; restore it
+    after every test so one test's temporary store never leaks into the next (or into the notebook)."""
+    import os
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

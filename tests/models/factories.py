@@ -90,7 +90,7 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["commitment_signed_36m"] = rng.poisson(0.3, n)
     frame["honours_36m"] = rng.binomial(1, 1 / (1 + np.exp(3.5 + 0.8 * risk)))
     frame["ipms_certified_36m"] = rng.binomial(1, 1 / (1 + np.exp(2.5 + 0.5 * risk)))
-    frame["years_since_inspection"] = np.where(rng.random(n) < 0.4, rng.uniform(0, 5, n), 10.0)
+    frame["years_since_clean_inspection"] = np.where(rng.random(n) < 0.4, rng.uniform(0, 5, n), 10.0)
     frame["on_red_list"] = (frame["honours_36m"] > 0) & (adverse36 == 0)
     frame["on_untrustworthy_list"] = (adverse12 > 0) & (rng.random(n) < 0.3)
     frame["on_serious_violation_list"] = (adverse36 > 1) & (rng.random(n) < 0.15)

@@ -14,10 +14,9 @@ from features.catalogue import FEATURES
 from features.schema import ADVERSE_CODES
 from tests.models.factories import feature_frame
 
-# A failed random inspection is adverse, but it also refreshes ``years_since_inspection``, a feature the
-# catalogue leaves unconstrained (direction 0): for that one type the guarantee does not hold by
-# construction (docs/model.md, "Monotonicity").
-MONOTONE_TYPES = [c for c in ADVERSE_CODES if c != "inspection_failed"]
+# Every adverse type, failed inspections included: only passed inspections refresh
+# ``years_since_clean_inspection``, so an adverse record touches constrained features only.
+MONOTONE_TYPES = list(ADVERSE_CODES)
 BASE = feature_frame(300, seed=21).drop(columns=["outcome"])
 
 

@@ -68,8 +68,17 @@ def test_new_entity_without_adverse_record_is_B(policy, clean):
     rows = clean.assign(age_years=[0.5, 0.5, 0.5, 1.5])
     rows.loc[2, ["adverse_all", "adverse_36m"]] = 1
     out = policy.apply(np.array([0.01, 0.6, 0.01, 0.01]), rows)
-    assert list(out["tier"]) == ["B", "B", "A", "A"]
-    assert list(out["rules"]) == ["NEW_ENTITY", "NEW_ENTITY", "", ""]
+    assert list(out["tier"]) == ["B", "B", "B", "A"]
+    assert list(out["rules"]) == ["NEW_ENTITY", "NEW_ENTITY", "NEW_ENTITY_ADVERSE", ""]
+
+
+def test_a_first_violation_never_lowers_a_young_entitys_tier(policy, clean):
+    # Clean and young: forced to B. With its first record the model may still say A; the tier must not drop.
+    scores = np.linspace(0.0, 0.99, 4)
+    young = clean.assign(age_years=0.4)
+    before = policy.apply(scores, young)["tier"]
+    after = policy.apply(scores, young.assign(adverse_all=1, adverse_36m=1, adverse_12m=1))["tier"]
+    assert (after.to_numpy() >= before.to_numpy()).all(), (list(before), list(after))
 
 
 def test_red_list_gives_A_only_when_the_model_agrees(policy, clean):

@@ -26,7 +26,14 @@ def test_evaluation_tables(trained):
     assert list(ev.tiers["tier"]) == list(TIERS)
     assert ev.tiers["count"].sum() == len(trained.test_frame)
     assert set(ev.fairness["group"]) == {"industry", "kind"}
-    assert set(ev.agreement["rule"]) == {"SV_LIST", "UNTRUSTWORTHY", "ABNORMAL_OPERATION", "NEW_ENTITY", "RED_LIST"}
+    assert set(ev.agreement["rule"]) == {
+        "SV_LIST",
+        "UNTRUSTWORTHY",
+        "ABNORMAL_OPERATION",
+        "NEW_ENTITY",
+        "NEW_ENTITY_ADVERSE",
+        "RED_LIST",
+    }
     assert ev.crosstab.to_numpy().sum() == len(trained.test_frame)
     assert list(ev.importance["feature"].sort_values()) == sorted(FEATURE_NAMES)
     summary = trained.metrics()
