@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.build import model_matrix
-from features.catalogue import FEATURE_NAMES, FEATURES, catalogue_fingerprint
+from features.build import conform, model_matrix
+from features.catalogue import CATEGORICAL, CATEGORIES, FEATURE_NAMES, FEATURES, catalogue_fingerprint
 from models.calibration import Calibrator
-from models.policy import Policy
-from models.treeshap import PatternTreeSHAP, numeric_matrix
+from models.policy import TIERS, Policy
+from models.treeshap import PatternTreeSHAP
 
 BOOSTER_FILE = "booster.txt"
 STATE_FILE = "scorer.json"
@@ -46,6 +49,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
 EXTRA_COLUMNS: tuple[str, ...] = ("policy_version", "feature_version", "base_value", "log_odds")
 DETAIL_COLUMNS: tuple[str, ...] = ("contributions", "features")
 UNREGISTERED = "unregistered"
+_PREPARE_LOCK = threading.Lock()
 
 
 class ModelError(RuntimeError):
@@ -65,6 +69,10 @@ class Scorer:
     metadata: dict[str, Any] = field(default_factory=dict)
     _explainer: PatternTreeSHAP | None = field(default=None, init=False, repr=False, compare=False)
     _reason_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _category_maps: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+    _programs: dict[int, tuple[Policy, PolicyProgram]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- compatibility -------------------------------------------------------------------------------
     def check_compatible(self, feature_version: str) -> None:
@@ -100,14 +108,56 @@ class Scorer:
         ``PatternTreeSHAP`` (the same numbers as LightGBM's ``pred_contrib``, several times faster), or by
         ``pred_contrib`` itself for trees too large for pattern tables.
         """
-        matrix = self.matrix(features)
-        if self._explainer is None:
-            self._explainer = PatternTreeSHAP(self.booster)
-        if self._explainer.supports:
-            out = self._explainer.contributions(numeric_matrix(matrix, self.booster))
-        else:
-            out = self.booster.predict(matrix, pred_contrib=True)
+        return self._contributions(self.numeric(feature_columns(features)))
+
+    def numeric(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The float64 matrix LightGBM predicts on, from ``feature_columns``: what
+        ``models.treeshap.numeric_matrix(model_matrix(features), booster)`` gives, without pandas (booleans
+        0/1, integers as floats, a category as its code among the booster's categories, NaN if unknown)."""
+        remap = self._category_codes()
+        n = len(next(iter(columns.values()))) if columns else 0
+        x = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
+        for j, name in enumerate(FEATURE_NAMES):
+            x[:, j] = remap[name][columns[name]] if name in remap else columns[name]
+        return x
+
+    def _category_codes(self) -> dict[str, np.ndarray]:
+        # Catalogue code -> the booster's code as a float; the last slot (index -1) is "missing" -> NaN.
+        maps = self._category_maps
+        if maps is None:
+            trained = list(self.booster.pandas_categorical or [])
+            maps = {}
+            for name in CATEGORICAL:
+                if not trained:
+                    raise ModelError(f"the booster does not know the categories of {name!r}; retrain it")
+                position = {value: float(i) for i, value in enumerate(trained.pop(0))}
+                maps[name] = np.array([position.get(v, np.nan) for v in CATEGORIES[name]] + [np.nan])
+            self._category_maps = maps
+        return maps
+
+    def _contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        explainer = self.explainer()
+        out = explainer.contributions(x) if explainer.supports else self.booster.predict(x, pred_contrib=True)
         return out[:, :-1], out[:, -1]
+
+    def explainer(self) -> PatternTreeSHAP:
+        """The pattern TreeSHAP explainer of this booster, built once (thread-safe)."""
+        if self._explainer is None:
+            with _PREPARE_LOCK:
+                if self._explainer is None:
+                    explainer = PatternTreeSHAP(self.booster)
+                    explainer.supports  # noqa: B018 (builds the pattern tables now, not in a request)
+                    self._explainer = explainer
+        return self._explainer
+
+    def prepare(self) -> Scorer:
+        """Build what scoring caches (pattern tables, category codes) and load the compiled kernels now,
+        so the first request costs what every other one does. Returns the scorer."""
+        self._category_codes()
+        explainer = self.explainer()
+        if explainer.supports:
+            explainer.contributions(np.full((1, explainer.n_features_), np.nan))
+        return self
 
     # ---- the score rows --------------------------------------------------------------------------------
     def score(self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True) -> pd.DataFrame:
@@ -120,34 +170,49 @@ class Scorer:
         the ``top_k`` non-zero contributions by absolute size, each ``{"feature", "value",
         "contribution", "text_zh", "text_en"}``.
         """
+        return pd.DataFrame(self.score_columns(features, policy, top_k=top_k, details=details))
+
+    def score_columns(
+        self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True
+    ) -> dict[str, np.ndarray | list]:
+        """``score`` as a dict of columns (arrays or lists, one item per row), without building a
+        DataFrame: the service scores one entity per request this way. ``score`` is this, framed."""
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0; got {top_k}")
-        contrib, base = self.contributions(features)
+        n = len(features)
+        columns = feature_columns(features)
+        contrib, base = self._contributions(self.numeric(columns))
         log_odds = base + contrib.sum(axis=1)
         score = self.calibrator.transform(log_odds)
-        tiers = policy.apply(score, features)
-        n = len(features)
-        out = pd.DataFrame(
-            {
-                "entity_id": _column(features, "entity_id", n),
-                "as_of": _column(features, "as_of", n),
-                "score": score,
-                "model_tier": tiers["model_tier"].to_numpy(),
-                "tier": tiers["tier"].to_numpy(),
-                "rules": tiers["rules"].to_numpy(),
-                "review": tiers["review"].to_numpy(dtype=bool),
-                "model_version": self.model_version or UNREGISTERED,
-                "reasons": reasons_json(contrib, features, top_k, self._reason_cache),
-                "policy_version": policy.version_tag,
-                "feature_version": self.feature_version,
-                "base_value": base,
-                "log_odds": log_odds,
-            }
-        )
+        model_tier, tier, rules, review = self._policy_program(policy).apply(score, columns)
+        out: dict[str, np.ndarray | list] = {
+            "entity_id": _column(features, "entity_id", n),
+            "as_of": _column(features, "as_of", n),
+            "score": score,
+            "model_tier": model_tier,
+            "tier": tier,
+            "rules": rules,
+            "review": review,
+            "model_version": np.full(n, self.model_version or UNREGISTERED, dtype=object),
+            "reasons": reasons_json(contrib, columns, top_k, self._reason_cache),
+            "policy_version": np.full(n, policy.version_tag, dtype=object),
+            "feature_version": np.full(n, self.feature_version, dtype=object),
+            "base_value": base,
+            "log_odds": log_odds,
+        }
         if details:
             out["contributions"] = contributions_json(contrib)
-            out["features"] = features_json(features)
+            out["features"] = features_json(columns)
         return out
+
+    def _policy_program(self, policy: Policy) -> PolicyProgram:
+        entry = self._programs.get(id(policy))
+        if entry is None or entry[0] is not policy:
+            if len(self._programs) > 64:
+                self._programs = {}
+            entry = (policy, PolicyProgram(policy))
+            self._programs[id(policy)] = entry
+        return entry[1]
 
     # ---- persistence -----------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -188,6 +253,131 @@ def _column(features: pd.DataFrame, name: str, n: int) -> np.ndarray:
     return np.full(n, None, dtype=object)
 
 
+# ---- the feature columns, read once -----------------------------------------------------------------
+
+_NUMPY_TYPES = {"bool": np.dtype(bool), "int": np.dtype(np.int64), "float": np.dtype(np.float64)}
+
+
+def feature_columns(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The catalogue features of ``features`` as numpy columns of the catalogue's types, read once.
+
+    ``bool``, ``int64`` and ``float64`` arrays; a categorical feature as ``int16`` codes into its fixed
+    categories (``features.catalogue.CATEGORIES``), ``-1`` when missing or unknown. A column that already
+    has the catalogue's type (as ``features.build`` writes it) is taken as it is; any other goes through
+    ``features.build.conform``, so these are exactly the values ``model_matrix`` gives the model. Every
+    step of scoring (matrix, rules, reasons, stored values) reads these arrays, never the frame again.
+    """
+    missing = [name for name in FEATURE_NAMES if name not in features.columns]
+    if missing:
+        raise ValueError(f"features must include every catalogue feature; missing {missing}")
+    columns: dict[str, np.ndarray] = {}
+    for name in FEATURE_NAMES:
+        dtype = FEATURES[name].dtype
+        column = features[name]
+        if dtype == "category":
+            if not (isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == CATEGORIES[name]):
+                column = conform(features[[name]])[name]
+            columns[name] = column.cat.codes.to_numpy().astype(np.int16)
+        elif column.dtype == _NUMPY_TYPES[dtype]:
+            columns[name] = column.to_numpy()
+        else:
+            columns[name] = conform(features[[name]])[name].to_numpy()
+    return columns
+
+
+# ---- the policy, compiled once -----------------------------------------------------------------------
+
+_OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+class PolicyProgram:
+    """``Policy.apply`` on ``feature_columns``: the same cut-offs, rules and combination (caps on the
+    model's tier, then floors, then forces never below a fired floor), with the conditions turned into
+    numpy comparisons once per policy instead of pandas work per call. The rules read the conformed
+    values the model reads. ``tests/serving/test_fast_scoring.py`` checks it against ``Policy.apply``."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.bounds = np.asarray([policy.tiers.upper_bounds[t] for t in TIERS[:-1]], dtype=np.float64)
+        self.review_gap = policy.tiers.review_gap
+        self.codes = [rule.code for rule in policy.rules]
+        self.rules = [
+            (
+                rule.effect,
+                TIERS.index(rule.tier),
+                [(c.feature, _OPERATORS[c.op], c.value) for c in rule.when_all],
+                [(c.feature, _OPERATORS[c.op], c.value) for c in rule.when_any],
+            )
+            for rule in policy.rules
+        ]
+        self.tier_names = np.asarray(TIERS, dtype=object)
+
+    def fired(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """``(n, rules)``: which rules fire for each row."""
+        out = np.zeros((n, len(self.rules)), dtype=bool)
+        for r, (_, _, when_all, when_any) in enumerate(self.rules):
+            fired = np.ones(n, dtype=bool)
+            for name, op, value in when_all:
+                fired &= op(columns[name], value)
+            if when_any:
+                any_ = np.zeros(n, dtype=bool)
+                for name, op, value in when_any:
+                    any_ |= op(columns[name], value)
+                fired &= any_
+            out[:, r] = fired
+        return out
+
+    def apply(
+        self, score: np.ndarray, columns: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``model_tier``, ``tier``, ``rules`` (fired codes, ``;``-joined) and ``review`` per row."""
+        n = len(score)
+        model_level = np.searchsorted(self.bounds, np.asarray(score, dtype=np.float64), side="right")
+        fired = self.fired(columns, n)
+        level = model_level
+        floor = np.full(n, -1)
+        forced = np.full(n, -1)
+        for r, (effect, target, _, _) in enumerate(self.rules):
+            mask = fired[:, r]
+            if not mask.any():
+                continue
+            if effect == "cap":
+                level = np.where(mask, np.minimum(level, target), level)
+            elif effect == "floor":
+                floor = np.where(mask, np.maximum(floor, target), floor)
+            else:
+                forced = np.where(mask, np.maximum(forced, target), forced)
+        level = np.maximum(level, floor)
+        level = np.where(forced >= 0, np.maximum(forced, floor), level)
+        return (
+            self.tier_names[model_level],
+            self.tier_names[level],
+            self._rule_text(fired),
+            np.abs(level - model_level) >= self.review_gap,
+        )
+
+    def _rule_text(self, fired: np.ndarray) -> np.ndarray:
+        # Rows fire few distinct combinations: join the codes once per combination, not once per row.
+        n, r = fired.shape
+        if r == 0 or n == 0:
+            return np.full(n, "", dtype=object)
+        if r > 62:
+            return np.array([";".join(c for c, f in zip(self.codes, row, strict=True) if f) for row in fired], object)
+        keys = fired.astype(np.int64) @ (np.int64(1) << np.arange(r, dtype=np.int64))
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        texts = np.array(
+            [";".join(c for i, c in enumerate(self.codes) if (int(k) >> i) & 1) for k in distinct], dtype=object
+        )
+        return texts[inverse]
+
+
 # ---- JSON built column by column: scoring a million rows must not be dominated by json.dumps -----------
 
 
@@ -199,17 +389,15 @@ def _float_json(value: float) -> str:
     return repr(value) if math.isfinite(value) else "null"
 
 
-def _values(features: pd.DataFrame, name: str) -> np.ndarray:
+def _as_columns(features: pd.DataFrame | Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    return feature_columns(features) if isinstance(features, pd.DataFrame) else features
+
+
+def _values(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     """A feature column as plain Python-friendly values (bool, int, float, str or None)."""
-    column = features[name]
-    dtype = FEATURES[name].dtype
-    if dtype == "category":
-        return column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
-    if dtype == "bool":
-        return column.fillna(False).to_numpy(dtype=bool)
-    if dtype == "int":
-        return column.fillna(0).to_numpy(dtype=np.int64)
-    return column.to_numpy(dtype=float)
+    if FEATURES[name].dtype == "category":
+        return np.asarray([*CATEGORIES[name], None], dtype=object)[columns[name]]
+    return columns[name]
 
 
 def _value_json(value: Any, dtype: str) -> str:
@@ -254,15 +442,19 @@ def top_contributions(contrib: np.ndarray, top_k: int) -> tuple[np.ndarray, np.n
 
 
 def reasons_json(
-    contrib: np.ndarray, features: pd.DataFrame, top_k: int, cache: dict[int, dict[Any, tuple[str, str]]] | None = None
+    contrib: np.ndarray,
+    features: pd.DataFrame | Mapping[str, np.ndarray],
+    top_k: int,
+    cache: dict[int, dict[Any, tuple[str, str]]] | None = None,
 ) -> np.ndarray:
     """The ``reasons`` column: per row a JSON list of its top-k contributions with bilingual text.
 
-    Built column-wise (one group per rank and feature) so that a million rows cost seconds: the JSON
-    around each value and its sentence is made once per distinct value (``cache``, kept by the scorer
-    across chunks), and the contributions are formatted by numpy (shortest round-trip repr, like
-    ``repr(float)``).
+    ``features`` is the feature frame or its ``feature_columns``. Built column-wise (one group per rank
+    and feature) so that a million rows cost seconds: the JSON around each value and its sentence is made
+    once per distinct value (``cache``, kept by the scorer across chunks), and the contributions are
+    formatted by numpy (shortest round-trip repr, like ``repr(float)``).
     """
+    columns_in = _as_columns(features)
     n = contrib.shape[0]
     index, mask = top_contributions(contrib, top_k)
     result = np.full(n, "[", dtype=object)
@@ -283,11 +475,11 @@ def reasons_json(
             rows = order[start:end]
             name = FEATURE_NAMES[j]
             if j not in columns:
-                columns[j] = _values(features, name)
+                columns[j] = _values(columns_in, name)
             values = columns[j][rows].tolist()
-            parts = cache.setdefault(j, {})
-            if len(parts) > 200_000:  # continuous values: keep the cache bounded in a long-lived service
-                parts.clear()
+            parts = cache.get(j)
+            if parts is None or len(parts) > 200_000:  # continuous values: keep the cache bounded
+                parts = cache[j] = {}  # a new dict, so a concurrent reader keeps a consistent one
             keys = ["nan" if isinstance(v, float) and math.isnan(v) else v for v in values]
             for key, value in zip(keys, values, strict=True):
                 if key not in parts:
@@ -312,12 +504,17 @@ def contributions_json(contrib: np.ndarray) -> list[str]:
     return _json_objects(columns, contrib.shape[0])
 
 
-def features_json(features: pd.DataFrame) -> list[str]:
-    """The ``features`` column: per row a JSON object feature -> value, as the explanation shows it."""
+def features_json(features: pd.DataFrame | Mapping[str, np.ndarray]) -> list[str]:
+    """The ``features`` column: per row a JSON object feature -> value, as the explanation shows it.
+
+    ``features`` is the feature frame or its ``feature_columns``."""
+    source = _as_columns(features)
     columns = []
+    n = 0
     for name in FEATURE_NAMES:
         dtype = FEATURES[name].dtype
-        values = _values(features, name).tolist()
+        values = _values(source, name).tolist()
+        n = len(values)
         if dtype == "float":
             texts = [_float_json(v) for v in values]
         elif dtype == "int":
@@ -327,7 +524,7 @@ def features_json(features: pd.DataFrame) -> list[str]:
         else:
             texts = ["null" if v is None else _json_str(v) for v in values]
         columns.append((name, texts))
-    return _json_objects(columns, len(features))
+    return _json_objects(columns, n)
 
 
 def load_scorer(model_uri: str, tracking_uri: str) -> Scorer:

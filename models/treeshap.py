@@ -215,6 +215,50 @@ def _bin_index(x: np.ndarray, edges: np.ndarray | None, n_categories: int) -> np
 # every start would cost seconds per process.
 
 _BLOCK = 256  # rows per block: a block's rows and one tree's pattern table stay in cache together
+# Below these sizes the kernels run on the calling thread: waking a parallel region's threads costs
+# milliseconds on a busy machine, more than a few rows or patterns take (a what-if request is one row).
+PARALLEL_MIN_ROWS = 4 * _BLOCK
+PARALLEL_MIN_PATTERNS = 256
+
+
+@nb.njit(cache=True)
+def _accumulate_block(
+    out,
+    rows,
+    lo,
+    hi,
+    bins,
+    tree_pair_offset,
+    pair_feature,
+    pair_mask_offset,
+    masks,
+    position,
+    position_offset,
+    table,
+    incomplete,
+):
+    """Add the per-tree SHAP values (looked up by decision pattern) of ``rows[lo:hi]`` into ``out``.
+
+    A row whose pattern in some tree has not been explained yet is flagged in ``incomplete`` and the
+    pattern's slot set to -2 (wanted); the caller explains those patterns and redoes the row.
+    """
+    n_trees = tree_pair_offset.shape[0] - 1
+    for tree in range(n_trees):
+        p0 = tree_pair_offset[tree]
+        p1 = tree_pair_offset[tree + 1]
+        base = position_offset[tree]
+        for k in range(lo, hi):
+            r = rows[k]
+            code = 0
+            for p in range(p0, p1):
+                code |= masks[pair_mask_offset[p] + bins[r, pair_feature[p]]]
+            at = position[base + code]
+            if at < 0:
+                position[base + code] = -2  # concurrent writers all write -2: benign
+                incomplete[r] = True
+                continue
+            for j in range(p1 - p0):
+                out[r, pair_feature[p0 + j]] += table[at + j]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -231,32 +275,39 @@ def _accumulate(
     table,
     incomplete,
 ):
-    """Add each row's per-tree SHAP values (looked up by decision pattern) into ``out``.
-
-    A row whose pattern in some tree has not been explained yet is flagged in ``incomplete`` and the
-    pattern's slot set to -2 (wanted); the caller explains those patterns and redoes the row.
-    """
-    n_trees = tree_pair_offset.shape[0] - 1
+    """``_accumulate_block`` over blocks of ``_BLOCK`` rows, blocks in parallel."""
     n = rows.shape[0]
     for block in nb.prange((n + _BLOCK - 1) // _BLOCK):
         lo = block * _BLOCK
-        hi = min(n, lo + _BLOCK)
-        for tree in range(n_trees):
-            p0 = tree_pair_offset[tree]
-            p1 = tree_pair_offset[tree + 1]
-            base = position_offset[tree]
-            for k in range(lo, hi):
-                r = rows[k]
-                code = 0
-                for p in range(p0, p1):
-                    code |= masks[pair_mask_offset[p] + bins[r, pair_feature[p]]]
-                at = position[base + code]
-                if at < 0:
-                    position[base + code] = -2  # concurrent writers all write -2: benign
-                    incomplete[r] = True
-                    continue
-                for j in range(p1 - p0):
-                    out[r, pair_feature[p0 + j]] += table[at + j]
+        _accumulate_block(
+            out, rows, lo, min(n, lo + _BLOCK), bins, tree_pair_offset, pair_feature, pair_mask_offset, masks,
+            position, position_offset, table, incomplete,
+        )  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _accumulate_serial(
+    out,
+    rows,
+    bins,
+    tree_pair_offset,
+    pair_feature,
+    pair_mask_offset,
+    masks,
+    position,
+    position_offset,
+    table,
+    incomplete,
+):
+    """``_accumulate`` on the calling thread: the same blocks and the same arithmetic per row (so the same
+    bits), without starting a parallel region, which costs more than a few rows do."""
+    n = rows.shape[0]
+    for block in range((n + _BLOCK - 1) // _BLOCK):
+        lo = block * _BLOCK
+        _accumulate_block(
+            out, rows, lo, min(n, lo + _BLOCK), bins, tree_pair_offset, pair_feature, pair_mask_offset, masks,
+            position, position_offset, table, incomplete,
+        )  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -374,18 +425,49 @@ def _tree_shap(t, tree, code, phi):
         top += 1
 
 
+@nb.njit(cache=True)
+def _explain_one(t, n_features, tree, code, out, at, tree_pair_offset, pair_feature):
+    """TreeSHAP of pattern ``code`` in ``tree``, written (the tree's features only, in pair order) from
+    ``out[at]``."""
+    phi = np.zeros(n_features)
+    _tree_shap(t, tree, code, phi)
+    p0 = tree_pair_offset[tree]
+    for j in range(tree_pair_offset[tree + 1] - p0):
+        out[at + j] = phi[pair_feature[p0 + j]]
+
+
 @nb.njit(cache=True, parallel=True)
 def _explain_patterns(t, n_features, trees, codes, out_offset, tree_pair_offset, pair_feature):
     """TreeSHAP of pattern ``codes[k]`` in tree ``trees[k]``, written (tree's features only, in pair
     order) from ``out_offset[k]`` in the returned flat array."""
     out = np.zeros(out_offset[-1])
     for k in nb.prange(trees.shape[0]):
-        tree = trees[k]
-        phi = np.zeros(n_features)
-        _tree_shap(t, tree, codes[k], phi)
-        p0 = tree_pair_offset[tree]
-        for j in range(tree_pair_offset[tree + 1] - p0):
-            out[out_offset[k] + j] = phi[pair_feature[p0 + j]]
+        _explain_one(t, n_features, trees[k], codes[k], out, out_offset[k], tree_pair_offset, pair_feature)
+    return out
+
+
+@nb.njit(cache=True)
+def _explain_patterns_serial(t, n_features, trees, codes, out_offset, tree_pair_offset, pair_feature):
+    """``_explain_patterns`` on the calling thread (for a few patterns)."""
+    out = np.zeros(out_offset[-1])
+    for k in range(trees.shape[0]):
+        _explain_one(t, n_features, trees[k], codes[k], out, out_offset[k], tree_pair_offset, pair_feature)
+    return out
+
+
+@nb.njit(cache=True)
+def _wanted(position):
+    """The slots marked -2 (patterns to explain), in order: one pass, no temporary mask."""
+    count = 0
+    for i in range(position.shape[0]):
+        if position[i] == -2:
+            count += 1
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for i in range(position.shape[0]):
+        if position[i] == -2:
+            out[k] = i
+            k += 1
     return out
 
 
@@ -434,7 +516,10 @@ class PatternTreeSHAP:
             sizes = np.left_shift(1, n_internal).astype(np.int64)
             self.position_offset_ = np.r_[0, np.cumsum(sizes)].astype(np.int64)
             self.position_ = np.full(int(self.position_offset_[-1]), -1, dtype=np.int64)
-            self.table_ = np.zeros(0)
+            # The explained patterns' values, appended as they are found; grown by doubling so that many
+            # small batches (a service answering one entity at a time) do not copy the table each time.
+            self.table_ = np.zeros(1024)
+            self.table_size_ = 0
         self.nodes_ = nodes
 
     @property
@@ -474,7 +559,8 @@ class PatternTreeSHAP:
             rows = np.arange(x.shape[0], dtype=np.int64)
             incomplete = np.zeros(x.shape[0], dtype=np.bool_)
             args = (bins, self.tree_pair_offset_, self.pair_feature_, self.pair_mask_offset_, self.masks_)
-            _accumulate(out, rows, *args, self.position_, self.position_offset_, self.table_, incomplete)
+            accumulate = _accumulate if x.shape[0] >= PARALLEL_MIN_ROWS else _accumulate_serial
+            accumulate(out, rows, *args, self.position_, self.position_offset_, self.table_, incomplete)
             if incomplete.any():
                 # Explain the patterns seen for the first time, then redo those rows from scratch so the
                 # summation order (and so every bit of the result) does not depend on the cache.
@@ -482,16 +568,18 @@ class PatternTreeSHAP:
                 redo = np.flatnonzero(incomplete)
                 out[redo, :-1] = 0.0
                 incomplete[:] = False
-                _accumulate(out, redo, *args, self.position_, self.position_offset_, self.table_, incomplete)
+                accumulate = _accumulate if redo.size >= PARALLEL_MIN_ROWS else _accumulate_serial
+                accumulate(out, redo, *args, self.position_, self.position_offset_, self.table_, incomplete)
             return out
 
     def _explain_wanted(self) -> None:
-        wanted = np.flatnonzero(self.position_ == -2)
+        wanted = _wanted(self.position_)
         trees = np.searchsorted(self.position_offset_, wanted, side="right") - 1
         patterns = wanted - self.position_offset_[trees]
         widths = self.tree_width_[trees]
         offsets = np.r_[0, np.cumsum(widths)].astype(np.int64)
-        values = _explain_patterns(
+        explain = _explain_patterns if wanted.size >= PARALLEL_MIN_PATTERNS else _explain_patterns_serial
+        values = explain(
             self.nodes_,
             self.n_features_,
             trees.astype(np.int64),
@@ -500,5 +588,11 @@ class PatternTreeSHAP:
             self.tree_pair_offset_,
             self.pair_feature_,
         )
-        self.position_[wanted] = len(self.table_) + offsets[:-1]
-        self.table_ = np.concatenate([self.table_, values])
+        used = self.table_size_
+        if used + values.size > self.table_.size:
+            grown = np.zeros(max(2 * self.table_.size, used + values.size))
+            grown[:used] = self.table_[:used]
+            self.table_ = grown
+        self.table_[used : used + values.size] = values
+        self.table_size_ = used + values.size
+        self.position_[wanted] = used + offsets[:-1]

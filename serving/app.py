@@ -14,6 +14,7 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -24,6 +25,7 @@ from serving import db
 from serving.audit import ReadAuditor
 from serving.auth import TokenVerifier
 from serving.draws import Conflict, NotFound, PopulationCache
+from serving.lookups import LatestScores
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routers import admin, entities, health, objections, public, runs, sampling, whatif
 from serving.sampling import SamplingError
@@ -63,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             db.upgrade(settings.db_url)
         engine = db.make_engine(settings.db_url)
+        # Threads that may wait on the database for lookups at once: fewer than the pool's connections.
+        app.state.db_readers = anyio.CapacityLimiter(max(1, db.POOL_SIZE // 2))
+        app.state.latest_scores = LatestScores(engine, app.state.db_readers)
         policy_path = Path(settings.policy_path)
         app.state.policy = load_policy(policy_path)
         app.state.policy_text = policy_path.read_text(encoding="utf-8")

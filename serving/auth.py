@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
-from serving.db import api_tokens
+from serving.db import api_tokens, read
 
 TOKEN_CACHE_SECONDS = 5.0
 
@@ -80,6 +80,14 @@ def revoke_token(engine: Engine, token_id: int) -> bool:
     return result.rowcount == 1
 
 
+def _token_row(conn: Connection, digest: str):
+    return conn.execute(
+        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.token_hash).where(
+            api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
+        )
+    ).first()
+
+
 class TokenVerifier:
     """Turns a bearer token into a ``Principal`` (or ``None``), with a short-lived cache."""
 
@@ -102,12 +110,7 @@ class TokenVerifier:
         cached = self._cache.get(digest)
         if cached and cached[0] > now:
             return cached[1]
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.role, api_tokens.c.token_hash).where(
-                    api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None)
-                )
-            ).first()
+        row = read(self.engine, _token_row, digest)
         principal = None
         if row is not None and hmac.compare_digest(row.token_hash, digest):
             principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))

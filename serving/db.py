@@ -11,7 +11,10 @@ UPDATE and DELETE on them, so an appeal always sees the snapshot that produced a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +37,9 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
@@ -263,26 +269,79 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for ``url``: SQLite files get WAL and a busy timeout, servers a pre-pinged pool.
+# A pooled connection idle longer than this is checked with a round trip before use (see make_engine).
+IDLE_PING_SECONDS = 10.0
+POOL_SIZE = 20
+MAX_OVERFLOW = 20
 
-    ``pool_pre_ping`` checks a pooled connection before use, so after the database comes back the
-    service recovers by itself instead of failing on stale connections.
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url``: SQLite files get WAL and a busy timeout, servers a pool that recovers.
+
+    Server databases: the pool keeps ``POOL_SIZE`` connections open (a connection is a server process
+    on PostgreSQL, so opening and closing them under load costs more than the queries), plus up to
+    ``MAX_OVERFLOW`` more in bursts. Instead of pinging on every checkout (``pool_pre_ping``: one round
+    trip per request), a connection is pinged only when it has been idle for ``IDLE_PING_SECONDS``; a
+    connection that fails in use is invalidated together with every connection opened before it, so
+    after the database comes back the service recovers by itself, without a restart. Reads that meet a
+    dead connection are retried once on a fresh one (``read``).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # No pre-ping: a file database has no connection that can go stale between requests.
+        # No ping: a file database has no connection that can go stale between requests.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args = {"connect_timeout": 3}
-    options = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 5, **kwargs}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    options = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW, "pool_timeout": 5, **kwargs}
+    engine = create_engine(url, connect_args=connect_args, **options)
+    if not options.get("pool_pre_ping"):
+        _ping_when_idle(engine, IDLE_PING_SECONDS)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """Check a pooled connection with a round trip only if it sat idle for ``seconds`` (a server restart
+    or a dropped link shows up there); busy connections are not pinged, a failure in use is handled by
+    SQLAlchemy's disconnect detection."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool invalidates this connection and opens a new one
+            raise DisconnectionError(f"stale pooled connection: {exc.__class__.__name__}") from exc
+
+
+def read(engine: Engine, work: Callable[..., T], *args: Any) -> T:
+    """Run a read-only ``work(conn, *args)`` on a pooled connection outside any transaction.
+
+    Autocommit: a lone SELECT needs no BEGIN and no ROLLBACK round trip. If the connection turns out to
+    be dead (the database restarted, the link dropped) the read is retried once on a fresh connection;
+    reads are idempotent, so the caller sees the answer, or the error of the second attempt.
+    """
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                if conn.dialect.name != "sqlite":
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                return work(conn, *args)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str):

@@ -96,12 +96,3 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "no model loaded, or the database is unavailable",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
-
-
-async def read_db(engine: Engine, work: Callable[..., Any], *args: Any) -> Any:
-    """Run a short read. An SQLite file answers an indexed lookup in microseconds in-process, so it runs
-    on the event loop (a thread hop would cost more than the query); a server database runs in the
-    threadpool, so a slow network never stalls the loop."""
-    if engine.dialect.name == "sqlite":
-        return work(*args)
-    return await run_in_threadpool(work, *args)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -425,16 +425,31 @@ def latest_score(conn: Connection, entity_id: str, *, full: bool = False) -> dic
     return dict(row) if row else None
 
 
+# PostgreSQL: one statement for any number of ids (an array parameter), so the server prepares it once
+# per connection instead of planning a new IN list for every batch size.
+_LATEST_ANY = (
+    select(*_SCORE_FIELDS)
+    .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
+    .where(entities.c.entity_id == any_(bindparam("entity_ids", type_=postgresql.ARRAY(String))))
+)
+
+
 def latest_scores(conn: Connection, entity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The latest score rows of many entities, keyed by entity id (unknown ids are left out)."""
+    """The latest score rows of many entities, keyed by entity id (unknown ids are left out); each row
+    is what ``latest_score`` gives for that id."""
     found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(entity_ids), 500):
-        chunk = list(entity_ids[start : start + 500])
-        result = conn.execute(
-            select(*_SCORE_FIELDS)
-            .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
-            .where(entities.c.entity_id.in_(chunk))
-        ).mappings()
+    postgres = conn.dialect.name == "postgresql"
+    size = 10_000 if postgres else 500
+    for start in range(0, len(entity_ids), size):
+        chunk = list(entity_ids[start : start + size])
+        if postgres:
+            result = conn.execute(_LATEST_ANY, {"entity_ids": chunk}).mappings()
+        else:
+            result = conn.execute(
+                select(*_SCORE_FIELDS)
+                .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
+                .where(entities.c.entity_id.in_(chunk))
+            ).mappings()
         for row in result:
             found[row["entity_id"]] = dict(row)
     return found

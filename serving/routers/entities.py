@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 
 from serving import scoring
 from serving.auth import Principal, Role
-from serving.deps import AuditorDep, EngineDep, check_entity_id, read_db, require, responses
+from serving.deps import AuditorDep, EngineDep, check_entity_id, require, responses
 from serving.schemas import EXAMPLE_ID, BatchRiskRequest, BatchRiskResponse, Explanation, RiskRow
 from serving.store import latest_score, latest_scores, run_row
 
@@ -34,17 +34,12 @@ async def risk(entity_id: EntityPath, principal: Reader, request: Request) -> Re
     """The entity's latest stored score row (CONTRACT section 4): the latest ``as_of``, then the latest row."""
     check_entity_id(entity_id)
     state = request.app.state
-    row = await read_db(state.engine, _latest, state.engine, entity_id)
+    row = await state.latest_scores.get(entity_id)
     if row is None:
         raise _not_scored(entity_id)
     state.auditor.record(principal, "risk.read", f"entity/{entity_id}", {"score_id": row["id"]})
     # The hottest route: validate and serialise in one pass (pydantic-core), skipping the generic encoder.
     return Response(RiskRow.model_validate(scoring.risk_row(row)).model_dump_json(), media_type="application/json")
-
-
-def _latest(engine, entity_id: str) -> dict | None:
-    with engine.connect() as conn:
-        return latest_score(conn, entity_id)
 
 
 @router.get(

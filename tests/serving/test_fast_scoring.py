@@ -1,0 +1,259 @@
+"""The fast paths behind what-if scoring and risk lookups give the answers of the plain ones.
+
+Differential tests: each shortcut (numpy feature columns, the compiled policy, the serial TreeSHAP kernels,
+the request-to-frame conversion, coalesced lookups) against the straightforward code it replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine
+
+from features.build import FEATURE_VERSION, build_features, build_features_from_frames, build_outcomes, model_matrix
+from features.catalogue import CATEGORIES, FEATURE_NAMES, FEATURES
+from features.dataset import Dataset
+from features.schema import ENTITIES, EVENTS, LISTS
+from features.synth import generate
+from models.calibration import Calibrator
+from models.policy import load_policy
+from models.predict import PolicyProgram, Scorer, feature_columns
+from models.treeshap import PARALLEL_MIN_ROWS, PatternTreeSHAP, numeric_matrix
+from serving import db
+from serving.lookups import LatestScores
+from serving.schemas import ScoreRequest
+from serving.scoring import history_frames, what_if_row
+from serving.store import latest_score
+from tests.serving.conftest import POLICY_PATH, make_entities, store_run
+
+AS_OF = date(2024, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate(1500, seed=12)
+
+
+@pytest.fixture(scope="module")
+def features(world) -> pd.DataFrame:
+    return build_features(Dataset.from_frames(world.entities, world.events, world.lists), AS_OF)
+
+
+@pytest.fixture(scope="module")
+def scorer(world) -> Scorer:
+    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    frames = []
+    for snapshot in (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30)):
+        frames.append(build_features(ds, snapshot).merge(build_outcomes(ds, snapshot), on="entity_id"))
+    data = pd.concat(frames, ignore_index=True)
+    matrix = model_matrix(data)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 10, "verbose": -1, "seed": 1},
+        lgb.Dataset(matrix, label=data["outcome"]),
+        num_boost_round=60,
+    )
+    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
+    return Scorer(booster, calibrator, list(FEATURE_NAMES), FEATURE_VERSION, model_version="3")
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy(POLICY_PATH)
+
+
+def unruly(features: pd.DataFrame) -> pd.DataFrame:
+    """The same rows as callers outside ``features.build`` may hand them over: objects, floats with
+    NaN where integers belong, strings for booleans, an unknown and a missing industry."""
+    rng = np.random.default_rng(4)
+    frame = features.copy()
+    frame["industry"] = frame["industry"].astype(object)
+    frame.loc[frame.index[:7], "industry"] = "Z"
+    frame.loc[frame.index[7:15], "industry"] = None
+    for name in [n for n in FEATURE_NAMES if FEATURES[n].dtype == "int"][:5]:
+        column = frame[name].astype(float)
+        column[rng.random(len(frame)) < 0.1] = np.nan
+        frame[name] = column
+    flag = next(n for n in FEATURE_NAMES if FEATURES[n].dtype == "bool")
+    frame[flag] = frame[flag].map({True: "true", False: "0"}).astype(object)
+    floats = [n for n in FEATURE_NAMES if FEATURES[n].dtype == "float"]
+    frame.loc[frame.index[20:40], floats[0]] = np.nan
+    frame.loc[frame.index[40:45], floats[-1]] = np.inf
+    return frame
+
+
+@pytest.mark.parametrize("shape", ["built", "unruly"])
+def test_the_numeric_matrix_is_the_model_matrix(scorer, features, shape):
+    frame = features if shape == "built" else unruly(features)
+    expected = numeric_matrix(model_matrix(frame), scorer.booster)
+    got = scorer.numeric(feature_columns(frame))
+    np.testing.assert_array_equal(got, expected)  # NaN where NaN, every other bit equal
+    assert scorer.booster.predict(got, raw_score=True).tolist() == scorer.log_odds(frame).tolist()
+
+
+def test_feature_columns_have_the_catalogue_types(features):
+    columns = feature_columns(unruly(features))
+    for name in FEATURE_NAMES:
+        dtype = FEATURES[name].dtype
+        expected = {"bool": np.bool_, "int": np.int64, "float": np.float64, "category": np.int16}[dtype]
+        assert columns[name].dtype == expected, name
+    codes = columns["industry"]
+    assert (codes[:15] == -1).all() and (codes[15:] >= 0).all() and (codes < len(CATEGORIES["industry"])).all()
+    with pytest.raises(ValueError, match="missing"):
+        feature_columns(features.drop(columns=[FEATURE_NAMES[3]]))
+
+
+def _rule_edges(features: pd.DataFrame, policy) -> pd.DataFrame:
+    """Rows that sit on every rule condition's threshold, just below and above it, and NaN."""
+    rng = np.random.default_rng(7)
+    frame = pd.concat([features] * 3, ignore_index=True)
+    for rule in policy.rules:
+        for condition in [*rule.when_all, *rule.when_any]:
+            name, dtype = condition.feature, FEATURES[condition.feature].dtype
+            if dtype == "bool":
+                values = rng.random(len(frame)) < 0.5
+            else:
+                value = float(condition.value)
+                choices = np.array([value, value - 1, value + 1, value - 0.5, value + 0.5, 0.0])
+                values = rng.choice(choices, len(frame))
+                if dtype == "int":
+                    values = np.floor(values).astype(np.int64)
+                else:
+                    values[rng.random(len(frame)) < 0.05] = np.nan
+            frame[name] = values
+    return frame
+
+
+def test_the_compiled_policy_is_the_policy(features, policy):
+    frame = _rule_edges(features, policy)
+    score = np.random.default_rng(3).beta(0.6, 5, len(frame))
+    score[:4] = [policy.tiers.upper_bounds[t] for t in "ABC"] + [0.0]  # exactly on the cut-offs
+    expected = policy.apply(score, frame)
+    model_tier, tier, rules, review = PolicyProgram(policy).apply(score, feature_columns(frame))
+    assert model_tier.tolist() == expected["model_tier"].tolist()
+    assert tier.tolist() == expected["tier"].tolist()
+    assert rules.tolist() == expected["rules"].tolist()
+    assert review.tolist() == expected["review"].tolist()
+    assert expected["rules"].str.len().gt(0).mean() > 0.3, "the rows must fire rules for this to mean much"
+
+
+def test_scores_of_one_row_at_a_time_equal_the_batch(scorer, policy, features):
+    rows = features.head(PARALLEL_MIN_ROWS + 100)  # big enough for the parallel kernels
+    whole = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, model_version="3")
+    batch = whole.score(rows, policy)
+    single = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, model_version="3")
+    single.prepare()
+    picked = [0, 1, 5, 17, 300, 1001, len(rows) - 1]
+    one_by_one = pd.concat([single.score(rows.iloc[[i]], policy) for i in picked], ignore_index=True)
+    pd.testing.assert_frame_equal(one_by_one, batch.iloc[picked].reset_index(drop=True), check_exact=True)
+
+
+def test_score_columns_are_the_score_frame(scorer, policy, features):
+    rows = features.head(40)
+    frame = scorer.score(rows, policy)
+    columns = scorer.score_columns(rows, policy)
+    assert list(columns) == list(frame.columns)
+    for name, values in columns.items():
+        assert list(values) == frame[name].tolist(), name
+    assert what_if_row({k: v[3:4] for k, v in columns.items()}, policy)["reasons"] == json.loads(
+        frame["reasons"].iloc[3]
+    )
+
+
+def test_serial_and_parallel_treeshap_kernels_agree_bit_for_bit(scorer, features):
+    x = numeric_matrix(model_matrix(features), scorer.booster)[: 2 * PARALLEL_MIN_ROWS]
+    parallel = PatternTreeSHAP(scorer.booster).contributions(x)
+    grown = PatternTreeSHAP(scorer.booster)
+    serial = np.vstack([grown.contributions(x[i : i + 7]) for i in range(0, len(x), 7)])  # many small calls
+    np.testing.assert_array_equal(serial, parallel)
+    np.testing.assert_array_equal(grown.contributions(x), parallel)
+    expected = scorer.booster.predict(x, pred_contrib=True)
+    np.testing.assert_allclose(parallel, expected, rtol=0, atol=1e-10)
+
+
+def _plain_frames(history) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The obvious conversion: records from ``model_dump``, then ``pd.to_datetime`` on the dates."""
+    entity = pd.DataFrame([history.entity.model_dump()], columns=ENTITIES.column_names)
+    events = pd.DataFrame([e.model_dump() for e in history.events], columns=EVENTS.column_names)
+    lists = pd.DataFrame([row.model_dump() for row in history.lists], columns=LISTS.column_names)
+    for frame, table in ((entity, ENTITIES), (events, EVENTS), (lists, LISTS)):
+        for column in table.columns:
+            if column.type.value == "DATE":
+                frame[column.name] = pd.to_datetime(frame[column.name])
+    return entity, events, lists
+
+
+def _request(world, entity_id: str) -> ScoreRequest:
+    def rows(frame: pd.DataFrame) -> list[dict]:
+        part = frame[frame.entity_id == entity_id]
+        records = json.loads(part.to_json(orient="records", date_format="iso"))
+        return [{k: (v[:10] if isinstance(v, str) and k.endswith("_on") else v) for k, v in r.items()} for r in records]
+
+    body = {"as_of": AS_OF.isoformat(), "entity": rows(world.entities)[0]}
+    return ScoreRequest.model_validate({**body, "events": rows(world.events), "lists": rows(world.lists)})
+
+
+def test_request_frames_are_the_plain_frames(world):
+    counts = world.events.entity_id.value_counts()
+    listed = set(world.lists.entity_id)
+    chosen = [counts.index[0], next(i for i in counts.index if i in listed), counts.index[-1]]
+    chosen.append(next(i for i in world.entities.entity_id if i not in set(world.events.entity_id)))
+    for entity_id in chosen:
+        request = _request(world, entity_id)
+        fast, plain = history_frames(request), _plain_frames(request)
+        for got, expected in zip(fast, plain, strict=True):
+            if len(expected):
+                pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        pd.testing.assert_frame_equal(
+            build_features_from_frames(*fast, AS_OF), build_features_from_frames(*plain, AS_OF), check_exact=True
+        )
+
+
+# ---- coalesced lookups -----------------------------------------------------------------------------------
+
+
+def test_concurrent_lookups_answer_as_single_lookups(engine):
+    entities = make_entities(60, seed=9)
+    store_run(engine, entities)
+    ids = entities.entity_id.tolist()
+    asked = ids * 2 + ["91210600MA0000000X"] * 3  # repeats and an unknown id, all at once
+    with engine.connect() as conn:
+        expected = [latest_score(conn, i) for i in asked]
+
+    async def ask() -> list:
+        lookups = LatestScores(engine, max_batch=16, max_inflight=2)
+        return await asyncio.gather(*(lookups.get(i) for i in asked))
+
+    assert asyncio.run(ask()) == expected
+
+
+def test_a_failing_batch_fails_each_of_its_lookups(tmp_path):
+    broken = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: every query fails
+
+    async def ask():
+        lookups = LatestScores(broken)
+        return await asyncio.gather(*(lookups.get(f"id{i}") for i in range(5)), return_exceptions=True)
+
+    outcomes = asyncio.run(ask())
+    assert len(outcomes) == 5 and all(isinstance(o, Exception) for o in outcomes)
+    broken.dispose()
+
+
+def test_reads_are_retried_once_on_a_dead_connection(db_url, engine):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("needs a server connection that can be killed")
+    entities = make_entities(3, seed=2)
+    store_run(engine, entities)
+    served = db.make_engine(db_url)
+    with served.connect() as conn:  # one pooled connection, then killed from outside
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with engine.connect() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        admin.commit()
+    assert db.read(served, latest_score, entities.entity_id[0])["entity_id"] == entities.entity_id[0]
+    served.dispose()
