@@ -257,3 +257,39 @@ def test_reads_are_retried_once_on_a_dead_connection(db_url, engine):
         admin.commit()
     assert db.read(served, latest_score, entities.entity_id[0])["entity_id"] == entities.entity_id[0]
     served.dispose()
+
+
+def _plain_reasons(contrib: np.ndarray, columns: dict, top_k: int) -> list[str]:
+    """Per row, the obvious way: sort, take the top k non-zero, ``json.dumps`` each reason."""
+    out = []
+    for i in range(contrib.shape[0]):
+        ranked = sorted(range(contrib.shape[1]), key=lambda j: (-abs(contrib[i, j]), j))
+        reasons = []
+        for j in [j for j in ranked if contrib[i, j] != 0][:top_k]:
+            name = FEATURE_NAMES[j]
+            value = columns[name][i]
+            if FEATURES[name].dtype == "category":
+                value = None if value < 0 else CATEGORIES[name][value]
+            value = value.item() if hasattr(value, "item") else value
+            zh, en = FEATURES[name].describe(None if isinstance(value, float) and np.isnan(value) else value)
+            shown = None if isinstance(value, float) and not np.isfinite(value) else value
+            reasons.append(
+                {"feature": name, "value": shown, "contribution": float(contrib[i, j]), "text_zh": zh, "text_en": en}
+            )
+        out.append(json.dumps(reasons, ensure_ascii=False, separators=(",", ":")))
+    return out
+
+
+def test_reasons_are_the_plain_json_byte_for_byte(scorer, features):
+    from models.predict import reasons_json
+
+    frame = unruly(features).head(400)
+    columns = feature_columns(frame)
+    contrib, _ = scorer.contributions(frame)
+    contrib[:5] = 0.0  # nothing to explain
+    contrib[5:9, :3] = [1e-05, -1e16, 0.1 + 0.2]  # number formats: exponents, rounding
+    cache: dict = {}
+    for top_k in (0, 1, 5):
+        expected = _plain_reasons(contrib, columns, top_k)
+        assert reasons_json(contrib, columns, top_k, cache).tolist() == expected
+        assert reasons_json(contrib, columns, top_k, cache).tolist() == expected  # with the cache filled
