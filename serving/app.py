@@ -29,7 +29,7 @@ from serving.lookups import LatestScores
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routers import admin, entities, health, objections, public, runs, sampling, whatif
 from serving.sampling import SamplingError
-from serving.scoring import InputProblems, Models, ScoringUnavailable
+from serving.scoring import SCORING_THREADS, InputProblems, Models, ScoringUnavailable
 from serving.settings import Settings, load_settings
 from serving.store import StoreError
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Threads that may wait on the database for lookups at once: fewer than the pool's connections.
         app.state.db_readers = anyio.CapacityLimiter(max(1, db.POOL_SIZE // 2))
         app.state.latest_scores = LatestScores(engine, app.state.db_readers)
+        app.state.scoring_threads = anyio.CapacityLimiter(SCORING_THREADS)
         policy_path = Path(settings.policy_path)
         app.state.policy = load_policy(policy_path)
         app.state.policy_text = policy_path.read_text(encoding="utf-8")

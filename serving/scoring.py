@@ -26,6 +26,9 @@ from models.policy import Policy, parse_policy
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
+# What-if scorings run at once per process (the rest wait their turn on the event loop): scoring is
+# CPU-bound Python, so more threads only contend for the GIL; use more worker processes for more cores.
+SCORING_THREADS = 1
 
 
 class ScoringUnavailable(RuntimeError):

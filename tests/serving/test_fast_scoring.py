@@ -87,9 +87,11 @@ def unruly(features: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.parametrize("rows", [None, 3], ids=["all-rows", "few-rows"])
 @pytest.mark.parametrize("shape", ["built", "unruly"])
-def test_the_numeric_matrix_is_the_model_matrix(scorer, features, shape):
+def test_the_numeric_matrix_is_the_model_matrix(scorer, features, shape, rows):
     frame = features if shape == "built" else unruly(features)
+    frame = frame if rows is None else frame.iloc[[0, 9, 41]]  # rows with an unknown and a missing industry
     expected = numeric_matrix(model_matrix(frame), scorer.booster)
     got = scorer.numeric(feature_columns(frame))
     np.testing.assert_array_equal(got, expected)  # NaN where NaN, every other bit equal
