@@ -163,6 +163,25 @@ def bench_scoring(scorer, entities: int, contrib_rows: int, shap_rows: int, full
 
     scored, t_score = timed("Scorer.score: tiers + top-5 reasons, 100k chunks (all rows)", score_all)
     _, t_score_again = timed("Scorer.score again (pattern cache warm)", score_all)
+    # Where one 100k chunk's time goes once the pattern tables are warm (rows/s of each step).
+    from models.predict import feature_columns, reasons_json
+
+    chunk = features.iloc[: min(100_000, n)]
+    columns, t_cols = timed("  breakdown: feature columns (100k)", feature_columns, chunk)
+    x, t_numeric = timed("  breakdown: numeric matrix", fresh.numeric, columns)
+    (contrib, _), t_shap = timed("  breakdown: exact TreeSHAP (warm)", fresh._contributions, x)
+    _, t_reasons = timed("  breakdown: top-5 reasons JSON", reasons_json, contrib, columns, 5, fresh._reason_cache)
+    cols, t_columns = timed("  breakdown: score_columns (all steps)", fresh.score_columns, chunk, policy, details=False)
+    _, t_frame = timed("  breakdown: DataFrame of the result", pd.DataFrame, cols)
+    breakdown = {
+        "feature_columns": t_cols,
+        "numeric": t_numeric,
+        "treeshap_warm": t_shap,
+        "reasons": t_reasons,
+        "score_columns": t_columns,
+        "dataframe": t_frame,
+        "rows": len(chunk),
+    }
     detail_n = min(100_000, n)
     _, t_details = timed(
         f"Scorer.score with full explanations for the store ({detail_n:,} rows)",
@@ -188,6 +207,7 @@ def bench_scoring(scorer, entities: int, contrib_rows: int, shap_rows: int, full
         "rows_per_second": rate,
         "ratio_score_to_predict": rate["score"] / rate["predict"],
         "ratio_score_to_pred_contrib": rate["score"] / rate["pred_contrib"],
+        "breakdown_seconds_per_chunk": breakdown,
         "tiers": scored["tier"].value_counts().sort_index().to_dict(),
     }
 
@@ -247,6 +267,15 @@ def main() -> None:
             None,
         ),
         ("  score with full explanations (--store)", f"{r['score_with_details']:,.0f} rows/s", "", None),
+        (
+            "  one 100k chunk: TreeSHAP / reasons / frame",
+            " / ".join(
+                f"{scoring['breakdown_seconds_per_chunk'][k]:.2f}" for k in ("treeshap_warm", "reasons", "dataframe")
+            )
+            + " s",
+            "",
+            None,
+        ),
         (
             "ratio score / raw predict",
             f"{scoring['ratio_score_to_predict']:.2f}",
