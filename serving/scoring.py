@@ -92,7 +92,12 @@ class Models:
 
 
 def _prepare(scorer: Any) -> Any:
-    """The scorer with its caches built now rather than in the first request."""
+    """The scorer, checked against the feature code the service runs (a model trained on other features
+    would score the wrong columns: ``ModelError``, so the service says so instead) and with its caches
+    built now rather than in the first request."""
+    check = getattr(scorer, "check_compatible", None)
+    if check is not None:
+        check(feature_version())
     prepare = getattr(scorer, "prepare", None)
     if prepare is not None:
         prepare()

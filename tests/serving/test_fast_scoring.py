@@ -295,3 +295,13 @@ def test_reasons_are_the_plain_json_byte_for_byte(scorer, features):
         expected = _plain_reasons(contrib, columns, top_k)
         assert reasons_json(contrib, columns, top_k, cache).tolist() == expected
         assert reasons_json(contrib, columns, top_k, cache).tolist() == expected  # with the cache filled
+
+
+def test_a_model_trained_on_other_features_is_not_served(scorer, serve, tmp_path, db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the model check does not depend on the database")
+    stale = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, "an-older-feature-version")
+    live = serve(model_uri=str(stale.save(tmp_path / "stale")))
+    health = live.client().get("/health").json()
+    assert health["status"] == "degraded" and health["model_version"] is None
+    assert any("features version" in reason for reason in health["reasons"]), health["reasons"]
