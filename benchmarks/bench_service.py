@@ -291,7 +291,8 @@ def mlflow_serve(model_uri: str, tracking_uri: str, port: int) -> Server:
     args += ["-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"]
     # mlflow starts its server as `uvicorn …` through a shell: the virtualenv's bin must be on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return Server(args, port, {"MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}, ready="/ping")
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri, "PATH": path}
+    return Server(args, port, env, ready="/ping")
 
 
 def mlflow_body(history: dict) -> str:
@@ -421,7 +422,12 @@ def bench_what_if(table: Table, url: str, args, model_uri: str, tracking_uri: st
     body = json.dumps(history, ensure_ascii=False)
     headers = {"Authorization": f"Bearer {analyst}", "Content-Type": "application/json"}
     script = lua_post("/v1/score", body, headers, "score")
-    env = {"IPCREDIT_DATABASE_URL": url, "MLFLOW_TRACKING_URI": tracking_uri, "IPCREDIT_MODEL_URI": model_uri}
+    env = {
+        "IPCREDIT_DATABASE_URL": url,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_REGISTRY_URI": tracking_uri,  # mlflow.set_registry_uri in this process exported another one
+        "IPCREDIT_MODEL_URI": model_uri,
+    }
     ours_p99 = None
     for workers in sorted({1, args.score_workers}):
         if workers > 1:
