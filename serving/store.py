@@ -22,20 +22,9 @@ from sqlalchemy import Connection, Engine, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from models.predict import SCORE_COLUMNS  # CONTRACT section 4: the score file columns
 from serving.db import entities, list_entries, score_runs, scores
 
-# CONTRACT section 4: the score file columns.
-SCORE_COLUMNS: tuple[str, ...] = (
-    "entity_id",
-    "as_of",
-    "score",
-    "model_tier",
-    "tier",
-    "rules",
-    "review",
-    "model_version",
-    "reasons",
-)
 # What an explanation needs beyond the contract columns (optional: a bare score file has none of them).
 EXPLANATION_COLUMNS: tuple[str, ...] = ("base_value", "log_odds", "contributions", "features")
 RUN_KINDS: tuple[str, ...] = ("batch", "correction", "repair")
