@@ -293,9 +293,10 @@ def build_features_from_frames(
 def _coerce(values: np.ndarray, dtype: str, name: str) -> np.ndarray | pd.Categorical:
     if dtype == "category":
         return pd.Categorical(np.asarray(values, dtype=object), categories=CATEGORIES[name])
-    if values.dtype.kind == "O" or (dtype in ("bool", "int") and values.dtype.kind == "f"):
+    if values.dtype.kind == "O":
         values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-        values = np.nan_to_num(values, nan=0.0) if dtype != "float" else values
+    if dtype in ("bool", "int") and values.dtype.kind == "f":
+        values = np.nan_to_num(values, nan=0.0)
     if dtype == "bool":
         return values.astype(bool)
     if dtype == "int":
