@@ -212,14 +212,6 @@ FEATURE_VERSION = (
 )
 
 
-def _ensure_enum(ds: Dataset) -> None:
-    # Event types as a DuckDB enum: codes 0..20 in catalogue order, cheap to compare and to ship.
-    exists = ds.con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name = '_event_type'").fetchone()[0]
-    if not exists:
-        codes = ", ".join(f"'{c}'" for c in EVENT_CODES)
-        ds.con.execute(f"CREATE TYPE _event_type AS ENUM ({codes})")
-
-
 def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
     """Number the entities registered by ``as_of`` 0..n-1 by entity_id, in a temporary table.
 
@@ -241,7 +233,6 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     Columns: ``entity_id``, ``as_of`` and every catalogue feature in catalogue order; rows by entity_id.
     """
     as_of = _as_date(as_of)
-    _ensure_enum(ds)
     _, join = _index_entities(ds, as_of)
     entities = ds.con.execute(_ENTITIES_QUERY).df()
     lists = ds.con.execute(_LISTS_QUERY.format(as_of=_date_sql(as_of))).df()
