@@ -1,10 +1,9 @@
 """Point-in-time features, outcomes and training snapshots.
 
-Features "as of" a date D see only what was known at D (CONTRACT section 2):
-- events recorded on or before D, and never one repaired on or before D;
-- list entries in force at D: entered on or before D, not removed on or before D, and for the
-  serious-violation list not older than three years (the entry lapses even without a removal date).
-Windows count events by ``occurred_on`` within the N calendar months up to D.
+Features "as of" a date D see only what was known at D (CONTRACT section 2): the events and list entries
+that ``features/pointintime.py`` says count at D, one rule rendered as SQL for a dataset folder and as a
+pandas mask for a history held in memory. Windows count events by ``occurred_on`` within the N calendar
+months up to D.
 
 How it runs: DuckDB computes the entity attributes and list flags in SQL and streams the qualifying events
 once, as compact columns (entity index, type code, age in days, quantity, amount). The event features are
@@ -15,8 +14,6 @@ catalogue says. (A SQL ``GROUP BY`` with fifty filtered aggregates costs about a
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Callable, Iterable
 from datetime import date
 
@@ -24,7 +21,7 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
-from features import __version__
+from features import pointintime
 from features.catalogue import (
     CATALOGUE,
     CATEGORIES,
@@ -36,10 +33,11 @@ from features.catalogue import (
     Measure,
     Ratio,
     Source,
-    catalogue_fingerprint,
 )
 from features.dataset import Dataset
-from features.schema import ADVERSE_CODES, EVENT_CODES, SERIOUS_VIOLATION_LAPSE_YEARS
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE
+from features.schema import ADVERSE_CODES, EVENT_CODES
+from features.version import FEATURE_VERSION
 
 OUTCOME_MONTHS = 12
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
@@ -53,9 +51,9 @@ ORDER BY i.idx
 """
 
 _LISTS_QUERY = """
-SELECT i.idx, l.list, l.entered_on, l.removed_on
+SELECT i.idx, l.list
 FROM lists l JOIN _entity_index i USING (entity_id)
-WHERE l.entered_on <= {as_of}
+WHERE {in_force}
 """
 
 _EVENTS_QUERY = """
@@ -66,7 +64,7 @@ SELECT idx, code, ago, quantity, amount FROM (
            ev.quantity::DOUBLE AS quantity,
            coalesce(ev.amount, 0)::DOUBLE AS amount
     FROM events ev JOIN _entity_index i ON {join}
-    WHERE ev.recorded_on <= {as_of} AND (ev.repaired_on IS NULL OR ev.repaired_on > {as_of})
+    WHERE {counts}
 ) WHERE code IS NOT NULL
 """
 
@@ -85,18 +83,9 @@ def _as_date(value: date | str | pd.Timestamp) -> date:
     raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
 
 
-def in_force(entered_on: pd.Series, removed_on: pd.Series, list_name: pd.Series, as_of: date) -> np.ndarray:
-    """Which list entries are in force at ``as_of``.
-
-    Entered on or before the date, not removed on or before it, and a serious-violation entry lapses
-    ``SERIOUS_VIOLATION_LAPSE_YEARS`` after entry even with no removal date.
-    """
-    day = pd.Timestamp(as_of)
-    entered, removed = pd.to_datetime(entered_on), pd.to_datetime(removed_on)
-    lapsed = (list_name == "serious_violation").to_numpy() & (
-        (entered + pd.DateOffset(years=SERIOUS_VIOLATION_LAPSE_YEARS)) <= day
-    ).to_numpy()
-    return ((entered <= day) & (removed.isna() | (removed > day))).to_numpy() & ~lapsed
+def in_force(lists: pd.DataFrame, as_of: date) -> np.ndarray:
+    """Which list entries (``list``, ``entered_on``, ``removed_on``) are in force at ``as_of``."""
+    return pointintime.mask(LIST_IN_FORCE, lists, as_of)
 
 
 def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarray:
@@ -108,15 +97,14 @@ def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarr
     return column.to_numpy()
 
 
-def _assemble(entities: pd.DataFrame, lists: pd.DataFrame, events: dict[str, np.ndarray], as_of: date) -> pd.DataFrame:
+def _assemble(entities: pd.DataFrame, active: pd.DataFrame, events: dict[str, np.ndarray], as_of: date) -> pd.DataFrame:
     """The feature table from its inputs, whichever engine loaded them.
 
     ``entities``: the entities registered by ``as_of``, sorted by entity_id (row i is entity index i);
-    ``lists``: entries with ``idx``, ``list``, ``entered_on``, ``removed_on``; ``events``: the events known
-    and unrepaired at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``.
+    ``active``: the list entries in force at ``as_of`` with ``idx`` and ``list``; ``events``: the events that
+    count at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``.
     """
     n = len(entities)
-    active = lists[in_force(lists["entered_on"], lists["removed_on"], lists["list"], as_of)]
     aggregates = _EventColumns(events, n, as_of)
     values: dict[str, object] = {"entity_id": entities["entity_id"].astype(str).to_numpy(), "as_of": as_of}
     for f in CATALOGUE:
@@ -204,14 +192,6 @@ class _EventColumns:
             return np.where(denominator > 0, self.aggregate(spec.numerator) / denominator, np.nan)
 
 
-FEATURE_VERSION = (
-    f"{__version__}+{catalogue_fingerprint()}"
-    + hashlib.sha256(
-        "".join(inspect.getsource(obj) for obj in (_EventColumns, _assemble, _attribute, in_force)).encode()
-    ).hexdigest()[:4]
-)
-
-
 def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
     """Number the entities registered by ``as_of`` 0..n-1 by entity_id, in a temporary table.
 
@@ -235,11 +215,14 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     as_of = _as_date(as_of)
     _, join = _index_entities(ds, as_of)
     entities = ds.con.execute(_ENTITIES_QUERY).df()
-    lists = ds.con.execute(_LISTS_QUERY.format(as_of=_date_sql(as_of))).df()
+    lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
     # Row order does not matter here; letting DuckDB stream unordered saves time and memory.
     ds.con.execute("SET preserve_insertion_order = false")
     try:
-        arrow = ds.con.sql(_EVENTS_QUERY.format(as_of=_date_sql(as_of), join=join)).to_arrow_table()
+        query = _EVENTS_QUERY.format(
+            as_of=_date_sql(as_of), join=join, counts=pointintime.sql(EVENT_COUNTS, as_of, "ev")
+        )
+        arrow = ds.con.sql(query).to_arrow_table()
     finally:
         ds.con.execute("RESET preserve_insertion_order")
     columns = {}
@@ -263,8 +246,7 @@ def build_features_from_frames(
     registered = entities[pd.to_datetime(entities["registered_on"]) <= day]
     registered = registered.sort_values("entity_id", kind="stable").reset_index(drop=True)
     index = pd.Index(registered["entity_id"].astype(str))
-    recorded, repaired = pd.to_datetime(events["recorded_on"]), pd.to_datetime(events["repaired_on"])
-    known = events[((recorded <= day) & (repaired.isna() | (repaired > day))).to_numpy()]
+    known = events[pointintime.mask(EVENT_COUNTS, events, as_of)]
     idx = index.get_indexer(known["entity_id"].astype(str))
     code = known["event_type"].map(_CODE).to_numpy(dtype=np.float64, na_value=np.nan)
     keep = (idx >= 0) & ~np.isnan(code)
@@ -276,9 +258,10 @@ def build_features_from_frames(
         "quantity": known["quantity"].to_numpy(dtype=np.float64),
         "amount": known["amount"].fillna(0).to_numpy(dtype=np.float64),
     }
-    list_idx = index.get_indexer(lists["entity_id"].astype(str))
-    frame = lists[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
-    return _assemble(registered, frame[["idx", "list", "entered_on", "removed_on"]], columns, as_of)
+    active = lists[in_force(lists, as_of)]
+    list_idx = index.get_indexer(active["entity_id"].astype(str))
+    frame = active[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
+    return _assemble(registered, frame[["idx", "list"]], columns, as_of)
 
 
 def _coerce(values: np.ndarray, dtype: str, name: str) -> np.ndarray | pd.Categorical:

@@ -1,0 +1,127 @@
+"""One point-in-time rule: the SQL the DuckDB build runs and the pandas mask of the in-memory path agree,
+and the feature version moves with every change to the code that computes a value."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import features
+from features import pointintime
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
+from features.schema import LIST_NAMES
+from features.version import FEATURE_MODULES, FEATURE_VERSION, code_fingerprint
+
+DAYS = st.dates(min_value=date(2015, 1, 1), max_value=date(2026, 12, 31))
+
+
+def _sql_keep(rule, frame: pd.DataFrame, as_of: date) -> list[bool]:
+    con = duckdb.connect()
+    con.register("t", frame.assign(_i=range(len(frame))))
+    rows = con.execute(f"SELECT _i, {pointintime.sql(rule, as_of, 't')} FROM t ORDER BY _i").fetchall()
+    return [bool(keep) for _, keep in rows]
+
+
+def _dated(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[s]")
+    return frame
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(DAYS, st.one_of(st.none(), st.integers(0, 2000))), min_size=1, max_size=30),
+    as_of=DAYS,
+)
+def test_event_rule_is_the_same_in_sql_and_pandas(rows, as_of):
+    recorded = [r for r, _ in rows]
+    repaired = [None if gap is None else r + timedelta(days=gap) for r, gap in rows]
+    frame = _dated(pd.DataFrame({"recorded_on": recorded, "repaired_on": repaired}), ("recorded_on", "repaired_on"))
+    expected = [r <= as_of and (p is None or p > as_of) for r, p in zip(recorded, repaired, strict=True)]
+    assert pointintime.mask(EVENT_COUNTS, frame, as_of).tolist() == expected
+    assert _sql_keep(EVENT_COUNTS, frame, as_of) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(LIST_NAMES), DAYS, st.one_of(st.none(), st.integers(0, 3000))),
+        min_size=1,
+        max_size=30,
+    ),
+    as_of=DAYS,
+)
+def test_list_rule_is_the_same_in_sql_and_pandas(rows, as_of):
+    frame = pd.DataFrame(
+        {
+            "list": [name for name, _, _ in rows],
+            "entered_on": [entered for _, entered, _ in rows],
+            "removed_on": [None if gap is None else entered + timedelta(days=gap) for _, entered, gap in rows],
+        }
+    )
+    frame = _dated(frame, ("entered_on", "removed_on"))
+    assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == _sql_keep(LIST_IN_FORCE, frame, as_of)
+
+
+@pytest.mark.parametrize(
+    ("entered", "as_of", "in_force"),
+    [
+        (date(2020, 2, 29), date(2023, 2, 27), True),
+        (date(2020, 2, 29), date(2023, 2, 28), False),  # the anniversary of 29 February is 28 February
+        (date(2021, 6, 30), date(2024, 6, 29), True),
+        (date(2021, 6, 30), date(2024, 6, 30), False),
+    ],
+)
+def test_serious_violation_entry_lapses_on_its_third_anniversary_in_both_engines(entered, as_of, in_force):
+    frame = _dated(
+        pd.DataFrame({"list": ["serious_violation"], "entered_on": [entered], "removed_on": [None]}),
+        ("entered_on", "removed_on"),
+    )
+    assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == [in_force]
+    assert _sql_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
+    lapses_on = SERIOUS_VIOLATION_LAPSE.ends_on("serious_violation", entered)
+    assert (as_of < lapses_on) is in_force
+    assert SERIOUS_VIOLATION_LAPSE.ends_on("red", entered) is None
+
+
+def _copy_feature_code(tmp_path: Path) -> Path:
+    here = Path(features.__file__).parent
+    for name in FEATURE_MODULES:
+        shutil.copy(here / name, tmp_path / name)
+    return tmp_path
+
+
+def test_feature_version_ignores_comments_and_docstrings(tmp_path):
+    copy = _copy_feature_code(tmp_path)
+    assert code_fingerprint(copy) == code_fingerprint()
+    build = copy / "build.py"
+    text = build.read_text(encoding="utf-8")
+    build.write_text(text.replace('"""Point-in-time', '# a new comment\n"""Point-in-time', 1), encoding="utf-8")
+    assert code_fingerprint(copy) == code_fingerprint()
+    assert code_fingerprint() in FEATURE_VERSION
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("schema.py", "SERIOUS_VIOLATION_LAPSE_YEARS = 3", "SERIOUS_VIOLATION_LAPSE_YEARS = 2"),  # a lapse period
+        ("pointintime.py", 'NotEndedBy("repaired_on")', 'NotEndedBy("recorded_on")'),  # a filter
+        ("build.py", "days / 365.25", "days / 365.0"),
+        ("catalogue.py", "YEARS_SINCE_CAP", "YEARS_SINCE_CAP_"),
+    ],
+)
+def test_feature_version_changes_with_any_code_that_computes_a_value(tmp_path, module, old, new):
+    copy = _copy_feature_code(tmp_path)
+    path = copy / module
+    text = path.read_text(encoding="utf-8")
+    if old not in text:
+        pytest.fail(f"{module} no longer contains {old!r}: update this test to another line of that module")
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert code_fingerprint(copy) != code_fingerprint()
