@@ -14,7 +14,6 @@ catalogue says. (A SQL ``GROUP BY`` with fifty filtered aggregates costs about a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from datetime import date
 
 import numpy as np
@@ -36,11 +35,9 @@ from features.catalogue import (
 )
 from features.dataset import Dataset
 from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE
-from features.schema import ADVERSE_CODES, EVENT_CODES
+from features.schema import EVENT_CODES
 from features.version import FEATURE_VERSION
 
-OUTCOME_MONTHS = 12
-_ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 
 _ENTITY_COLUMNS = ("entity_id", "kind", "industry", "registered_on", "registered_capital", "online_seller")
@@ -146,8 +143,9 @@ class _EventColumns:
         # Calendar months: "in the last 12 months" means occurred after the same day a year earlier.
         return (self.as_of - (self.as_of - relativedelta(months=months))).days
 
-    def _per_type(self, code: int, measure: Measure, months: int | None, skip: int) -> np.ndarray:
-        key = (code, (measure is Measure.KINDS and Measure.ROWS) or measure, months, skip)
+    def _per_type(self, code: int, agg: Aggregate) -> np.ndarray:
+        measure, months, skip = agg.measure, agg.months, agg.skip_months
+        key = (code, (measure is Measure.KINDS and Measure.ROWS) or measure, months, skip, agg.half_life_months)
         if key in self._cache:
             return self._cache[key]
         if code not in self.parts:
@@ -167,13 +165,16 @@ class _EventColumns:
                 result = np.bincount(idx, weights=quantity[mask], minlength=self.n)
             elif measure is Measure.AMOUNT:
                 result = np.bincount(idx, weights=amount[mask], minlength=self.n)
+            elif measure is Measure.DECAYED:
+                half_life = self._days(agg.half_life_months)
+                result = np.bincount(idx, weights=np.exp2(-ago[mask] / half_life), minlength=self.n)
             else:  # ROWS, and KINDS which counts the types with at least one row
                 result = np.bincount(idx, minlength=self.n).astype(np.float64)
         self._cache[key] = result
         return result
 
     def aggregate(self, agg: Aggregate) -> np.ndarray:
-        per_type = [self._per_type(_CODE[t], agg.measure, agg.months, agg.skip_months) for t in agg.types]
+        per_type = [self._per_type(_CODE[t], agg) for t in agg.types]
         if agg.measure is Measure.YEARS_SINCE:
             days = np.minimum.reduce(per_type)
             return np.minimum(YEARS_SINCE_CAP, days / 365.25)
@@ -302,80 +303,11 @@ def model_matrix(features: pd.DataFrame) -> pd.DataFrame:
     return matrix
 
 
-def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONTHS) -> pd.DataFrame:
-    """``outcome`` = 1 when an adverse event is recorded in (as_of, as_of + months], per entity registered by as_of."""
-    as_of = _as_date(as_of)
-    until = as_of + relativedelta(months=months)
-    frame = ds.con.execute(
-        f"""
-        SELECT e.entity_id, coalesce(o.outcome, 0) AS outcome
-        FROM entities e
-        LEFT JOIN (
-            SELECT entity_id, 1 AS outcome FROM events
-            WHERE event_type IN ({_ADVERSE_IN})
-              AND recorded_on > {_date_sql(as_of)} AND recorded_on <= {_date_sql(until)}
-            GROUP BY entity_id
-        ) o USING (entity_id)
-        WHERE e.registered_on <= {_date_sql(as_of)}
-        ORDER BY e.entity_id
-        """
-    ).df()
-    frame["entity_id"] = frame["entity_id"].astype(str)
-    frame["outcome"] = frame["outcome"].astype("int8")
-    return frame
-
-
-def snapshot_dates(ds: Dataset, *, count: int = 16, months: int = OUTCOME_MONTHS) -> list[date]:
-    """The latest ``count`` quarter ends whose whole outcome window lies inside the data."""
-    end = ds.data_end()
-    if end is None:
-        return []
-    start = ds.con.execute("SELECT min(registered_on) FROM entities").fetchone()[0]
-    last_allowed = end - relativedelta(months=months)
-    quarter_ends = pd.date_range(end=pd.Timestamp(last_allowed), periods=count, freq="QE")
-    return [d.date() for d in quarter_ends if start is None or d.date() >= start]
-
-
-def build_snapshots(
-    ds: Dataset,
-    as_of_dates: Iterable[date | str] | None = None,
-    *,
-    progress: Callable[[date], None] | None = None,
-) -> pd.DataFrame:
-    """Features and outcomes stacked over several as-of dates (default: ``snapshot_dates(ds)``).
-
-    Each date whose outcome window runs past the end of the data is refused: its labels would be wrong.
-    """
-    dates = [_as_date(d) for d in (snapshot_dates(ds) if as_of_dates is None else as_of_dates)]
-    end = ds.data_end()
-    frames = []
-    for d in sorted(dates):
-        if end is None or d + relativedelta(months=OUTCOME_MONTHS) > end:
-            raise ValueError(
-                f"as-of date {d} needs outcomes up to {d + relativedelta(months=OUTCOME_MONTHS)}, "
-                f"but the data ends on {end}"
-            )
-        features = build_features(ds, d)
-        outcomes = build_outcomes(ds, d)
-        frames.append(features.merge(outcomes, on="entity_id", how="left", validate="one_to_one"))
-        if progress:
-            progress(d)
-    if not frames:
-        empty = conform(pd.DataFrame(columns=["entity_id", "as_of", *FEATURE_NAMES]))
-        return empty.assign(outcome=pd.Series(dtype="int8"))
-    out = pd.concat(frames, ignore_index=True)
-    out["outcome"] = out["outcome"].astype("int8")
-    return out
-
-
 __all__ = [
     "FEATURE_VERSION",
     "build_features",
     "build_features_from_frames",
-    "build_outcomes",
-    "build_snapshots",
     "conform",
     "in_force",
     "model_matrix",
-    "snapshot_dates",
 ]

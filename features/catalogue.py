@@ -59,6 +59,7 @@ class Measure(StrEnum):
     AMOUNT = "amount"  # sum of amount in yuan
     KINDS = "kinds"  # number of distinct event types with at least one record
     YEARS_SINCE = "years_since"  # years since the latest occurrence, capped at 10 (10 when none)
+    DECAYED = "decayed"  # records weighted by 2 ** -(age / half-life): recent ones count fully, old ones fade
 
 
 YEARS_SINCE_CAP = 10.0
@@ -66,16 +67,25 @@ YEARS_SINCE_CAP = 10.0
 
 @dataclass(frozen=True)
 class Aggregate:
-    """A measure over the events of ``types`` that occurred in (D - months, D - skip_months]."""
+    """A measure over the events of ``types`` that occurred in (D - months, D - skip_months].
+
+    ``half_life_months`` is required by (and only by) ``Measure.DECAYED``.
+    """
 
     types: tuple[str, ...]
     measure: Measure
     months: int | None = None  # None: ever
     skip_months: int = 0
+    half_life_months: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.measure is Measure.DECAYED) != (self.half_life_months is not None):
+            raise ValueError(f"half_life_months must be given exactly for the decayed measure; got {self}")
 
     def __str__(self) -> str:
         window = "ever" if self.months is None else f"occurred in (D-{self.months}m, D-{self.skip_months}m]"
-        return f"{self.measure}({'|'.join(self.types)}; {window})"
+        decay = "" if self.half_life_months is None else f"; half-life {self.half_life_months}m"
+        return f"{self.measure}({'|'.join(self.types)}; {window}{decay})"
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,44 @@ CATALOGUE: tuple[Feature, ...] = (
         unit_zh="年",
         fill=YEARS_SINCE_CAP,
     ),
+    # Long memory for sparse histories (a yearly inspection, a finding every few years): a decayed count
+    # and the time since the latest finding carry information over years, where windowed counts are 0.
+    Feature(
+        "adverse_decayed",
+        Source.EVENTS,
+        Aggregate(ADVERSE_CODES, Measure.DECAYED, half_life_months=24),
+        "float",
+        "未修复失信违法记录(按24个月半衰期加权)",
+        "unrepaired adverse records, each weighted by a 24-month half-life",
+        direction=1,
+        unit_zh="条",
+    ),
+    Feature(
+        "years_since_failed_inspection",
+        Source.EVENTS,
+        Aggregate(("inspection_failed",), Measure.YEARS_SINCE),
+        "float",
+        "距最近一次“双随机”抽查发现问题",
+        "years since the latest inspection with findings (10 = none)",
+        direction=-1,
+        unit_zh="年",
+        fill=YEARS_SINCE_CAP,
+    ),
+    Feature(
+        "inspection_fail_share_all",
+        Source.EVENTS,
+        # Smoothed by one, so that no inspection reads as 0 and each finding raises the share, each clean
+        # inspection lowers it: (f + 1) / (n + 2) > f / (n + 1) and f / (n + 2) < f / (n + 1).
+        Ratio(
+            Aggregate(("inspection_failed",), Measure.ROWS),
+            Aggregate(("inspection_failed", "inspection_passed"), Measure.ROWS),
+            smoothing=1.0,
+        ),
+        "float",
+        "历史抽查发现问题比例",
+        "share of inspections with findings, whole history",
+        direction=1,
+    ),
     Feature(
         "fines_36m",
         Source.EVENTS,
@@ -242,6 +290,16 @@ CATALOGUE: tuple[Feature, ...] = (
     # Social evaluation and dynamic signals.
     _event_count("complaint_received", 3, 1, measure=_Q),
     _event_count("complaint_received", 12, 1, measure=_Q),
+    Feature(
+        "complaints_decayed",
+        Source.EVENTS,
+        Aggregate(("complaint_received",), Measure.DECAYED, half_life_months=12),
+        "float",
+        "投诉举报(按12个月半衰期加权)",
+        "complaint records, each weighted by a 12-month half-life",
+        direction=1,
+        unit_zh="次",
+    ),
     _event_count("platform_takedown", 3, 1, measure=_Q),
     _event_count("platform_takedown", 12, 1, measure=_Q),
     _event_count("annual_report_late", 24, 1),
@@ -276,6 +334,7 @@ CATALOGUE: tuple[Feature, ...] = (
     ),
     # Positive information.
     _event_count("inspection_passed", 36, -1),
+    _event_count("inspection_passed", None, -1),
     _event_count("commitment_signed", 36, 0),
     Feature(
         "honours_36m",
