@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
 from features.catalogue import CATALOGUE, FEATURE_NAMES
+from features.columns import feature_columns
+from models.calibration import Calibrator, Method
 from models.policy import Policy
 
 # Points scaling: 600 points at odds 50:1 (good:bad), 20 points double the odds.
@@ -29,9 +32,8 @@ _PDO, _BASE_POINTS, _BASE_ODDS = 20.0, 600.0, 50.0
 
 def rule_flags(features: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """One 0/1 column per policy rule: did it fire for the row?"""
-    return pd.DataFrame(
-        {rule.code: rule.fires(features).astype(np.int8) for rule in policy.rules}, index=features.index
-    )
+    fired = policy.fired(feature_columns(features)).astype(np.int8)
+    return pd.DataFrame(fired, columns=[rule.code for rule in policy.rules], index=features.index)
 
 
 class RulesPointsCard:
@@ -182,3 +184,27 @@ class BinnedScorecard:
         """The scorecard: points per bin of every selected variable."""
         self._check()
         return self.scorecard_.table(style="summary")
+
+
+@dataclass(frozen=True)
+class CalibratedBaseline:
+    """A fitted baseline and the calibrator fitted on its validation-fold log-odds, exactly as the model's
+    is: the comparison is then about ranking and calibration under the same protocol."""
+
+    baseline: RulesPointsCard | BinnedScorecard
+    calibrator: Calibrator
+
+    @classmethod
+    def fit(
+        cls, baseline: RulesPointsCard | BinnedScorecard, valid: pd.DataFrame, y: np.ndarray, *, method: Method
+    ) -> CalibratedBaseline:
+        """Calibrate the fitted ``baseline`` on the validation rows ``valid`` with outcomes ``y``."""
+        return cls(baseline, Calibrator(method).fit(baseline.log_odds(valid), y))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of an adverse record, as the baseline sees ``features``."""
+        return self.calibrator.transform(self.baseline.log_odds(features))
+
+    def table(self) -> pd.DataFrame:
+        """The baseline's own table (points per rule, or per bin)."""
+        return self.baseline.table()

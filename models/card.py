@@ -1,7 +1,7 @@
 """The model card: a Markdown page a reviewer can read without running anything.
 
-Rendered from a ``TrainResult`` only (the run's numbers, never hand-typed), logged with the run and shown
-by the notebook.
+Rendered from a trained model and its evaluation only (the run's numbers, never hand-typed), logged with
+the run and shown by the notebook.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 
 from features.catalogue import CATALOGUE
+from models.evaluate import Evaluation
 from models.policy import Policy
+from models.train import TrainedModel
 
 
 def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".4f") -> str:
@@ -29,11 +31,18 @@ def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".4f") -> str:
     return "\n".join([header, rule, *body])
 
 
-def model_card(result, policy: Policy, *, run_id: str | None = None, model_version: str | None = None) -> str:
-    """The card of one training run (``result`` is a ``models.train.TrainResult``)."""
-    ev = result.evaluation
-    split = result.split.describe()
-    data = result.data
+def model_card(
+    model: TrainedModel,
+    evaluation: Evaluation,
+    policy: Policy,
+    *,
+    run_id: str | None = None,
+    model_version: str | None = None,
+) -> str:
+    """The card of one training run: ``model`` as trained, measured by ``evaluation``."""
+    ev = evaluation
+    split = model.split.describe()
+    data = model.data
     metrics = ev.metrics.set_index("scorer")
     model, scorecard, rules = (metrics.loc[k] for k in ("model", "binned_scorecard", "rules_points_card"))
     industry = ev.fairness[ev.fairness["group"] == "industry"]
@@ -42,8 +51,8 @@ def model_card(result, policy: Policy, *, run_id: str | None = None, model_versi
     lines = [
         f"# Model card — ipcredit {('version ' + model_version) if model_version else '(unregistered)'}",
         "",
-        f"MLflow run `{run_id or '-'}` · features `{result.scorer.feature_version}` · policy "
-        f"`{policy.version_tag}` · LightGBM, {result.best_iteration} trees · calibration {result.scorer.calibrator!r}",
+        f"MLflow run `{run_id or '-'}` · features `{model.scorer.feature_version}` · policy "
+        f"`{policy.version_tag}` · LightGBM, {model.best_iteration} trees · calibration {model.scorer.calibrator!r}",
         "",
         "## Intended use",
         "The calibrated probability that a market entity gets at least one confirmed adverse IP record "

@@ -12,10 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.errors import InvalidInput
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("train.toml")
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """The training configuration is missing or invalid; the message names the file and the field."""
 
 

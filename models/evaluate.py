@@ -1,19 +1,25 @@
 """Out-of-time evaluation: metrics beside the baselines, the tier table, fairness, rules-vs-model agreement.
 
-Every function takes plain frames and arrays and returns a frame, so the CLI prints them, MLflow logs them,
+``evaluate_model`` measures what ``models.train.train_model`` fitted, on the test fold it never read. Every
+table function takes plain frames and arrays and returns a frame, so the CLI prints them, MLflow logs them,
 the model card quotes them and the notebook shows them without recomputing anything.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.metrics import binary_metrics, group_auc
+from features.catalogue import FEATURE_NAMES, FEATURES
+from features.columns import feature_columns
+from models.metrics import binary_metrics, calibration_bins, group_auc
 from models.policy import TIER_LABELS, TIERS, Policy
+from models.train import TrainedModel
 
 HIGH_TIERS = ("C", "D")
 
@@ -81,9 +87,9 @@ def fairness_table(
 
 
 def agreement_tables(
-    y: np.ndarray, features: pd.DataFrame, model_tier: np.ndarray, tier: np.ndarray, policy: Policy
+    y: np.ndarray, rule_fired: np.ndarray, model_tier: np.ndarray, tier: np.ndarray, policy: Policy
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """How the model alone compares with each rule, and a summary.
+    """How the model alone compares with each rule, and a summary (``rule_fired``: ``Policy.fired``).
 
     Per rule: how often it fires, the outcome rate where it does, and the share of those rows that the
     model alone already puts in C or D (for rules raising risk) or in A or B (for rules lowering it).
@@ -94,11 +100,11 @@ def agreement_tables(
     model_tier = np.asarray(model_tier)
     tier = np.asarray(tier)
     model_high = np.isin(model_tier, HIGH_TIERS)
-    any_fired = np.zeros(len(features), dtype=bool)
-    raising = np.zeros(len(features), dtype=bool)
+    any_fired = np.zeros(len(y), dtype=bool)
+    raising = np.zeros(len(y), dtype=bool)
     rows = []
-    for rule in policy.rules:
-        fired = rule.fires(features)
+    for r, rule in enumerate(policy.rules):
+        fired = rule_fired[:, r]
         any_fired |= fired
         raises = rule.effect != "cap" and TIERS.index(rule.tier) >= TIERS.index("C")
         if raises:
@@ -169,7 +175,12 @@ class Evaluation:
     agreement_summary: dict[str, Any]
     calibration: pd.DataFrame  # equal-mass bins per scorer
     importance: pd.DataFrame
+    # Test-fold rows kept for plots and the notebook: features, outcome, scores, tiers.
+    test_frame: pd.DataFrame = field(repr=False)
+    # TreeSHAP of a sample of the test fold: contributions, base values and the rows.
+    shap_sample: tuple[np.ndarray, np.ndarray, pd.DataFrame] = field(repr=False)
     checks: dict[str, bool] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def metric(self, scorer: str, name: str) -> float:
         return float(self.metrics.loc[self.metrics["scorer"] == scorer, name].iloc[0])
@@ -202,3 +213,114 @@ class Evaluation:
         out.update({k: float(v) for k, v in self.agreement_summary.items()})
         out.update({f"check_{k}": float(v) for k, v in self.checks.items()})
         return out
+
+
+def run_metrics(model: TrainedModel, evaluation: Evaluation) -> dict[str, float]:
+    """The flat metrics of a training run (``Evaluation.summary`` and the number of trees), as MLflow logs
+    them and ``ipcredit train`` prints them."""
+    return {**evaluation.summary(), "best_iteration": float(model.best_iteration)}
+
+
+def evaluate_model(
+    model: TrainedModel,
+    snapshots: pd.DataFrame,
+    policy: Policy,
+    *,
+    groups: pd.DataFrame | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Measure ``model`` on the folds of its split of ``snapshots`` (the frame it was trained on).
+
+    On the out-of-time test fold: the model, the uncalibrated model and both baselines, the tier tables,
+    fairness, rules-vs-model agreement, calibration bins and global SHAP importance; the model alone on
+    every fold. ``groups``: per ``entity_id``, the attributes of the fairness table (``region``,
+    ``kind``…); industry and kind fall back to the features when absent.
+    """
+    say = progress or (lambda _message: None)
+    say("evaluating on the out-of-time test fold")
+    t0 = time.perf_counter()
+    config, scorer = model.config, model.scorer
+    folds = model.split.folds(snapshots)
+    y = {name: frame["outcome"].to_numpy(dtype=np.int8) for name, frame in folds.items()}
+    raw = {name: scorer.log_odds(frame) for name, frame in folds.items()}
+    scores = {name: scorer.calibrator.transform(z) for name, z in raw.items()}
+    test = folds["test"]
+    baseline_scores = {name: baseline.predict_proba(test) for name, baseline in model.baselines.items()}
+    tiering = policy.tiering(scores["test"], feature_columns(test))
+    bins = config.evaluation.ece_bins
+    metrics = metrics_table(
+        y["test"],
+        {"model": scores["test"], "model_uncalibrated": 1 / (1 + np.exp(-raw["test"])), **baseline_scores},
+        ece_bins=bins,
+    )
+    fold_rows = [{"fold": name, **binary_metrics(y[name], scores[name], ece_bins=bins)} for name in folds]
+    tiers = tier_table(y["test"], scores["test"], tiering.tier)
+    model_tiers = tier_table(y["test"], scores["test"], tiering.model_tier)
+    agreement, agreement_summary = agreement_tables(y["test"], tiering.fired, tiering.model_tier, tiering.tier, policy)
+    calibration = pd.concat(
+        [
+            calibration_bins(y["test"], p, bins).assign(scorer=name)
+            for name, p in {"model": scores["test"], **baseline_scores}.items()
+        ],
+        ignore_index=True,
+    )
+    rng = np.random.default_rng(config.lightgbm.seed)
+    sample = np.sort(rng.choice(len(test), min(config.evaluation.shap_sample, len(test)), replace=False))
+    sample_frame = test.iloc[sample]
+    contrib, base = scorer.contributions(sample_frame)
+    test_frame = test[["entity_id", "as_of", *FEATURE_NAMES, "outcome"]].assign(
+        score=scores["test"],
+        log_odds=raw["test"],
+        model_tier=tiering.model_tier,
+        tier=tiering.tier,
+        rules=tiering.rules,
+        review=tiering.review,
+        **{f"{name}_score": p for name, p in baseline_scores.items()},
+    )
+    evaluation = Evaluation(
+        metrics=metrics,
+        folds=pd.DataFrame(fold_rows),
+        tiers=tiers,
+        model_tiers=model_tiers,
+        crosstab=tier_crosstab(tiering.model_tier, tiering.tier),
+        fairness=fairness_table(
+            y["test"],
+            scores["test"],
+            tiering.tier,
+            _groups(test, groups),
+            min_rows=config.evaluation.min_group_rows,
+            min_positives=config.evaluation.min_group_positives,
+        ),
+        agreement=agreement,
+        agreement_summary=agreement_summary,
+        calibration=calibration,
+        importance=importance_table(contrib, FEATURE_NAMES, {n: FEATURES[n].label_en for n in FEATURE_NAMES}),
+        test_frame=test_frame.reset_index(drop=True),
+        shap_sample=(contrib, base, sample_frame.reset_index(drop=True)),
+    )
+    model_auc = evaluation.metric("model", "auc")
+    evaluation.checks = {
+        "beats_rules_card_auc": model_auc > evaluation.metric("rules_points_card", "auc"),
+        "beats_scorecard_auc": model_auc > evaluation.metric("binned_scorecard", "auc"),
+        "ece_within_limit": evaluation.metric("model", "ece") <= config.gate.max_ece,
+        "tier_rates_rise": rates_rise(tiers),
+        "model_tier_rates_rise": rates_rise(model_tiers),
+    }
+    evaluation.seconds = time.perf_counter() - t0
+    return evaluation
+
+
+def _groups(test: pd.DataFrame, groups: pd.DataFrame | None) -> pd.DataFrame:
+    """Industry, region and kind for each test row (region only when ``groups`` gives it)."""
+    out = pd.DataFrame(index=test.index)
+    out["industry"] = test["industry"].astype(object).fillna("?").to_numpy()
+    kind = np.where(test["is_agency"].to_numpy(dtype=bool), "agency", "enterprise")
+    if groups is not None and len(groups):
+        attrs = groups.drop_duplicates("entity_id").set_index("entity_id")
+        joined = attrs.reindex(test["entity_id"].to_numpy())
+        for column in ("region", "kind"):
+            if column in joined.columns:
+                out[column] = joined[column].astype(object).fillna("?").to_numpy()
+    if "kind" not in out.columns:
+        out["kind"] = kind
+    return out[[c for c in ("industry", "region", "kind") if c in out.columns]]

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from features.build import model_matrix
 from features.catalogue import FEATURE_NAMES
+from models.evaluate import Evaluation
 from models.policy import TIERS
 
 
@@ -104,12 +105,11 @@ def tier_figure(tiers: pd.DataFrame, model_tiers: pd.DataFrame | None = None) ->
     return _release(fig)
 
 
-def save_plots(result, directory: Path, *, dependence: int = 4) -> list[Path]:
-    """Write every figure of ``result`` (a ``TrainResult``) as PNG into ``directory``; return the paths."""
+def save_plots(evaluation: Evaluation, directory: Path, *, dependence: int = 4) -> list[Path]:
+    """Write every figure of ``evaluation`` as PNG into ``directory``; return the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    contributions, base, frame = result.shap_sample
-    evaluation = result.evaluation
+    contributions, base, frame = evaluation.shap_sample
     figures = {
         "shap_summary.png": shap_summary_figure(contributions, base, frame),
         "calibration_curve.png": calibration_figure(evaluation.calibration),

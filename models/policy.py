@@ -2,6 +2,11 @@
 
 Policy is data (``models/policy.toml``): this module validates it on load and applies it. Scores, tiers
 and sampling draws all store ``Policy.version_tag`` so an appeal sees exactly which policy produced them.
+
+Applying it has one engine, ``CompiledPolicy``: the cut-offs and every rule condition turned once per
+policy into numpy comparisons over ``features.columns.feature_columns`` (the conformed values the model
+reads), then combined as the policy says. Training, batch scoring, what-if scoring, objection rescoring,
+the baselines and the evaluation all go through it.
 """
 
 from __future__ import annotations
@@ -11,19 +16,21 @@ import operator
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.catalogue import FEATURES
+from features.columns import FeatureColumns, feature_columns
+from features.errors import InvalidInput
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 TIER_LABELS: dict[str, str] = {"A": "信用风险低", "B": "信用风险一般", "C": "信用风险较高", "D": "信用风险高"}
 Tier = Literal["A", "B", "C", "D"]
 
-_OPS: dict[str, Callable] = {
+_OPS: dict[str, Callable[[np.ndarray, bool | float], np.ndarray]] = {
     "==": operator.eq,
     "!=": operator.ne,
     ">": operator.gt,
@@ -33,7 +40,7 @@ _OPS: dict[str, Callable] = {
 }
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidInput):
     """The policy file is missing or invalid; the message names the file and the field."""
 
 
@@ -55,13 +62,6 @@ class Condition(_Strict):
             raise ValueError(f"feature {name!r} is categorical and cannot be compared")
         return name
 
-    def holds(self, features: pd.DataFrame) -> np.ndarray:
-        column = features[self.feature]
-        if FEATURES[self.feature].dtype == "bool":
-            column = column.fillna(False).astype(bool)
-        result = _OPS[self.op](column, self.value)
-        return np.asarray(pd.Series(result).fillna(False), dtype=bool)
-
 
 class Rule(_Strict):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
@@ -78,17 +78,6 @@ class Rule(_Strict):
         if not self.when_all and not self.when_any:
             raise ValueError(f"rule {self.code} must have at least one condition in when_all or when_any")
         return self
-
-    def fires(self, features: pd.DataFrame) -> np.ndarray:
-        fired = np.ones(len(features), dtype=bool)
-        for condition in self.when_all:
-            fired &= condition.holds(features)
-        if self.when_any:
-            any_ = np.zeros(len(features), dtype=bool)
-            for condition in self.when_any:
-                any_ |= condition.holds(features)
-            fired &= any_
-        return fired
 
 
 class TierPolicy(_Strict):
@@ -158,47 +147,140 @@ class Policy(_Strict):
 
     def model_tiers(self, scores: np.ndarray | pd.Series) -> np.ndarray:
         """Tier proposed by the model for each calibrated probability."""
-        bounds = [self.tiers.upper_bounds[t] for t in "ABC"]
-        index = np.searchsorted(np.asarray(bounds), np.asarray(scores, dtype=float), side="right")
-        return np.asarray(TIERS)[index]
+        engine = compiled(self)
+        return engine.tier_names[engine.levels(scores)]
+
+    def fired(self, columns: FeatureColumns) -> np.ndarray:
+        """``(rows, rules)``: which rule fires for each row of ``columns`` (``feature_columns``)."""
+        return compiled(self).fired(columns)
+
+    def tiering(self, scores: np.ndarray | pd.Series, columns: FeatureColumns) -> Tiering:
+        """Combine the model's tiers with the rules, for feature ``columns`` (``feature_columns``).
+
+        Caps apply to the model's tier first, then floors raise it; a forced tier replaces the result, but
+        never below a fired floor: when rules conflict the stricter tier wins.
+        """
+        return compiled(self).apply(scores, columns)
 
     def apply(self, scores: np.ndarray | pd.Series, features: pd.DataFrame) -> pd.DataFrame:
-        """Combine the model's tiers with the rules.
+        """``tiering`` of a feature frame, as a frame aligned with ``features``: ``model_tier``, ``tier``,
+        ``rules`` (fired codes, ``;``-joined) and ``review``."""
+        result = self.tiering(scores, feature_columns(features))
+        return pd.DataFrame(
+            {"model_tier": result.model_tier, "tier": result.tier, "rules": result.rules, "review": result.review},
+            index=features.index,
+        )
 
-        Returns a frame aligned with ``features`` with ``model_tier``, ``tier``, ``rules`` (fired codes,
-        ``;``-joined) and ``review``. Caps apply to the model's tier first, then floors raise it; a forced
-        tier replaces the result, but never below a fired floor: when rules conflict the stricter tier wins.
-        """
-        model_tier = self.model_tiers(scores)
-        level = np.searchsorted(np.asarray(TIERS), model_tier)
-        fired = {rule.code: rule.fires(features) for rule in self.rules}
-        floor = np.full(len(features), -1)
-        forced = np.full(len(features), -1)
-        for rule in self.rules:
-            target, mask = TIERS.index(rule.tier), fired[rule.code]
-            if rule.effect == "cap":
+
+class Tiering(NamedTuple):
+    """What a policy makes of scored rows; every field has one item (or row) per input row."""
+
+    model_tier: np.ndarray  # the model's tier, from the cut-offs alone
+    tier: np.ndarray  # the final tier, after the rules
+    rules: np.ndarray  # the fired rule codes, ";"-joined ("" when none fires)
+    review: np.ndarray  # the rules moved the tier by the policy's review gap or more
+    fired: np.ndarray  # (rows, rules): which rule fires for the row
+
+
+class CompiledPolicy:
+    """A policy's cut-offs and rules as numpy comparisons over feature columns, built once per policy
+    (``compiled``). The rules read the conformed values the model reads: a missing float compares
+    false, as NaN does."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.bounds = np.asarray([policy.tiers.upper_bounds[t] for t in TIERS[:-1]], dtype=np.float64)
+        self.review_gap = policy.tiers.review_gap
+        self.codes = [rule.code for rule in policy.rules]
+        self.rules = [
+            (
+                rule.effect,
+                TIERS.index(rule.tier),
+                [(c.feature, _OPS[c.op], c.value) for c in rule.when_all],
+                [(c.feature, _OPS[c.op], c.value) for c in rule.when_any],
+            )
+            for rule in policy.rules
+        ]
+        self.tier_names = np.asarray(TIERS, dtype=object)
+
+    def levels(self, scores: np.ndarray | pd.Series) -> np.ndarray:
+        """The model's tier of each score as an index into ``TIERS``."""
+        return np.searchsorted(self.bounds, np.asarray(scores, dtype=np.float64), side="right")
+
+    def fired(self, columns: FeatureColumns, n: int | None = None) -> np.ndarray:
+        """``(n, rules)``: which rules fire for each row."""
+        if n is None:
+            n = len(next(iter(columns.values()))) if columns else 0
+        out = np.zeros((n, len(self.rules)), dtype=bool)
+        for r, (_, _, when_all, when_any) in enumerate(self.rules):
+            fired = np.ones(n, dtype=bool)
+            for name, op, value in when_all:
+                fired &= op(columns[name], value)
+            if when_any:
+                any_ = np.zeros(n, dtype=bool)
+                for name, op, value in when_any:
+                    any_ |= op(columns[name], value)
+                fired &= any_
+            out[:, r] = fired
+        return out
+
+    def apply(self, scores: np.ndarray | pd.Series, columns: FeatureColumns) -> Tiering:
+        """The tiering of each row (``Policy.tiering``)."""
+        model_level = self.levels(scores)
+        n = len(model_level)
+        fired = self.fired(columns, n)
+        level = model_level
+        floor = np.full(n, -1)
+        forced = np.full(n, -1)
+        for r, (effect, target, _, _) in enumerate(self.rules):
+            mask = fired[:, r]
+            if not mask.any():
+                continue
+            if effect == "cap":
                 level = np.where(mask, np.minimum(level, target), level)
-            elif rule.effect == "floor":
+            elif effect == "floor":
                 floor = np.where(mask, np.maximum(floor, target), floor)
             else:
                 forced = np.where(mask, np.maximum(forced, target), forced)
         level = np.maximum(level, floor)
         level = np.where(forced >= 0, np.maximum(forced, floor), level)
-        codes = np.array([r.code for r in self.rules], dtype=object)
-        matrix = np.column_stack([fired[r.code] for r in self.rules] or [np.zeros(len(features), bool)])[
-            :, : len(self.rules)
-        ]
-        rules = [";".join(codes[row]) for row in matrix]
-        model_level = np.searchsorted(np.asarray(TIERS), model_tier)
-        return pd.DataFrame(
-            {
-                "model_tier": model_tier,
-                "tier": np.asarray(TIERS)[level],
-                "rules": rules,
-                "review": np.abs(level - model_level) >= self.tiers.review_gap,
-            },
-            index=features.index,
+        return Tiering(
+            model_tier=self.tier_names[model_level],
+            tier=self.tier_names[level],
+            rules=self._rule_text(fired),
+            review=np.abs(level - model_level) >= self.review_gap,
+            fired=fired,
         )
+
+    def _rule_text(self, fired: np.ndarray) -> np.ndarray:
+        # Rows fire few distinct combinations: join the codes once per combination, not once per row.
+        n, r = fired.shape
+        if r == 0 or n == 0:
+            return np.full(n, "", dtype=object)
+        if r > 62:
+            return np.array([";".join(c for c, f in zip(self.codes, row, strict=True) if f) for row in fired], object)
+        keys = fired.astype(np.int64) @ (np.int64(1) << np.arange(r, dtype=np.int64))
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        texts = np.array(
+            [";".join(c for i, c in enumerate(self.codes) if (int(k) >> i) & 1) for k in distinct], dtype=object
+        )
+        return texts[inverse]
+
+
+# Compiled programs by policy object. A policy is frozen, so its program never goes stale; the entry keeps
+# the policy alive, so its id cannot be reused while the entry exists. Policies are few (the current one
+# and those stored with runs), so clearing the lot when it grows is enough.
+_COMPILED: dict[int, tuple[Policy, CompiledPolicy]] = {}
+_MAX_COMPILED = 64
+
+
+def compiled(policy: Policy) -> CompiledPolicy:
+    """The ``CompiledPolicy`` of ``policy``, built on first use and kept."""
+    entry = _COMPILED.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
+        entry = _COMPILED[id(policy)] = (policy, CompiledPolicy(policy))
+    return entry[1]
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:

@@ -19,7 +19,7 @@ from mlflow.types import ColSpec, Schema
 from features.build import conform
 from features.catalogue import CATALOGUE, FEATURE_NAMES
 from models.policy import load_policy
-from models.predict import Scorer
+from models.scorer import Scorer
 
 _COLUMN_TYPES = {"float": "double", "int": "long", "bool": "boolean", "category": "string"}
 OUTPUT_COLUMNS = ("entity_id", "as_of", "score", "model_tier", "tier", "rules", "review", "reasons")

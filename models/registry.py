@@ -4,10 +4,10 @@
   the feature catalogue, the policy, the training config and a model card; the model as a pyfunc with a
   signature from the catalogue and an input example.
 - Each run registers a version of model ``ipcredit`` with alias ``challenger``. It becomes ``champion``
-  only through ``gate`` (better out-of-time AUC than the champion on the same rows, calibration not worse,
-  tier outcome rates rising A to D, no industry below an AUC floor), or by hand with ``promote``, which
-  records the reason. The first version becomes champion automatically. Registry stages are deprecated
-  in MLflow; aliases are used throughout.
+  only through the gate (``models.gate``: better out-of-time AUC than the champion on the same rows,
+  calibration not worse, tier outcome rates rising A to D, no industry below an AUC floor), or by hand
+  with ``promote``, which records the reason. The first version becomes champion automatically.
+  Registry stages are deprecated in MLflow; aliases are used throughout.
 
 Nothing happens at import: the tracking URI is set by ``connect``, from the settings passed in.
 """
@@ -19,19 +19,28 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 
 from features.catalogue import catalogue_frame
-from models.config import GateConfig
+from features.errors import InvalidInput, NotFound, Unavailable
+from models.card import model_card
+from models.evaluate import Evaluation, run_metrics
+from models.gate import GateDecision, gate
 from models.metrics import binary_metrics
-from models.predict import Scorer
+from models.policy import Policy
+from models.scorer import Scorer
+from models.train import TrainedModel
+
+if TYPE_CHECKING:  # MLflow loads when it is first used (``connect``), not with this module
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 EXPERIMENT = "ipcredit"
 MODEL_NAME = "ipcredit"
@@ -40,8 +49,8 @@ CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
 
 
-class RegistryError(RuntimeError):
-    """A registry operation cannot be done (unknown version, no such alias…)."""
+class RegistryError(NotFound):
+    """The registry has no such model version, or no version with that alias."""
 
 
 # ---- connection --------------------------------------------------------------------------------------
@@ -59,7 +68,7 @@ def default_artifact_root(tracking_uri: str, fallback: str | None) -> str | None
     return fallback
 
 
-def connect(tracking_uri: str):
+def connect(tracking_uri: str) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` (tracking and registry) and return a client."""
     # Artifact downloads are a handful of small files; MLflow's per-file progress bars only add noise.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -71,75 +80,13 @@ def connect(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def ensure_experiment(client, artifact_root: str | None) -> str:
+def ensure_experiment(client: MlflowClient, artifact_root: str | None) -> str:
     """The id of experiment ``ipcredit``, created with its artifact location under ``artifact_root``."""
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
     location = f"{artifact_root.rstrip('/')}/{EXPERIMENT}" if artifact_root else None
     return client.create_experiment(EXPERIMENT, artifact_location=location)
-
-
-# ---- the gate ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class GateDecision:
-    """The outcome of the promotion gate, check by check."""
-
-    passed: bool
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    champion_version: str | None = None
-    comparison: str = ""
-
-    def describe(self) -> str:
-        marks = "; ".join(f"{'ok' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}" for c in self.checks)
-        return f"gate {'passed' if self.passed else 'failed'} ({self.comparison}): {marks}"
-
-
-def gate(candidate: dict[str, float], champion: dict[str, float] | None, config: GateConfig) -> GateDecision:
-    """Decide whether ``candidate`` may replace ``champion``.
-
-    Both dicts give ``auc`` and ``ece`` measured on the *same* evaluation rows; ``candidate`` also gives
-    ``tier_rates_rise`` (1.0 or 0.0) and ``industry_auc_min`` (NaN when no industry is large enough).
-    Without a champion only the candidate's own checks apply.
-    """
-    checks = []
-
-    def check(name: str, passed: bool, detail: str) -> None:
-        checks.append({"name": name, "passed": bool(passed), "detail": detail})
-
-    if champion is not None:
-        gain = candidate["auc"] - champion["auc"]
-        check(
-            "auc",
-            gain > config.min_auc_gain,
-            f"AUC {candidate['auc']:.4f} vs champion {champion['auc']:.4f} (gain {gain:+.4f}, needs > "
-            f"{config.min_auc_gain:+.4f})",
-        )
-        limit = champion["ece"] + config.ece_tolerance
-        check(
-            "calibration",
-            candidate["ece"] <= limit,
-            f"ECE {candidate['ece']:.4f} vs champion {champion['ece']:.4f} (at most {limit:.4f})",
-        )
-    check("ece_limit", candidate["ece"] <= config.max_ece, f"ECE {candidate['ece']:.4f} (at most {config.max_ece})")
-    check(
-        "tier_rates",
-        bool(candidate["tier_rates_rise"]),
-        "outcome rates rise strictly from A to D"
-        if candidate["tier_rates_rise"]
-        else "outcome rates do not rise strictly from A to D",
-    )
-    floor = candidate.get("industry_auc_min", float("nan"))
-    check(
-        "industry_auc_floor",
-        math.isnan(floor) or floor >= config.industry_auc_floor,
-        "no industry large enough to measure"
-        if math.isnan(floor)
-        else f"lowest industry AUC {floor:.4f} (floor {config.industry_auc_floor})",
-    )
-    return GateDecision(passed=all(c["passed"] for c in checks), checks=checks)
 
 
 # ---- logging a training run -----------------------------------------------------------------------------
@@ -153,25 +100,27 @@ class Registration:
     promoted: bool
 
 
-def _champion_on_candidate_rows(client, result) -> tuple[str, dict[str, float], str] | None:
+def _champion_on_candidate_rows(
+    client: MlflowClient, model: TrainedModel, evaluation: Evaluation
+) -> tuple[str, dict[str, float], str] | None:
     """The current champion, measured on the candidate's test rows when it can score them, else its
     recorded metrics."""
     try:
         version = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
     except Exception:
         return None
-    test = result.test_frame
+    test = evaluation.test_frame
     try:
         scorer = _load_version(client, version.version)
-        scorer.check_compatible(result.scorer.feature_version)
+        scorer.check_compatible(model.scorer.feature_version)
         m = binary_metrics(
-            test["outcome"].to_numpy(), scorer.predict_proba(test), ece_bins=result.config.evaluation.ece_bins
+            test["outcome"].to_numpy(), scorer.predict_proba(test), ece_bins=model.config.evaluation.ece_bins
         )
         return version.version, {"auc": m["auc"], "ece": m["ece"]}, "champion re-scored on the candidate's test rows"
     except Exception as exc:  # an incompatible or unreadable champion: fall back to what it recorded
         recorded = client.get_run(version.run_id).data.metrics
         if "test_auc" not in recorded:
-            raise RegistryError(f"champion version {version.version} cannot be compared: {exc}") from exc
+            raise Unavailable(f"champion version {version.version} cannot be compared: {exc}") from exc
         return (
             version.version,
             {"auc": recorded["test_auc"], "ece": recorded.get("test_ece", float("inf"))},
@@ -180,85 +129,88 @@ def _champion_on_candidate_rows(client, result) -> tuple[str, dict[str, float], 
 
 
 def log_training(
-    result,
+    model: TrainedModel,
+    evaluation: Evaluation,
     *,
-    policy,
+    policy: Policy,
     policy_path: Path,
     tracking_uri: str,
     artifact_root: str | None,
     run_name: str | None = None,
 ) -> Registration:
-    """Log ``result`` (a ``TrainResult``) as one run, register it, alias it ``challenger`` and apply the gate."""
+    """Log a trained ``model`` with its ``evaluation`` as one run, register it, alias it ``challenger`` and
+    apply the gate."""
+    # MLflow and matplotlib take seconds to import: they load when a run is logged, not with the module.
     import mlflow
 
     from models import plots
-    from models.card import model_card
     from models.pyfunc import input_example, signature
 
     client = connect(tracking_uri)
     experiment_id = ensure_experiment(client, default_artifact_root(tracking_uri, artifact_root))
-    metrics = {k: v for k, v in result.metrics().items() if v is not None and math.isfinite(v)}
+    metrics = {k: v for k, v in run_metrics(model, evaluation).items() if v is not None and math.isfinite(v)}
     params = {
-        **result.config.flat(),
-        "feature_version": result.scorer.feature_version,
+        **model.config.flat(),
+        "feature_version": model.scorer.feature_version,
         "policy_version": policy.version_tag,
-        "best_iteration": result.best_iteration,
-        "calibration": repr(result.scorer.calibrator),
-        **{f"split.{k}": v for k, v in result.split.describe().items()},
-        **{f"data.{k}": v for k, v in result.data.items() if isinstance(v, str | int | float)},
+        "best_iteration": model.best_iteration,
+        "calibration": repr(model.scorer.calibrator),
+        **{f"split.{k}": v for k, v in model.split.describe().items()},
+        **{f"data.{k}": v for k, v in model.data.items() if isinstance(v, str | int | float)},
     }
     with tempfile.TemporaryDirectory(prefix="ipcredit-run-") as tmp:
         tmp = Path(tmp)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             mlflow.set_tags(
                 {
-                    "feature_version": result.scorer.feature_version,
+                    "feature_version": model.scorer.feature_version,
                     "policy_version": policy.version_tag,
-                    "data_fingerprint": str(result.data.get("fingerprint", "")),
+                    "data_fingerprint": str(model.data.get("fingerprint", "")),
                 }
             )
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics(metrics)
-            _log_tables(result, tmp / "evaluation")
+            _log_tables(model, evaluation, tmp / "evaluation")
             mlflow.log_artifacts(str(tmp / "evaluation"), "evaluation")
-            plots.save_plots(result, tmp / "plots")
+            plots.save_plots(evaluation, tmp / "plots")
             mlflow.log_artifacts(str(tmp / "plots"), "plots")
             catalogue_frame().to_csv(tmp / "feature_catalogue.csv", index=False)
             mlflow.log_artifact(str(tmp / "feature_catalogue.csv"))
             mlflow.log_artifact(str(policy_path), "policy")
-            (tmp / "train_config.json").write_text(json.dumps(result.config.model_dump(), indent=2), encoding="utf-8")
+            (tmp / "train_config.json").write_text(json.dumps(model.config.model_dump(), indent=2), encoding="utf-8")
             mlflow.log_artifact(str(tmp / "train_config.json"))
-            scorer_dir = result.scorer.save(tmp / "scorer")
+            scorer_dir = model.scorer.save(tmp / "scorer")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
                 python_model=str(Path(__file__).with_name("mlflow_model.py")),
                 artifacts={"scorer": str(scorer_dir), "policy": str(policy_path)},
                 signature=signature(),
-                input_example=input_example(result.test_frame),
+                input_example=input_example(evaluation.test_frame),
                 pip_requirements=_requirements(),
                 registered_model_name=MODEL_NAME,
                 await_registration_for=0,
             )
             version = str(info.registered_model_version)
             (tmp / "model_card.md").write_text(
-                model_card(result, policy, run_id=run.info.run_id, model_version=version), encoding="utf-8"
+                model_card(model, evaluation, policy, run_id=run.info.run_id, model_version=version),
+                encoding="utf-8",
             )
             mlflow.log_artifact(str(tmp / "model_card.md"))
             run_id = run.info.run_id
     client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version)
-    champion = _champion_on_candidate_rows(client, result)
+    champion = _champion_on_candidate_rows(client, model, evaluation)
     candidate = {
-        "auc": result.evaluation.metric("model", "auc"),
-        "ece": result.evaluation.metric("model", "ece"),
-        "tier_rates_rise": float(result.evaluation.checks["tier_rates_rise"]),
-        "industry_auc_min": result.evaluation.industry_auc_min(),
+        "auc": evaluation.metric("model", "auc"),
+        "ece": evaluation.metric("model", "ece"),
+        "tier_rates_rise": float(evaluation.checks["tier_rates_rise"]),
+        "industry_auc_min": evaluation.industry_auc_min(),
     }
-    decision = gate(candidate, None if champion is None else champion[1], result.config.gate)
+    decision = gate(candidate, None if champion is None else champion[1], model.config.gate)
     decision.champion_version = None if champion is None else champion[0]
     decision.comparison = "first version: no champion" if champion is None else f"{champion[2]}, version {champion[0]}"
     for key, value in {
         "run_id": run_id,
-        "feature_version": result.scorer.feature_version,
+        "feature_version": model.scorer.feature_version,
         "policy_version": policy.version_tag,
         "test_auc": f"{candidate['auc']:.4f}",
         "test_ece": f"{candidate['ece']:.4f}",
@@ -280,9 +232,9 @@ def log_training(
     return Registration(run_id=run_id, model_version=version, decision=decision, promoted=promoted)
 
 
-def _log_tables(result, directory: Path) -> None:
+def _log_tables(model: TrainedModel, evaluation: Evaluation, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    ev = result.evaluation
+    ev = evaluation
     tables = {
         "metrics": ev.metrics,
         "folds": ev.folds,
@@ -293,21 +245,21 @@ def _log_tables(result, directory: Path) -> None:
         "rules_agreement": ev.agreement,
         "calibration": ev.calibration,
         "importance": ev.importance,
-        "rules_points_card": result.baselines["rules_points_card"].table(),
+        "rules_points_card": model.baselines["rules_points_card"].table(),
     }
     for name, table in tables.items():
         table.to_csv(directory / f"{name}.csv", index=False)
     try:
-        result.baselines["binned_scorecard"].table().to_csv(directory / "binned_scorecard.csv", index=False)
+        model.baselines["binned_scorecard"].table().to_csv(directory / "binned_scorecard.csv", index=False)
     except Exception as exc:  # the scorecard table is a convenience; the metrics are what matter
         (directory / "binned_scorecard.txt").write_text(f"table unavailable: {exc}", encoding="utf-8")
     summary = {
-        "metrics": result.metrics(),
+        "metrics": run_metrics(model, evaluation),
         "agreement": ev.agreement_summary,
         "checks": ev.checks,
-        "split": result.split.describe(),
-        "timings_seconds": result.timings,
-        "data": result.data,
+        "split": model.split.describe(),
+        "timings_seconds": {**model.timings, "evaluate": evaluation.seconds},
+        "data": model.data,
     }
     (directory / "evaluation.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 
@@ -333,7 +285,7 @@ def _requirements() -> list[str]:
 # ---- promotion and listing ------------------------------------------------------------------------------
 
 
-def _check_version(client, version: str) -> Any:
+def _check_version(client: MlflowClient, version: str) -> ModelVersion:
     try:
         return client.get_model_version(MODEL_NAME, str(version))
     except Exception as exc:
@@ -343,7 +295,7 @@ def _check_version(client, version: str) -> Any:
 def promote(version: str, reason: str, *, tracking_uri: str) -> str | None:
     """Make ``version`` the champion, recording ``reason``; return the version it replaced (if any)."""
     if not reason.strip():
-        raise RegistryError("a promotion needs a reason")
+        raise InvalidInput("a promotion needs a reason")
     client = connect(tracking_uri)
     model_version = _check_version(client, version)
     try:
@@ -432,7 +384,7 @@ def _download_scorer(model_uri: str, *, model_version: str | None) -> Scorer:
         return Scorer.load(scorer_path, model_version=model_version)
 
 
-def _load_version(client, version: str) -> Scorer:
+def _load_version(client: MlflowClient, version: str) -> Scorer:
     return _download_scorer(f"models:/{MODEL_NAME}/{version}", model_version=str(version))
 
 

@@ -3,7 +3,7 @@ rescoring, and turning stored score rows into risk rows and explanations.
 
 The scoring code is the training code: a history becomes a ``features.dataset.Dataset``, is validated by
 ``features.validate``, turned into features by ``features.build.build_features`` and scored by
-``models.predict`` — the same functions ``ipcredit score`` uses, so serving cannot drift from training.
+``models.scorer`` — the same functions ``ipcredit score`` uses, so serving cannot drift from training.
 """
 
 from __future__ import annotations
@@ -114,12 +114,12 @@ def _load(uri: str, tracking_uri: str) -> Any:
     written by ``Scorer.save`` (a path or ``file://`` URI: serving without an MLflow server)."""
     local = Path(uri.removeprefix("file://")) if not uri.startswith(("models:/", "runs:/")) else None
     if local is not None and (local / "scorer.json").is_file():
-        from models.predict import Scorer
+        from models.scorer import Scorer
 
         state = json.loads((local / "scorer.json").read_text(encoding="utf-8"))
         version = str(state.get("metadata", {}).get("model_version") or f"local:{local.name}")
         return Scorer.load(local, model_version=version)
-    from models.predict import load_scorer
+    from models.registry import load_scorer
 
     return load_scorer(uri, tracking_uri)
 

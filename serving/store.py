@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models.predict import SCORE_COLUMNS  # CONTRACT section 4: the score file columns
+from models.scorefile import SCORE_COLUMNS  # CONTRACT section 4: the score file columns
 from serving.db import entities, list_entries, score_runs, scores
 
 # What an explanation needs beyond the contract columns (optional: a bare score file has none of them).

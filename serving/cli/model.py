@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from serving.cli.app import EXIT_INVALID, app, check_output_path, fail, open_dataset, write_frame
+
+if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
+    from models.evaluate import Evaluation
+    from models.train import TrainedModel
 
 # Tables are wide; when stdout is not a terminal (a log, a pipe) do not squeeze them to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -99,10 +103,12 @@ def train(
 
     The last line printed is one JSON object: run_id, model_version, promoted, gate and the metrics.
     """
-    from features.build import FEATURE_VERSION, build_snapshots
+    from features.build import FEATURE_VERSION
+    from features.snapshots import build_snapshots, snapshot_dates
     from models import registry
     from models.config import ConfigError, load_config
-    from models.train import TrainingError, quarterly_dates, train_model
+    from models.evaluate import evaluate_model, run_metrics
+    from models.train import TrainingError, train_model
 
     end = _parse_date(as_of_end, "--as-of-end") if as_of_end else None
     try:
@@ -111,7 +117,7 @@ def train(
         raise fail(str(exc)) from None
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
-    dates = quarterly_dates(ds, end, quarters)
+    dates = snapshot_dates(ds, as_of_end=end, count=quarters)
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("building snapshots", total=len(dates))
@@ -121,21 +127,28 @@ def train(
     err.print(f"{len(snapshots):,} snapshot rows over {len(dates)} as-of dates in {time.perf_counter() - t0:.1f} s")
     try:
         with err.status("training") as status:
-            result = train_model(
+            model = train_model(
                 snapshots,
                 policy,
                 config=cfg,
                 feature_version=FEATURE_VERSION,
-                groups=ds.entities[["entity_id", "region", "kind"]],
                 data={"source": str(data), "fingerprint": ds.fingerprint},
+                progress=lambda message: status.update(message),
+            )
+            evaluation = evaluate_model(
+                model,
+                snapshots,
+                policy,
+                groups=ds.entities[["entity_id", "region", "kind"]],
                 progress=lambda message: status.update(message),
             )
     except TrainingError as exc:
         raise fail(f"cannot train on {data}: {exc}; nothing was logged") from None
-    _print_evaluation(result)
+    _print_evaluation(model, evaluation)
     with err.status("logging the run to MLflow and registering the model"):
         registration = registry.log_training(
-            result,
+            model,
+            evaluation,
             policy=policy,
             policy_path=settings.policy_path,
             tracking_uri=settings.tracking_uri,
@@ -151,18 +164,18 @@ def train(
         "promoted": registration.promoted,
         "gate": "passed" if registration.decision.passed else "failed",
         "metrics": {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.metrics().items()
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in run_metrics(model, evaluation).items()
         },
     }
     typer.echo(json.dumps(summary, sort_keys=True))
 
 
-def _print_evaluation(result) -> None:
-    ev = result.evaluation
-    split = result.split.describe()
+def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
+    split = model.split.describe()
     out.print(
         f"out-of-time split — train {split['train']} · purged {split['purged']} · valid {split['valid']} · "
-        f"test {split['test']}; {result.best_iteration} trees; {result.scorer.calibrator!r}"
+        f"test {split['test']}; {model.best_iteration} trees; {model.scorer.calibrator!r}"
     )
     out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
     out.print(_rich_table(ev.tiers, "Tiers (final, after rules)", percent=("share", "outcome_rate", "mean_score")))
@@ -197,7 +210,9 @@ def score(
 ) -> None:
     """Score every entity registered by the as-of date; write the score file (CONTRACT section 4)."""
     from features.build import FEATURE_VERSION, build_features
-    from models.predict import DETAIL_COLUMNS, ModelError, load_scorer
+    from models.registry import load_scorer
+    from models.scorefile import score_file
+    from models.scorer import ModelError
 
     day = _parse_date(as_of, "--as-of")
     check_output_path(out_file)
@@ -245,7 +260,7 @@ def score(
                 lists=ds.table("lists"),
             )
         err.print(f"stored score run {run_id}")
-    write_frame(scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores.columns]), out_file)
+    write_frame(score_file(scores), out_file)
     counts = scores["tier"].value_counts()
     err.print(
         f"wrote {out_file}: {len(scores):,} entities as of {day} with model {scorer.model_version}, policy "
@@ -283,6 +298,7 @@ def promote(
     reason: Annotated[str, typer.Option(help="why (recorded with the version)")],
 ) -> None:
     """Make VERSION the champion by hand, recording the reason (the gate is bypassed, not forgotten)."""
+    from features.errors import InvalidInput
     from models.registry import RegistryError
     from models.registry import promote as promote_version
     from serving.settings import load_settings
@@ -291,6 +307,6 @@ def promote(
         raise fail("--reason must not be empty")
     try:
         previous = promote_version(version, reason, tracking_uri=load_settings().tracking_uri)
-    except RegistryError as exc:
+    except (RegistryError, InvalidInput) as exc:
         raise fail(str(exc), EXIT_INVALID) from None
     out.print(f"version {version} is now champion" + (f" (replaces version {previous})" if previous else ""))

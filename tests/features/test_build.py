@@ -5,19 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
-import pytest
 from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.build import (
-    build_features,
-    build_features_from_frames,
-    build_outcomes,
-    build_snapshots,
-    model_matrix,
-    snapshot_dates,
-)
+from features.build import build_features, build_features_from_frames, model_matrix
 from features.catalogue import CATALOGUE, FEATURE_NAMES, FEATURES
 from features.dataset import Dataset, load_dataset
 from features.schema import ADVERSE_CODES, EVENT_CODES, LIST_NAMES
@@ -122,31 +114,6 @@ def test_csv_and_parquet_give_identical_features(history, tmp_path):
     pd.testing.assert_frame_equal(from_parquet, from_csv)
     assert from_parquet.set_index("entity_id").loc[b, "agency_misconduct_36m"] == 1
     assert from_parquet.set_index("entity_id").loc[b, "infringement_judgment_36m"] == 0  # recorded after D
-
-
-def test_outcome_window_is_recorded_dates_in_d_to_d_plus_12_months(history):
-    ids = [history.entity() for _ in range(4)]
-    history.event(ids[0], "infringement_penalty", D - timedelta(days=30), D)  # known at D: not the outcome
-    history.event(ids[1], "infringement_penalty", D - timedelta(days=30), D + timedelta(days=1))
-    history.event(ids[2], "infringement_judgment", D, D + relativedelta(months=12))
-    history.event(ids[3], "infringement_penalty", D, D + relativedelta(months=12) + timedelta(days=1))
-    history.event(ids[3], "complaint_received", D, D + timedelta(days=5))  # a signal is not adverse
-    outcomes = build_outcomes(history.dataset(), D).set_index("entity_id")["outcome"]
-    assert [outcomes[i] for i in ids] == [0, 1, 1, 0]
-
-
-def test_snapshots_only_use_dates_with_a_complete_outcome_window(history):
-    eid = history.entity(registered_on=date(2016, 1, 1))
-    history.event(eid, "patent_filed", date(2016, 2, 1))
-    history.event(eid, "infringement_penalty", date(2023, 11, 1), date(2023, 12, 31))
-    ds = history.dataset()
-    dates = snapshot_dates(ds, count=4)
-    assert dates == [date(2022, 3, 31), date(2022, 6, 30), date(2022, 9, 30), date(2022, 12, 31)]
-    snaps = build_snapshots(ds, dates)
-    assert len(snaps) == 4
-    assert snaps["outcome"].tolist() == [0, 0, 0, 1]
-    with pytest.raises(ValueError, match="needs outcomes up to 2024-03-31"):
-        build_snapshots(ds, [date(2023, 3, 31)])
 
 
 def test_monotone_feature_directions_are_consistent_with_more_violations(history):

@@ -9,8 +9,9 @@ import pytest
 from features.build import FEATURE_VERSION
 from features.synth import generate
 from models.config import parse_config
+from models.evaluate import Evaluation, evaluate_model
 from models.policy import load_policy
-from models.train import TrainResult, train_model
+from models.train import TrainedModel, train_model
 from serving.settings import PROJECT_ROOT
 from tests.models.factories import quarter_ends, snapshots
 
@@ -41,8 +42,13 @@ def factory_snapshots():
 
 
 @pytest.fixture(scope="session")
-def trained(factory_snapshots, policy, fast_config) -> TrainResult:
+def trained(factory_snapshots, policy, fast_config) -> TrainedModel:
     return train_model(factory_snapshots, policy, config=fast_config, feature_version=FEATURE_VERSION)
+
+
+@pytest.fixture(scope="session")
+def evaluation(trained, factory_snapshots, policy) -> Evaluation:
+    return evaluate_model(trained, factory_snapshots, policy)
 
 
 @pytest.fixture(scope="session")

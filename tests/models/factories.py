@@ -95,6 +95,20 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["on_untrustworthy_list"] = (adverse12 > 0) & (rng.random(n) < 0.3)
     frame["on_serious_violation_list"] = (adverse36 > 1) & (rng.random(n) < 0.15)
     frame["on_abnormal_operation_list"] = rng.random(n) < (0.02 + 0.05 * (frame["annual_report_late_24m"] > 0))
+    # Long memory (drawn from a generator of their own, so the features above and the outcome stay as they
+    # were): recent records count almost fully, older ones fade; inspections over the whole history.
+    extra = np.random.default_rng([seed, 1])
+    frame["adverse_decayed"] = (
+        0.9 * adverse3 + 0.75 * (adverse12 - adverse3) + 0.5 * (adverse36 - adverse12) + 0.2 * (adverse_all - adverse36)
+    )
+    failed36 = frame["inspection_failed_36m"]
+    failed_all = failed36 + extra.poisson(0.1, n)
+    frame["years_since_failed_inspection"] = np.where(
+        failed36 > 0, extra.uniform(0, 3, n), np.where(failed_all > 0, extra.uniform(3, 8, n), 10.0)
+    )
+    frame["inspection_passed_all"] = frame["inspection_passed_36m"] + extra.poisson(0.5, n)
+    frame["inspection_fail_share_all"] = (failed_all + 1) / (failed_all + frame["inspection_passed_all"] + 2)
+    frame["complaints_decayed"] = 0.8 * complaints12 + 0.2 * extra.poisson(0.5 * complaints12 + 0.1)
     out = conform(pd.DataFrame(frame)[["entity_id", "as_of", *FEATURE_NAMES]])
     logit = (
         -3.0

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from features.build import build_features
 from features.dataset import load_dataset
-from models.predict import SCORE_COLUMNS
+from models.scorefile import SCORE_COLUMNS
 from serving.cli import app
 
 runner = CliRunner()

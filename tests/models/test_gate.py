@@ -7,7 +7,7 @@ import math
 import pytest
 
 from models.config import GateConfig
-from models.registry import gate
+from models.gate import gate
 
 GOOD = {"auc": 0.83, "ece": 0.010, "tier_rates_rise": 1.0, "industry_auc_min": 0.72}
 

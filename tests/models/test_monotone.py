@@ -31,6 +31,9 @@ def one_more_violation(rows: pd.DataFrame, code: str, amount: float) -> pd.DataF
         out[f"{code}_12m"] += 1
     out["adverse_types_36m"] += first_of_type.astype("int64")
     out["years_since_adverse"] = 0.0
+    out["adverse_decayed"] += 1.0  # a record of today has its full weight
+    if code == "inspection_failed":
+        out["years_since_failed_inspection"] = 0.0
     out["fines_36m"] += amount
     return out
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import operator
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.policy import PolicyError, parse_policy
+from features.catalogue import FEATURES
+from features.columns import feature_columns
+from features.errors import InvalidInput
+from models.policy import TIERS, PolicyError, compiled, parse_policy
 from tests.models.factories import feature_frame
 
 
@@ -132,3 +138,87 @@ def test_invalid_policies_are_refused_with_the_field(edit, message):
     assert old in text
     with pytest.raises(PolicyError, match=message):
         parse_policy(text.replace(old, new, 1), source="edited.toml")
+
+
+# ---- the engine against the rules read one row at a time ------------------------------------------------
+
+_OPS = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def _plain_tier(policy, score: float, row: dict) -> tuple[str, str, str, bool]:
+    """One row, the obvious way: Python comparisons on the row's values, then caps, floors and forces."""
+
+    def holds(condition) -> bool:
+        return bool(_OPS[condition.op](row[condition.feature], condition.value))
+
+    fired = [r for r in policy.rules if all(map(holds, r.when_all)) and (not r.when_any or any(map(holds, r.when_any)))]
+    model = sum(score >= policy.tiers.upper_bounds[t] for t in "ABC")
+    level = min([model] + [TIERS.index(r.tier) for r in fired if r.effect == "cap"])
+    floor = max([-1] + [TIERS.index(r.tier) for r in fired if r.effect == "floor"])
+    forced = max([-1] + [TIERS.index(r.tier) for r in fired if r.effect == "force"])
+    level = max(forced, floor) if forced >= 0 else max(level, floor)
+    review = abs(level - model) >= policy.tiers.review_gap
+    return TIERS[model], TIERS[level], ";".join(r.code for r in fired), review
+
+
+def _rule_edges(features: pd.DataFrame, policy) -> pd.DataFrame:
+    """Rows that sit on every rule condition's threshold, just below and above it, and NaN."""
+    rng = np.random.default_rng(7)
+    frame = pd.concat([features] * 3, ignore_index=True)
+    for rule in policy.rules:
+        for condition in [*rule.when_all, *rule.when_any]:
+            name, dtype = condition.feature, FEATURES[condition.feature].dtype
+            if dtype == "bool":
+                values = rng.random(len(frame)) < 0.5
+            else:
+                value = float(condition.value)
+                choices = np.array([value, value - 1, value + 1, value - 0.5, value + 0.5, 0.0])
+                values = rng.choice(choices, len(frame))
+                if dtype == "int":
+                    values = np.floor(values).astype(np.int64)
+                else:
+                    values[rng.random(len(frame)) < 0.05] = np.nan
+            frame[name] = values
+    return frame
+
+
+def test_the_engine_is_the_rules_row_by_row(policy):
+    frame = _rule_edges(feature_frame(400, seed=3).drop(columns=["outcome"]), policy)
+    score = np.random.default_rng(3).beta(0.6, 5, len(frame))
+    score[:4] = [policy.tiers.upper_bounds[t] for t in "ABC"] + [0.0]  # exactly on the cut-offs
+    columns = feature_columns(frame)
+    got = policy.tiering(score, columns)
+    rows = frame.to_dict("records")
+    expected = [_plain_tier(policy, float(s), row) for s, row in zip(score, rows, strict=True)]
+    assert got.model_tier.tolist() == [e[0] for e in expected]
+    assert got.tier.tolist() == [e[1] for e in expected]
+    assert got.rules.tolist() == [e[2] for e in expected]
+    assert got.review.tolist() == [e[3] for e in expected]
+    assert got.fired.shape == (len(frame), len(policy.rules))
+    assert got.fired.tolist() == policy.fired(columns).tolist()
+    assert np.mean([bool(e[2]) for e in expected]) > 0.3, "the rows must fire rules for this to mean much"
+    assert any(math.isnan(v) for row in rows for v in row.values() if isinstance(v, float)), "NaN must be tried"
+
+
+def test_the_frame_form_is_the_columns_form(policy, clean):
+    rows = clean.assign(on_red_list=[True, False, True, False], age_years=[0.5, 0.5, 3.0, 3.0])
+    scores = np.array([0.01, 0.2, 0.5, 0.05])
+    framed = policy.apply(scores, rows.set_axis([7, 8, 9, 10]))
+    tiering = policy.tiering(scores, feature_columns(rows))
+    assert list(framed.index) == [7, 8, 9, 10]
+    for name in ("model_tier", "tier", "rules", "review"):
+        assert framed[name].tolist() == getattr(tiering, name).tolist(), name
+    assert list(policy.model_tiers(scores)) == framed["model_tier"].tolist()
+
+
+def test_a_policy_is_compiled_once(policy):
+    from serving.settings import PROJECT_ROOT
+
+    assert compiled(policy) is compiled(policy)
+    again = parse_policy((PROJECT_ROOT / "models" / "policy.toml").read_text(encoding="utf-8"))
+    assert again == policy and compiled(again) is not compiled(policy)  # an equal policy, its own program
+
+
+def test_a_policy_error_is_invalid_input():
+    with pytest.raises(InvalidInput, match=r"edited\.toml: not valid TOML"):
+        parse_policy("version = ", source="edited.toml")

@@ -7,24 +7,25 @@ import pytest
 
 from features.build import FEATURE_VERSION
 from features.catalogue import FEATURE_NAMES
+from models.evaluate import run_metrics
 from models.policy import TIERS
-from models.predict import Scorer
+from models.scorer import ModelError, Scorer
 from models.train import TrainingError, train_model
 
 
-def test_the_model_is_trained_on_train_dates_only(trained):
+def test_the_model_is_trained_on_train_dates_only(trained, evaluation):
     assert trained.best_iteration == trained.scorer.booster.current_iteration()
-    assert set(trained.test_frame["as_of"]) == set(trained.split.test)
+    assert set(evaluation.test_frame["as_of"]) == set(trained.split.test)
     rows = trained.data["rows"]
     assert rows["train"] == 1500 * len(trained.split.train)
 
 
-def test_evaluation_tables(trained):
-    ev = trained.evaluation
+def test_evaluation_tables(trained, evaluation):
+    ev = evaluation
     assert list(ev.metrics["scorer"]) == ["model", "model_uncalibrated", "rules_points_card", "binned_scorecard"]
     assert {"auc", "pr_auc", "ks", "brier", "ece", "lift_top_decile"} <= set(ev.metrics.columns)
     assert list(ev.tiers["tier"]) == list(TIERS)
-    assert ev.tiers["count"].sum() == len(trained.test_frame)
+    assert ev.tiers["count"].sum() == len(ev.test_frame)
     assert set(ev.fairness["group"]) == {"industry", "kind"}
     assert set(ev.agreement["rule"]) == {
         "SV_LIST",
@@ -34,20 +35,20 @@ def test_evaluation_tables(trained):
         "NEW_ENTITY_ADVERSE",
         "RED_LIST",
     }
-    assert ev.crosstab.to_numpy().sum() == len(trained.test_frame)
+    assert ev.crosstab.to_numpy().sum() == len(ev.test_frame)
     assert list(ev.importance["feature"].sort_values()) == sorted(FEATURE_NAMES)
-    summary = trained.metrics()
+    summary = run_metrics(trained, evaluation)
     assert {"test_auc", "test_ece", "scorecard_test_auc", "rules_card_test_auc", "tier_rate_A"} <= set(summary)
 
 
-def test_the_model_beats_the_rules_alone(trained):
-    ev = trained.evaluation
+def test_the_model_beats_the_rules_alone(evaluation):
+    ev = evaluation
     assert ev.metric("model", "auc") > ev.metric("rules_points_card", "auc") + 0.05
     assert ev.metric("model", "ece") < 0.05
 
 
-def test_scorer_round_trips_through_files(trained, tmp_path, policy):
-    rows = trained.test_frame.head(300)
+def test_scorer_round_trips_through_files(trained, evaluation, tmp_path, policy):
+    rows = evaluation.test_frame.head(300)
     saved = trained.scorer.save(tmp_path / "scorer")
     again = Scorer.load(saved, model_version="7")
     first = trained.scorer.score(rows, policy)
@@ -57,8 +58,6 @@ def test_scorer_round_trips_through_files(trained, tmp_path, policy):
 
 
 def test_scorer_refuses_other_feature_versions(scorer):
-    from models.predict import ModelError
-
     scorer.check_compatible(FEATURE_VERSION)
     with pytest.raises(ModelError, match="features version"):
         scorer.check_compatible("0.0.0+other")

@@ -1,7 +1,8 @@
 """The fast paths behind what-if scoring and risk lookups give the answers of the plain ones.
 
-Differential tests: each shortcut (numpy feature columns, the compiled policy, the serial TreeSHAP kernels,
-the request-to-frame conversion, coalesced lookups) against the straightforward code it replaces.
+Differential tests: each shortcut (numpy feature columns, the serial TreeSHAP kernels, the request-to-frame
+conversion, coalesced lookups) against the straightforward code it replaces. The policy engine has its own
+in ``tests/models/test_policy.py``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from features.build import FEATURE_VERSION, build_features, build_features_from_frames, build_outcomes, model_matrix
+from features.build import FEATURE_VERSION, build_features, build_features_from_frames, model_matrix
 from features.catalogue import CATEGORIES, FEATURE_NAMES, FEATURES
+from features.columns import feature_columns
 from features.dataset import Dataset
 from features.schema import ENTITIES, EVENTS, LISTS
+from features.snapshots import build_outcomes
 from features.synth import generate
 from models.calibration import Calibrator
 from models.policy import load_policy
-from models.predict import PolicyProgram, Scorer, feature_columns
+from models.scorer import Scorer
 from models.treeshap import PARALLEL_MIN_ROWS, PatternTreeSHAP, numeric_matrix
 from serving import db
 from serving.lookups import LatestScores
@@ -108,40 +111,6 @@ def test_feature_columns_have_the_catalogue_types(features):
     assert (codes[:15] == -1).all() and (codes[15:] >= 0).all() and (codes < len(CATEGORIES["industry"])).all()
     with pytest.raises(ValueError, match="missing"):
         feature_columns(features.drop(columns=[FEATURE_NAMES[3]]))
-
-
-def _rule_edges(features: pd.DataFrame, policy) -> pd.DataFrame:
-    """Rows that sit on every rule condition's threshold, just below and above it, and NaN."""
-    rng = np.random.default_rng(7)
-    frame = pd.concat([features] * 3, ignore_index=True)
-    for rule in policy.rules:
-        for condition in [*rule.when_all, *rule.when_any]:
-            name, dtype = condition.feature, FEATURES[condition.feature].dtype
-            if dtype == "bool":
-                values = rng.random(len(frame)) < 0.5
-            else:
-                value = float(condition.value)
-                choices = np.array([value, value - 1, value + 1, value - 0.5, value + 0.5, 0.0])
-                values = rng.choice(choices, len(frame))
-                if dtype == "int":
-                    values = np.floor(values).astype(np.int64)
-                else:
-                    values[rng.random(len(frame)) < 0.05] = np.nan
-            frame[name] = values
-    return frame
-
-
-def test_the_compiled_policy_is_the_policy(features, policy):
-    frame = _rule_edges(features, policy)
-    score = np.random.default_rng(3).beta(0.6, 5, len(frame))
-    score[:4] = [policy.tiers.upper_bounds[t] for t in "ABC"] + [0.0]  # exactly on the cut-offs
-    expected = policy.apply(score, frame)
-    model_tier, tier, rules, review = PolicyProgram(policy).apply(score, feature_columns(frame))
-    assert model_tier.tolist() == expected["model_tier"].tolist()
-    assert tier.tolist() == expected["tier"].tolist()
-    assert rules.tolist() == expected["rules"].tolist()
-    assert review.tolist() == expected["review"].tolist()
-    assert expected["rules"].str.len().gt(0).mean() > 0.3, "the rows must fire rules for this to mean much"
 
 
 def test_scores_of_one_row_at_a_time_equal_the_batch(scorer, policy, features):
@@ -283,7 +252,7 @@ def _plain_reasons(contrib: np.ndarray, columns: dict, top_k: int) -> list[str]:
 
 
 def test_reasons_are_the_plain_json_byte_for_byte(scorer, features):
-    from models.predict import reasons_json
+    from models.reasons import reasons_json
 
     frame = unruly(features).head(400)
     columns = feature_columns(frame)

@@ -13,12 +13,13 @@ import lightgbm as lgb
 import pandas as pd
 import pytest
 
-from features.build import FEATURE_VERSION, build_features, build_outcomes, model_matrix
+from features.build import FEATURE_VERSION, build_features, model_matrix
 from features.catalogue import FEATURE_NAMES
 from features.dataset import Dataset
+from features.snapshots import build_outcomes
 from features.synth import generate
 from models.calibration import Calibrator
-from models.predict import Scorer
+from models.scorer import Scorer
 
 AS_OF = date(2024, 12, 31)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import FEATURE_NAMES, FEATURES
-from models.predict import SCORE_COLUMNS
+from models.scorefile import SCORE_COLUMNS
 
 
 def test_columns_follow_the_contract(scorer, policy, factory_snapshots):

@@ -1,0 +1,74 @@
+"""The promotion gate: may a newly trained model replace the champion?
+
+A pure decision on numbers measured on the *same* evaluation rows (the registry re-scores the champion on
+the candidate's test fold when it can): better out-of-time AUC than the champion, calibration not worse,
+tier outcome rates rising A to D, no industry below an AUC floor. ``models.registry`` applies it when it
+registers a version and records the decision, check by check, with the version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.config import GateConfig
+
+
+@dataclass
+class GateDecision:
+    """The outcome of the promotion gate, check by check."""
+
+    passed: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    champion_version: str | None = None
+    comparison: str = ""
+
+    def describe(self) -> str:
+        marks = "; ".join(f"{'ok' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}" for c in self.checks)
+        return f"gate {'passed' if self.passed else 'failed'} ({self.comparison}): {marks}"
+
+
+def gate(candidate: dict[str, float], champion: dict[str, float] | None, config: GateConfig) -> GateDecision:
+    """Decide whether ``candidate`` may replace ``champion``.
+
+    Both dicts give ``auc`` and ``ece`` measured on the *same* evaluation rows; ``candidate`` also gives
+    ``tier_rates_rise`` (1.0 or 0.0) and ``industry_auc_min`` (NaN when no industry is large enough).
+    Without a champion only the candidate's own checks apply.
+    """
+    checks = []
+
+    def check(name: str, passed: bool, detail: str) -> None:
+        checks.append({"name": name, "passed": bool(passed), "detail": detail})
+
+    if champion is not None:
+        gain = candidate["auc"] - champion["auc"]
+        check(
+            "auc",
+            gain > config.min_auc_gain,
+            f"AUC {candidate['auc']:.4f} vs champion {champion['auc']:.4f} (gain {gain:+.4f}, needs > "
+            f"{config.min_auc_gain:+.4f})",
+        )
+        limit = champion["ece"] + config.ece_tolerance
+        check(
+            "calibration",
+            candidate["ece"] <= limit,
+            f"ECE {candidate['ece']:.4f} vs champion {champion['ece']:.4f} (at most {limit:.4f})",
+        )
+    check("ece_limit", candidate["ece"] <= config.max_ece, f"ECE {candidate['ece']:.4f} (at most {config.max_ece})")
+    check(
+        "tier_rates",
+        bool(candidate["tier_rates_rise"]),
+        "outcome rates rise strictly from A to D"
+        if candidate["tier_rates_rise"]
+        else "outcome rates do not rise strictly from A to D",
+    )
+    floor = candidate.get("industry_auc_min", float("nan"))
+    check(
+        "industry_auc_floor",
+        math.isnan(floor) or floor >= config.industry_auc_floor,
+        "no industry large enough to measure"
+        if math.isnan(floor)
+        else f"lowest industry AUC {floor:.4f} (floor {config.industry_auc_floor})",
+    )
+    return GateDecision(passed=all(c["passed"] for c in checks), checks=checks)
