@@ -14,6 +14,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModelContext
 from mlflow.types import ColSpec, Schema
 
 from features.build import conform
@@ -65,11 +66,13 @@ def input_example(features: pd.DataFrame, rows: int = 3) -> pd.DataFrame:
 class IPCreditModel(mlflow.pyfunc.PythonModel):
     """Score rows of point-in-time features: calibrated score, model tier, final tier, rules, reasons."""
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.scorer = Scorer.load(Path(context.artifacts["scorer"]))
         self.policy = load_policy(Path(context.artifacts["policy"]))
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         frame = pd.DataFrame(model_input).copy()
         for column in ("entity_id", "as_of"):
             if column not in frame.columns:

@@ -7,9 +7,13 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from features.build import FEATURE_VERSION
 from features.catalogue import FEATURE_NAMES, FEATURES
-from models.scorefile import SCORE_COLUMNS
+from features.errors import Unavailable
+from models.scorefile import DETAIL_COLUMNS, EXTRA_COLUMNS, SCORE_COLUMNS, UNREGISTERED, score_file
+from models.scorer import ModelError
 
 
 def test_columns_follow_the_contract(scorer, policy, factory_snapshots):
@@ -67,3 +71,19 @@ def test_scores_do_not_depend_on_chunking(scorer, policy, factory_snapshots):
     parts = pd.concat([scorer.score(rows.iloc[i : i + 250], policy) for i in range(0, 900, 250)], ignore_index=True)
     pd.testing.assert_frame_equal(whole.reset_index(drop=True), parts)
     assert all(math.isfinite(v) for v in whole["log_odds"])
+
+
+def test_the_score_file_is_the_rows_without_their_details(scorer, policy, factory_snapshots):
+    scored = scorer.score(factory_snapshots.head(20), policy)
+    assert list(scored.columns) == [*SCORE_COLUMNS, *EXTRA_COLUMNS, *DETAIL_COLUMNS]
+    rows = score_file(scored)
+    assert list(rows.columns) == [*SCORE_COLUMNS, *EXTRA_COLUMNS]
+    assert rows.equals(scorer.score(factory_snapshots.head(20), policy, details=False))
+    assert score_file(rows).equals(rows)  # a lean frame is already the file's rows
+    assert (rows["model_version"] == UNREGISTERED).all()  # the session's scorer is not registered
+
+
+def test_a_model_that_cannot_score_these_features_is_unavailable(scorer):
+    with pytest.raises(Unavailable, match="features version") as caught:
+        scorer.check_compatible(FEATURE_VERSION + "-other")
+    assert isinstance(caught.value, ModelError) and caught.value.retry_after > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.build import FEATURE_VERSION
@@ -67,3 +68,26 @@ def test_one_class_fold_is_refused(factory_snapshots, policy, fast_config):
     snapshots = factory_snapshots.assign(outcome=np.int8(0))
     with pytest.raises(TrainingError, match="both outcomes"):
         train_model(snapshots, policy, config=fast_config, feature_version=FEATURE_VERSION)
+
+
+def test_training_never_reads_the_test_fold(trained, factory_snapshots, policy, fast_config):
+    # Scramble every test-fold outcome and feature: what is fitted stays the same, bit for bit.
+    test = np.isin(pd.to_datetime(factory_snapshots["as_of"]).dt.date, trained.split.test)
+    scrambled = factory_snapshots.copy()
+    rng = np.random.default_rng(1)
+    scrambled.loc[test, "outcome"] = rng.permutation(scrambled.loc[test, "outcome"].to_numpy())
+    scrambled.loc[test, "adverse_12m"] = 0
+    again = train_model(scrambled, policy, config=fast_config, feature_version=FEATURE_VERSION)
+    assert again.scorer.booster.model_to_string() == trained.scorer.booster.model_to_string()
+    assert again.scorer.calibrator.to_dict() == trained.scorer.calibrator.to_dict()
+    rows = factory_snapshots.head(200)
+    for name, baseline in trained.baselines.items():
+        assert again.baselines[name].predict_proba(rows).tolist() == baseline.predict_proba(rows).tolist(), name
+
+
+def test_evaluation_measures_the_test_fold(trained, evaluation, factory_snapshots):
+    test_rows = np.isin(pd.to_datetime(factory_snapshots["as_of"]).dt.date, trained.split.test).sum()
+    assert len(evaluation.test_frame) == test_rows
+    assert evaluation.metrics.set_index("scorer")["rows"].eq(test_rows).all()
+    assert list(evaluation.folds["fold"]) == ["train", "valid", "test"]
+    assert evaluation.seconds > 0
