@@ -48,9 +48,9 @@ from features import uscc  # noqa: E402
 from models.policy import load_policy  # noqa: E402
 from serving.auth import create_token  # noqa: E402
 from serving.db import open_store  # noqa: E402
-from serving.draws import save_roster  # noqa: E402
+from serving.roster import save_roster  # noqa: E402
 from serving.settings import load_settings  # noqa: E402
-from serving.store import save_score_run  # noqa: E402
+from serving.store import ScoreRunRecord, save_score_run  # noqa: E402
 
 AS_OF = date(2025, 12, 31)
 POLICY_PATH = ROOT / "models" / "policy.toml"
@@ -118,18 +118,18 @@ def store(url: str, entities: pd.DataFrame, scores: pd.DataFrame) -> float:
     policy = load_policy(POLICY_PATH)
     engine = open_store(url)
     started = time.perf_counter()
-    save_score_run(
-        engine,
-        scores,
+    run = ScoreRunRecord(
+        scores=scores,
+        entities=entities,
+        as_of=AS_OF,
         dataset_fingerprint="bench",
         data_source="benchmarks/bench_service.py",
-        as_of=AS_OF,
         policy_text=POLICY_PATH.read_text(encoding="utf-8"),
         policy_version=policy.version_tag,
         model_version="bench",
         feature_version="bench",
-        entities=entities,
     )
+    save_score_run(engine, run)
     elapsed = time.perf_counter() - started
     with engine.begin() as conn:
         save_roster(
@@ -326,11 +326,11 @@ def postgres_schema(base: str, schema: str) -> str:
 def champion(model_uri: str | None, tracking_uri: str) -> tuple[str, str, str]:
     """``(model URI, tracking URI, note)`` of a registered model to serve; trains one into the
     benchmark's own MLflow store when the given (or default) one cannot be loaded."""
-    from serving.scoring import _load
+    from serving.scorers import load_scorer
 
     uri = model_uri or "models:/ipcredit@champion"
     try:
-        _load(uri, tracking_uri)
+        load_scorer(uri, tracking_uri)
         return uri, tracking_uri, f"{uri} from {tracking_uri}"
     except Exception as exc:  # no champion there: make one
         if model_uri:

@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.errors import InvalidInput, Problem
 from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, TABLES, ColumnType, Table
 
 # The contract's code lists as DuckDB enum types: membership tests and type codes through an enum are many
@@ -35,13 +36,40 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-class DatasetError(Exception):
-    """The dataset cannot be used; ``problems`` holds the validation report's rows."""
+# The columns of a validation report: one row per problem.
+REPORT_COLUMNS: tuple[str, ...] = ("table", "row", "column", "value", "message")
 
-    def __init__(self, message: str, problems: pd.DataFrame | None = None, total: int | None = None):
-        super().__init__(message)
-        self.problems = problems if problems is not None else pd.DataFrame()
-        self.total = total if total is not None else len(self.problems)
+
+class DatasetError(InvalidInput):
+    """The dataset cannot be used.
+
+    Each problem's path is ``(table, row, column)``: the table, the 1-based data row and the column, the
+    row or column left out when the problem is not in one (a missing file, a missing header column). A
+    caller that knows where the dataset came from re-roots the paths (``exc.under("dataset")``).
+    ``frame`` keeps the validation report's rows (``table``, ``row``, ``column``, ``value``, ``message``)
+    for printing as a table; ``total`` counts every problem, also those beyond the report's limit.
+    """
+
+    def __init__(self, message: str, frame: pd.DataFrame | None = None, total: int | None = None) -> None:
+        self.frame = frame if frame is not None else pd.DataFrame(columns=list(REPORT_COLUMNS))
+        problems = [_problem(p) for p in self.frame.to_dict("records")] or [Problem((), message)]
+        super().__init__(problems, total=total if total is not None else len(problems))
+        self.args = (message,)
+
+
+def _problem(row: dict) -> Problem:
+    """One report row as a ``Problem`` at ``(table, row, column)``."""
+    loc: list[str | int] = [str(row["table"])]
+    if not _missing(row.get("row")):
+        loc.append(int(row["row"]))
+    if not _missing(row.get("column")):
+        loc.append(str(row["column"]))
+    value = row.get("value")
+    return Problem(tuple(loc), str(row["message"]), None if _missing(value) else str(value))
+
+
+def _missing(value: object) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 @dataclass

@@ -49,6 +49,9 @@ class Table:
         raise KeyError(f"table {self.name} has no column {name!r}")
 
 
+# A unified social credit code (GB 32100-2015; ``features.uscc`` checks it) and a 6-digit division code.
+ENTITY_ID_LENGTH = 18
+REGION_PATTERN = r"[0-9]{6}"
 KINDS: tuple[str, ...] = ("enterprise", "agency")
 # GB/T 4754-2017 sections A-T.
 INDUSTRIES: tuple[str, ...] = tuple("ABCDEFGHIJKLMNOPQRST")
@@ -144,6 +147,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
 EVENT_TYPE_BY_CODE: dict[str, EventType] = {e.code: e for e in EVENT_TYPES}
 EVENT_CODES: tuple[str, ...] = tuple(e.code for e in EVENT_TYPES)
 ADVERSE_CODES: tuple[str, ...] = tuple(e.code for e in EVENT_TYPES if e.event_class is EventClass.ADVERSE)
+# The outcome of a "双随机" inspection and the event type it is recorded as.
+INSPECTION_OUTCOMES: dict[str, str] = {"passed": "inspection_passed", "failed": "inspection_failed"}
 
 
 ENTITIES = Table(

@@ -15,18 +15,18 @@ import numpy as np
 import pandas as pd
 
 from features import uscc
-from features.dataset import Dataset, DatasetError, _q, load_dataset
+from features.dataset import REPORT_COLUMNS, Dataset, DatasetError, _q, load_dataset
 from features.schema import (
     ENTITIES,
     EVENTS,
     KINDS,
     LIST_NAMES,
+    REGION_PATTERN,
     TABLES,
     ColumnType,
     Table,
 )
 
-REPORT_COLUMNS = ["table", "row", "column", "value", "message"]
 _TABLE_ORDER = {t.name: i for i, t in enumerate(TABLES)}
 
 
@@ -122,7 +122,7 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
             "kind": (_member("_kind"), f"must be one of {', '.join(KINDS)}"),
             "industry": (_member("_industry"), "must be a GB/T 4754 section letter A-T"),
             "region": (
-                lambda v: f"regexp_full_match({v}, '\\d{{6}}')",
+                lambda v: f"regexp_full_match({v}, '{REGION_PATTERN}')",
                 "must be a 6-digit administrative division code",
             ),
             "registered_capital": (lambda v: f"{v} >= 0", "must not be negative"),
@@ -274,7 +274,7 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
             sql = build()
             if sql:
                 queries.append(sql)
-    found = pd.DataFrame(columns=REPORT_COLUMNS)
+    found = pd.DataFrame(columns=list(REPORT_COLUMNS))
     total = len(fixed)
     if queries:
         union = " UNION ALL ".join(f"({q})" for q in queries)
@@ -285,7 +285,7 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
             f'SELECT tbl AS "table", row, col AS "column", value, message FROM _problems '
             f"ORDER BY CASE tbl {order} END, row, col_order, message LIMIT {int(limit)}"
         ).df()
-    problems = pd.concat([pd.DataFrame(fixed, columns=REPORT_COLUMNS), found], ignore_index=True).head(limit)
+    problems = pd.concat([pd.DataFrame(fixed, columns=list(REPORT_COLUMNS)), found], ignore_index=True).head(limit)
     problems["row"] = problems["row"].astype("Int64")
     return ValidationReport(problems=problems, total=total)
 

@@ -20,8 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.auth import Principal
-from serving.db import audit_log
-from serving.store import bulk_insert
+from serving.db import audit_log, bulk_insert
 
 FLUSH_SECONDS = 0.25
 _MAX_PENDING = 200_000

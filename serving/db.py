@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -342,6 +345,66 @@ def read(engine: Engine, work: Callable[..., T], *args: Any) -> T:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     raise AssertionError("unreachable")
+
+
+# Rows per executemany batch on SQLite.
+_BULK_CHUNK = 100_000
+
+
+def _driver_values(conn: Connection, values: list) -> list:
+    """Values as the driver takes them: SQLite gets dates as ISO text and booleans as 0/1, the way
+    SQLAlchemy's own types store them, so rows written in bulk read back like any other."""
+    if conn.dialect.name != "sqlite":
+        return values
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, bool):
+        return [None if v is None else int(v) for v in values]
+    if isinstance(sample, datetime):
+        return [None if v is None else v.isoformat(sep=" ") for v in values]
+    if isinstance(sample, date):
+        return [None if v is None else v.isoformat() for v in values]
+    return values
+
+
+def bulk_insert(conn: Connection, table: str, columns: dict[str, list], *, on_conflict: str = "") -> None:
+    """Insert many rows given column-wise, below SQLAlchemy's per-row parameter processing.
+
+    PostgreSQL: COPY (into a temporary table first when ``on_conflict`` needs an INSERT ... SELECT);
+    SQLite: one executemany. ``on_conflict`` is an ``ON CONFLICT ...`` clause, the same on both.
+    """
+    names = list(columns)
+    if not names or not len(columns[names[0]]):
+        return
+    rows = list(zip(*(_driver_values(conn, columns[c]) for c in names), strict=True))
+    listed = ", ".join(names)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        target = table
+        with raw.cursor() as cursor:
+            if on_conflict:
+                target = f"_load_{table}"
+                cursor.execute(f"CREATE TEMP TABLE {target} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if on_conflict:
+                cursor.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {target} {on_conflict}")
+                cursor.execute(f"DROP TABLE {target}")
+        return
+    marks = ", ".join("?" for _ in names)
+    for start in range(0, len(rows), _BULK_CHUNK):
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({listed}) VALUES ({marks}) {on_conflict}", rows[start : start + _BULK_CHUNK]
+        )
+
+
+def compiled(conn: Connection, stmt: Select) -> tuple[str, Any]:
+    """``stmt`` as driver SQL and parameters, for ``exec_driver_sql`` (skips SQLAlchemy's per-row result
+    processing on big reads)."""
+    text = stmt.compile(dialect=conn.dialect)
+    if conn.dialect.paramstyle in ("qmark", "numeric", "format"):
+        return str(text), tuple(text.params[name] for name in text.positiontup or ())
+    return str(text), dict(text.params)
 
 
 def alembic_config(url: str):

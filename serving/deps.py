@@ -1,20 +1,21 @@
-"""FastAPI dependencies: the store, the models, the policy and the caller's role."""
+"""FastAPI dependencies: the store, the scorers, the policy and the caller's role."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from features import uscc
+from features.errors import InvalidInput
 from models.policy import Policy
 from serving.audit import ReadAuditor
 from serving.auth import Principal, Role, TokenVerifier
-from serving.scoring import Models
+from serving.schemas import entity_id_problem
+from serving.scorers import Scorers
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -27,8 +28,8 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-async def get_models(request: Request) -> Models:
-    return request.app.state.models
+async def get_scorers(request: Request) -> Scorers:
+    return request.app.state.scorers
 
 
 async def get_policy(request: Request) -> Policy:
@@ -40,7 +41,7 @@ async def get_auditor(request: Request) -> ReadAuditor:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-ModelsDep = Annotated[Models, Depends(get_models)]
+ScorersDep = Annotated[Scorers, Depends(get_scorers)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 AuditorDep = Annotated[ReadAuditor, Depends(get_auditor)]
 
@@ -73,26 +74,9 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 
 def check_entity_id(entity_id: str) -> str:
-    """422 with the field path for a malformed unified social credit code."""
-    problem = uscc.problem(entity_id)
+    """``entity_id`` from the path; ``InvalidInput`` at ``("path", "entity_id")`` when it is not a valid
+    unified social credit code."""
+    problem = entity_id_problem(entity_id)
     if problem:
-        raise HTTPException(
-            422,
-            [{"loc": ["path", "entity_id"], "msg": f"entity_id {problem}", "type": "value_error", "input": entity_id}],
-        )
+        raise InvalidInput.at("entity_id", problem, entity_id, where="path")
     return entity_id
-
-
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers a route may give."""
-    from serving.schemas import ErrorBody
-
-    text = {
-        401: "missing, invalid or revoked token",
-        403: "the token's role may not do this",
-        404: "not found",
-        409: "conflicts with what is stored",
-        422: "invalid request (field paths in detail)",
-        503: "no model loaded, or the database is unavailable",
-    }
-    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}

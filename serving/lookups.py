@@ -1,7 +1,7 @@
 """Risk lookups coalesced into batches: the hottest route's database work, shared by concurrent requests.
 
 On a server database every lookup costs a round trip and a statement on the server, which on a small
-machine runs on the same cores as the service. ``LatestScores.get`` therefore does not query alone: a
+machine runs on the same cores as the service. ``Lookups.get`` therefore does not query alone: a
 lookup joins the batch that is being collected, and a batch (one ``= ANY(:ids)`` statement, prepared once
 per connection) starts as soon as fewer than ``max_inflight`` batches are running. With one request at a
 time a batch is one id and starts at once (nothing waits for company); under load the requests that
@@ -20,17 +20,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import anyio
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
 
 from serving import db
 from serving.store import latest_scores
 
 
-class LatestScores:
+class Lookups:
     """``await lookups.get(entity_id)``: the entity's latest score row or ``None`` (see the module)."""
 
-    def __init__(self, engine: Engine, limiter: Any = None, *, max_batch: int = 256, max_inflight: int = 2) -> None:
+    def __init__(
+        self, engine: Engine, limiter: CapacityLimiter | None = None, *, max_batch: int = 256, max_inflight: int = 2
+    ) -> None:
         self.engine = engine
         self.limiter = limiter
         self.max_batch = max_batch
@@ -91,9 +93,7 @@ class LatestScores:
 
     async def _run(self, batch: dict[str, list[asyncio.Future]]) -> None:
         try:
-            found = await anyio.to_thread.run_sync(
-                db.read, self.engine, latest_scores, list(batch), limiter=self.limiter
-            )
+            found = await to_thread.run_sync(db.read, self.engine, latest_scores, list(batch), limiter=self.limiter)
         except Exception as exc:
             self._settle(batch, {}, exc)
         else:

@@ -25,13 +25,18 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, update
 
-from serving import scoring
+from features.dataset import DatasetError, load_dataset
+from features.errors import Conflict, InvalidInput, NotFound
+from serving import explanations, scoring
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import objections, scores
-from serving.draws import Conflict, NotFound
-from serving.scoring import InputProblems, Models
-from serving.store import run_row, save_score_run, score_row
+from serving.schemas import DecisionIn
+from serving.scorers import Scorers
+from serving.store import ScoreRunRecord, run_row, save_score_run, score_row
+
+# The status an objection is left in by each decision.
+STATUS_AFTER = {"uphold": "upheld", "correct": "corrected", "repair": "repaired"}
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
@@ -84,9 +89,9 @@ def objection_detail(conn: Connection, objection_id: int) -> dict[str, Any]:
     policy = scoring.policy_from_text(run["policy_text"])
     result = None
     if objection["result_score_id"]:
-        result = scoring.risk_row(score_row(conn, objection["result_score_id"]))
+        result = explanations.risk_row(score_row(conn, objection["result_score_id"]))
     run_view = {k: v for k, v in run.items() if k not in ("policy_text", "id")} | {"run_id": run["id"]}
-    return {**objection, "explanation": scoring.explanation(row, policy), "run": run_view, "result": result}
+    return {**objection, "explanation": explanations.explanation(row, policy), "run": run_view, "result": result}
 
 
 def list_objections(conn: Connection, *, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -97,21 +102,10 @@ def list_objections(conn: Connection, *, status: str | None, limit: int, offset:
 
 
 def _history_from_run(data_source: str, entity_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from features.dataset import DatasetError, load_dataset
-
     try:
         ds = load_dataset(data_source, threads=1)
     except DatasetError as exc:
-        raise InputProblems(
-            [
-                {
-                    "loc": ["body", "history"],
-                    "msg": f"send the history: the run's dataset cannot be read ({exc})",
-                    "type": "missing",
-                    "input": None,
-                }
-            ]
-        ) from exc
+        raise InvalidInput.at("history", f"send the history: the run's dataset cannot be read ({exc})") from exc
     where = f"WHERE entity_id = '{entity_id}'"  # a validated USCC: digits and capitals only
     return (
         ds.query(f"SELECT * FROM entities {where}"),
@@ -120,20 +114,26 @@ def _history_from_run(data_source: str, entity_id: str) -> tuple[pd.DataFrame, p
     )
 
 
-def decide(engine: Engine, models: Models, objection_id: int, decision: Any, principal: Principal) -> dict[str, Any]:
-    """Apply a reviewer's decision (a ``schemas.DecisionIn``); return the updated objection."""
+def decide(
+    engine: Engine, scorers: Scorers, objection_id: int, decision: DecisionIn, principal: Principal
+) -> dict[str, Any]:
+    """Apply a reviewer's decision; return the updated objection.
+
+    ``Conflict`` when the objection was decided meanwhile or ``decision.version`` is not its version;
+    ``InvalidInput`` when the corrected history or the repairs do not fit the objection's entity.
+    """
     with engine.connect() as conn:
         objection = get_objection(conn, objection_id)
         _check_open(objection, decision.version)
         row = score_row(conn, objection["score_id"], full=True)
         run = run_row(conn, row["run_id"], with_policy=True)
 
-    rescored: pd.DataFrame | None = None
+    rescored: ScoreRunRecord | None = None
     changes: dict[str, Any] | None = None
     if decision.decision != "uphold":
-        rescored, changes, entity, fingerprint, as_of, policy = _rescore(models, objection, row, run, decision)
+        rescored, changes = _rescore(scorers, objection, row, run, decision, principal)
 
-    status = {"uphold": "upheld", "correct": "corrected", "repair": "repaired"}[decision.decision]
+    status = STATUS_AFTER[decision.decision]
     now = datetime.now(UTC)
     with engine.begin() as conn:
         # The decision itself comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite),
@@ -159,25 +159,7 @@ def decide(engine: Engine, models: Models, objection_id: int, decision: Any, pri
             raise Conflict(_conflict_message(conn, objection_id))
         new_score_id = None
         if rescored is not None:
-            run_id = save_score_run(
-                conn,
-                rescored,
-                dataset_fingerprint=fingerprint,
-                data_source=f"objection/{objection_id}",
-                as_of=as_of,
-                policy_text=run["policy_text"],
-                policy_version=policy.version_tag,
-                model_version=row["model_version"],
-                feature_version=str(rescored["feature_version"].iloc[0])
-                if "feature_version" in rescored.columns
-                else scoring.feature_version(),
-                entities=entity,
-                kind="correction" if decision.decision == "correct" else "repair",
-                created_by=principal.actor,
-                parent_run_id=run["id"],
-                objection_id=objection_id,
-                supersedes={row["entity_id"]: row["id"]},
-            )
+            run_id = save_score_run(conn, rescored)
             new_score_id = conn.execute(select(scores.c.id).where(scores.c.run_id == run_id)).scalar_one()
             conn.execute(update(objections).where(objections.c.id == objection_id).values(result_score_id=new_score_id))
         record_change(
@@ -210,19 +192,23 @@ def _conflict_message(conn: Connection, objection_id: int) -> str:
     )
 
 
-def _rescore(models: Models, objection: dict[str, Any], row: dict[str, Any], run: dict[str, Any], decision: Any):
+def _rescore(
+    scorers: Scorers,
+    objection: dict[str, Any],
+    row: dict[str, Any],
+    run: dict[str, Any],
+    decision: DecisionIn,
+    principal: Principal,
+) -> tuple[ScoreRunRecord, dict[str, Any]]:
+    """The objection's row rescored after a ``correct`` or ``repair`` decision with the model version
+    that produced it and the policy text stored with its run, as the run to save; and what changed."""
     entity_id = objection["entity_id"]
     if decision.history is not None:
         if decision.history.entity.entity_id != entity_id:
-            raise InputProblems(
-                [
-                    {
-                        "loc": ["body", "history", "entity", "entity_id"],
-                        "msg": f"must be the objection's entity {entity_id}",
-                        "type": "value_error",
-                        "input": decision.history.entity.entity_id,
-                    }
-                ]
+            raise InvalidInput.at(
+                ("history", "entity", "entity_id"),
+                f"must be the objection's entity {entity_id}",
+                decision.history.entity.entity_id,
             )
         entity, events, lists = scoring.history_frames(decision.history)
     else:
@@ -235,37 +221,42 @@ def _rescore(models: Models, objection: dict[str, Any], row: dict[str, Any], run
         known = set(events["event_id"].astype(str))
         for i, repair in enumerate(decision.repairs):
             if repair.event_id not in known:
-                raise InputProblems(
-                    [
-                        {
-                            "loc": ["body", "repairs", i, "event_id"],
-                            "msg": f"no event {repair.event_id} in the entity's history",
-                            "type": "value_error",
-                            "input": repair.event_id,
-                        }
-                    ]
+                raise InvalidInput.at(
+                    ("repairs", i, "event_id"), f"no event {repair.event_id} in the entity's history", repair.event_id
                 )
             named = events["event_id"].astype(str) == repair.event_id
             recorded = pd.to_datetime(events.loc[named, "recorded_on"]).max()
             if pd.Timestamp(repair.repaired_on) < recorded:
-                raise InputProblems(
-                    [
-                        {
-                            "loc": ["body", "repairs", i, "repaired_on"],
-                            "msg": f"must be on or after the record's recorded_on ({recorded.date()})",
-                            "type": "value_error",
-                            "input": repair.repaired_on.isoformat(),
-                        }
-                    ]
+                raise InvalidInput.at(
+                    ("repairs", i, "repaired_on"),
+                    f"must be on or after the record's recorded_on ({recorded.date()})",
+                    repair.repaired_on.isoformat(),
                 )
             events.loc[named, "repaired_on"] = pd.Timestamp(repair.repaired_on)
         as_of = max(as_of, *(r.repaired_on for r in decision.repairs))
         changes["repairs"] = [r.model_dump(mode="json") for r in decision.repairs]
     changes["as_of"] = as_of.isoformat()
-    scorer = models.version(str(row["model_version"]))
+    scorer = scorers.version(str(row["model_version"]))
     policy = scoring.policy_from_text(run["policy_text"])
-    ds = scoring.dataset_from_history(entity, events, lists, source=f"objection/{objection['objection_id']}")
+    objection_id = objection["objection_id"]
+    ds = scoring.dataset_from_history(entity, events, lists, source=f"objection/{objection_id}")
     rescored = scoring.score_dataset(scorer, policy, ds, as_of)
     changes["previous"] = {"score": row["score"], "tier": row["tier"]}
     changes["rescored"] = {"score": float(rescored["score"].iloc[0]), "tier": str(rescored["tier"].iloc[0])}
-    return rescored, changes, ds.entities, ds.fingerprint, as_of, policy
+    record = ScoreRunRecord(
+        scores=rescored,
+        entities=ds.entities,
+        as_of=as_of,
+        dataset_fingerprint=ds.fingerprint,
+        data_source=f"objection/{objection_id}",
+        policy_text=run["policy_text"],
+        policy_version=policy.version_tag,
+        model_version=row["model_version"],
+        feature_version=scoring.feature_version_of(rescored),
+        kind="correction" if decision.decision == "correct" else "repair",
+        created_by=principal.actor,
+        parent_run_id=run["id"],
+        objection_id=objection_id,
+        supersedes={row["entity_id"]: row["id"]},
+    )
+    return record, changes

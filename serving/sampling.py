@@ -1,6 +1,8 @@
-"""The "双随机" draw: which entities are inspected, and by whom.
+"""Sampling for "双随机": the pure algorithm of a draw — which entities are inspected, and by whom.
 
-Pure functions on numpy arrays (the database side lives in ``serving/draws.py``):
+``draw(population, policy, roster, seed=…)`` is the whole algorithm, a function of its arguments: no
+database, no clock, no randomness but the seed's. Reading the population (``serving/populations.py``) and
+the roster (``serving/roster.py``), and storing the draw (``serving/draws.py``), happen elsewhere.
 
 1. **How many per tier.** Either the policy's per-tier ratios, each overridable within the policy's
    bounds, or a total budget shared across tiers in proportion to the policy ratios (a common factor
@@ -24,20 +26,42 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from features.errors import Conflict, InvalidInput, Problem
 from models.policy import TIERS, SamplingPolicy
 
 _EPS = 1e-9
+Mode = Literal["ratios", "budget"]
+MODES: tuple[Mode, ...] = ("ratios", "budget")
 
 
-class SamplingError(ValueError):
-    """A draw request the policy or the roster cannot satisfy; ``loc`` names the offending field."""
+class SamplingError(InvalidInput):
+    """A draw request the policy or the roster cannot satisfy.
 
-    def __init__(self, message: str, loc: Sequence[str | int] = ()) -> None:
-        super().__init__(message)
-        self.loc = tuple(loc)
+    ``loc`` is the path of the offending field in the draw request (``("ratios", "D")``, ``("budget",)``);
+    a problem of the stored roster rather than of the request has no path and ``where="roster"``.
+    """
+
+    def __init__(self, message: str, loc: Sequence[str | int] = (), *, where: str = "body") -> None:
+        super().__init__(Problem(tuple(loc), message), where=where)
+
+
+@dataclass(frozen=True)
+class Population:
+    """The entities a draw chooses from, in canonical order (ids bytewise ascending).
+
+    ``ids`` are ``S18``, ``tiers`` ``S1`` and ``regions`` ``S6`` numpy arrays of equal length.
+    """
+
+    ids: np.ndarray
+    tiers: np.ndarray
+    regions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -65,12 +89,12 @@ def resolve_ratios(policy: SamplingPolicy, overrides: Mapping[str, float] | None
     merged = dict(policy.ratios)
     for tier, value in (overrides or {}).items():
         if tier not in TIERS:
-            raise SamplingError(f"ratios keys must be tiers {list(TIERS)}; got {tier!r}", ("body", "ratios", tier))
+            raise SamplingError(f"ratios keys must be tiers {list(TIERS)}; got {tier!r}", ("ratios", tier))
         low, high = policy.bounds[tier]
         if not low - _EPS <= value <= high + _EPS:
             raise SamplingError(
                 f"ratios.{tier} must lie within the policy bounds [{low}, {high}] for tier {tier}; got {value}",
-                ("body", "ratios", tier),
+                ("ratios", tier),
             )
         merged[tier] = float(value)
     return {t: max(merged[t], policy.min_inclusion_probability) for t in TIERS}
@@ -95,7 +119,7 @@ def allocate_budget(population: Mapping[str, int], policy: SamplingPolicy, budge
             f"budget must lie between {least} and {most} for this population of {sum(population.values())} "
             f"(the policy's per-tier bounds, with every entity at least {floor:g} likely to be drawn); "
             f"got {budget}",
-            ("body", "budget"),
+            ("budget",),
         )
     weights = {t: policy.ratios[t] for t in TIERS}
 
@@ -184,7 +208,9 @@ def assign_inspectors(
     if m == 0:
         return np.zeros((0, k), dtype=np.int64)
     if n < k:
-        raise SamplingError(f"the inspector roster must have at least {k} active inspectors; it has {n}", ("roster",))
+        raise SamplingError(
+            f"the inspector roster must have at least {k} active inspectors; it has {n}", where="roster"
+        )
     rng = np.random.default_rng([seed, 1])
     rounds = math.ceil(m * k / n) + 1
     stream = np.argsort(rng.random((rounds, n)), axis=1).ravel()
@@ -228,10 +254,83 @@ def assign_inspectors(
                 raise SamplingError(
                     f"entity {entity_ids[i]} needs {k} inspectors free of conflicts of interest; "
                     f"the roster has {len(candidates)}",
-                    ("roster",),
+                    where="roster",
                 )
             order = np.lexsort((rng.random(len(candidates)), load[candidates]))
             chosen = candidates[order[:k]]
             dealt[i] = chosen
             load[chosen] += 1
     return dealt
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What a draw selected, in draw order: the entities, their tiers and inspectors, and how many per tier."""
+
+    mode: Mode
+    allocation: Allocation
+    picked: np.ndarray  # indices into the population
+    entity_ids: list[str]
+    tiers: list[str]
+    teams: list[list[str]]  # the inspector ids of each selected entity
+    per_entity: int
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        """The inclusion probability applied to each tier (the asked ratio for a tier without entities)."""
+        allocation = self.allocation
+        applied = allocation.probabilities
+        return {t: round(applied[t] if allocation.population[t] else allocation.targets[t], 10) for t in TIERS}
+
+
+def draw(
+    population: Population,
+    policy: SamplingPolicy,
+    roster: Roster,
+    *,
+    seed: int,
+    ratios: Mapping[str, float] | None = None,
+    budget: int | None = None,
+    per_entity: int | None = None,
+    avoid_same_region: bool = False,
+) -> Draw:
+    """The whole draw: how many entities per tier (``ratios`` overriding the policy's, or a ``budget``
+    shared across tiers), which entities, and who inspects them (``per_entity`` inspectors each, at
+    least the policy's). The same arguments always give the same draw.
+
+    ``SamplingError`` when the request breaks the policy or the roster cannot staff an entity;
+    ``Conflict`` when entities are selected and the roster is too small for even one of them.
+    """
+    per_entity = per_entity or policy.inspectors_per_entity
+    if per_entity < policy.inspectors_per_entity:
+        raise SamplingError(
+            f"inspectors_per_entity must be at least the policy's {policy.inspectors_per_entity}; got {per_entity}",
+            ("inspectors_per_entity",),
+        )
+    counts = population_counts(population.tiers)
+    mode: Mode
+    if budget is not None:
+        allocation, mode = allocate_budget(counts, policy, budget), "budget"
+    else:
+        allocation, mode = allocate_ratios(counts, resolve_ratios(policy, ratios)), "ratios"
+    picked = select(population.ids, population.tiers, allocation, seed)
+    if len(picked) and len(roster) < per_entity:
+        raise Conflict(
+            f"the inspector roster has {len(roster)} active inspectors and each entity needs {per_entity}: "
+            "load a roster first (PUT /v1/admin/inspectors or `ipcredit inspectors load`)"
+        )
+    entity_ids = [i.decode() for i in population.ids[picked].tolist()]
+    regions = [r.decode() for r in population.regions[picked].tolist()]
+    team = assign_inspectors(
+        roster, entity_ids, regions, per_entity=per_entity, seed=seed, avoid_same_region=avoid_same_region
+    )
+    teams = np.asarray(roster.ids, dtype=object)[team].tolist() if len(team) else []
+    tiers = [t.decode() for t in population.tiers[picked].tolist()]
+    return Draw(mode, allocation, picked, entity_ids, tiers, teams, per_entity)
+
+
+def reselect(ids: np.ndarray, tiers: np.ndarray, counts: Mapping[str, int], seed: int) -> list[str]:
+    """The entity ids a draw of ``counts`` per tier with ``seed`` selects from this population, in draw
+    order: what a stored draw must have selected (verification)."""
+    allocation = Allocation(population_counts(tiers), {t: counts.get(t, 0) for t in TIERS}, {})
+    return [i.decode() for i in ids[select(ids, tiers, allocation, seed)].tolist()]

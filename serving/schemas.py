@@ -9,29 +9,61 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from features import uscc
-from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES
+from features.schema import (
+    ENTITY_ID_LENGTH,
+    EVENT_CODES,
+    INDUSTRIES,
+    INSPECTION_OUTCOMES,
+    KINDS,
+    LIST_NAMES,
+    REGION_PATTERN,
+)
+from models.policy import TIERS
+from serving.auth import ROLES
+from serving.sampling import MODES
 
+# The code lists are the contract's (``features.schema``), the tiers the policy's, the roles the auth
+# module's: ``Literal`` of their tuples, so a code added there is accepted here.
 EXAMPLE_ID = "91210600MA0QC0K819"
-TierName = Literal["A", "B", "C", "D"]
-RoleName = Literal["supervisor", "analyst", "reviewer", "admin"]
+TierName = Literal[TIERS]  # type: ignore[valid-type]
+RoleName = Literal[ROLES]  # type: ignore[valid-type]
+Kind = Literal[KINDS]  # type: ignore[valid-type]
+Industry = Literal[INDUSTRIES]  # type: ignore[valid-type]
+EventType = Literal[EVENT_CODES]  # type: ignore[valid-type]
+ListName = Literal[LIST_NAMES]  # type: ignore[valid-type]
+# The lists published under /v1/public/lists (the operating-anomaly list is not one of them).
 PublicList = Literal["red", "serious_violation", "untrustworthy"]
+Outcome = Literal[tuple(INSPECTION_OUTCOMES)]  # type: ignore[valid-type]
+InspectionEventType = Literal[tuple(INSPECTION_OUTCOMES.values())]  # type: ignore[valid-type]
+DrawMode = Literal[MODES]  # type: ignore[valid-type]
+Decision = Literal["uphold", "correct", "repair"]
+ObjectionStatus = Literal["open", "upheld", "corrected", "repaired"]
 
 
-def _check_uscc(value: str) -> str:
+def entity_id_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as an ``entity_id`` (the words of every 422 about one), or ``None``."""
     problem = uscc.problem(value)
+    return f"entity_id {problem}" if problem else None
+
+
+def _check_entity_id(value: str) -> str:
+    problem = entity_id_problem(value)
     if problem:
-        raise ValueError(f"entity_id {problem}")
+        raise ValueError(problem)
     return value
 
 
 EntityId = Annotated[
     str,
     Field(
-        min_length=18, max_length=18, description="unified social credit code (GB 32100-2015)", examples=[EXAMPLE_ID]
+        min_length=ENTITY_ID_LENGTH,
+        max_length=ENTITY_ID_LENGTH,
+        description="unified social credit code (GB 32100-2015)",
+        examples=[EXAMPLE_ID],
     ),
-    AfterValidator(_check_uscc),
+    AfterValidator(_check_entity_id),
 ]
-Region = Annotated[str, Field(pattern=r"^[0-9]{6}$", examples=["210600"])]
+Region = Annotated[str, Field(pattern=f"^{REGION_PATTERN}$", examples=["210600"])]
 
 
 class _Model(BaseModel):
@@ -120,8 +152,8 @@ class BatchRiskResponse(BaseModel):
 class EntityIn(_Model):
     entity_id: EntityId
     name: str = Field(min_length=1, max_length=500, examples=["丹东示例科技有限公司"])
-    kind: Literal[KINDS]  # type: ignore[valid-type]
-    industry: Literal[INDUSTRIES]  # type: ignore[valid-type]
+    kind: Kind
+    industry: Industry
     region: Region
     registered_on: date
     registered_capital: float | None = Field(default=None, ge=0, le=1e12)
@@ -131,7 +163,7 @@ class EntityIn(_Model):
 class EventIn(_Model):
     event_id: str = Field(min_length=1, max_length=100)
     entity_id: EntityId
-    event_type: Literal[EVENT_CODES]  # type: ignore[valid-type]
+    event_type: EventType
     occurred_on: date
     recorded_on: date
     quantity: int = Field(default=1, ge=1, le=10_000_000)
@@ -149,7 +181,7 @@ class EventIn(_Model):
 
 class ListIn(_Model):
     entity_id: EntityId
-    list: Literal[LIST_NAMES]  # type: ignore[valid-type]
+    list: ListName
     entered_on: date
     removed_on: date | None = None
     basis: str | None = Field(default=None, max_length=1000)
@@ -283,8 +315,8 @@ class DrawFilter(_Model):
         description="administrative division code or its 2- or 4-digit prefix (province, city)",
         examples=["210600"],
     )
-    industry: Literal[INDUSTRIES] | None = None  # type: ignore[valid-type]
-    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    industry: Industry | None = None
+    kind: Kind | None = None
     online_seller: bool | None = None
 
 
@@ -326,7 +358,7 @@ class Selected(BaseModel):
     tier: TierName
     inclusion_probability: float
     inspectors: list[str]
-    result: Literal["passed", "failed"] | None = None
+    result: Outcome | None = None
 
 
 class Draw(BaseModel):
@@ -335,7 +367,7 @@ class Draw(BaseModel):
     created_by: str | None = None
     seed: int
     policy_version: str
-    mode: Literal["ratios", "budget"]
+    mode: DrawMode
     budget: int | None = None
     ratios: dict[str, float] = Field(description="the inclusion probability applied to each tier")
     filter: dict[str, Any]
@@ -352,7 +384,7 @@ class Draw(BaseModel):
 class PublicSelected(BaseModel):
     entity_id: str
     name: str
-    result: Literal["passed", "failed"] | None = None
+    result: Outcome | None = None
 
 
 class PublicDraw(BaseModel):
@@ -371,7 +403,7 @@ class PublicDraw(BaseModel):
 
 class InspectionResult(_Model):
     entity_id: EntityId
-    outcome: Literal["passed", "failed"]
+    outcome: Outcome
     inspected_on: date
     recorded_on: date | None = Field(default=None, description="default: today")
     amount: float | None = Field(default=None, ge=0, le=1e13, description="fine in yuan, if any")
@@ -391,7 +423,7 @@ class InspectionResults(_Model):
 class RecordedEvent(BaseModel):
     event_id: str
     entity_id: str
-    event_type: Literal["inspection_passed", "inspection_failed"]
+    event_type: InspectionEventType
     occurred_on: date
     recorded_on: date
     quantity: int = 1
@@ -435,7 +467,7 @@ class DecisionIn(_Model):
             ]
         },
     )
-    decision: Literal["uphold", "correct", "repair"]
+    decision: Decision
     version: int = Field(ge=1, le=2**31 - 1, description="the objection's version the reviewer read")
     note: str | None = Field(default=None, max_length=10_000)
     history: History | None = Field(
@@ -463,7 +495,7 @@ class Objection(BaseModel):
     grounds: str
     filed_by: str | None
     filed_at: datetime
-    status: Literal["open", "upheld", "corrected", "repaired"]
+    status: ObjectionStatus
     version: int
     decision: str | None = None
     decision_note: str | None = None
@@ -561,5 +593,13 @@ class Health(BaseModel):
     reasons: list[str] = Field(description="why the service is degraded; empty when ok")
 
 
-class ErrorBody(BaseModel):
-    detail: Any = Field(description="what went wrong")
+class ProblemDetails(BaseModel):
+    """An error answer (RFC 9457, ``application/problem+json``; see ``serving/errors.py``)."""
+
+    type: str = Field(description="what kind of problem: a URN of this service, or about:blank")
+    title: str = Field(description="the HTTP status's reason phrase")
+    status: int
+    detail: str | list[dict[str, Any]] = Field(
+        description="a sentence, or for invalid input the items {loc, msg, type, input} with field paths"
+    )
+    total: int | None = Field(default=None, description="how many problems there are, when only the first are listed")

@@ -1,20 +1,21 @@
 """Saving and reading score runs, entities and list entries.
 
-``save_score_run`` is the one way a run gets into the database: ``ipcredit score --store`` calls it,
-``POST /v1/score-runs`` calls it, and an objection decision calls it for the rescored row. A run is an
-immutable snapshot: every score row keeps its features, contributions, base value, reasons, fired rules
-and the model, policy and feature versions, and the run keeps the policy text and the dataset's
-fingerprint, so a reviewer sees exactly what produced a tier and a correction can rescore with the same
-model and policy.
+``save_score_run(target, ScoreRunRecord(...))`` is the one way a run gets into the database:
+``ipcredit score --store`` calls it, ``POST /v1/score-runs`` calls it, and an objection decision calls it
+for the rescored row. A run is an immutable snapshot: every score row keeps its features, contributions,
+base value, reasons, fired rules and the model, policy and feature versions, and the run keeps the policy
+text and the dataset's fingerprint, so a reviewer sees exactly what produced a tier and a correction can
+rescore with the same model and policy.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,28 +23,20 @@ from sqlalchemy import Connection, Engine, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from features.errors import InvalidInput
+from features.schema import ENTITIES, ENTITY_ID_LENGTH, LISTS, REGION_PATTERN, ColumnType
 from models.scorefile import SCORE_COLUMNS  # CONTRACT section 4: the score file columns
-from serving.db import entities, list_entries, score_runs, scores
+from serving.db import bulk_insert, entities, list_entries, score_runs, scores
 
 # What an explanation needs beyond the contract columns (optional: a bare score file has none of them).
 EXPLANATION_COLUMNS: tuple[str, ...] = ("base_value", "log_odds", "contributions", "features")
-RUN_KINDS: tuple[str, ...] = ("batch", "correction", "repair")
-_ENTITY_COLUMNS = (
-    "entity_id",
-    "name",
-    "kind",
-    "industry",
-    "region",
-    "registered_on",
-    "registered_capital",
-    "online_seller",
-)
-_LIST_COLUMNS = ("entity_id", "list", "entered_on", "removed_on", "basis")
+RunKind = Literal["batch", "correction", "repair"]
+RUN_KINDS: tuple[RunKind, ...] = ("batch", "correction", "repair")
 _CHUNK = 20_000
 
 
-class StoreError(ValueError):
-    """The frame handed to the store does not have what a score run needs."""
+class StoreError(InvalidInput):
+    """The run handed to the store does not have what a score run needs (its frames, as a whole)."""
 
 
 def _json_default(value: Any) -> Any:
@@ -96,6 +89,14 @@ def _bools(column: pd.Series) -> list[bool]:
     return [bool(v) for v in column]
 
 
+def _strs(column: pd.Series) -> list[str]:
+    return column.astype(str).tolist()
+
+
+# A contract column's values as the database columns take them.
+_CONVERT = {ColumnType.STR: _strs, ColumnType.DATE: _dates, ColumnType.FLOAT: _floats, ColumnType.BOOL: _bools}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -110,130 +111,104 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         raise StoreError(f"{what} must have columns {list(columns)}; missing {missing}")
 
 
-def save_score_run(
-    engine_or_session: Engine | Session | Connection,
-    scores_frame: pd.DataFrame,
-    *,
-    dataset_fingerprint: str,
-    data_source: str,
-    as_of: date,
-    policy_text: str,
-    policy_version: str,
-    model_version: str,
-    feature_version: str,
-    entities: pd.DataFrame,
-    lists: pd.DataFrame | None = None,
-    kind: str = "batch",
-    created_by: str | None = None,
-    parent_run_id: int | None = None,
-    objection_id: int | None = None,
-    supersedes: dict[str, int] | None = None,
-) -> int:
-    """Save one scoring run and return its id.
+@dataclass(frozen=True)
+class ScoreRunRecord:
+    """One scoring run as it is saved: the scored rows, the dataset they came from, and the versions.
 
-    ``scores_frame`` has the CONTRACT score columns and, for explanations, ``base_value``, ``log_odds``,
-    ``contributions`` and ``features`` (JSON text or dicts); ``policy_version`` and ``feature_version``
-    columns, when present, must agree with the arguments. ``entities`` is the dataset's entities table:
-    the store keeps each entity's attributes (for sampling filters and public names) and points it at its
-    latest score. ``lists``, when given, is the dataset's lists table, kept for the public lists.
-    ``supersedes`` maps entity ids to the score rows the new rows replace (objection decisions).
+    ``scores`` has the CONTRACT score columns and, for explanations, ``base_value``, ``log_odds``,
+    ``contributions`` and ``features`` (JSON text or dicts); its ``policy_version`` and
+    ``feature_version`` columns, when present, must agree with the fields. ``entities`` is the dataset's
+    entities table: the store keeps each entity's attributes (for sampling filters and public names) and
+    points it at its latest score. ``lists``, when given, is the dataset's lists table, kept for the
+    public lists. An objection decision saves a ``correction`` or ``repair`` run linked to its
+    ``parent_run_id`` and ``objection_id``, whose rows ``supersedes`` (entity id -> score row id) replace.
+    """
+
+    scores: pd.DataFrame
+    entities: pd.DataFrame
+    as_of: date
+    dataset_fingerprint: str
+    data_source: str
+    policy_text: str
+    policy_version: str
+    model_version: str
+    feature_version: str
+    lists: pd.DataFrame | None = None
+    kind: RunKind = "batch"
+    created_by: str | None = None
+    parent_run_id: int | None = None
+    objection_id: int | None = None
+    supersedes: Mapping[str, int] = field(default_factory=dict)
+
+
+def save_score_run(target: Engine | Session | Connection, run: ScoreRunRecord) -> int:
+    """Save one scoring run and return its id; ``StoreError`` when ``run`` lacks what a run needs.
 
     With an ``Engine`` the run is written in its own transaction; with a ``Session`` or ``Connection``
     the caller's transaction is used and the caller commits.
     """
-    if kind not in RUN_KINDS:
-        raise StoreError(f"kind must be one of {list(RUN_KINDS)}; got {kind!r}")
-    _require(scores_frame, SCORE_COLUMNS, "scores")
-    _require(entities, _ENTITY_COLUMNS, "entities")
-    for column, expected in (("policy_version", policy_version), ("feature_version", feature_version)):
-        if column in scores_frame.columns and len(scores_frame):
-            found = set(scores_frame[column].astype(str))
+    _check(run)
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            return _save(conn, run)
+    if isinstance(target, Session):
+        return _save(target.connection(), run)
+    return _save(target, run)
+
+
+def _check(run: ScoreRunRecord) -> None:
+    frame, entity_frame = run.scores, run.entities
+    if run.kind not in RUN_KINDS:
+        raise StoreError(f"kind must be one of {list(RUN_KINDS)}; got {run.kind!r}")
+    _require(frame, SCORE_COLUMNS, "scores")
+    _require(entity_frame, ENTITIES.column_names, "entities")
+    for column, expected in (("policy_version", run.policy_version), ("feature_version", run.feature_version)):
+        if column in frame.columns and len(frame):
+            found = set(frame[column].astype(str))
             if found != {expected}:
                 raise StoreError(f"scores.{column} must be {expected!r} throughout; got {sorted(found)[:3]}")
-    for frame, what in ((scores_frame, "scores"), (entities, "entities")):
-        widths = frame["entity_id"].astype(str).str.len()
-        if len(frame) and (widths != 18).any():
+    for part, what in ((frame, "scores"), (entity_frame, "entities")):
+        widths = part["entity_id"].astype(str).str.len()
+        if len(part) and (widths != ENTITY_ID_LENGTH).any():
             raise StoreError(
-                f"{what}.entity_id must be 18-character codes; got {frame['entity_id'][widths != 18].iloc[0]!r}"
+                f"{what}.entity_id must be {ENTITY_ID_LENGTH}-character codes; "
+                f"got {part['entity_id'][widths != ENTITY_ID_LENGTH].iloc[0]!r}"
             )
-    regions = entities["region"].astype(str)
-    if len(entities) and not regions.str.fullmatch(r"[0-9]{6}").all():
-        raise StoreError(
-            f"entities.region must be 6-digit codes; got {regions[~regions.str.fullmatch(r'[0-9]{6}')].iloc[0]!r}"
-        )
-    if scores_frame["entity_id"].duplicated().any():
+    regions = entity_frame["region"].astype(str)
+    well_formed = regions.str.fullmatch(REGION_PATTERN)
+    if len(entity_frame) and not well_formed.all():
+        raise StoreError(f"entities.region must be 6-digit codes; got {regions[~well_formed].iloc[0]!r}")
+    if frame["entity_id"].duplicated().any():
         raise StoreError("scores must have one row per entity_id")
-    unknown = set(scores_frame["entity_id"]) - set(entities["entity_id"])
+    unknown = set(frame["entity_id"]) - set(entity_frame["entity_id"])
     if unknown:
         raise StoreError(f"scores name entities missing from the entities table, e.g. {sorted(unknown)[:3]}")
 
-    params = {
-        "scores_frame": scores_frame,
-        "dataset_fingerprint": dataset_fingerprint,
-        "data_source": data_source,
-        "as_of": as_of,
-        "policy_text": policy_text,
-        "policy_version": policy_version,
-        "model_version": model_version,
-        "feature_version": feature_version,
-        "entities": entities,
-        "lists": lists,
-        "kind": kind,
-        "created_by": created_by,
-        "parent_run_id": parent_run_id,
-        "objection_id": objection_id,
-        "supersedes": supersedes,
-    }
-    if isinstance(engine_or_session, Engine):
-        with engine_or_session.begin() as conn:
-            return _save(conn, **params)
-    if isinstance(engine_or_session, Session):
-        return _save(engine_or_session.connection(), **params)
-    return _save(engine_or_session, **params)
 
-
-def _save(
-    conn: Connection,
-    *,
-    scores_frame: pd.DataFrame,
-    dataset_fingerprint: str,
-    data_source: str,
-    as_of: date,
-    policy_text: str,
-    policy_version: str,
-    model_version: str,
-    feature_version: str,
-    entities: pd.DataFrame,
-    lists: pd.DataFrame | None,
-    kind: str,
-    created_by: str | None,
-    parent_run_id: int | None,
-    objection_id: int | None,
-    supersedes: dict[str, int] | None,
-) -> int:
+def _save(conn: Connection, run: ScoreRunRecord) -> int:
     run_id = conn.execute(
         score_runs.insert()
         .values(
             created_at=_now(),
-            created_by=created_by,
-            kind=kind,
-            as_of=as_of,
-            dataset_fingerprint=dataset_fingerprint,
-            data_source=data_source,
-            policy_version=policy_version,
-            policy_text=policy_text,
-            model_version=str(model_version),
-            feature_version=feature_version,
-            row_count=len(scores_frame),
-            parent_run_id=parent_run_id,
-            objection_id=objection_id,
+            created_by=run.created_by,
+            kind=run.kind,
+            as_of=run.as_of,
+            dataset_fingerprint=run.dataset_fingerprint,
+            data_source=run.data_source,
+            policy_version=run.policy_version,
+            policy_text=run.policy_text,
+            model_version=str(run.model_version),
+            feature_version=run.feature_version,
+            row_count=len(run.scores),
+            parent_run_id=run.parent_run_id,
+            objection_id=run.objection_id,
         )
         .returning(score_runs.c.id)
     ).scalar_one()
 
-    frame = scores_frame
+    frame = run.scores
     n = len(frame)
-    row_as_of = _dates(frame["as_of"]) if "as_of" in frame.columns else [as_of] * n
+    row_as_of = _dates(frame["as_of"]) if "as_of" in frame.columns else [run.as_of] * n
     columns: dict[str, list] = {
         "entity_id": frame["entity_id"].astype(str).tolist(),
         "as_of": row_as_of,
@@ -249,64 +224,16 @@ def _save(
         columns[name] = _floats(frame[name]) if name in frame.columns else [None] * n
     for name in ("contributions", "features"):
         columns[name] = [to_json(v) for v in frame[name]] if name in frame.columns else [None] * n
-    supersedes = supersedes or {}
-    columns["supersedes_id"] = [supersedes.get(e) for e in columns["entity_id"]]
+    columns["supersedes_id"] = [run.supersedes.get(e) for e in columns["entity_id"]]
     columns["run_id"] = [run_id] * n
-    columns["policy_version"] = [policy_version] * n
-    columns["feature_version"] = [feature_version] * n
+    columns["policy_version"] = [run.policy_version] * n
+    columns["feature_version"] = [run.feature_version] * n
     bulk_insert(conn, scores.name, columns)
 
-    _upsert_entities(conn, entities, run_id)
-    if lists is not None:
-        save_list_entries(conn, lists, run_id=run_id)
+    _upsert_entities(conn, run.entities, run_id)
+    if run.lists is not None:
+        save_list_entries(conn, run.lists, run_id=run_id)
     return run_id
-
-
-def _driver_values(conn: Connection, values: list) -> list:
-    """Values as the driver takes them: SQLite gets dates as ISO text and booleans as 0/1, the way
-    SQLAlchemy's own types store them, so rows written in bulk read back like any other."""
-    if conn.dialect.name != "sqlite":
-        return values
-    sample = next((v for v in values if v is not None), None)
-    if isinstance(sample, bool):
-        return [None if v is None else int(v) for v in values]
-    if isinstance(sample, datetime):
-        return [None if v is None else v.isoformat(sep=" ") for v in values]
-    if isinstance(sample, date):
-        return [None if v is None else v.isoformat() for v in values]
-    return values
-
-
-def bulk_insert(conn: Connection, table: str, columns: dict[str, list], *, on_conflict: str = "") -> None:
-    """Insert many rows given column-wise, below SQLAlchemy's per-row parameter processing.
-
-    PostgreSQL: COPY (into a temporary table first when ``on_conflict`` needs an INSERT ... SELECT);
-    SQLite: one executemany. ``on_conflict`` is an ``ON CONFLICT ...`` clause, the same on both.
-    """
-    names = list(columns)
-    if not names or not len(columns[names[0]]):
-        return
-    rows = list(zip(*(_driver_values(conn, columns[c]) for c in names), strict=True))
-    listed = ", ".join(names)
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.dbapi_connection
-        target = table
-        with raw.cursor() as cursor:
-            if on_conflict:
-                target = f"_load_{table}"
-                cursor.execute(f"CREATE TEMP TABLE {target} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-            with cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            if on_conflict:
-                cursor.execute(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {target} {on_conflict}")
-                cursor.execute(f"DROP TABLE {target}")
-        return
-    marks = ", ".join("?" for _ in names)
-    for start in range(0, len(rows), _CHUNK * 5):
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({listed}) VALUES ({marks}) {on_conflict}", rows[start : start + _CHUNK * 5]
-        )
 
 
 # A newer score (later as_of, or the same as_of and a later row) takes over; an older run imported later
@@ -315,11 +242,10 @@ _TAKES_OVER = (
     "excluded.score_id IS NOT NULL AND (entities.score_as_of IS NULL OR excluded.score_as_of > entities.score_as_of"
     " OR (excluded.score_as_of = entities.score_as_of AND excluded.score_id > entities.score_id))"
 )
+# The entity's attributes: every contract column of the entities table but its key.
+_ATTRIBUTES = tuple(c for c in ENTITIES.columns if c.name != ENTITIES.key)
 _ENTITY_UPSERT = "ON CONFLICT (entity_id) DO UPDATE SET " + ", ".join(
-    [
-        f"{c} = excluded.{c}"
-        for c in ("name", "kind", "industry", "region", "registered_on", "registered_capital", "online_seller")
-    ]
+    [f"{c.name} = excluded.{c.name}" for c in _ATTRIBUTES]
     + [f"{c} = CASE WHEN {_TAKES_OVER} THEN excluded.{c} ELSE entities.{c} END" for c in ("tier", "score_as_of")]
     + [f"score_id = CASE WHEN {_TAKES_OVER} THEN excluded.score_id ELSE entities.score_id END"]
 )
@@ -337,13 +263,7 @@ def _upsert_entities(conn: Connection, frame: pd.DataFrame, run_id: int) -> None
     found = [latest.get(e, (None, None, None)) for e in ids]
     columns = {
         "entity_id": ids,
-        "name": frame["name"].astype(str).tolist(),
-        "kind": frame["kind"].astype(str).tolist(),
-        "industry": frame["industry"].astype(str).tolist(),
-        "region": frame["region"].astype(str).tolist(),
-        "registered_on": _dates(frame["registered_on"]),
-        "registered_capital": _floats(frame["registered_capital"]),
-        "online_seller": _bools(frame["online_seller"]),
+        **{c.name: _CONVERT[c.type](frame[c.name]) for c in _ATTRIBUTES},
         "score_id": [f[0] for f in found],
         "tier": [f[1] for f in found],
         "score_as_of": [f[2] for f in found],
@@ -353,7 +273,7 @@ def _upsert_entities(conn: Connection, frame: pd.DataFrame, run_id: int) -> None
 
 def save_list_entries(conn: Connection, frame: pd.DataFrame, *, run_id: int | None = None) -> int:
     """Insert or update list entries (key: entity, list, entered_on); return how many were given."""
-    _require(frame, _LIST_COLUMNS, "lists")
+    _require(frame, LISTS.column_names, "lists")
     if frame.empty:
         return 0
     entered = _dates(frame["entered_on"])

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from features.dataset import Dataset, DatasetError
+from features.errors import InvalidInput, IPCreditError
 from features.validate import load_valid_dataset
 
 app = typer.Typer(
@@ -22,13 +23,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Exit status for invalid input (CONTRACT: "exits with status 2, having written nothing").
+# Exit status for invalid input (CONTRACT: "exits with status 2, having written nothing"); for any other
+# failure (a model that cannot be loaded, a record not found, a conflict, an outage).
 EXIT_INVALID = 2
+EXIT_FAILED = 1
 
 
-def fail(message: str, code: int = EXIT_INVALID) -> typer.Exit:
-    """Print ``message`` to stderr and return the exit to raise."""
-    typer.secho(message, err=True, fg=typer.colors.RED)
+def exit_code(exc: IPCreditError) -> int:
+    """The exit status for a domain error: the command line's translation of the typed errors."""
+    return EXIT_INVALID if isinstance(exc, InvalidInput) else EXIT_FAILED
+
+
+def fail(problem: str | IPCreditError, code: int | None = None) -> typer.Exit:
+    """Print ``problem`` to stderr and return the exit to raise: ``code``, or for a domain error the
+    status its type maps to (``exit_code``), else ``EXIT_INVALID``."""
+    if code is None:
+        code = exit_code(problem) if isinstance(problem, IPCreditError) else EXIT_INVALID
+    typer.secho(str(problem), err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
@@ -76,6 +87,6 @@ def open_dataset(path: Path) -> Dataset:
     try:
         return load_valid_dataset(path)
     except DatasetError as exc:
-        if len(exc.problems):
-            print_problems(exc.problems, exc.total, str(path))
-        raise fail(f"{exc}; nothing was written") from None
+        if len(exc.frame):
+            print_problems(exc.frame, exc.total, str(path))
+        raise fail(f"{exc}; nothing was written", exit_code(exc)) from None

@@ -118,7 +118,7 @@ def validate(
     try:
         ds = load_dataset(data)
     except DatasetError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     t0 = time.perf_counter()
     with console.status("validating"):
         report = validate_dataset(ds, limit=limit)

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serving.cli.app import EXIT_INVALID, app, check_output_path, fail, open_dataset, write_frame
+from serving.cli.app import EXIT_FAILED, EXIT_INVALID, app, check_output_path, fail, open_dataset, write_frame
 
 if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
     from models.evaluate import Evaluation
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcre
 # Tables are wide; when stdout is not a terminal (a log, a pipe) do not squeeze them to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
-EXIT_MODEL = 1  # the model or the registry, not the input, is the problem
 
 
 def _parse_date(value: str, option: str) -> date:
@@ -60,7 +59,7 @@ def _settings_and_policy():
     try:
         policy = load_policy(settings.policy_path)
     except PolicyError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     return settings, policy
 
 
@@ -114,7 +113,7 @@ def train(
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
     dates = snapshot_dates(ds, as_of_end=end, count=quarters)
@@ -224,9 +223,9 @@ def score(
             scorer = load_scorer(uri, settings.tracking_uri)
         scorer.check_compatible(FEATURE_VERSION)
     except ModelError as exc:
-        raise fail(str(exc), EXIT_MODEL) from None
+        raise fail(exc) from None
     except Exception as exc:
-        raise fail(f"cannot load the model {uri}: {exc}", EXIT_MODEL) from None
+        raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
     t0 = time.perf_counter()
     with err.status(f"building features as of {day}"):
         features = build_features(ds, day)
@@ -243,22 +242,22 @@ def score(
     seconds_score = time.perf_counter() - t0
     if store:
         from serving.db import open_store
-        from serving.store import save_score_run
+        from serving.store import ScoreRunRecord, save_score_run
 
+        run = ScoreRunRecord(
+            scores=scores,
+            entities=ds.entities,
+            lists=ds.table("lists"),
+            as_of=day,
+            dataset_fingerprint=ds.fingerprint,
+            data_source=str(data),
+            policy_text=Path(settings.policy_path).read_text(encoding="utf-8"),
+            policy_version=policy.version_tag,
+            model_version=str(scorer.model_version),
+            feature_version=scorer.feature_version,
+        )
         with err.status("saving the run in the service database"):
-            run_id = save_score_run(
-                open_store(settings.db_url),
-                scores,
-                dataset_fingerprint=ds.fingerprint,
-                data_source=str(data),
-                as_of=day,
-                policy_text=Path(settings.policy_path).read_text(encoding="utf-8"),
-                policy_version=policy.version_tag,
-                model_version=str(scorer.model_version),
-                feature_version=scorer.feature_version,
-                entities=ds.entities,
-                lists=ds.table("lists"),
-            )
+            run_id = save_score_run(open_store(settings.db_url), run)
         err.print(f"stored score run {run_id}")
     write_frame(score_file(scores), out_file)
     counts = scores["tier"].value_counts()

@@ -112,7 +112,7 @@ def inspectors_load(
     import pandas as pd
     from pydantic import ValidationError
 
-    from serving.draws import save_roster
+    from serving.roster import save_roster
     from serving.schemas import Roster
 
     if not file.is_file():
@@ -177,7 +177,7 @@ def events_export(
     since: Annotated[str | None, typer.Option(help="only events recorded on or after this date")] = None,
 ) -> None:
     """Write the inspection results recorded by the service as a CONTRACT events table."""
-    from serving.draws import export_events
+    from serving.inspections import export_events
 
     try:
         since_date = date.fromisoformat(since) if since else None

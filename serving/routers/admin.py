@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from serving import draws
+from features.errors import NotFound
+from serving import roster
 from serving.audit import record_change
 from serving.auth import Principal, Role, create_token, revoke_token
 from serving.db import audit_log
-from serving.deps import EngineDep, require, responses
+from serving.deps import EngineDep, require
+from serving.errors import responses
 from serving.schemas import AuditEntry, Roster, RosterOut, TokenIn, TokenOut
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -37,7 +39,7 @@ def new_token(body: TokenIn, principal: Admin, engine: EngineDep) -> dict:
 @router.delete("/tokens/{token_id}", status_code=204, summary="revoke a token", responses=responses(401, 403, 404))
 def delete_token(token_id: int, request: Request, principal: Admin, engine: EngineDep) -> None:
     if not (0 < token_id < 2**63 and revoke_token(engine, token_id)):
-        raise HTTPException(404, f"no active token {token_id}")
+        raise NotFound(f"no active token {token_id}")
     request.app.state.tokens.forget()
     with engine.begin() as conn:
         record_change(conn, principal, "token.revoke", f"token/{token_id}")
@@ -51,16 +53,16 @@ def put_roster(body: Roster, principal: Admin, engine: EngineDep) -> dict:
     with ``replace`` everyone not listed is deactivated. Draws use the active inspectors."""
     people = [p.model_dump() for p in body.inspectors]
     with engine.begin() as conn:
-        active = draws.save_roster(conn, people, replace=body.replace)
+        active = roster.save_roster(conn, people, replace=body.replace)
         record_change(conn, principal, "roster.load", "inspectors", {"listed": len(people), "replace": body.replace})
-        rows = draws.roster_rows(conn)
+        rows = roster.roster_rows(conn)
     return {"active": active, "inspectors": rows}
 
 
 @router.get("/inspectors", response_model=RosterOut, summary="the inspector roster", responses=responses(401, 403))
 def get_roster(_: Annotated[Principal, Depends(require(Role.SUPERVISOR))], engine: EngineDep) -> dict:
     with engine.connect() as conn:
-        rows = draws.roster_rows(conn)
+        rows = roster.roster_rows(conn)
     return {"active": sum(1 for r in rows if r["active"]), "inspectors": rows}
 
 

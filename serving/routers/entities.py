@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from serving import scoring
+from features.errors import NotFound
+from serving import explanations, scoring
 from serving.auth import Principal, Role
-from serving.deps import AuditorDep, EngineDep, check_entity_id, require, responses
+from serving.deps import AuditorDep, EngineDep, check_entity_id, require
+from serving.errors import responses
 from serving.schemas import EXAMPLE_ID, BatchRiskRequest, BatchRiskResponse, Explanation, RiskRow
 from serving.store import latest_score, latest_scores, run_row
 
@@ -20,8 +22,8 @@ EntityPath = Annotated[
 ]
 
 
-def _not_scored(entity_id: str) -> HTTPException:
-    return HTTPException(404, f"entity {entity_id} has no stored score")
+def _not_scored(entity_id: str) -> NotFound:
+    return NotFound(f"entity {entity_id} has no stored score")
 
 
 @router.get(
@@ -34,12 +36,12 @@ async def risk(entity_id: EntityPath, principal: Reader, request: Request) -> Re
     """The entity's latest stored score row (CONTRACT section 4): the latest ``as_of``, then the latest row."""
     check_entity_id(entity_id)
     state = request.app.state
-    row = await state.latest_scores.get(entity_id)
+    row = await state.lookups.get(entity_id)
     if row is None:
         raise _not_scored(entity_id)
     state.auditor.record(principal, "risk.read", f"entity/{entity_id}", {"score_id": row["id"]})
     # The hottest route: validate and serialise in one pass (pydantic-core), skipping the generic encoder.
-    return Response(RiskRow.model_validate(scoring.risk_row(row)).model_dump_json(), media_type="application/json")
+    return Response(RiskRow.model_validate(explanations.risk_row(row)).model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -58,7 +60,7 @@ def explanation(entity_id: EntityPath, principal: Reader, engine: EngineDep, aud
             raise _not_scored(entity_id)
         run = run_row(conn, row["run_id"], with_policy=True)
     auditor.record(principal, "explanation.read", f"entity/{entity_id}", {"score_id": row["id"]})
-    return scoring.explanation(row, scoring.policy_from_text(run["policy_text"]))
+    return explanations.explanation(row, scoring.policy_from_text(run["policy_text"]))
 
 
 @router.post(
@@ -74,6 +76,6 @@ def batch_risk(body: BatchRiskRequest, principal: Reader, engine: EngineDep, aud
         found = latest_scores(conn, ids)
     auditor.record(principal, "risk.read_batch", "entities", {"requested": len(ids), "found": len(found)})
     return {
-        "found": [scoring.risk_row(found[i]) for i in ids if i in found],
+        "found": [explanations.risk_row(found[i]) for i in ids if i in found],
         "missing": [i for i in ids if i not in found],
     }

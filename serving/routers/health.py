@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.auth import Principal, Role
-from serving.deps import require, responses
+from serving.deps import require
+from serving.errors import responses
 from serving.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -21,8 +22,8 @@ def health(request: Request) -> dict:
     """``ok`` when a model is loaded and the database answers; otherwise ``degraded`` with the reasons."""
     state = request.app.state
     reasons = []
-    if state.models.champion is None:
-        reasons.append(state.models.reason or "no model loaded")
+    if state.scorers.champion is None:
+        reasons.append(state.scorers.reason or "no model loaded")
     database = "ok"
     try:
         with state.engine.connect() as conn:
@@ -32,7 +33,7 @@ def health(request: Request) -> dict:
         reasons.append(f"database unavailable: {exc.__class__.__name__}")
     return {
         "status": "degraded" if reasons else "ok",
-        "model_version": state.models.model_version,
+        "model_version": state.scorers.model_version,
         "policy_version": state.policy.version_tag,
         "database": database,
         "reasons": reasons,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from features.errors import NotFound
 from serving import objections
 from serving.auth import Principal, Role
-from serving.deps import AuditorDep, EngineDep, ModelsDep, require, responses
-from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn
+from serving.deps import AuditorDep, EngineDep, ScorersDep, require
+from serving.errors import responses
+from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn, ObjectionStatus
 
 router = APIRouter(prefix="/v1/objections", tags=["objections"])
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
@@ -36,7 +38,7 @@ def file(
 def list_(
     _: Reviewer,
     engine: EngineDep,
-    status: Annotated[Literal["open", "upheld", "corrected", "repaired"] | None, Query()] = None,
+    status: Annotated[ObjectionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict]:
@@ -67,18 +69,16 @@ def read(objection_id: ObjectionId, principal: Reviewer, engine: EngineDep, audi
     responses=responses(401, 403, 404, 409, 422, 503),
 )
 def decide(
-    objection_id: ObjectionId, body: DecisionIn, principal: Reviewer, engine: EngineDep, models: ModelsDep
+    objection_id: ObjectionId, body: DecisionIn, principal: Reviewer, engine: EngineDep, scorers: ScorersDep
 ) -> dict:
     """``uphold`` keeps the row. ``correct`` rescores the corrected ``history`` as of the row's date with
     the same model version and the policy text stored with its run; ``repair`` marks the named records
     repaired and rescores as of the repair date. The new row is linked to the objection and supersedes the
     old one. ``version`` must be the version read: a decision made meanwhile by someone else gives 409."""
-    return objections.decide(engine, models, _existing(objection_id), body, principal)
+    return objections.decide(engine, scorers, _existing(objection_id), body, principal)
 
 
 def _existing(objection_id: int) -> int:
-    from serving.draws import NotFound
-
     if not 0 < objection_id < 2**63:
         raise NotFound(f"objection {objection_id} not found")
     return objection_id

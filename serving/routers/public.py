@@ -12,7 +12,8 @@ from sqlalchemy import and_, or_, select
 from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS
 from serving import draws
 from serving.db import entities, list_entries
-from serving.deps import EngineDep, responses
+from serving.deps import EngineDep
+from serving.errors import responses
 from serving.schemas import PublicDraw, PublicList, PublicLists
 
 router = APIRouter(prefix="/v1/public", tags=["public"])

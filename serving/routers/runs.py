@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from serving import scoring
+from features.errors import NotFound
+from serving import runs
 from serving.audit import record_change
 from serving.auth import Principal, Role
 from serving.db import score_runs
-from serving.deps import EngineDep, ModelsDep, PolicyDep, require, responses
+from serving.deps import EngineDep, PolicyDep, ScorersDep, require
+from serving.errors import responses
 from serving.schemas import ScoreRun, ScoreRunRequest
-from serving.scoring import InputProblems
-from serving.store import SCORE_COLUMNS, run_row, save_score_run
+from serving.store import run_row, save_score_run
 
 router = APIRouter(prefix="/v1/score-runs", tags=["score runs"])
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
@@ -25,27 +25,6 @@ Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR, Rol
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("id", "policy_text")} | {"run_id": row["id"]}
-
-
-def _problem(field: str, message: str, value: Any = None) -> InputProblems:
-    return InputProblems([{"loc": ["body", field], "msg": message, "type": "value_error", "input": value}])
-
-
-def _read_score_file(path: Path) -> pd.DataFrame:
-    try:
-        exists = path.is_file()
-    except (OSError, ValueError):
-        exists = False
-    if not exists:
-        raise _problem("score_file", "must be a score file on the server", str(path))
-    try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"rules": str})
-    except Exception as exc:
-        raise _problem("score_file", f"cannot read the score file: {exc.__class__.__name__}: {exc}", str(path)) from exc
-    missing = [c for c in SCORE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise _problem("score_file", f"must have the score columns of CONTRACT section 4; missing {missing}", str(path))
-    return frame
 
 
 @router.post(
@@ -60,7 +39,7 @@ def create_run(
     request: Request,
     principal: Analyst,
     engine: EngineDep,
-    models: ModelsDep,
+    scorers: ScorersDep,
     policy: PolicyDep,
 ) -> dict:
     """Reads the dataset folder ``dataset`` on the server (CONTRACT section 1), validates it, scores every
@@ -68,73 +47,18 @@ def create_run(
     model/policy/feature versions, the dataset's fingerprint), together with the dataset's entities and
     list entries. With ``score_file`` (a file written by ``ipcredit score``) the rows are imported as they
     are instead of being scored; the dataset still supplies entities and lists."""
-    from features.dataset import DatasetError
-    from features.validate import load_valid_dataset
-
-    settings = request.app.state.settings
-    try:
-        folder = Path(body.dataset).expanduser().resolve()
-        readable = folder.is_dir()
-    except (OSError, ValueError, RuntimeError):
-        readable = False
-    if not readable:
-        raise _problem("dataset", "must be a dataset folder on the server", body.dataset)
-    if settings.dataset_root is not None and not folder.is_relative_to(Path(settings.dataset_root).resolve()):
-        raise _problem("dataset", f"must be under {settings.dataset_root}", body.dataset)
-    scorer = None if body.score_file else models.require_champion()
-    try:
-        ds = load_valid_dataset(folder, threads=2)
-    except DatasetError as exc:
-        problems = [
-            {
-                "loc": [
-                    "body",
-                    "dataset",
-                    *(str(p[k]) for k in ("table", "row", "column") if p.get(k) is not None and not pd.isna(p[k])),
-                ],
-                "msg": str(p["message"]),
-                "type": "value_error",
-                "input": None if p.get("value") is None or pd.isna(p.get("value")) else str(p["value"]),
-            }
-            for p in exc.problems.to_dict("records")
-        ] or [{"loc": ["body", "dataset"], "msg": str(exc), "type": "value_error", "input": body.dataset}]
-        raise InputProblems(problems) from exc
-    if body.score_file:
-        frame = _read_score_file(Path(body.score_file))
-        versions = set(frame["model_version"].astype(str))
-        if len(versions) != 1:
-            raise _problem("score_file", f"must hold one model_version; got {sorted(versions)[:5]}")
-        if "policy_version" in frame.columns and set(frame["policy_version"].astype(str)) != {policy.version_tag}:
-            raise _problem(
-                "score_file",
-                f"was scored under policy {sorted(set(frame['policy_version'].astype(str)))[:3]}; "
-                f"the service runs policy {policy.version_tag}",
-            )
-        model_version = versions.pop()
-        feature_version = (
-            str(frame["feature_version"].iloc[0]) if "feature_version" in frame.columns else scoring.feature_version()
+    state = request.app.state
+    folder = runs.dataset_folder(body.dataset, state.settings.dataset_root)
+    scorer = None if body.score_file else scorers.require_champion()
+    ds = runs.open_dataset(folder)
+    if scorer is None:
+        run = runs.imported_run(
+            ds, body.as_of, Path(body.score_file), policy, state.policy_text, created_by=principal.actor
         )
     else:
-        frame = scoring.score_dataset(scorer, policy, ds, body.as_of)
-        model_version = str(scorer.model_version)
-        feature_version = (
-            str(frame["feature_version"].iloc[0]) if "feature_version" in frame.columns else scoring.feature_version()
-        )
+        run = runs.scored_run(ds, body.as_of, scorer, policy, state.policy_text, created_by=principal.actor)
     with engine.begin() as conn:
-        run_id = save_score_run(
-            conn,
-            frame,
-            dataset_fingerprint=ds.fingerprint,
-            data_source=ds.source,
-            as_of=body.as_of,
-            policy_text=request.app.state.policy_text,
-            policy_version=policy.version_tag,
-            model_version=model_version,
-            feature_version=feature_version,
-            entities=ds.entities,
-            lists=ds.table("lists"),
-            created_by=principal.actor,
-        )
+        run_id = save_score_run(conn, run)
         record_change(
             conn,
             principal,
@@ -143,7 +67,7 @@ def create_run(
             {
                 "dataset": ds.source,
                 "as_of": body.as_of.isoformat(),
-                "rows": len(frame),
+                "rows": len(run.scores),
                 "imported": bool(body.score_file),
             },
         )
@@ -168,5 +92,5 @@ def get_run(run_id: int, _: Reader, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         row = run_row(conn, run_id) if 0 < run_id < 2**63 else None
     if row is None:
-        raise HTTPException(404, f"score run {run_id} not found")
+        raise NotFound(f"score run {run_id} not found")
     return _view(row)

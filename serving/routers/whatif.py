@@ -7,9 +7,10 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from serving import scoring
+from serving import explanations, scoring
 from serving.auth import Principal, Role
-from serving.deps import ModelsDep, PolicyDep, require, responses
+from serving.deps import PolicyDep, ScorersDep, require
+from serving.errors import responses
 from serving.schemas import ScoreRequest, ScoreResponse
 
 router = APIRouter(tags=["scoring"])
@@ -24,14 +25,14 @@ router = APIRouter(tags=["scoring"])
 async def score(
     body: ScoreRequest,
     _: Annotated[Principal, Depends(require(Role.ANALYST, Role.REVIEWER, Role.SUPERVISOR))],
-    models: ModelsDep,
+    scorers: ScorersDep,
     policy: PolicyDep,
     request: Request,
 ) -> dict:
     """Scores the posted entity, events and lists as of ``as_of`` with the champion model and the
     current policy, returning the score row and its explanation. Nothing is stored or audited as a
     change: this is how a reviewer sees the effect of a correction before deciding."""
-    scorer = models.require_champion()
+    scorer = scorers.require_champion()
     # CPU-bound work, one request at a time per process (scoring.SCORING_THREADS): threads that each
     # hold the GIL for milliseconds and release it in many short library calls make every one of them
     # wait for the others (8 concurrent requests: 34 instead of 59 requests/s); queued on the event loop,
@@ -39,4 +40,4 @@ async def score(
     columns = await anyio.to_thread.run_sync(
         scoring.score_history, scorer, policy, body, body.as_of, limiter=request.app.state.scoring_threads
     )
-    return scoring.what_if_row(columns, policy)
+    return explanations.what_if_row(columns, policy)

@@ -32,7 +32,7 @@ from serving.app import create_app
 from serving.auth import create_token
 from serving.db import open_store
 from serving.settings import PROJECT_ROOT, Settings
-from serving.store import save_score_run
+from serving.store import ScoreRunRecord, save_score_run
 
 POSTGRES_URL = os.environ.get("IPCREDIT_TEST_POSTGRES_URL")
 POLICY_PATH = PROJECT_ROOT / "models" / "policy.toml"
@@ -290,19 +290,19 @@ def make_lists(entities: pd.DataFrame) -> pd.DataFrame:
 
 def store_run(engine, entities: pd.DataFrame, *, as_of: date = AS_OF, seed: int = 0, lists=None) -> int:
     policy = load_policy(POLICY_PATH)
-    return save_score_run(
-        engine,
-        make_scores(entities, as_of=as_of, seed=seed),
+    run = ScoreRunRecord(
+        scores=make_scores(entities, as_of=as_of, seed=seed),
+        entities=entities,
+        lists=lists,
+        as_of=as_of,
         dataset_fingerprint=f"test-{seed}",
         data_source="tests",
-        as_of=as_of,
         policy_text=POLICY_PATH.read_text(encoding="utf-8"),
         policy_version=policy.version_tag,
         model_version="1",
         feature_version="test",
-        entities=entities,
-        lists=lists,
     )
+    return save_score_run(engine, run)
 
 
 def roster(n: int = 12, regions=REGIONS) -> list[dict]:

@@ -29,9 +29,10 @@ from models.policy import load_policy
 from models.scorer import Scorer
 from models.treeshap import PARALLEL_MIN_ROWS, PatternTreeSHAP, numeric_matrix
 from serving import db
-from serving.lookups import LatestScores
+from serving.explanations import what_if_row
+from serving.lookups import Lookups
 from serving.schemas import ScoreRequest
-from serving.scoring import history_frames, what_if_row
+from serving.scoring import history_frames
 from serving.store import latest_score
 from tests.serving.conftest import POLICY_PATH, make_entities, store_run
 
@@ -197,7 +198,7 @@ def test_concurrent_lookups_answer_as_single_lookups(engine):
         expected = [latest_score(conn, i) for i in asked]
 
     async def ask() -> list:
-        lookups = LatestScores(engine, max_batch=16, max_inflight=2)
+        lookups = Lookups(engine, max_batch=16, max_inflight=2)
         return await asyncio.gather(*(lookups.get(i) for i in asked))
 
     assert asyncio.run(ask()) == expected
@@ -207,7 +208,7 @@ def test_a_failing_batch_fails_each_of_its_lookups(tmp_path):
     broken = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: every query fails
 
     async def ask():
-        lookups = LatestScores(broken)
+        lookups = Lookups(broken)
         return await asyncio.gather(*(lookups.get(f"id{i}") for i in range(5)), return_exceptions=True)
 
     outcomes = asyncio.run(ask())

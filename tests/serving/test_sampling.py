@@ -23,7 +23,7 @@ def population(n: int, seed: int = 0, shares=(0.6, 0.25, 0.1, 0.05)):
 def test_ratio_overrides_must_lie_within_the_policy_bounds_and_name_the_tier():
     with pytest.raises(SamplingError, match=r"ratios\.D .*\[0\.6, 1\.0\].*tier D") as info:
         sampling.resolve_ratios(POLICY, {"D": 0.3})
-    assert info.value.loc == ("body", "ratios", "D")
+    assert [p.loc for p in info.value.problems] == [("ratios", "D")]
     assert sampling.resolve_ratios(POLICY, {"D": 0.9})["D"] == 0.9
 
 

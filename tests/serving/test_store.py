@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -13,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 
 from serving.db import alembic_config, entities, make_engine, metadata, open_store, upgrade
-from serving.store import StoreError, latest_score, save_score_run
+from serving.store import ScoreRunRecord, StoreError, latest_score, save_score_run
 from tests.serving.conftest import make_entities, make_scores, store_run
 
 
@@ -83,7 +84,9 @@ def test_save_score_run_refuses_frames_it_cannot_store(db_url):
     engine = open_store(db_url)
     frame = make_entities(5)
     scores = make_scores(frame)
-    kwargs = dict(
+    run = ScoreRunRecord(
+        scores=scores,
+        entities=frame,
         dataset_fingerprint="x",
         data_source="x",
         as_of=date(2025, 12, 31),
@@ -93,13 +96,13 @@ def test_save_score_run_refuses_frames_it_cannot_store(db_url):
         feature_version="test",
     )
     with pytest.raises(StoreError, match="missing"):
-        save_score_run(engine, scores.drop(columns=["tier"]), entities=frame, **kwargs)
+        save_score_run(engine, replace(run, scores=scores.drop(columns=["tier"])))
     with pytest.raises(StoreError, match="missing from the entities table"):
-        save_score_run(engine, scores, entities=frame.iloc[1:], **kwargs)
+        save_score_run(engine, replace(run, entities=frame.iloc[1:]))
     with pytest.raises(StoreError, match="policy_version"):
-        save_score_run(engine, scores, entities=frame, **{**kwargs, "policy_version": "other"})
+        save_score_run(engine, replace(run, policy_version="other"))
     with pytest.raises(StoreError, match="one row per entity_id"):
-        save_score_run(engine, pd.concat([scores, scores.iloc[:1]]), entities=frame, **kwargs)
+        save_score_run(engine, replace(run, scores=pd.concat([scores, scores.iloc[:1]])))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM score_runs")).scalar() == 0
     engine.dispose()

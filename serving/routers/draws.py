@@ -1,4 +1,4 @@
-""" "双随机" draws, inspection results and the events export."""
+""" "双随机" draws (``/v1/sampling/draws``), their inspection results and the events export."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from serving import draws
+from serving import draws, inspections
 from serving.auth import Principal, Role
-from serving.deps import EngineDep, PolicyDep, require, responses
+from serving.deps import EngineDep, PolicyDep, require
+from serving.errors import responses
 from serving.schemas import Draw, DrawRequest, InspectionResults, RecordedEvent, Verification
 
 router = APIRouter(tags=["sampling"])
@@ -119,7 +120,7 @@ def verify(draw_id: DrawId, _: Supervisor, engine: EngineDep) -> dict:
 def post_results(draw_id: DrawId, body: InspectionResults, principal: Supervisor, engine: EngineDep) -> list[dict]:
     """Each result becomes an ``inspection_passed`` or ``inspection_failed`` event (CONTRACT section 1)
     for the next scoring run; see ``GET /v1/events``. One result per selected entity."""
-    return draws.record_results(engine, draw_id, [r.model_dump() for r in body.results], principal)
+    return inspections.record_results(engine, draw_id, [r.model_dump() for r in body.results], principal)
 
 
 @router.get(
@@ -136,7 +137,7 @@ def export_events(
     """The inspection results as an events table following CONTRACT section 1: add the rows to the
     dataset's ``events`` table before the next ``ipcredit score``."""
     with engine.connect() as conn:
-        frame = draws.export_events(conn, since=since)
+        frame = inspections.export_events(conn, since=since)
     if format == "json":
         return Response(frame.to_json(orient="records", date_format="iso"), media_type="application/json")
     return Response(frame.to_csv(index=False), media_type="text/csv")

@@ -1,0 +1,154 @@
+"""The one place errors become HTTP answers: RFC 9457 problem details.
+
+Domain code raises the typed errors of ``features.errors`` and knows nothing of HTTP.
+``register_error_handlers(app)`` (called by ``create_app``) installs one handler per type:
+
+- ``InvalidInput`` (``SamplingError``, ``DatasetError``, ``StoreError``, …): 422, ``…:invalid-input``;
+- ``NotFound``: 404, ``…:not-found``; ``Conflict``: 409, ``…:conflict``;
+- ``Unavailable`` (``ModelError``, …) and a database outage: 503 with ``Retry-After``, ``…:unavailable``
+
+(``type`` URNs ``urn:ipcredit:problem:…``, each with its ``title``). FastAPI's own errors get the same
+shape: a ``RequestValidationError`` is invalid input (422) with FastAPI's items as they are, an
+``HTTPException`` (401, 403, an unknown route) has ``type`` ``about:blank`` and the status's reason phrase
+as its ``title``. Every body is ``application/problem+json``::
+
+    {"type": "urn:ipcredit:problem:invalid-input", "title": "Invalid input", "status": 422,
+     "detail": [{"loc": ["body", "ratios", "D"], "msg": "ratios.D must lie within …", "type": "value_error"}]}
+
+``detail`` keeps the value the service has always answered: a sentence, or for invalid input the list of
+``{"loc", "msg", "type", "input"}`` items, each path led by the part of the request it is in (``body``,
+``path``, ``query``: ``InvalidInput.where``). When only the first problems are listed, ``total`` says
+how many there are.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from features.errors import Conflict, InvalidInput, NotFound, Unavailable
+from serving.schemas import ProblemDetails
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+INVALID_INPUT = "urn:ipcredit:problem:invalid-input"
+NOT_FOUND = "urn:ipcredit:problem:not-found"
+CONFLICT = "urn:ipcredit:problem:conflict"
+UNAVAILABLE = "urn:ipcredit:problem:unavailable"
+_TITLES = {
+    INVALID_INPUT: "Invalid input",
+    NOT_FOUND: "Not found",
+    CONFLICT: "Conflict",
+    UNAVAILABLE: "Unavailable",
+}
+# Seconds a client should wait before retrying after a database outage (the pool recovers by itself).
+DATABASE_RETRY_AFTER = 5
+
+
+def problem(
+    status: int,
+    detail: Any,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem-details answer: the ``title`` of ``type_``, or the status's reason phrase for ``about:blank``."""
+    title = _TITLES.get(type_) or HTTPStatus(status).phrase
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extensions}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def invalid_input_detail(exc: InvalidInput) -> list[dict[str, Any]]:
+    """The 422 items of ``exc``: each problem as a FastAPI validation item, its path led by ``exc.where``."""
+    return [{**p.as_dict(), "loc": [exc.where, *p.loc]} for p in exc.problems]
+
+
+async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+    more = {"total": exc.total} if exc.total > len(exc.problems) else {}
+    return problem(422, invalid_input_detail(exc), type_=INVALID_INPUT, **more)
+
+
+async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+    return problem(404, str(exc), type_=NOT_FOUND)
+
+
+async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+    return problem(409, str(exc), type_=CONFLICT)
+
+
+async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+    return problem(503, str(exc), type_=UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return problem(422, jsonable_encoder(exc.errors()), type_=INVALID_INPUT)
+
+
+async def _http_exception(_: Request, exc: HTTPException) -> Response:
+    if not is_body_allowed_for_status_code(exc.status_code):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return problem(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    return problem(
+        503,
+        "the database is unavailable; retry shortly",
+        type_=UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    if exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    log.exception("database error")
+    return problem(500, "internal database error")
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return problem(500, f"internal error ({exc.__class__.__name__})")
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers above on ``app`` (a subclass is handled as its nearest registered base)."""
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+_DESCRIPTIONS = {
+    401: "missing, invalid or revoked token",
+    403: "the token's role may not do this",
+    404: "not found",
+    409: "conflicts with what is stored",
+    422: "invalid request (field paths in detail)",
+    503: "no model loaded, or the database is unavailable",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route may give (problem details)."""
+    schema = ProblemDetails.model_json_schema()
+    return {code: {"description": _DESCRIPTIONS[code], "content": {PROBLEM_JSON: {"schema": schema}}} for code in codes}

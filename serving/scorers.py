@@ -1,0 +1,94 @@
+"""The scorers in service: the champion loaded once at start, and older versions loaded when a rescore
+needs the model that produced a row.
+
+Without a champion the service runs degraded: ``reason`` says why, and ``require_champion`` raises
+``Unavailable`` (503) for the routes that score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+from features.build import FEATURE_VERSION
+from features.errors import Unavailable
+from models.scorer import STATE_FILE, Scorer
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Scorers:
+    """The champion scorer loaded once at start, and other versions loaded when a rescore needs them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.champion: Scorer | None = None
+        self.reason: str | None = "model not loaded yet"
+        self._versions: dict[str, Scorer] = {}
+        self._lock = threading.Lock()
+
+    def load_champion(self) -> None:
+        """Load the champion (``Settings.serving_model_uri``); on any failure keep the reason, degraded."""
+        uri = self.settings.serving_model_uri
+        try:
+            self.champion = _prepare(load_scorer(uri, self.settings.tracking_uri))
+        except Exception as exc:  # any failure to load means "degraded", with the reason shown
+            self.champion = None
+            self.reason = f"no model could be loaded from {uri}: {_short(exc)}"
+            log.warning("serving degraded: %s", self.reason)
+            return
+        self.reason = None
+        self._versions[str(self.champion.model_version)] = self.champion
+
+    @property
+    def model_version(self) -> str | None:
+        return None if self.champion is None else str(self.champion.model_version)
+
+    def require_champion(self) -> Scorer:
+        """The champion; ``Unavailable`` when none is loaded."""
+        if self.champion is None:
+            raise Unavailable(f"scoring is unavailable: {self.reason}")
+        return self.champion
+
+    def version(self, model_version: str) -> Scorer:
+        """The scorer for a registered version (to rescore with the model that produced a row)."""
+        with self._lock:
+            if model_version in self._versions:
+                return self._versions[model_version]
+        uri = f"models:/{self.settings.model_name}/{model_version}"
+        try:
+            scorer = _prepare(load_scorer(uri, self.settings.tracking_uri))
+        except Exception as exc:
+            raise Unavailable(f"model version {model_version} cannot be loaded from {uri}: {_short(exc)}") from exc
+        with self._lock:
+            self._versions[model_version] = scorer
+        return scorer
+
+
+def load_scorer(uri: str, tracking_uri: str) -> Scorer:
+    """A registered model (``models:/…``, ``runs:/…``) through the registry, or a scorer directory
+    written by ``Scorer.save`` (a path or ``file://`` URI: serving without an MLflow server)."""
+    local = Path(uri.removeprefix("file://")) if not uri.startswith(("models:/", "runs:/")) else None
+    if local is not None and (local / STATE_FILE).is_file():
+        state = json.loads((local / STATE_FILE).read_text(encoding="utf-8"))
+        version = str(state.get("metadata", {}).get("model_version") or f"local:{local.name}")
+        return Scorer.load(local, model_version=version)
+    from models.registry import load_scorer as load_registered  # MLflow: imported only when it is used
+
+    return load_registered(uri, tracking_uri)
+
+
+def _prepare(scorer: Scorer) -> Scorer:
+    """The scorer, checked against the feature code the service runs (a model trained on other features
+    would score the wrong columns: ``ModelError``, so the service says so instead) and with its caches
+    built now rather than in the first request."""
+    scorer.check_compatible(FEATURE_VERSION)
+    return scorer.prepare()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}"[:300]
