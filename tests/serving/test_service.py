@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from features import uscc
+from models.scorefile import SCORE_COLUMNS
 from tests.serving.conftest import make_entities, make_lists, roster, store_run
 
 UNKNOWN = "91210600MA0QC0K819"
@@ -97,17 +98,7 @@ def test_risk_is_the_latest_stored_row_and_explanations_add_up(live, world, toke
         row = client.get(f"/v1/entities/{entity_id}/risk").json()
         assert row["run_id"] == second_run != first_run
         assert row["run_id"] != older, "an older as-of imported later does not replace the latest"
-        for column in (
-            "entity_id",
-            "as_of",
-            "score",
-            "model_tier",
-            "tier",
-            "rules",
-            "review",
-            "model_version",
-            "reasons",
-        ):
+        for column in SCORE_COLUMNS:
             assert column in row
         assert isinstance(row["reasons"], list) and set(row["reasons"][0]) == {"feature", "value", "contribution"}
         explanation = client.get(f"/v1/entities/{entity_id}/explanation").json()
