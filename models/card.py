@@ -44,7 +44,7 @@ def model_card(
     split = model.split.describe()
     data = model.data
     metrics = ev.metrics.set_index("scorer")
-    model, scorecard, rules = (metrics.loc[k] for k in ("model", "binned_scorecard", "rules_points_card"))
+    ours, scorecard, rules = (metrics.loc[k] for k in ("model", "binned_scorecard", "rules_points_card"))
     industry = ev.fairness[ev.fairness["group"] == "industry"]
     region = ev.fairness[ev.fairness["group"] == "region"]
     monotone = sum(1 for f in CATALOGUE if f.direction)
@@ -74,8 +74,8 @@ def model_card(
         "## Out-of-time performance (test fold)",
         markdown_table(ev.metrics.drop(columns=["rows"])),
         "",
-        f"The model's AUC is {model['auc']:.4f} against {scorecard['auc']:.4f} for the optbinning scorecard and "
-        f"{rules['auc']:.4f} for the points card built from the rules alone; its ECE is {model['ece']:.4f} "
+        f"The model's AUC is {ours['auc']:.4f} against {scorecard['auc']:.4f} for the optbinning scorecard and "
+        f"{rules['auc']:.4f} for the points card built from the rules alone; its ECE is {ours['ece']:.4f} "
         "(equal-mass bins).",
         "",
         "## Tiers (final, after the rules)",
