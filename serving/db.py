@@ -6,7 +6,8 @@ score imports — are set-based, so there is no ORM layer). Alembic migrations u
 and by ``ipcredit db upgrade``. An SQLite file is the default, PostgreSQL is supported.
 
 Score runs, scores and the audit log are append-only: the migration installs triggers that reject
-UPDATE and DELETE on them, so an appeal always sees the snapshot that produced a tier.
+UPDATE and DELETE on them, so an appeal always sees the snapshot that produced a tier. Large writes go
+through ``bulk_insert`` (COPY on PostgreSQL, executemany on SQLite), large reads through ``compiled``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
+from features.schema import ENTITY_ID_LENGTH
+
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -76,7 +79,7 @@ score_runs = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(100)),
-    Column("kind", String(16), nullable=False),  # batch | correction | repair
+    Column("kind", String(16), nullable=False),  # serving.store.RUN_KINDS
     Column("as_of", Date, nullable=False),
     Column("dataset_fingerprint", String(128), nullable=False),
     Column("data_source", Text, nullable=False),
@@ -94,7 +97,7 @@ scores = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", Id, ForeignKey("score_runs.id"), nullable=False),
-    Column("entity_id", String(18), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
     Column("as_of", Date, nullable=False),
     Column("score", Float, nullable=False),
     Column("model_tier", String(1), nullable=False),
@@ -116,7 +119,7 @@ scores = Table(
 
 # Entity ids sort bytewise on both back ends (C collation on PostgreSQL, a clustered primary key on
 # SQLite), so a draw reads its population already in the canonical order.
-EntityId = String(18).with_variant(String(18, collation="C"), "postgresql")
+EntityId = String(ENTITY_ID_LENGTH).with_variant(String(ENTITY_ID_LENGTH, collation="C"), "postgresql")
 
 entities = Table(
     "entities",
@@ -140,7 +143,7 @@ list_entries = Table(
     "list_entries",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("entity_id", String(18), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
     Column("list", String(32), nullable=False),
     Column("entered_on", Date, nullable=False),
     Column("removed_on", Date),
@@ -179,7 +182,7 @@ draws = Table(
     Column("created_by", String(100)),
     Column("seed", BigInteger, nullable=False),
     Column("policy_version", String(64), nullable=False),
-    Column("mode", String(8), nullable=False),  # ratios | budget
+    Column("mode", String(8), nullable=False),  # serving.sampling.MODES
     Column("budget", Integer),
     Column("ratios", Text, nullable=False),  # JSON tier -> applied inclusion probability
     Column("filter", Text, nullable=False),  # JSON population filter
@@ -198,7 +201,7 @@ draw_selections = Table(
     metadata,
     Column("draw_id", String(32), ForeignKey("draws.id"), primary_key=True),
     Column("position", Integer, primary_key=True),
-    Column("entity_id", String(18), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
     Column("tier", String(1), nullable=False),
     Column("inclusion_probability", Float, nullable=False),
     Column("inspectors", Text, nullable=False),  # ";"-joined inspector ids
@@ -211,7 +214,7 @@ inspection_results = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("event_id", String(80), nullable=False, unique=True),
     Column("draw_id", String(32), ForeignKey("draws.id"), nullable=False),
-    Column("entity_id", String(18), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
     Column("event_type", String(32), nullable=False),
     Column("occurred_on", Date, nullable=False),
     Column("recorded_on", Date, nullable=False),
@@ -228,11 +231,11 @@ objections = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("score_id", Id, ForeignKey("scores.id"), nullable=False),
-    Column("entity_id", String(18), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
     Column("grounds", Text, nullable=False),
     Column("filed_by", String(100)),
     Column("filed_at", DateTime(timezone=True), nullable=False),
-    Column("status", String(16), nullable=False),  # open | upheld | corrected | repaired
+    Column("status", String(16), nullable=False),  # serving.schemas.ObjectionStatus
     Column("version", Integer, nullable=False),
     Column("decision", String(16)),
     Column("decision_note", Text),

@@ -110,8 +110,13 @@ class Running:
 
 def start_server(settings: Settings) -> Running:
     """Start ``create_app(settings)`` under uvicorn in a thread; return when it accepts connections."""
+    return start_app(create_app(settings))
+
+
+def start_app(app) -> Running:
+    """Start ``app`` under uvicorn in a thread; return when it accepts connections."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -78,6 +78,25 @@ def test_auth_401_403_and_error_bodies(live, world, tokens):
         assert response.status_code == 404 and UNKNOWN in response.json()["detail"]
 
 
+def test_every_error_is_a_problem_details_body(live, tokens):
+    with live.client() as anonymous:
+        denied = anonymous.get(f"/v1/entities/{UNKNOWN}/risk")
+    with live.client(tokens["supervisor"]) as client:
+        answers = {
+            "about:blank": denied,
+            "urn:ipcredit:problem:not-found": client.get(f"/v1/entities/{UNKNOWN}/risk"),
+            "urn:ipcredit:problem:invalid-input": client.get("/v1/entities/91210600MA0QC0K81X/risk"),
+            "urn:ipcredit:problem:conflict": client.post("/v1/sampling/draws", json={"seed": 1}),
+        }
+        fastapi_422 = client.post("/v1/sampling/draws", json={"seed": -1})
+    for kind, response in {**answers, "urn:ipcredit:problem:invalid-input": fastapi_422}.items():
+        assert response.headers["content-type"] == "application/problem+json", response.text
+        body = response.json()
+        assert body["type"] == kind and body["status"] == response.status_code and body["title"]
+    assert [r.status_code for r in answers.values()] == [401, 404, 422, 409]
+    assert fastapi_422.json()["detail"][0]["loc"] == ["body", "seed"]
+
+
 def test_bad_json_and_bad_fields_give_422_with_field_paths(live, tokens):
     with live.client(tokens["supervisor"]) as client:
         response = client.post("/v1/sampling/draws", content=b"{not json", headers={"Content-Type": "application/json"})
