@@ -32,12 +32,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from features.errors import Conflict, InvalidInput, NotFound, Unavailable
-from serving.schemas import ProblemDetails
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,18 @@ _TITLES = {
 }
 # Seconds a client should wait before retrying after a database outage (the pool recovers by itself).
 DATABASE_RETRY_AFTER = 5
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer (the OpenAPI document's schema for them)."""
+
+    type: str = Field(description="what kind of problem: a URN of this service, or about:blank")
+    title: str = Field(description="a short summary of the type (for about:blank, the status's reason phrase)")
+    status: int
+    detail: str | list[dict[str, Any]] = Field(
+        description="a sentence, or for invalid input the items {loc, msg, type, input} with field paths"
+    )
+    total: int | None = Field(default=None, description="how many problems there are, when only the first are listed")
 
 
 def problem(

@@ -27,16 +27,23 @@ def _loads(value: Any, default: Any) -> Any:
     return value
 
 
-def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored score row as the API's ``RiskRow``."""
+def _scored(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What every answer about a stored score row starts with: whose score, as of when, and the tiers."""
     return {
         "entity_id": row["entity_id"],
         "as_of": row["as_of"],
         "score": row["score"],
         "model_tier": row["model_tier"],
         "tier": row["tier"],
-        "rules": row["rules"] or "",
         "review": bool(row["review"]),
+    }
+
+
+def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored score row as the API's ``RiskRow``."""
+    return {
+        **_scored(row),
+        "rules": row["rules"] or "",
         "model_version": row["model_version"],
         "reasons": _loads(row["reasons"], []),
         "policy_version": row["policy_version"],
@@ -70,7 +77,9 @@ def fired_rules(codes: str, policy: Policy | None) -> list[dict[str, Any]]:
     return out
 
 
-def contributions(contrib: Any, values: Any) -> list[dict[str, Any]]:
+def contributions(
+    contrib: str | Mapping[str, float] | None, values: str | Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
     """Every feature's contribution with its value and bilingual reason text, largest effect first."""
     contrib = _loads(contrib, {})
     values = _loads(values, {})
@@ -99,12 +108,7 @@ def contributions(contrib: Any, values: Any) -> list[dict[str, Any]]:
 def explanation(row: Mapping[str, Any], policy: Policy | None) -> dict[str, Any]:
     """A stored score row as the API's ``Explanation``."""
     return {
-        "entity_id": row["entity_id"],
-        "as_of": row["as_of"],
-        "score": row["score"],
-        "model_tier": row["model_tier"],
-        "tier": row["tier"],
-        "review": bool(row["review"]),
+        **_scored(row),
         "base_value": row.get("base_value"),
         "log_odds": row.get("log_odds"),
         "contributions": contributions(row.get("contributions"), row.get("features")),

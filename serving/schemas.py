@@ -591,15 +591,3 @@ class Health(BaseModel):
     policy_version: str | None
     database: Literal["ok", "unavailable"]
     reasons: list[str] = Field(description="why the service is degraded; empty when ok")
-
-
-class ProblemDetails(BaseModel):
-    """An error answer (RFC 9457, ``application/problem+json``; see ``serving/errors.py``)."""
-
-    type: str = Field(description="what kind of problem: a URN of this service, or about:blank")
-    title: str = Field(description="the HTTP status's reason phrase")
-    status: int
-    detail: str | list[dict[str, Any]] = Field(
-        description="a sentence, or for invalid input the items {loc, msg, type, input} with field paths"
-    )
-    total: int | None = Field(default=None, description="how many problems there are, when only the first are listed")

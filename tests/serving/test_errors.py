@@ -3,6 +3,7 @@ exit codes on the command line."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
@@ -13,11 +14,12 @@ from pydantic import BaseModel
 from features.dataset import DatasetError, load_dataset
 from features.errors import Conflict, InvalidInput, NotFound, Problem, Unavailable
 from features.validate import validate_dataset
+from serving.app import create_app
 from serving.cli.app import EXIT_FAILED, EXIT_INVALID, exit_code
 from serving.errors import PROBLEM_JSON, register_error_handlers
 from serving.sampling import SamplingError
 from serving.scoring import history_problems
-from tests.serving.conftest import start_app
+from tests.serving.conftest import settings_for, start_app
 
 
 class Body(BaseModel):
@@ -160,3 +162,12 @@ def test_the_command_line_maps_the_same_types_to_exit_codes():
     assert exit_code(InvalidInput("bad")) == exit_code(DatasetError("bad")) == EXIT_INVALID == 2
     for error in (NotFound("x"), Conflict("x"), Unavailable("x")):
         assert exit_code(error) == EXIT_FAILED == 1
+
+
+def test_the_openapi_document_describes_error_answers_as_problem_details():
+    document = create_app(settings_for("sqlite://", Path("/nonexistent"))).openapi()
+    answers = document["paths"]["/v1/entities/{entity_id}/risk"]["get"]["responses"]
+    for status in ("401", "403", "404", "422", "503"):
+        schema = answers[status]["content"][PROBLEM_JSON]["schema"]
+        assert {"type", "title", "status", "detail"} <= set(schema["properties"]), status
+        assert "application/json" not in answers[status]["content"]
