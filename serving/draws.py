@@ -26,23 +26,21 @@ from serving.auth import Principal
 from serving.db import bulk_insert, compiled, draw_selections, draws, entities, inspection_results
 from serving.populations import PopulationCache, population, snapshot, store_snapshot
 from serving.roster import load_roster
+from serving.schemas import DrawRequest
 
 
 def make_draw(
     engine: Engine,
     policy: Policy,
-    *,
-    seed: int | None,
-    ratios: dict[str, float] | None,
-    budget: int | None,
-    filter_: dict[str, Any],
-    inspectors_per_entity: int | None,
-    avoid_same_region: bool,
+    request: DrawRequest,
     principal: Principal | None,
     cache: PopulationCache | None = None,
 ) -> dict[str, Any]:
-    """Draw, store and return a sample (the ``Draw`` response as a plain dict)."""
-    seed = secrets.randbelow(2**53) if seed is None else int(seed)
+    """Draw, store and return a sample (the ``Draw`` response as a plain dict); without a seed in the
+    request one is chosen at random."""
+    seed = secrets.randbelow(2**53) if request.seed is None else int(request.seed)
+    filter_ = request.filter.model_dump(exclude_none=True)
+    budget, avoid_same_region = request.budget, request.avoid_same_region
     with engine.connect() as conn:
         chosen_from = population(conn, filter_, cache)
         roster, roster_hash = load_roster(conn)
@@ -51,9 +49,9 @@ def make_draw(
         policy.sampling,
         roster,
         seed=seed,
-        ratios=ratios,
+        ratios=request.ratios,
         budget=budget,
-        per_entity=inspectors_per_entity,
+        per_entity=request.inspectors_per_entity,
         avoid_same_region=avoid_same_region,
     )
     draw_id = uuid.uuid4().hex

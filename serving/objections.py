@@ -239,7 +239,12 @@ def _rescore(
     scorer = scorers.version(str(row["model_version"]))
     policy = scoring.policy_from_text(run["policy_text"])
     objection_id = objection["objection_id"]
-    ds = scoring.dataset_from_history(entity, events, lists, source=f"objection/{objection_id}")
+    try:
+        ds = scoring.dataset_from_history(entity, events, lists, source=f"objection/{objection_id}")
+    except InvalidInput as exc:
+        if decision.history is None:
+            raise
+        raise exc.under("history") from exc  # the posted history's paths, under the field that holds it
     rescored = scoring.score_dataset(scorer, policy, ds, as_of)
     changes["previous"] = {"score": row["score"], "tier": row["tier"]}
     changes["rescored"] = {"score": float(rescored["score"].iloc[0]), "tier": str(rescored["tier"].iloc[0])}

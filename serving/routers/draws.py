@@ -51,18 +51,7 @@ def create_draw(body: DrawRequest, request: Request, principal: Supervisor, engi
     balancing load. The seed, policy version, population snapshot and roster hash are stored: the same
     seed, population and ratios always select the same entities (``GET .../verify`` re-runs it)."""
     started = time.perf_counter()
-    result = draws.make_draw(
-        engine,
-        policy,
-        seed=body.seed,
-        ratios=body.ratios,
-        budget=body.budget,
-        filter_=body.filter.model_dump(exclude_none=True),
-        inspectors_per_entity=body.inspectors_per_entity,
-        avoid_same_region=body.avoid_same_region,
-        principal=principal,
-        cache=request.app.state.population_cache,
-    )
+    result = draws.make_draw(engine, policy, body, principal, request.app.state.population_cache)
     request.app.state.metrics.draw_seconds.observe(time.perf_counter() - started)
     return _json(result, 201)
 
