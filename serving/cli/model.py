@@ -22,7 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from serving.cli.app import EXIT_FAILED, EXIT_INVALID, app, check_output_path, fail, open_dataset, write_frame
+from serving.cli.app import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    app,
+    check_output_path,
+    exit_code,
+    fail,
+    open_dataset,
+    write_frame,
+)
 
 if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
     from models.evaluate import Evaluation
@@ -231,18 +240,20 @@ def score(
         features = build_features(ds, day)
     seconds_features = time.perf_counter() - t0
     t0 = time.perf_counter()
-    parts = []
     with _progress() as progress:
         task = progress.add_task(f"scoring with model {scorer.model_version}", total=len(features))
-        for start in range(0, len(features), chunk_size):
-            chunk = features.iloc[start : start + chunk_size]
-            parts.append(scorer.score(chunk, policy, top_k=top_k, details=store))
-            progress.update(task, advance=len(chunk))
-    scores = pd.concat(parts, ignore_index=True) if parts else scorer.score(features, policy, details=store)
+        scores = scorer.score(
+            features,
+            policy,
+            top_k=top_k,
+            details=store,
+            chunk_size=chunk_size,
+            progress=lambda rows: progress.update(task, advance=rows),
+        )
     seconds_score = time.perf_counter() - t0
     if store:
         from serving.db import open_store
-        from serving.store import ScoreRunRecord, save_score_run
+        from serving.store import ScoreRunRecord, StoreError, save_score_run
 
         run = ScoreRunRecord(
             scores=scores,
@@ -257,7 +268,10 @@ def score(
             feature_version=scorer.feature_version,
         )
         with err.status("saving the run in the service database"):
-            run_id = save_score_run(open_store(settings.db_url), run)
+            try:
+                run_id = save_score_run(open_store(settings.db_url), run)
+            except StoreError as exc:
+                raise fail(f"cannot store the run: {exc}; nothing was written", exit_code(exc)) from None
         err.print(f"stored score run {run_id}")
     write_frame(score_file(scores), out_file)
     counts = scores["tier"].value_counts()

@@ -112,6 +112,7 @@ def inspectors_load(
     import pandas as pd
     from pydantic import ValidationError
 
+    from features.errors import InvalidInput
     from serving.roster import save_roster
     from serving.schemas import Roster
 
@@ -137,8 +138,11 @@ def inspectors_load(
     except ValidationError as exc:
         raise fail(f"{file}: invalid roster: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     engine = _engine()
-    with engine.begin() as conn:
-        active = save_roster(conn, [p.model_dump() for p in roster.inspectors], replace=replace)
+    try:
+        with engine.begin() as conn:
+            active = save_roster(conn, [p.model_dump() for p in roster.inspectors], replace=replace)
+    except InvalidInput as exc:
+        raise fail(f"{file}: invalid roster: {exc}") from None
     typer.echo(f"{len(people)} inspectors loaded; {active} active")
 
 
