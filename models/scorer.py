@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,16 @@ class Scorer:
         return self
 
     # ---- the score rows --------------------------------------------------------------------------------
-    def score(self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True) -> pd.DataFrame:
+    def score(
+        self,
+        features: pd.DataFrame,
+        policy: Policy,
+        *,
+        top_k: int = 5,
+        details: bool = True,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> pd.DataFrame:
         """Score rows of point-in-time features under ``policy``.
 
         Returns one row per input row (same order): the CONTRACT score-file columns, then
@@ -157,8 +167,26 @@ class Scorer:
         object feature -> value), which is everything an explanation needs. ``reasons`` is a JSON list of
         the ``top_k`` non-zero contributions by absolute size, each ``{"feature", "value",
         "contribution", "text_zh", "text_en"}``.
+
+        With ``chunk_size``, rows are scored that many at a time (``progress`` is told how many rows each
+        chunk had) and the frame is built once from the chunks' columns, so it is the same frame whatever
+        the chunk size, down to the bytes of a Parquet file written from it (a frame concatenated from
+        chunks keeps its string columns in pieces, and Parquet's dictionary encoding follows the pieces).
         """
-        return pd.DataFrame(self.score_columns(features, policy, top_k=top_k, details=details))
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+        step = len(features) if chunk_size is None else chunk_size
+        parts = []
+        for start in range(0, len(features), max(step, 1)):
+            chunk = features if step >= len(features) else features.iloc[start : start + step]
+            parts.append(self.score_columns(chunk, policy, top_k=top_k, details=details))
+            if progress is not None:
+                progress(len(chunk))
+        if len(parts) <= 1:
+            return pd.DataFrame(
+                parts[0] if parts else self.score_columns(features, policy, top_k=top_k, details=details)
+            )
+        return pd.DataFrame({name: _joined([part[name] for part in parts]) for name in parts[0]})
 
     def score_columns(
         self, features: pd.DataFrame, policy: Policy, *, top_k: int = 5, details: bool = True
@@ -224,6 +252,13 @@ class Scorer:
             model_version=model_version,
             metadata=state.get("metadata", {}),
         )
+
+
+def _joined(pieces: list[np.ndarray | list]) -> np.ndarray | list:
+    """One column from its chunks: arrays joined into one array, lists into one list."""
+    if all(isinstance(piece, np.ndarray) for piece in pieces):
+        return np.concatenate(pieces)
+    return [value for piece in pieces for value in piece]
 
 
 def _column(features: pd.DataFrame, name: str, n: int) -> np.ndarray:

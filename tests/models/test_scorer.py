@@ -87,3 +87,16 @@ def test_a_model_that_cannot_score_these_features_is_unavailable(scorer):
     with pytest.raises(Unavailable, match="features version") as caught:
         scorer.check_compatible(FEATURE_VERSION + "-other")
     assert isinstance(caught.value, ModelError) and caught.value.retry_after > 0
+
+
+def test_chunked_scoring_writes_the_same_bytes(scorer, policy, factory_snapshots, tmp_path):
+    rows = factory_snapshots.head(1500)  # enough distinct reasons for Parquet to fall back from a dictionary
+    whole = scorer.score(rows, policy)
+    seen: list[int] = []
+    chunked = scorer.score(rows, policy, chunk_size=97, progress=seen.append)
+    assert seen == [97] * 15 + [45]
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
+    for name, frame in (("whole", whole), ("chunked", chunked)):
+        score_file(frame).to_parquet(tmp_path / f"{name}.parquet", index=False)
+    assert (tmp_path / "chunked.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert scorer.score(rows.head(0), policy, chunk_size=10).columns.tolist() == whole.columns.tolist()
