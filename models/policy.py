@@ -184,8 +184,8 @@ class Tiering(NamedTuple):
 
 class CompiledPolicy:
     """A policy's cut-offs and rules as numpy comparisons over feature columns, built once per policy
-    (``compiled``). The rules read the conformed values the model reads: a missing float compares
-    false, as NaN does."""
+    (``compiled``). The rules read the conformed values the model reads; a missing float is NaN, which
+    fails every comparison but ``!=``."""
 
     def __init__(self, policy: Policy) -> None:
         self.bounds = np.asarray([policy.tiers.upper_bounds[t] for t in TIERS[:-1]], dtype=np.float64)
