@@ -178,10 +178,6 @@ def select(entity_ids: np.ndarray, tiers: np.ndarray, allocation: Allocation, se
     return picked[np.argsort(keys[picked], kind="stable")]
 
 
-def is_sorted(values: np.ndarray) -> bool:
-    return bool(len(values) < 2 or np.all(values[1:] >= values[:-1]))
-
-
 @dataclass(frozen=True)
 class Roster:
     """The active inspectors in canonical order (by id), their regions and recorded conflicts."""
