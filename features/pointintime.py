@@ -7,17 +7,20 @@ What counts at a date D:
 
 Each rule is a tuple of conditions (data, not code), and every engine renders the same tuple: ``sql``
 for DuckDB (the feature build over a dataset folder), ``mask`` for pandas frames (a history posted to the
-API). ``FEATURE_VERSION`` hashes the rules, so changing one changes the version of every feature built.
+API), ``clause`` for SQLAlchemy (the service's public lists). Every condition compares a column with a
+date bound computed here once, so the engines never differ in calendar arithmetic. ``FEATURE_VERSION``
+hashes the rules, so changing one changes the version of every feature built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
+from sqlalchemy import ColumnElement, Table, and_, not_, or_, true
 
 from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS
 
@@ -42,6 +45,9 @@ class RecordedBy:
     def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
         return (_dates(frame, self.column) <= pd.Timestamp(as_of)).to_numpy(dtype=bool)
 
+    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
+        return table.c[self.column] <= as_of
+
 
 @dataclass(frozen=True)
 class NotEndedBy:
@@ -56,12 +62,16 @@ class NotEndedBy:
         ends = _dates(frame, self.column)
         return (ends.isna() | (ends > pd.Timestamp(as_of))).to_numpy(dtype=bool)
 
+    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
+        return or_(table.c[self.column].is_(None), table.c[self.column] > as_of)
+
 
 @dataclass(frozen=True)
 class LapsesAfter:
     """Rows whose ``kind_column`` is ``kind`` stop counting ``years`` after ``start`` (on that anniversary).
 
-    Anniversaries follow calendar arithmetic in both engines: an entry of 29 February lapses on 28 February.
+    Anniversaries follow calendar arithmetic (``relativedelta``): an entry of 29 February lapses on
+    28 February. Every engine compares ``start`` with one bound, ``last_lapsed_start(D)``.
     """
 
     start: str
@@ -69,21 +79,32 @@ class LapsesAfter:
     kind_column: str
     kind: str
 
-    def sql(self, alias: str, as_of: date) -> str:
-        return (
-            f"NOT ({alias}.{self.kind_column} = '{self.kind}' "
-            f"AND {alias}.{self.start} + INTERVAL {self.years} YEAR <= {_sql_date(as_of)})"
-        )
-
-    def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
-        lapsed = (frame[self.kind_column] == self.kind).to_numpy(dtype=bool) & (
-            (_dates(frame, self.start) + pd.DateOffset(years=self.years)) <= pd.Timestamp(as_of)
-        ).to_numpy(dtype=bool)
-        return ~lapsed
-
     def ends_on(self, kind: str, start: date) -> date | None:
         """The day a row of ``kind`` started on ``start`` stops counting, or ``None`` if it never lapses."""
         return start + relativedelta(years=self.years) if kind == self.kind else None
+
+    def last_lapsed_start(self, as_of: date) -> date:
+        """The latest start whose row has lapsed by ``as_of`` (``ends_on`` is non-decreasing in the start,
+        so the rows lapsed by D are exactly those that started on or before this day)."""
+        bound = as_of - relativedelta(years=self.years)
+        while bound + timedelta(days=1) + relativedelta(years=self.years) <= as_of:
+            bound += timedelta(days=1)  # a start on 29 February ends on 28 February
+        return bound
+
+    def sql(self, alias: str, as_of: date) -> str:
+        return (
+            f"NOT ({alias}.{self.kind_column} = '{self.kind}' "
+            f"AND {alias}.{self.start} <= {_sql_date(self.last_lapsed_start(as_of))})"
+        )
+
+    def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
+        bound = pd.Timestamp(self.last_lapsed_start(as_of))
+        kind = (frame[self.kind_column] == self.kind).to_numpy(dtype=bool)
+        return ~(kind & (_dates(frame, self.start) <= bound).to_numpy(dtype=bool))
+
+    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
+        bound = self.last_lapsed_start(as_of)
+        return not_(and_(table.c[self.kind_column] == self.kind, table.c[self.start] <= bound))
 
 
 Condition = RecordedBy | NotEndedBy | LapsesAfter
@@ -109,6 +130,11 @@ def mask(rule: tuple[Condition, ...], frame: pd.DataFrame, as_of: date) -> np.nd
     for condition in rule:
         keep &= condition.mask(frame, as_of)
     return keep
+
+
+def clause(rule: tuple[Condition, ...], table: Table, as_of: date) -> ColumnElement[bool]:
+    """The rule as a SQLAlchemy condition on ``table`` (any dialect the service runs on)."""
+    return and_(true(), *(condition.clause(table, as_of) for condition in rule))
 
 
 def fingerprint_text() -> str:

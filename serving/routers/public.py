@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated
 
-from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Query
-from sqlalchemy import and_, or_, select
+from sqlalchemy import func, select
 
-from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS
+from features import pointintime
+from features.pointintime import LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
 from serving import draws
 from serving.db import entities, list_entries
 from serving.deps import EngineDep
@@ -36,16 +36,10 @@ def public_lists(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict:
     """Entries in force on ``on``: entered by then, not removed, and for the serious-violation list not
-    lapsed (an entry lapses 3 years after it was entered, SAMR Order 44). With the legal basis and dates."""
+    lapsed (an entry lapses 3 years after it was entered, SAMR Order 44): the point-in-time rule the
+    features use (``features/pointintime.py``). With the legal basis and dates; paged in the database."""
     day = on or datetime.now(UTC).date()
-    lapse = relativedelta(years=SERIOUS_VIOLATION_LAPSE_YEARS)
-    conditions = [
-        list_entries.c.list == list,
-        list_entries.c.entered_on <= day,
-        or_(list_entries.c.removed_on.is_(None), list_entries.c.removed_on > day),
-    ]
-    if list == "serious_violation":
-        conditions.append(list_entries.c.entered_on > day - lapse - timedelta(days=1))
+    in_force = (list_entries.c.list == list) & pointintime.clause(LIST_IN_FORCE, list_entries, day)
     stmt = (
         select(
             list_entries.c.entity_id,
@@ -55,25 +49,24 @@ def public_lists(
             list_entries.c.basis,
         )
         .select_from(list_entries.outerjoin(entities, entities.c.entity_id == list_entries.c.entity_id))
-        .where(and_(*conditions))
+        .where(in_force)
         .order_by(list_entries.c.entered_on.desc(), list_entries.c.entity_id)
+        .limit(limit)
+        .offset(offset)
     )
     with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(list_entries).where(in_force)).scalar_one()
         rows = conn.execute(stmt).all()
-    entries = []
-    for row in rows:
-        lapses_on = row.entered_on + lapse if list == "serious_violation" else None
-        if lapses_on is not None and lapses_on <= day:
-            continue
-        entries.append(
-            {
-                "entity_id": row.entity_id,
-                "name": row.name,
-                "list": list,
-                "entered_on": row.entered_on,
-                "removed_on": row.removed_on,
-                "lapses_on": lapses_on,
-                "basis": row.basis,
-            }
-        )
-    return {"list": list, "on": day, "total": len(entries), "entries": entries[offset : offset + limit]}
+    entries = [
+        {
+            "entity_id": row.entity_id,
+            "name": row.name,
+            "list": list,
+            "entered_on": row.entered_on,
+            "removed_on": row.removed_on,
+            "lapses_on": SERIOUS_VIOLATION_LAPSE.ends_on(list, row.entered_on),
+            "basis": row.basis,
+        }
+        for row in rows
+    ]
+    return {"list": list, "on": day, "total": total, "entries": entries}

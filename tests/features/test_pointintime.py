@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,26 @@ def _sql_keep(rule, frame: pd.DataFrame, as_of: date) -> list[bool]:
     con.register("t", frame.assign(_i=range(len(frame))))
     rows = con.execute(f"SELECT _i, {pointintime.sql(rule, as_of, 't')} FROM t ORDER BY _i").fetchall()
     return [bool(keep) for _, keep in rows]
+
+
+def _sqlalchemy_keep(rule, frame: pd.DataFrame, as_of: date) -> list[bool]:
+    engine = sa.create_engine("sqlite://")
+    meta = sa.MetaData()
+    table = sa.Table(
+        "t",
+        meta,
+        sa.Column("_i", sa.Integer),
+        *(sa.Column(c, sa.Date if c.endswith("_on") else sa.String) for c in frame),
+    )
+    meta.create_all(engine)
+    rows = [
+        {"_i": i, **{c: (None if pd.isna(v) else v.date() if c.endswith("_on") else v) for c, v in r.items()}}
+        for i, r in enumerate(frame.to_dict("records"))
+    ]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+        got = conn.execute(sa.select(table.c._i, pointintime.clause(rule, table, as_of)).order_by(table.c._i)).all()
+    return [bool(keep) for _, keep in got]
 
 
 def _dated(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -47,6 +68,7 @@ def test_event_rule_is_the_same_in_sql_and_pandas(rows, as_of):
     expected = [r <= as_of and (p is None or p > as_of) for r, p in zip(recorded, repaired, strict=True)]
     assert pointintime.mask(EVENT_COUNTS, frame, as_of).tolist() == expected
     assert _sql_keep(EVENT_COUNTS, frame, as_of) == expected
+    assert _sqlalchemy_keep(EVENT_COUNTS, frame, as_of) == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -58,7 +80,7 @@ def test_event_rule_is_the_same_in_sql_and_pandas(rows, as_of):
     ),
     as_of=DAYS,
 )
-def test_list_rule_is_the_same_in_sql_and_pandas(rows, as_of):
+def test_list_rule_is_the_same_in_sql_pandas_and_sqlalchemy(rows, as_of):
     frame = pd.DataFrame(
         {
             "list": [name for name, _, _ in rows],
@@ -67,7 +89,17 @@ def test_list_rule_is_the_same_in_sql_and_pandas(rows, as_of):
         }
     )
     frame = _dated(frame, ("entered_on", "removed_on"))
-    assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == _sql_keep(LIST_IN_FORCE, frame, as_of)
+    keep = pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist()
+    assert keep == _sql_keep(LIST_IN_FORCE, frame, as_of) == _sqlalchemy_keep(LIST_IN_FORCE, frame, as_of)
+    # An oracle written apart from the rule: calendar arithmetic by DuckDB's own interval addition.
+    con = duckdb.connect()
+    con.register("t", frame.assign(_i=range(len(frame))))
+    oracle = con.execute(
+        "SELECT entered_on <= ? AND (removed_on IS NULL OR removed_on > ?) AND NOT (list = 'serious_violation' "
+        f"AND entered_on + INTERVAL {SERIOUS_VIOLATION_LAPSE.years} YEAR <= ?) FROM t ORDER BY _i",
+        [as_of, as_of, as_of],
+    ).fetchall()
+    assert keep == [bool(k) for (k,) in oracle]
 
 
 @pytest.mark.parametrize(
@@ -86,6 +118,7 @@ def test_serious_violation_entry_lapses_on_its_third_anniversary_in_both_engines
     )
     assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == [in_force]
     assert _sql_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
+    assert _sqlalchemy_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
     lapses_on = SERIOUS_VIOLATION_LAPSE.ends_on("serious_violation", entered)
     assert (as_of < lapses_on) is in_force
     assert SERIOUS_VIOLATION_LAPSE.ends_on("red", entered) is None
