@@ -34,7 +34,7 @@ from features.catalogue import (
     Source,
 )
 from features.dataset import Dataset
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date
 from features.schema import EVENT_CODES
 from features.version import FEATURE_VERSION
 
@@ -64,20 +64,6 @@ SELECT idx, code, ago, quantity, amount FROM (
     WHERE {counts}
 ) WHERE code IS NOT NULL
 """
-
-
-def _date_sql(d: date) -> str:
-    return f"DATE '{d.isoformat()}'"
-
-
-def _as_date(value: date | str | pd.Timestamp) -> date:
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, str):
-        return date.fromisoformat(value)
-    if isinstance(value, date):
-        return value
-    raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
 
 
 def in_force(lists: pd.DataFrame, as_of: date) -> np.ndarray:
@@ -202,7 +188,7 @@ def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
     ds.con.execute(
         "CREATE OR REPLACE TEMP TABLE _entity_index AS "
         "SELECT entity_id, hash(entity_id) AS h, (row_number() OVER (ORDER BY entity_id) - 1)::INTEGER AS idx "
-        f"FROM entities WHERE registered_on <= {_date_sql(as_of)}"
+        f"FROM entities WHERE registered_on <= {sql_date(as_of)}"
     )
     n, distinct = ds.con.execute("SELECT count(*), count(DISTINCT h) FROM _entity_index").fetchone()
     return n, "hash(ev.entity_id) = i.h" if n == distinct else "ev.entity_id = i.entity_id"
@@ -213,7 +199,7 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
 
     Columns: ``entity_id``, ``as_of`` and every catalogue feature in catalogue order; rows by entity_id.
     """
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     _, join = _index_entities(ds, as_of)
     entities = ds.con.execute(_ENTITIES_QUERY).df()
     lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
@@ -221,7 +207,7 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     ds.con.execute("SET preserve_insertion_order = false")
     try:
         query = _EVENTS_QUERY.format(
-            as_of=_date_sql(as_of), join=join, counts=pointintime.sql(EVENT_COUNTS, as_of, "ev")
+            as_of=sql_date(as_of), join=join, counts=pointintime.sql(EVENT_COUNTS, as_of, "ev")
         )
         arrow = ds.con.sql(query).to_arrow_table()
     finally:
@@ -242,7 +228,7 @@ def build_features_from_frames(
     The frames must already be valid (the service's request models check the contract). Loading is done
     with pandas; the features are computed by the same ``_assemble`` as for a dataset folder.
     """
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     day = pd.Timestamp(as_of)
     registered = entities[pd.to_datetime(entities["registered_on"]) <= day]
     registered = registered.sort_values("entity_id", kind="stable").reset_index(drop=True)

@@ -14,8 +14,10 @@ hashes the rules, so changing one changes the version of every feature built.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,8 +27,20 @@ from sqlalchemy import ColumnElement, Table, and_, not_, or_, true
 from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS
 
 
-def _sql_date(d: date) -> str:
+def sql_date(d: date) -> str:
+    """A date as a SQL literal (DuckDB and Spark)."""
     return f"DATE '{d.isoformat()}'"
+
+
+def as_date(value: date | str | pd.Timestamp) -> date:
+    """An as-of date given as a date, a pandas timestamp or an ISO string."""
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
 
 
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -34,36 +48,40 @@ def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class RecordedBy:
+class OnDate:
+    """``column`` compared with D: ``"<="`` (started by D) or ``">"`` (ends after D); ``open_ended`` lets a
+    missing value pass (an end not yet reached: no repair, no removal)."""
+
+    column: str
+    op: Literal["<=", ">"]
+    open_ended: bool = False
+
+    def sql(self, alias: str, as_of: date) -> str:
+        compared = f"{alias}.{self.column} {self.op} {sql_date(as_of)}"
+        return f"({alias}.{self.column} IS NULL OR {compared})" if self.open_ended else compared
+
+    def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
+        values = _dates(frame, self.column)
+        compared = _COMPARE[self.op](values, pd.Timestamp(as_of))
+        return (compared | values.isna() if self.open_ended else compared).to_numpy(dtype=bool)
+
+    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
+        column = table.c[self.column]
+        compared = _COMPARE[self.op](column, as_of)
+        return or_(column.is_(None), compared) if self.open_ended else compared
+
+
+_COMPARE = {"<=": operator.le, ">": operator.gt}
+
+
+def recorded_by(column: str) -> OnDate:
     """``column`` is on or before D (and not missing)."""
-
-    column: str
-
-    def sql(self, alias: str, as_of: date) -> str:
-        return f"{alias}.{self.column} <= {_sql_date(as_of)}"
-
-    def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
-        return (_dates(frame, self.column) <= pd.Timestamp(as_of)).to_numpy(dtype=bool)
-
-    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
-        return table.c[self.column] <= as_of
+    return OnDate(column, "<=")
 
 
-@dataclass(frozen=True)
-class NotEndedBy:
+def not_ended_by(column: str) -> OnDate:
     """``column`` (an end: a repair, a removal) is missing or after D."""
-
-    column: str
-
-    def sql(self, alias: str, as_of: date) -> str:
-        return f"({alias}.{self.column} IS NULL OR {alias}.{self.column} > {_sql_date(as_of)})"
-
-    def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
-        ends = _dates(frame, self.column)
-        return (ends.isna() | (ends > pd.Timestamp(as_of))).to_numpy(dtype=bool)
-
-    def clause(self, table: Table, as_of: date) -> ColumnElement[bool]:
-        return or_(table.c[self.column].is_(None), table.c[self.column] > as_of)
+    return OnDate(column, ">", open_ended=True)
 
 
 @dataclass(frozen=True)
@@ -94,7 +112,7 @@ class LapsesAfter:
     def sql(self, alias: str, as_of: date) -> str:
         return (
             f"NOT ({alias}.{self.kind_column} = '{self.kind}' "
-            f"AND {alias}.{self.start} <= {_sql_date(self.last_lapsed_start(as_of))})"
+            f"AND {alias}.{self.start} <= {sql_date(self.last_lapsed_start(as_of))})"
         )
 
     def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
@@ -107,13 +125,13 @@ class LapsesAfter:
         return not_(and_(table.c[self.kind_column] == self.kind, table.c[self.start] <= bound))
 
 
-Condition = RecordedBy | NotEndedBy | LapsesAfter
+Condition = OnDate | LapsesAfter
 
-EVENT_COUNTS: tuple[Condition, ...] = (RecordedBy("recorded_on"), NotEndedBy("repaired_on"))
+EVENT_COUNTS: tuple[Condition, ...] = (recorded_by("recorded_on"), not_ended_by("repaired_on"))
 """An event counts at D: recorded by D, not repaired by D."""
 
 SERIOUS_VIOLATION_LAPSE = LapsesAfter("entered_on", SERIOUS_VIOLATION_LAPSE_YEARS, "list", "serious_violation")
-LIST_IN_FORCE: tuple[Condition, ...] = (RecordedBy("entered_on"), NotEndedBy("removed_on"), SERIOUS_VIOLATION_LAPSE)
+LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), SERIOUS_VIOLATION_LAPSE)
 """A list entry is in force at D: entered by D, not removed by D, not lapsed."""
 
 RULES: dict[str, tuple[Condition, ...]] = {"events": EVENT_COUNTS, "lists": LIST_IN_FORCE}

@@ -14,10 +14,11 @@ from datetime import date
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
-from features.build import _as_date, _date_sql, build_features, conform
+from features.build import build_features, conform
 from features.catalogue import FEATURE_NAMES
 from features.dataset import Dataset
 from features.errors import InvalidInput
+from features.pointintime import as_date, sql_date
 from features.schema import ADVERSE_CODES
 
 OUTCOME_MONTHS = 12
@@ -27,7 +28,7 @@ _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 
 def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONTHS) -> pd.DataFrame:
     """``outcome`` = 1 when an adverse event is recorded in (as_of, as_of + months], per entity registered by as_of."""
-    as_of = _as_date(as_of)
+    as_of = as_date(as_of)
     until = as_of + relativedelta(months=months)
     frame = ds.con.execute(
         f"""
@@ -36,10 +37,10 @@ def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONT
         LEFT JOIN (
             SELECT entity_id, 1 AS outcome FROM events
             WHERE event_type IN ({_ADVERSE_IN})
-              AND recorded_on > {_date_sql(as_of)} AND recorded_on <= {_date_sql(until)}
+              AND recorded_on > {sql_date(as_of)} AND recorded_on <= {sql_date(until)}
             GROUP BY entity_id
         ) o USING (entity_id)
-        WHERE e.registered_on <= {_date_sql(as_of)}
+        WHERE e.registered_on <= {sql_date(as_of)}
         ORDER BY e.entity_id
         """
     ).df()
@@ -75,7 +76,7 @@ def build_snapshots(
 
     Each date whose outcome window runs past the end of the data is refused: its labels would be wrong.
     """
-    dates = [_as_date(d) for d in (snapshot_dates(ds) if as_of_dates is None else as_of_dates)]
+    dates = [as_date(d) for d in (snapshot_dates(ds) if as_of_dates is None else as_of_dates)]
     end = ds.data_end()
     frames = []
     for d in sorted(dates):

@@ -145,7 +145,7 @@ def test_feature_version_ignores_comments_and_docstrings(tmp_path):
     ("module", "old", "new"),
     [
         ("schema.py", "SERIOUS_VIOLATION_LAPSE_YEARS = 3", "SERIOUS_VIOLATION_LAPSE_YEARS = 2"),  # a lapse period
-        ("pointintime.py", 'NotEndedBy("repaired_on")', 'NotEndedBy("recorded_on")'),  # a filter
+        ("pointintime.py", 'not_ended_by("repaired_on")', 'not_ended_by("recorded_on")'),  # a filter
         ("build.py", "days / 365.25", "days / 365.0"),
         ("catalogue.py", "YEARS_SINCE_CAP", "YEARS_SINCE_CAP_"),
     ],
