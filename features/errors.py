@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 Loc = tuple[str | int, ...]
 
 
@@ -100,3 +102,8 @@ class Unavailable(IPCreditError):
     def __init__(self, message: str, *, retry_after: int = 60) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Pydantic's errors in one line, each as ``path: message`` (``(top level)`` for a model-level one)."""
+    return "; ".join(str(Problem(tuple(err["loc"]) or ("(top level)",), err["msg"])) for err in exc.errors())

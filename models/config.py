@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.errors import InvalidInput
+from features.errors import InvalidInput, validation_summary
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("train.toml")
 
@@ -118,10 +118,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> TrainConfi
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid training config: {problems}") from exc
+        raise ConfigError(f"{source}: invalid training config: {validation_summary(exc)}") from exc
 
 
 def load_config(path: Path | None = None) -> TrainConfig:

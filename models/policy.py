@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.catalogue import FEATURES
 from features.columns import FeatureColumns, feature_columns
-from features.errors import InvalidInput
+from features.errors import InvalidInput, validation_summary
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 TIER_LABELS: dict[str, str] = {"A": "信用风险低", "B": "信用风险一般", "C": "信用风险较高", "D": "信用风险高"}
@@ -293,10 +293,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise PolicyError(f"{source}: invalid policy: {problems}") from exc
+        raise PolicyError(f"{source}: invalid policy: {validation_summary(exc)}") from exc
 
 
 def load_policy(path: Path) -> Policy:
