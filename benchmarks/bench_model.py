@@ -69,7 +69,7 @@ def best_of(repeat: int, label: str, fn, *args, **kwargs):
 
 def bench_training(entities: int, quarters: int) -> tuple[dict, object]:
     from features.build import FEATURE_VERSION
-    from features.snapshots import build_snapshots, snapshot_dates
+    from features.snapshots import build_snapshots, plan_snapshots
     from features.validate import load_valid_dataset
     from models import plots, registry
     from models.config import load_config
@@ -82,7 +82,7 @@ def bench_training(entities: int, quarters: int) -> tuple[dict, object]:
     policy = load_policy(policy_path)
     t_total = time.perf_counter()
     ds, t_load = timed("load + validate", load_valid_dataset, world(entities))
-    dates = snapshot_dates(ds, count=quarters)
+    dates = plan_snapshots(ds, count=quarters).dates
     snapshots, t_snap = timed(f"snapshots ({len(dates)} dates)", build_snapshots, ds, dates)
     model, t_fit = timed(
         "train + baselines",

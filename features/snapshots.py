@@ -4,13 +4,21 @@ The outcome at D is 1 when an adverse event is *recorded* in (D, D + 12 months]:
 is what a supervisor would learn in the year after scoring. A snapshot date is usable only when that
 whole window lies inside the data; ``snapshot_dates`` picks such dates, ``build_snapshots`` refuses any
 other.
+
+Real deliveries have gaps (years without any record) and thin early years. ``plan_snapshots`` picks the
+dates from the data itself: quarter ends with at least a year of recorded history before them, whose
+outcome window holds the usual volume of records per registered entity (a window falling in a gap would
+label everyone 0 because nobody was looking, not because nobody violated) and at least one adverse record;
+the latest ``count`` of those, with the reason each other candidate was skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
@@ -23,6 +31,8 @@ from features.schema import ADVERSE_CODES
 
 OUTCOME_MONTHS = 12
 SNAPSHOTS = 16  # quarterly snapshots a model is trained on by default: four years
+HISTORY_MONTHS = 12  # recorded history a snapshot date needs before it
+MIN_COVERAGE = 0.8  # an outcome window needs this share of the usual records per registered entity
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 
 
@@ -96,3 +106,94 @@ def build_snapshots(
     out = pd.concat(frames, ignore_index=True)
     out["outcome"] = out["outcome"].astype("int8")
     return out
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """The as-of dates chosen for training, oldest first, and why every other candidate was left out."""
+
+    dates: list[date]
+    skipped: list[tuple[date, str]] = field(default_factory=list)
+    first_record: date | None = None
+    data_end: date | None = None
+
+    def describe(self) -> list[str]:
+        """Lines for a person: the dates used, then runs of skipped dates with their reason."""
+        lines = []
+        if self.dates:
+            lines.append(f"using {len(self.dates)} quarterly as-of dates {self.dates[0]}..{self.dates[-1]}")
+        else:
+            lines.append("no usable as-of date")
+        runs: list[list] = []
+        for day, reason in self.skipped:
+            if runs and runs[-1][2] == reason:
+                runs[-1][1] = day
+            else:
+                runs.append([day, day, reason])
+        for start, end, reason in runs:
+            span = str(start) if start == end else f"{start}..{end}"
+            lines.append(f"skipped {span}: {reason}")
+        return lines
+
+
+def plan_snapshots(
+    ds: Dataset,
+    *,
+    as_of_end: date | None = None,
+    count: int = SNAPSHOTS,
+    months: int = OUTCOME_MONTHS,
+    min_coverage: float = MIN_COVERAGE,
+) -> SnapshotPlan:
+    """Choose up to ``count`` quarter ends where outcomes can be observed (see the module docstring)."""
+    monthly = ds.con.execute(
+        f"""
+        SELECT date_trunc('month', recorded_on)::DATE AS month, count(*) AS records,
+               count(*) FILTER (WHERE event_type IN ({_ADVERSE_IN})) AS adverse
+        FROM events GROUP BY 1 ORDER BY 1
+        """
+    ).df()
+    end = ds.data_end()
+    if monthly.empty or end is None:
+        return SnapshotPlan(dates=[], data_end=end)
+    month = pd.to_datetime(monthly["month"]).dt.to_period("M")
+    first_record = month.iloc[0].start_time.date()
+    first = first_record + relativedelta(months=HISTORY_MONTHS) - relativedelta(days=1)
+    every = (end.year - first_record.year + 1) * 4
+    candidates = [d for d in snapshot_dates(ds, as_of_end=as_of_end, count=every, months=months) if d >= first]
+    if not candidates:
+        return SnapshotPlan(dates=[], first_record=first_record, data_end=end)
+    # Records and adverse records per month, on a dense calendar, so a window is a slice.
+    calendar = pd.period_range(month.iloc[0], pd.Period(end, "M"), freq="M")
+    records = pd.Series(monthly["records"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
+    adverse = pd.Series(monthly["adverse"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
+    registered = np.sort(pd.to_datetime(ds.con.execute("SELECT registered_on FROM entities").df()["registered_on"]))
+    window_records, window_adverse, rate = [], [], []
+    for d in candidates:
+        start = calendar.get_loc(pd.Period(d, "M")) + 1  # the months after D's month ...
+        window_records.append(int(records[start : start + months].sum()))  # ... up to D + months
+        window_adverse.append(int(adverse[start : start + months].sum()))
+        entities = int(np.searchsorted(registered, np.datetime64(d), side="right"))
+        rate.append(window_records[-1] / entities if entities else 0.0)
+    usual = float(np.quantile(rate, 0.75))  # robust to a gap covering up to a quarter of the span
+    eligible, skipped = [], []
+    for d, n, a, r in zip(candidates, window_records, window_adverse, rate, strict=True):
+        coverage = r / usual if usual > 0 else 0.0
+        if n == 0:
+            skipped.append((d, "no record at all in its outcome window (a gap in the data)"))
+        elif coverage < min_coverage:
+            skipped.append(
+                (
+                    d,
+                    f"its outcome window holds under {min_coverage:.0%} of the usual records per entity "
+                    "(a gap or thin data)",
+                )
+            )
+        elif a == 0:
+            skipped.append((d, "no adverse record in its outcome window"))
+        else:
+            eligible.append(d)
+    chosen = eligible[-count:] if count > 0 else []
+    skipped += [
+        (d, f"older than the {count} latest usable dates (raise --quarters to use it)") for d in eligible[:-count]
+    ]
+    return SnapshotPlan(dates=chosen, skipped=sorted(skipped), first_record=first_record, data_end=end)

@@ -21,10 +21,16 @@ import pandas as pd
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
-from features.catalogue import CATALOGUE, FEATURE_NAMES
+from features.catalogue import CATALOGUE
 from features.columns import feature_columns
+from features.errors import Unavailable
 from models.calibration import Calibrator, Method
 from models.policy import Policy
+
+
+class BaselineUnavailable(Unavailable):
+    """A baseline cannot be fitted on these rows (the reason says why); training goes on without it."""
+
 
 # Points scaling: 600 points at odds 50:1 (good:bad), 20 points double the odds.
 _PDO, _BASE_POINTS, _BASE_ODDS = 20.0, 600.0, 50.0
@@ -153,18 +159,31 @@ class BinnedScorecard:
                 )
             )
         frame = _scorecard_frame(features.iloc[rows])
+        if len(np.unique(y[rows])) < 2:
+            raise BaselineUnavailable("the scorecard needs both outcomes among its training rows")
+        # Optimal binning needs at least two distinct known values: a feature that is constant or always
+        # missing in these rows (no patents, no lists, no online sellers) carries nothing and is left out.
+        self.variables_ = [name for name in frame.columns if frame[name].dropna().nunique() >= 2]
+        self.dropped_ = [name for name in frame.columns if name not in self.variables_]
+        if not self.variables_:
+            raise BaselineUnavailable("every feature is constant or missing in the training rows")
+        frame = frame[self.variables_]
         binning = BinningProcess(
-            variable_names=FEATURE_NAMES,
-            categorical_variables=[f.name for f in CATALOGUE if f.dtype == "category"],
+            variable_names=self.variables_,
+            categorical_variables=[f.name for f in CATALOGUE if f.dtype == "category" and f.name in self.variables_],
             max_n_prebins=20,
             min_prebin_size=0.01,
         )
-        self.scorecard_ = Scorecard(
+        scorecard = Scorecard(
             binning_process=binning,
             estimator=LogisticRegression(max_iter=2000),
             scaling_method="pdo_odds",
             scaling_method_params={"pdo": _PDO, "odds": _BASE_ODDS, "scorecard_points": _BASE_POINTS},
-        ).fit(frame, y[rows])
+        )
+        try:
+            self.scorecard_ = scorecard.fit(frame, y[rows])
+        except (ValueError, RuntimeError, ArithmeticError) as exc:  # optbinning's own failures on odd data
+            raise BaselineUnavailable(f"optbinning could not fit the scorecard: {exc}") from exc
         self.fitted_rows_ = len(rows)
         return self
 
@@ -199,7 +218,10 @@ class CalibratedBaseline:
         cls, baseline: RulesPointsCard | BinnedScorecard, valid: pd.DataFrame, y: np.ndarray, *, method: Method
     ) -> CalibratedBaseline:
         """Calibrate the fitted ``baseline`` on the validation rows ``valid`` with outcomes ``y``."""
-        return cls(baseline, Calibrator(method).fit(baseline.log_odds(valid), y))
+        try:
+            return cls(baseline, Calibrator(method).fit(baseline.log_odds(valid), y))
+        except ValueError as exc:  # it ranks nothing out of time: there is no baseline to compare with
+            raise BaselineUnavailable(f"it cannot be calibrated on the validation fold: {exc}") from exc
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """The calibrated probability of an adverse record, as the baseline sees ``features``."""

@@ -44,7 +44,7 @@ def model_card(
     split = model.split.describe()
     data = model.data
     metrics = ev.metrics.set_index("scorer")
-    ours, scorecard, rules = (metrics.loc[k] for k in ("model", "binned_scorecard", "rules_points_card"))
+    ours = metrics.loc["model"]
     industry = ev.fairness[ev.fairness["group"] == "industry"]
     region = ev.fairness[ev.fairness["group"] == "region"]
     monotone = sum(1 for f in CATALOGUE if f.direction)
@@ -74,9 +74,9 @@ def model_card(
         "## Out-of-time performance (test fold)",
         markdown_table(ev.metrics.drop(columns=["rows"])),
         "",
-        f"The model's AUC is {ours['auc']:.4f} against {scorecard['auc']:.4f} for the optbinning scorecard and "
-        f"{rules['auc']:.4f} for the points card built from the rules alone; its ECE is {ours['ece']:.4f} "
-        "(equal-mass bins).",
+        f"The model's AUC is {ours['auc']:.4f} against {_baseline_auc(ev, model, 'binned_scorecard')} for the "
+        f"optbinning scorecard and {_baseline_auc(ev, model, 'rules_points_card')} for the points card built "
+        f"from the rules alone; its ECE is {ours['ece']:.4f} (equal-mass bins).",
         "",
         "## Tiers (final, after the rules)",
         markdown_table(ev.tiers),
@@ -122,3 +122,10 @@ def model_card(
         "- On the demo world, all numbers describe synthetic data.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_auc(ev: Evaluation, model: TrainedModel, name: str) -> str:
+    """A baseline's test AUC, or why it could not be fitted."""
+    if name in model.unavailable:
+        return f"nothing (unavailable: {model.unavailable[name]})"
+    return f"{ev.metric(name, 'auc'):.4f}"

@@ -31,6 +31,12 @@ class SplitConfig(_Strict):
     purge_overlap: bool = True
     min_train_quarters: int = Field(default=2, ge=1)
 
+    def min_dates(self) -> int:
+        """The fewest consecutive quarterly as-of dates the design can use: train, the purged quarters
+        (whose 12-month outcome windows reach into the held-out period), valid and test."""
+        purged = 3 if self.purge_overlap else 0
+        return self.min_train_quarters + purged + self.valid_quarters + self.test_quarters
+
 
 class LightGBMConfig(_Strict):
     """LightGBM parameters passed through unchanged (names as in the LightGBM docs)."""

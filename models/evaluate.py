@@ -299,9 +299,13 @@ def evaluate_model(
         shap_sample=(contrib, base, sample_frame.reset_index(drop=True)),
     )
     model_auc = evaluation.metric("model", "auc")
+    beats = {"rules_points_card": "beats_rules_card_auc", "binned_scorecard": "beats_scorecard_auc"}
     evaluation.checks = {
-        "beats_rules_card_auc": model_auc > evaluation.metric("rules_points_card", "auc"),
-        "beats_scorecard_auc": model_auc > evaluation.metric("binned_scorecard", "auc"),
+        **{
+            check: model_auc > evaluation.metric(name, "auc")
+            for name, check in beats.items()
+            if name in model.baselines
+        },
         "ece_within_limit": evaluation.metric("model", "ece") <= config.gate.max_ece,
         "tier_rates_rise": rates_rise(tiers),
         "model_tier_rates_rise": rates_rise(model_tiers),

@@ -245,18 +245,21 @@ def _log_tables(model: TrainedModel, evaluation: Evaluation, directory: Path) ->
         "rules_agreement": ev.agreement,
         "calibration": ev.calibration,
         "importance": ev.importance,
-        "rules_points_card": model.baselines["rules_points_card"].table(),
     }
     for name, table in tables.items():
         table.to_csv(directory / f"{name}.csv", index=False)
-    try:
-        model.baselines["binned_scorecard"].table().to_csv(directory / "binned_scorecard.csv", index=False)
-    except Exception as exc:  # the scorecard table is a convenience; the metrics are what matter
-        (directory / "binned_scorecard.txt").write_text(f"table unavailable: {exc}", encoding="utf-8")
+    for name, reason in model.unavailable.items():
+        (directory / f"{name}.txt").write_text(f"baseline unavailable: {reason}", encoding="utf-8")
+    for name, baseline in model.baselines.items():
+        try:
+            baseline.table().to_csv(directory / f"{name}.csv", index=False)
+        except Exception as exc:  # a baseline's own table is a convenience; the metrics are what matter
+            (directory / f"{name}.txt").write_text(f"table unavailable: {exc}", encoding="utf-8")
     summary = {
         "metrics": run_metrics(model, evaluation),
         "agreement": ev.agreement_summary,
         "checks": ev.checks,
+        "baselines_unavailable": model.unavailable,
         "split": model.split.describe(),
         "timings_seconds": {**model.timings, "evaluate": evaluation.seconds},
         "data": model.data,

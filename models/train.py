@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -36,13 +36,14 @@ from features.build import model_matrix
 from features.catalogue import CATEGORICAL, FEATURE_NAMES, monotone_constraints
 from features.errors import InvalidInput
 from features.snapshots import OUTCOME_MONTHS
-from models.baselines import BinnedScorecard, CalibratedBaseline, RulesPointsCard
+from models.baselines import BaselineUnavailable, BinnedScorecard, CalibratedBaseline, RulesPointsCard
 from models.calibration import Calibrator
 from models.config import TrainConfig
 from models.policy import Policy
 from models.scorer import Scorer
 
 FOLDS = ("train", "valid", "test")
+MIN_FOLD_OUTCOMES = 10  # fewer positives (or negatives) than this in a fold cannot be fitted or judged
 
 
 class TrainingError(InvalidInput):
@@ -106,9 +107,10 @@ class TrainedModel:
     config: TrainConfig
     split: Split
     best_iteration: int
-    baselines: dict[str, CalibratedBaseline]  # "rules_points_card", "binned_scorecard"
+    baselines: dict[str, CalibratedBaseline]  # "rules_points_card", "binned_scorecard": those that could be fitted
     timings: dict[str, float]  # seconds per step: fit, calibrate, baselines
     data: dict[str, Any]  # as given, with the rows and outcome rate of each fold
+    unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why it could not be fitted
 
 
 def _check_snapshots(snapshots: pd.DataFrame) -> None:
@@ -144,8 +146,13 @@ def train_model(
     folds = split.folds(snapshots)
     for name, frame in folds.items():
         positives = int(frame["outcome"].sum())
-        if positives == 0 or positives == len(frame):
-            raise TrainingError(f"the {name} fold needs both outcomes; got {positives} positives in {len(frame)} rows")
+        negatives = len(frame) - positives
+        if min(positives, negatives) < MIN_FOLD_OUTCOMES:
+            raise TrainingError(
+                f"the {name} fold ({split.describe()[name]}) needs at least {MIN_FOLD_OUTCOMES} rows of both outcomes; "
+                f"got {positives} positives in {len(frame):,} rows. Deliver more entities or more history with "
+                "adverse records, or change the design with --config (split.*)"
+            )
     y = {name: folds[name]["outcome"].to_numpy(dtype=np.int8) for name in ("train", "valid")}
 
     say(f"training LightGBM on {len(folds['train']):,} rows ({split.describe()['train']})")
@@ -171,9 +178,16 @@ def train_model(
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    calibrator = Calibrator(config.calibration.method).fit(
-        booster.predict(matrices["valid"], raw_score=True), y["valid"]
-    )
+    try:
+        calibrator = Calibrator(config.calibration.method).fit(
+            booster.predict(matrices["valid"], raw_score=True), y["valid"]
+        )
+    except ValueError as exc:
+        raise TrainingError(
+            f"the model cannot be calibrated on the validation fold ({len(y['valid']):,} rows, "
+            f"{int(y['valid'].sum())} positives): {exc}. The training fold did not teach it anything that holds "
+            "out of time; deliver more entities or more history"
+        ) from exc
     timings["calibrate"] = time.perf_counter() - t0
     scorer = Scorer(
         booster=booster,
@@ -190,16 +204,21 @@ def train_model(
 
     say("fitting the baselines: rules points card, optbinning scorecard")
     t0 = time.perf_counter()
-    fitted = {
-        "rules_points_card": RulesPointsCard(policy).fit(folds["train"], y["train"]),
-        "binned_scorecard": BinnedScorecard(
-            max_rows=config.evaluation.scorecard_max_rows, seed=config.lightgbm.seed
-        ).fit(folds["train"], y["train"]),
+    candidates = {
+        "rules_points_card": RulesPointsCard(policy),
+        "binned_scorecard": BinnedScorecard(max_rows=config.evaluation.scorecard_max_rows, seed=config.lightgbm.seed),
     }
-    baselines = {
-        name: CalibratedBaseline.fit(baseline, folds["valid"], y["valid"], method=config.calibration.method)
-        for name, baseline in fitted.items()
-    }
+    baselines: dict[str, CalibratedBaseline] = {}
+    unavailable: dict[str, str] = {}
+    for name, baseline in candidates.items():
+        try:
+            baseline.fit(folds["train"], y["train"])
+            baselines[name] = CalibratedBaseline.fit(
+                baseline, folds["valid"], y["valid"], method=config.calibration.method
+            )
+        except BaselineUnavailable as exc:
+            unavailable[name] = str(exc)
+            say(f"baseline {name} unavailable: {exc}")
     timings["baselines"] = time.perf_counter() - t0
     return TrainedModel(
         scorer=scorer,
@@ -207,6 +226,7 @@ def train_model(
         split=split,
         best_iteration=best,
         baselines=baselines,
+        unavailable=unavailable,
         timings=timings,
         data={
             **(data or {}),

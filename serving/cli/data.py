@@ -60,15 +60,28 @@ def demo_data(
     entities: Annotated[int, typer.Option(min=1, help="number of market entities")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same world")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
-    start: Annotated[str, typer.Option(help="first day of the simulated history")] = "2016-01-01",
+    start: Annotated[
+        str | None, typer.Option(help="first day of the simulated history (demo 2016-01-01, sparse 2006-01-01)")
+    ] = None,
     end: Annotated[str, typer.Option(help="last day of the simulated history")] = "2025-12-31",
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="demo: the dense IP world; sparse: yearly inspections of one industry with a gap of years, "
+            "no lists, agencies or online sellers (docs/synthetic-world.md)"
+        ),
+    ] = "demo",
 ) -> None:
     """Write a synthetic dataset that follows the input contract (a seeded simulated world)."""
     from features.synth import generate_chunks
+    from features.synth_sparse import generate_sparse
 
     if fmt not in {"parquet", "csv"}:
         raise fail(f"--format must be parquet or csv; got {fmt!r}")
-    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    if profile not in {"demo", "sparse"}:
+        raise fail(f"--profile must be demo or sparse; got {profile!r}")
+    default_start = "2016-01-01" if profile == "demo" else "2006-01-01"
+    first, last = _parse_date(start or default_start, "--start"), _parse_date(end, "--end")
     if first >= last:
         raise fail(f"--start ({first}) must be before --end ({last})")
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +92,12 @@ def demo_data(
         writers: dict[str, pq.ParquetWriter] = {}
         with _progress() as progress:
             task = progress.add_task("simulating entities", total=entities)
-            for world in generate_chunks(entities, seed, start=first, end=last):
+            worlds = (
+                generate_chunks(entities, seed, start=first, end=last)
+                if profile == "demo"
+                else iter([generate_sparse(entities, seed, start=first, end=last)])
+            )
+            for world in worlds:
                 for table in TABLES:
                     frame = getattr(world, table.name)[table.column_names]
                     counts[table.name] += len(frame)
@@ -104,7 +122,8 @@ def demo_data(
     seconds = time.perf_counter() - t0
     console.print(
         f"wrote {out}: {counts['entities']:,} entities, {counts['events']:,} events, "
-        f"{counts['lists']:,} list entries ({fmt}, seed {seed}, {first} to {last}) in {seconds:.1f} s"
+        f"{counts['lists']:,} list entries ({profile} profile, {fmt}, seed {seed}, {first} to {last}) "
+        f"in {seconds:.1f} s"
     )
 
 

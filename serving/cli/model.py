@@ -104,7 +104,12 @@ def train(
         str | None, typer.Option("--as-of-end", help="last snapshot date YYYY-MM-DD (default: latest complete)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file laid over models/train.toml")] = None,
-    quarters: Annotated[int, typer.Option(min=4, help="quarterly snapshots to build")] = 16,
+    quarters: Annotated[
+        int,
+        typer.Option(
+            min=4, help="at most this many quarterly snapshots: the latest dates whose outcomes the data shows"
+        ),
+    ] = 16,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
 ) -> None:
     """Build point-in-time snapshots, train, evaluate out of time, log to MLflow and register a version.
@@ -112,7 +117,7 @@ def train(
     The last line printed is one JSON object: run_id, model_version, promoted, gate and the metrics.
     """
     from features.build import FEATURE_VERSION
-    from features.snapshots import build_snapshots, snapshot_dates
+    from features.snapshots import build_snapshots, plan_snapshots
     from models import registry
     from models.config import ConfigError, load_config
     from models.evaluate import evaluate_model, run_metrics
@@ -125,7 +130,20 @@ def train(
         raise fail(exc) from None
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
-    dates = snapshot_dates(ds, as_of_end=end, count=quarters)
+    plan = plan_snapshots(ds, as_of_end=end, count=quarters)
+    for line in plan.describe():
+        err.print(line)
+    dates = plan.dates
+    needed = cfg.split.min_dates()
+    if len(dates) < needed:
+        raise fail(
+            f"cannot train on {data}: the out-of-time design needs at least {needed} quarterly as-of dates whose "
+            f"12-month outcome window the data covers, with a year of recorded history before each; the data "
+            f"has {len(dates)} (records from {plan.first_record or '-'} to {plan.data_end or '-'}). Deliver more "
+            "history, or lay a smaller design over models/train.toml with --config (split.test_quarters, "
+            "split.valid_quarters, split.min_train_quarters, split.purge_overlap = false); nothing was logged",
+            code=2,
+        )
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("building snapshots", total=len(dates))
@@ -140,7 +158,7 @@ def train(
                 policy,
                 config=cfg,
                 feature_version=FEATURE_VERSION,
-                data={"source": str(data), "fingerprint": ds.fingerprint},
+                data={"source": str(data), "fingerprint": ds.fingerprint, "snapshot_plan": plan.describe()},
                 progress=lambda message: status.update(message),
             )
             evaluation = evaluate_model(
@@ -171,6 +189,7 @@ def train(
         "model_version": registration.model_version,
         "promoted": registration.promoted,
         "gate": "passed" if registration.decision.passed else "failed",
+        "baselines_unavailable": model.unavailable,
         "metrics": {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in run_metrics(model, evaluation).items()

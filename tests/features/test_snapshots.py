@@ -8,7 +8,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from features.errors import InvalidInput
-from features.snapshots import SNAPSHOTS, build_outcomes, build_snapshots, snapshot_dates
+from features.snapshots import SNAPSHOTS, build_outcomes, build_snapshots, plan_snapshots, snapshot_dates
 
 D = date(2022, 6, 30)
 
@@ -67,3 +67,49 @@ def test_a_date_without_its_whole_outcome_window_is_invalid_input(history):
     history.event(eid, "infringement_penalty", date(2023, 11, 1), date(2023, 12, 31))
     with pytest.raises(InvalidInput, match="needs outcomes up to"):
         build_snapshots(history.dataset(), [D + timedelta(days=365)])
+
+
+def _sparse_dataset(**kwargs):
+    from features.dataset import Dataset
+    from features.synth_sparse import generate_sparse
+
+    world = generate_sparse(1500, seed=2, **kwargs)
+    return Dataset.from_frames(world.entities, world.events, world.lists)
+
+
+def test_the_plan_skips_outcome_windows_that_fall_in_a_gap_and_says_why():
+    ds = _sparse_dataset()  # no record at all in 2013-2016
+    plan = plan_snapshots(ds, count=200)
+    assert plan.dates and all(not date(2012, 1, 1) <= d <= date(2016, 9, 30) for d in plan.dates)
+    reasons = dict(plan.skipped)
+    assert "no record at all" in reasons[date(2014, 6, 30)]
+    assert "under 80%" in reasons[date(2016, 6, 30)]  # a window only a quarter inside the data
+    assert plan.dates[0] == date(2006, 12, 31)  # a year of history before the first date
+    assert any(line.startswith("skipped 2012-12-31..2015-12-31") for line in plan.describe())
+
+
+def test_the_plan_takes_the_latest_usable_dates_up_to_the_cap():
+    ds = _sparse_dataset()
+    plan = plan_snapshots(ds, count=6)
+    quarter_ends = ["2023-09-30", "2023-12-31", "2024-03-31", "2024-06-30", "2024-09-30", "2024-12-31"]
+    assert plan.dates == [date.fromisoformat(d) for d in quarter_ends]
+    assert any("raise --quarters" in reason for _, reason in plan.skipped)
+    ended = plan_snapshots(ds, count=4, as_of_end=date(2019, 8, 1))
+    assert ended.dates[-1] == date(2019, 6, 30) and len(ended.dates) == 4
+
+
+def test_a_window_without_any_adverse_record_is_not_a_snapshot(history):
+    eid = history.entity(registered_on=date(2015, 1, 1))
+    for year in range(2016, 2024):
+        history.event(eid, "inspection_passed", date(year, 5, 1))
+    history.event(eid, "inspection_failed", date(2023, 5, 1))
+    history.event(eid, "inspection_passed", date(2024, 6, 1))  # the data ends here
+    plan = plan_snapshots(history.dataset(), count=50)
+    assert plan.dates == [date(2022, 6, 30), date(2022, 9, 30), date(2022, 12, 31), date(2023, 3, 31)]
+    assert all("no adverse record" in reason for d, reason in plan.skipped if d < date(2022, 6, 30))
+
+
+def test_no_events_gives_no_plan(history):
+    history.entity()
+    plan = plan_snapshots(history.dataset())
+    assert plan.dates == [] and plan.describe() == ["no usable as-of date"]

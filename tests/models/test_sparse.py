@@ -1,0 +1,153 @@
+"""Training on sparse data: baselines that cannot be fitted are reported, not fatal, and a sparse world
+trains and scores end to end through the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from features.build import FEATURE_VERSION
+from features.catalogue import FEATURE_NAMES
+from models.baselines import BaselineUnavailable, BinnedScorecard
+from models.card import model_card
+from models.evaluate import evaluate_model
+from models.train import train_model
+from serving.cli import app
+
+runner = CliRunner()
+
+
+def test_the_scorecard_leaves_out_features_without_two_known_values(factory_snapshots):
+    rows = factory_snapshots.head(3000).copy()
+    rows["grant_ratio_36m"] = np.nan  # no patents at all
+    rows["online_seller"] = False  # no online sellers
+    card = BinnedScorecard(max_rows=3000).fit(rows, rows["outcome"].to_numpy())
+    assert {"grant_ratio_36m", "online_seller"} <= set(card.dropped_)
+    assert len(card.log_odds(rows)) == len(rows)
+
+
+def test_the_scorecard_is_unavailable_when_nothing_varies(factory_snapshots):
+    rows = factory_snapshots.head(500).copy()
+    for name in FEATURE_NAMES:
+        rows[name] = rows[name].iloc[0]
+    with pytest.raises(BaselineUnavailable, match="constant or missing"):
+        BinnedScorecard().fit(rows, rows["outcome"].to_numpy())
+    with pytest.raises(BaselineUnavailable, match="both outcomes"):
+        BinnedScorecard().fit(factory_snapshots.head(50), np.zeros(50, dtype=int))
+
+
+def test_training_goes_on_without_a_baseline_that_cannot_be_fitted(factory_snapshots, policy, fast_config, monkeypatch):
+    def refuse(self, features, y):
+        raise BaselineUnavailable("every feature is constant or missing in the training rows")
+
+    monkeypatch.setattr(BinnedScorecard, "fit", refuse)
+    model = train_model(factory_snapshots, policy, config=fast_config, feature_version=FEATURE_VERSION)
+    assert set(model.baselines) == {"rules_points_card"}
+    assert "constant or missing" in model.unavailable["binned_scorecard"]
+    evaluation = evaluate_model(model, factory_snapshots, policy)
+    assert "beats_scorecard_auc" not in evaluation.checks and "beats_rules_card_auc" in evaluation.checks
+    assert "binned_scorecard" not in set(evaluation.metrics["scorer"])
+    assert "unavailable: every feature is constant" in model_card(model, evaluation, policy)
+
+
+@pytest.mark.slow
+def test_a_sparse_world_trains_and_scores_without_options(tmp_path, monkeypatch):
+    """The sparse profile (yearly inspections, a gap of years, one industry, no lists) through the CLI."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
+    (tmp_path / "mlruns").mkdir()
+    data = tmp_path / "sparse"
+    made = runner.invoke(app, ["demo-data", "--out", str(data), "--entities", "3000", "--profile", "sparse"])
+    assert made.exit_code == 0, made.output
+    trained = runner.invoke(app, ["train", "--data", str(data)])
+    assert trained.exit_code == 0, trained.output
+    assert "skipped 2012-12-31..2015-12-31: no record at all in its outcome window" in " ".join(trained.stderr.split())
+    summary = json.loads(trained.stdout.strip().splitlines()[-1])
+    metrics = summary["metrics"]
+    assert metrics["test_auc"] > metrics["rules_card_test_auc"]
+    assert summary["model_version"] == "1"
+    out = tmp_path / "scores.csv"
+    scored = runner.invoke(app, ["score", "--data", str(data), "--as-of", "2025-12-31", "--out", str(out)])
+    assert scored.exit_code == 0, scored.output
+    assert out.stat().st_size > 0
+
+
+def test_too_little_history_is_refused_with_advice(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (tmp_path / "mlruns").mkdir()
+    data = tmp_path / "short"
+    made = runner.invoke(
+        app, ["demo-data", "--out", str(data), "--entities", "300", "--profile", "sparse", "--start", "2023-01-01"]
+    )
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["train", "--data", str(data)])
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "the out-of-time design needs at least 9 quarterly as-of dates" in message
+    assert "--config" in message and "nothing was logged" in message
+
+
+@pytest.mark.parametrize("entities", [40, 300])
+def test_a_small_world_is_refused_with_advice_never_a_traceback(tmp_path, monkeypatch, entities):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (tmp_path / "mlruns").mkdir()
+    data = tmp_path / "small"
+    args = ["--entities", str(entities), "--profile", "sparse", "--start", "2021-01-01"]
+    assert runner.invoke(app, ["demo-data", "--out", str(data), *args]).exit_code == 0
+    result = runner.invoke(app, ["train", "--data", str(data)])
+    message = " ".join(result.stderr.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit), message
+    if result.exit_code != 0:
+        assert result.exit_code == 2 and "cannot train" in message and "deliver more" in message.lower(), message
+
+
+FAST_TOML = """
+[lightgbm]
+num_threads = 1
+[boosting]
+max_rounds = 40
+early_stopping_rounds = 10
+[evaluation]
+shap_sample = 200
+scorecard_max_rows = 3000
+"""
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    profile=st.sampled_from(["demo", "sparse"]),
+    entities=st.integers(5, 600),
+    first_year=st.integers(2012, 2023),
+    seed=st.integers(0, 10_000),
+    keep_events=st.floats(0.0, 1.0),
+    keep_lists=st.booleans(),
+)
+def test_train_on_any_valid_dataset_trains_or_refuses_clearly(
+    tmp_path_factory, profile, entities, first_year, seed, keep_events, keep_lists
+):
+    """Random datasets of the contract, dense or sparse, short or long, thinned: exit 0 or 2, never a traceback."""
+    from features.synth import generate
+    from features.synth_sparse import generate_sparse
+
+    folder = tmp_path_factory.mktemp("any")
+    start, end = date(first_year, 1, 1), date(2025, 12, 31)
+    world = (generate if profile == "demo" else generate_sparse)(entities, seed, start=start, end=end)
+    rng = np.random.default_rng(seed)
+    events = world.events[rng.random(len(world.events)) < keep_events]
+    lists = world.lists if keep_lists else world.lists.head(0)
+    for name, frame in (("entities", world.entities), ("events", events), ("lists", lists)):
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "fast.toml").write_text(FAST_TOML)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    result = runner.invoke(app, ["train", "--data", str(folder), "--config", str(folder / "fast.toml")], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        assert "cannot train" in result.stderr
