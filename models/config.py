@@ -69,6 +69,7 @@ class EvaluationConfig(_Strict):
     min_group_positives: int = Field(default=20, ge=1)
     shap_sample: int = Field(default=5000, ge=10)
     scorecard_max_rows: int = Field(default=300_000, ge=100)
+    bootstrap: int = Field(default=200, ge=0)  # resamples for the intervals (0: none)
 
 
 class GateConfig(_Strict):
@@ -76,6 +77,9 @@ class GateConfig(_Strict):
     ece_tolerance: float = Field(default=0.005, ge=0)
     max_ece: float = Field(default=0.02, gt=0)
     industry_auc_floor: float = Field(default=0.65, ge=0, le=1)
+    # The challenger may not be credibly worse: the lower end of the paired 95 % interval of its AUC gain
+    # over the champion on the same rows must lie above -auc_margin.
+    auc_margin: float = Field(default=0.005, ge=0)
 
 
 class TrainConfig(_Strict):

@@ -17,7 +17,15 @@ import pandas as pd
 
 from features.catalogue import FEATURE_NAMES, FEATURES
 from features.columns import feature_columns
-from models.metrics import binary_metrics, calibration_bins, group_auc
+from models.metrics import (
+    Resamples,
+    auc_or_nan,
+    binary_metrics,
+    calibration_bins,
+    expected_calibration_error,
+    group_auc,
+    rate_or_nan,
+)
 from models.policy import TIER_LABELS, TIERS, Policy
 from models.train import TrainedModel
 
@@ -41,6 +49,27 @@ def tier_table(y: np.ndarray, score: np.ndarray, tiers: np.ndarray) -> pd.DataFr
     table["share"] = table["count"] / max(len(frame), 1)
     table["label"] = table["tier"].map(TIER_LABELS)
     return table[["tier", "label", "count", "share", "outcome_rate", "mean_score"]]
+
+
+def interval_table(
+    y: np.ndarray, scores: dict[str, np.ndarray], resamples: Resamples, *, ece_bins: int
+) -> pd.DataFrame:
+    """Bootstrap intervals (95 %, resampling entities) of AUC and ECE per scorer, on the same resamples."""
+    y = np.asarray(y, dtype=float)
+    rows = []
+    for name, p in scores.items():
+        p = np.asarray(p, dtype=float)
+        for metric, fn in (("auc", auc_or_nan), ("ece", lambda a, b: expected_calibration_error(a, b, ece_bins))):
+            low, high = resamples.interval(fn, y, p)
+            rows.append({"scorer": name, "metric": metric, "value": fn(y, p), "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["scorer", "metric", "value", "low", "high"])
+
+
+def with_rate_intervals(table: pd.DataFrame, y: np.ndarray, tiers: np.ndarray, resamples: Resamples) -> pd.DataFrame:
+    """The tier table with a 95 % bootstrap interval of each tier's outcome rate."""
+    y, tiers = np.asarray(y, dtype=float), np.asarray(tiers)
+    bounds = [resamples.interval(lambda a, t, tier=tier: rate_or_nan(a, t == tier), y, tiers) for tier in TIERS]
+    return table.assign(rate_low=[b[0] for b in bounds], rate_high=[b[1] for b in bounds])
 
 
 def rates_rise(table: pd.DataFrame) -> bool:
@@ -174,6 +203,7 @@ class Evaluation:
     agreement: pd.DataFrame
     agreement_summary: dict[str, Any]
     calibration: pd.DataFrame  # equal-mass bins per scorer
+    intervals: pd.DataFrame  # bootstrap intervals of AUC and ECE per scorer (empty without resamples)
     importance: pd.DataFrame
     # Test-fold rows kept for plots and the notebook: features, outcome, scores, tiers.
     test_frame: pd.DataFrame = field(repr=False)
@@ -209,6 +239,14 @@ class Evaluation:
         for row in self.tiers.to_dict("records"):
             out[f"tier_rate_{row['tier']}"] = float(row["outcome_rate"])
             out[f"tier_share_{row['tier']}"] = float(row["share"])
+        for row in self.intervals.to_dict("records"):
+            prefix = prefixes.get(row["scorer"], f"{row['scorer']}_")
+            out[f"{prefix}test_{row['metric']}_low"] = float(row["low"])
+            out[f"{prefix}test_{row['metric']}_high"] = float(row["high"])
+        for row in self.tiers.to_dict("records"):
+            if "rate_low" in row:
+                out[f"tier_rate_{row['tier']}_low"] = float(row["rate_low"])
+                out[f"tier_rate_{row['tier']}_high"] = float(row["rate_high"])
         out["industry_auc_min"] = self.industry_auc_min()
         out.update({k: float(v) for k, v in self.agreement_summary.items()})
         out.update({f"check_{k}": float(v) for k, v in self.checks.items()})
@@ -254,8 +292,10 @@ def evaluate_model(
         ece_bins=bins,
     )
     fold_rows = [{"fold": name, **binary_metrics(y[name], scores[name], ece_bins=bins)} for name in folds]
-    tiers = tier_table(y["test"], scores["test"], tiering.tier)
+    resamples = Resamples(test["entity_id"].to_numpy(), config.evaluation.bootstrap, seed=config.lightgbm.seed)
+    tiers = with_rate_intervals(tier_table(y["test"], scores["test"], tiering.tier), y["test"], tiering.tier, resamples)
     model_tiers = tier_table(y["test"], scores["test"], tiering.model_tier)
+    intervals = interval_table(y["test"], {"model": scores["test"], **baseline_scores}, resamples, ece_bins=bins)
     agreement, agreement_summary = agreement_tables(y["test"], tiering.fired, tiering.model_tier, tiering.tier, policy)
     calibration = pd.concat(
         [
@@ -294,6 +334,7 @@ def evaluate_model(
         agreement=agreement,
         agreement_summary=agreement_summary,
         calibration=calibration,
+        intervals=intervals,
         importance=importance_table(contrib, FEATURE_NAMES, {n: FEATURES[n].label_en for n in FEATURE_NAMES}),
         test_frame=test_frame.reset_index(drop=True),
         shap_sample=(contrib, base, sample_frame.reset_index(drop=True)),

@@ -33,8 +33,9 @@ def gate(candidate: dict[str, float], champion: dict[str, float] | None, config:
     """Decide whether ``candidate`` may replace ``champion``.
 
     Both dicts give ``auc`` and ``ece`` measured on the *same* evaluation rows; ``candidate`` also gives
-    ``tier_rates_rise`` (1.0 or 0.0) and ``industry_auc_min`` (NaN when no industry is large enough).
-    Without a champion only the candidate's own checks apply.
+    ``tier_rates_rise`` (1.0 or 0.0) and ``industry_auc_min`` (NaN when no industry is large enough);
+    ``champion`` may give ``gain_low`` and ``gain_high``, the paired bootstrap interval of the candidate's
+    AUC gain on those rows. Without a champion only the candidate's own checks apply.
     """
     checks = []
 
@@ -43,11 +44,14 @@ def gate(candidate: dict[str, float], champion: dict[str, float] | None, config:
 
     if champion is not None:
         gain = candidate["auc"] - champion["auc"]
+        low, high = champion.get("gain_low", float("nan")), champion.get("gain_high", float("nan"))
+        measured = not math.isnan(low)
+        interval = f"; 95 % interval [{low:+.4f}, {high:+.4f}]" if measured else "; no interval (not re-scored)"
         check(
             "auc",
-            gain > config.min_auc_gain,
-            f"AUC {candidate['auc']:.4f} vs champion {champion['auc']:.4f} (gain {gain:+.4f}, needs > "
-            f"{config.min_auc_gain:+.4f})",
+            gain > config.min_auc_gain and (not measured or low > -config.auc_margin),
+            f"AUC {candidate['auc']:.4f} vs champion {champion['auc']:.4f} (gain {gain:+.4f}{interval}; needs > "
+            f"{config.min_auc_gain:+.4f}, and not credibly worse: interval above {-config.auc_margin:+.4f})",
         )
         limit = champion["ece"] + config.ece_tolerance
         check(

@@ -99,3 +99,47 @@ def group_auc(y: np.ndarray, p: np.ndarray, *, min_rows: int, min_positives: int
     if len(y) < min_rows or positives < min_positives or positives == len(y):
         return float("nan")
     return float(roc_auc_score(y, p))
+
+
+class Resamples:
+    """Bootstrap resamples that draw whole groups (entities) with replacement, drawn once and reused.
+
+    An entity appears in several snapshots of a test fold and its rows are not independent, so each
+    resample draws entities, keeping all their rows. Every metric is computed on the same resamples, so
+    intervals of different scorers on the same rows are comparable and their differences are paired.
+    """
+
+    def __init__(self, groups: np.ndarray, n: int, seed: int = 0) -> None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        k = int(inverse.max()) + 1 if len(inverse) else 0
+        rng = np.random.default_rng(seed)
+        rows = np.arange(len(inverse))
+        self.indices: list[np.ndarray] = []
+        for _ in range(n if k else 0):
+            draws = np.bincount(rng.integers(0, k, k), minlength=k)
+            self.indices.append(np.repeat(rows, draws[inverse]))
+
+    def interval(self, fn, *arrays: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+        """The central ``level`` interval of ``fn(*arrays)`` over the resamples (NaN where undefined)."""
+        values = [fn(*(a[i] for a in arrays)) for i in self.indices]
+        values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+        if len(values) < max(10, len(self.indices) // 2):
+            return float("nan"), float("nan")
+        tail = (1 - level) / 2
+        low, high = np.quantile(values, [tail, 1 - tail])
+        return float(low), float(high)
+
+
+def auc_or_nan(y: np.ndarray, p: np.ndarray) -> float:
+    """AUC, or NaN when only one outcome is present."""
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def auc_gain(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """AUC of ``a`` minus AUC of ``b`` on the same rows."""
+    return auc_or_nan(y, a) - auc_or_nan(y, b)
+
+
+def rate_or_nan(y: np.ndarray, mask: np.ndarray) -> float:
+    """The outcome rate among ``mask`` rows, NaN when there are none."""
+    return float(y[mask].mean()) if mask.any() else float("nan")

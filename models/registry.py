@@ -33,7 +33,7 @@ from features.errors import InvalidInput, NotFound, Unavailable
 from models.card import model_card
 from models.evaluate import Evaluation, run_metrics
 from models.gate import GateDecision, gate
-from models.metrics import binary_metrics
+from models.metrics import Resamples, auc_gain, binary_metrics
 from models.policy import Policy
 from models.scorer import Scorer
 from models.train import TrainedModel
@@ -113,10 +113,15 @@ def _champion_on_candidate_rows(
     try:
         scorer = _load_version(client, version.version)
         scorer.check_compatible(model.scorer.feature_version)
-        m = binary_metrics(
-            test["outcome"].to_numpy(), scorer.predict_proba(test), ece_bins=model.config.evaluation.ece_bins
+        y, theirs = test["outcome"].to_numpy(dtype=float), scorer.predict_proba(test)
+        m = binary_metrics(y, theirs, ece_bins=model.config.evaluation.ece_bins)
+        resamples = Resamples(test["entity_id"].to_numpy(), model.config.evaluation.bootstrap, seed=0)
+        low, high = resamples.interval(auc_gain, y, test["score"].to_numpy(dtype=float), theirs)
+        return (
+            version.version,
+            {"auc": m["auc"], "ece": m["ece"], "gain_low": low, "gain_high": high},
+            "champion re-scored on the candidate's test rows",
         )
-        return version.version, {"auc": m["auc"], "ece": m["ece"]}, "champion re-scored on the candidate's test rows"
     except Exception as exc:  # an incompatible or unreadable champion: fall back to what it recorded
         recorded = client.get_run(version.run_id).data.metrics
         if "test_auc" not in recorded:

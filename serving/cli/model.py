@@ -205,7 +205,10 @@ def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
         f"test {split['test']}; {model.best_iteration} trees; {model.scorer.calibrator!r}"
     )
     out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
-    out.print(_rich_table(ev.tiers, "Tiers (final, after rules)", percent=("share", "outcome_rate", "mean_score")))
+    if len(ev.intervals):
+        out.print(_rich_table(ev.intervals, "95 % bootstrap intervals on the test fold (resampling entities)"))
+    rates = ("share", "outcome_rate", "rate_low", "rate_high", "mean_score")
+    out.print(_rich_table(ev.tiers, "Tiers (final, after rules)", percent=rates))
     out.print(_rich_table(ev.model_tiers, "Tiers (model alone)", percent=("share", "outcome_rate", "mean_score")))
     out.print(_rich_table(ev.agreement, "Rules vs model", percent=("share", "outcome_rate", "model_agrees")))
     s = ev.agreement_summary

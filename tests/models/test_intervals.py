@@ -1,0 +1,72 @@
+"""Honest evaluation on small data: bootstrap intervals over entities, and a gate that reads them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.config import GateConfig
+from models.gate import gate
+from models.metrics import Resamples, auc_gain, auc_or_nan
+
+GOOD = {"auc": 0.83, "ece": 0.01, "tier_rates_rise": 1.0, "industry_auc_min": 0.74}
+
+
+def test_resamples_draw_whole_entities_and_are_reproducible():
+    groups = np.repeat(np.arange(50), 3)  # every entity has three rows
+    a, b = Resamples(groups, 20, seed=4), Resamples(groups, 20, seed=4)
+    assert all(np.array_equal(x, y) for x, y in zip(a.indices, b.indices, strict=True))
+    for index in a.indices:
+        assert len(index) == len(groups)
+        counts = np.bincount(groups[index], minlength=50)
+        assert np.all(counts % 3 == 0)  # an entity's rows come together or not at all
+
+
+def test_the_interval_covers_the_estimate_and_narrows_with_more_entities():
+    rng = np.random.default_rng(0)
+
+    def width(n: int) -> float:
+        p = rng.random(n)
+        y = (rng.random(n) < p).astype(float)
+        low, high = Resamples(np.arange(n), 200, seed=1).interval(auc_or_nan, y, p)
+        assert low <= auc_or_nan(y, p) <= high
+        return high - low
+
+    assert width(4000) < width(400) / 2
+
+
+def test_an_undefined_metric_gives_no_interval():
+    y = np.zeros(30)
+    assert all(math.isnan(v) for v in Resamples(np.arange(30), 50).interval(auc_or_nan, y, np.random.rand(30)))
+
+
+def test_paired_gain_interval_on_the_same_rows():
+    rng = np.random.default_rng(2)
+    n = 3000
+    truth = rng.random(n)
+    y = (rng.random(n) < truth).astype(float)
+    better, worse = truth + rng.normal(0, 0.05, n), truth + rng.normal(0, 0.5, n)
+    low, high = Resamples(np.arange(n), 200, seed=3).interval(auc_gain, y, better, worse)
+    assert 0 < low <= auc_gain(y, better, worse) <= high
+
+
+def test_a_challenger_credibly_worse_is_refused_even_with_a_point_gain():
+    champion = {"auc": 0.829, "ece": 0.01, "gain_low": -0.02, "gain_high": 0.022}
+    decision = gate(GOOD, champion, GateConfig())
+    assert not decision.passed
+    assert "95 % interval [-0.0200, +0.0220]" in decision.describe()
+    assert gate(GOOD, champion | {"gain_low": -0.003}, GateConfig()).passed
+    assert gate(GOOD, {"auc": 0.82, "ece": 0.01}, GateConfig()).passed  # recorded metrics: no interval to read
+
+
+def test_the_evaluation_reports_intervals_for_auc_ece_and_tier_rates(evaluation):
+    model = evaluation.intervals.set_index(["scorer", "metric"]).loc[("model", "auc")]
+    assert model["low"] <= model["value"] <= model["high"]
+    assert set(evaluation.intervals["scorer"]) >= {"model", "rules_points_card", "binned_scorecard"}
+    populated = evaluation.tiers[evaluation.tiers["count"] > 50]
+    assert (
+        (populated["rate_low"] <= populated["outcome_rate"]) & (populated["outcome_rate"] <= populated["rate_high"])
+    ).all()
+    summary = evaluation.summary()
+    assert summary["test_auc_low"] <= summary["test_auc"] <= summary["test_auc_high"]
