@@ -89,6 +89,11 @@ class NotFound(IPCreditError, LookupError):
     """The thing asked for does not exist (HTTP 404)."""
 
 
+class Forbidden(IPCreditError):
+    """The caller may not do this to this thing, whatever their role allows elsewhere: separation of duties
+    (the filer of an objection never decides it), a region-scoped caller changing every region (HTTP 403)."""
+
+
 class Conflict(IPCreditError):
     """The request contradicts the current state: decided meanwhile, superseded, a duplicate (HTTP 409)."""
 

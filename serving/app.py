@@ -1,10 +1,11 @@
 """The HTTP service: ``create_app(settings)``.
 
 The lifespan runs the database migrations, opens the store, loads the policy and the champion model
-once into ``app.state`` and starts the audit writer. Without a model the service starts degraded:
-``/health`` says why, scoring routes answer 503, stored lookups keep working. Routers per resource live
-in ``serving/routers``; the typed errors domain code raises become problem-details answers in one place,
-``serving/errors.py``.
+once into ``app.state``, starts the audit writer and the job runner, and publishes the commitment to the
+next draw's secret. Requests pass the limits and the token gate (``serving/limits.py``) first. Without a
+model the service starts degraded: ``/health`` says why, scoring routes answer 503, stored lookups keep
+working. Routers per resource live in ``serving/routers``; the typed errors domain code raises become
+problem-details answers in one place, ``serving/errors.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from pathlib import Path
 import anyio
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.policy import load_policy
-from serving import db
+from serving import db, register
 from serving.audit import ReadAuditor
 from serving.auth import TokenVerifier
+from serving.dates import PinToday
 from serving.errors import register_error_handlers
+from serving.jobs import JobRunner
+from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.populations import PopulationCache
@@ -39,7 +44,9 @@ Risk lookups, explanations, "双随机、一公开" sampling draws, objections a
 lists for credit-based tiered supervision in the IP field (以信用为基础的分级分类监管).
 
 Every route except `/health`, `/docs`, `/openapi.json` and `/v1/public/...` needs
-`Authorization: Bearer TOKEN` (`ipcredit tokens create --role supervisor|analyst|reviewer|admin`).
+`Authorization: Bearer TOKEN` (`ipcredit tokens create --role supervisor|analyst|reviewer|admin`); a token
+scoped to a region sees only that region's entities. Bodies larger than the configured limit get 413 and
+clients over their rate 429, before any body is read or token checked.
 Errors are RFC 9457 problem details (`application/problem+json`: `type`, `title`, `status`, `detail`);
 invalid input gives 422 with `detail` listing each problem's field path (`loc`), message and value.
 """
@@ -64,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.migrate_on_start:
             db.upgrade(settings.db_url)
-        engine = db.make_engine(settings.db_url)
+        engine = db.make_engine(settings.db_url, statement_timeout_ms=settings.statement_timeout_ms)
         # Threads that may wait on the database for lookups at once: fewer than the pool's connections.
         app.state.db_readers = anyio.CapacityLimiter(max(1, db.POOL_SIZE // 2))
         app.state.lookups = Lookups(engine, app.state.db_readers)
@@ -78,10 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scorers.load_champion()
         app.state.scorers = scorers
         metrics.model_loaded.labels(scorers.model_version or "none").set(1 if scorers.champion else 0)
-        auditor = ReadAuditor(engine)
+        auditor = ReadAuditor(engine, settings.audit_spool)
         auditor.start()
         app.state.auditor = auditor
+        app.state.whatif = Admission(settings.whatif_queue, "what-if scoring")
+        jobs = JobRunner(engine, settings.job_queue, statement_timeout_ms=settings.job_statement_timeout_ms)
+        app.state.jobs = jobs
         app.state.population_cache = PopulationCache()
+        _publish_commitment(engine)
         threading.Thread(target=_warm, args=(engine, app.state.population_cache), daemon=True).start()
         # What was loaded at start lives as long as the service: keep it out of the collector's scans so
         # a full collection does not pause request handling.
@@ -90,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            jobs.stop()
             auditor.stop()
             engine.dispose()
 
@@ -104,11 +116,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     metrics = Metrics()
     app.state.metrics = metrics
+    # Outermost last: metrics see every answer; the limits come before the token gate, and both before
+    # any body is read.
+    app.add_middleware(TokenGate)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+    if settings.today is not None:
+        app.add_middleware(PinToday, day=settings.today)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     for module in (health, entities, whatif, runs, draws, objections, public, admin):
         app.include_router(module.router)
     return app
+
+
+def _publish_commitment(engine: Engine) -> None:
+    """Publish the commitment to the next draw's secret now, before anyone can ask for that draw."""
+    try:
+        with engine.begin() as conn:
+            register.commit_next(conn)
+    except SQLAlchemyError as exc:  # the first draw commits it instead
+        log.info("draw commitment not published at start: %s", exc.__class__.__name__)
 
 
 def _warm(engine: Engine, cache: PopulationCache) -> None:

@@ -5,9 +5,12 @@ score imports — are set-based, so there is no ORM layer). Alembic migrations u
 ``serving/migrations`` create them; ``upgrade(url)`` runs them and is called when the service starts
 and by ``ipcredit db upgrade``. An SQLite file is the default, PostgreSQL is supported.
 
-Score runs, scores and the audit log are append-only: the migration installs triggers that reject
-UPDATE and DELETE on them, so an appeal always sees the snapshot that produced a tier. Large writes go
-through ``bulk_insert`` (COPY on PostgreSQL, executemany on SQLite), large reads through ``compiled``.
+Score runs, scores, the audit log, draws with their selections, secrets and population snapshots, and
+inspection results are append-only: the migrations install triggers that reject UPDATE and DELETE on them
+(``APPEND_ONLY``), so an appeal always sees the snapshot that produced a tier and a draw can never be
+undone. Migrations run under a lock (an advisory lock on PostgreSQL), so replicas starting together
+migrate once. Large writes go through ``bulk_insert`` (COPY on PostgreSQL, executemany on SQLite), large
+reads through ``compiled``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -71,6 +75,10 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("created_by", String(100)),
+    Column("expires_at", DateTime(timezone=True)),  # NULL: never (only tokens made before expiry existed)
+    Column("last_used_at", DateTime(timezone=True)),  # updated at most once a minute (serving.auth)
+    Column("region", String(6)),  # region scope: a division code; NULL for every region
 )
 
 score_runs = Table(
@@ -193,6 +201,25 @@ draws = Table(
     Column("avoid_same_region", Boolean, nullable=False),
     Column("roster_hash", String(64), nullable=False),
     Column("selected_count", Integer, nullable=False),
+    # The public register (serving/register.py): the draw's place in the hash chain, what its seed was
+    # derived from, the salted population commitment and the commitment to the next draw's secret.
+    Column("sequence", Integer, nullable=False, unique=True),
+    Column("seed_inputs", Text),  # canonical JSON; NULL for draws made before the register
+    Column("record_hash", String(64)),
+    Column("next_secret_hash", String(64)),
+    Column("population_salt", String(64)),
+    Column("population_commitment", String(64)),
+)
+
+# The secret each draw's seed is derived from, committed (its sha256 published) by the draw before it and
+# revealed by the draw itself: nobody can know a seed before the draw, nor choose one.
+draw_secrets = Table(
+    "draw_secrets",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 # Clustered by (draw, position) and written in that order: appending a draw's rows is sequential.
@@ -246,6 +273,30 @@ objections = Table(
     Index(None, "status"),
     Index(None, "entity_id"),
 )
+# One open objection per score row, enforced by the database (two filings at once: one gets 409).
+Index(
+    "uq_objections_open_score_id",
+    objections.c.score_id,
+    unique=True,
+    sqlite_where=text("status = 'open'"),
+    postgresql_where=text("status = 'open'"),
+)
+
+# Background jobs (POST /v1/score-runs): the one mutable record of work in progress.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # serving.jobs.STATUSES
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("request", Text, nullable=False),  # JSON
+    Column("run_id", Id),
+    Column("problem", Text),  # JSON problem details when it failed
+)
 
 audit_log = Table(
     "audit_log",
@@ -260,8 +311,17 @@ audit_log = Table(
     Index(None, "at"),
 )
 
-# Tables whose rows never change once written (enforced by triggers in the migration).
-APPEND_ONLY: tuple[str, ...] = ("score_runs", "scores", "audit_log")
+# Tables whose rows never change once written (enforced by triggers in the migrations).
+APPEND_ONLY: tuple[str, ...] = (
+    "score_runs",
+    "scores",
+    "audit_log",
+    "draws",
+    "draw_selections",
+    "draw_secrets",
+    "populations",
+    "inspection_results",
+)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -281,8 +341,12 @@ POOL_SIZE = 20
 MAX_OVERFLOW = 20
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs) -> Engine:
     """An engine for ``url``: SQLite files get WAL and a busy timeout, servers a pool that recovers.
+
+    ``statement_timeout_ms`` (PostgreSQL, 0 for none) ends any statement that runs longer, so one slow
+    query cannot hold a connection and a server process without end; work known to be long (a score-run
+    job) raises it for its own transaction (``long_statements``).
 
     Server databases: the pool keeps ``POOL_SIZE`` connections open (a connection is a server process
     on PostgreSQL, so opening and closing them under load costs more than the queries), plus up to
@@ -301,9 +365,13 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args = {}
+    connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args = {"connect_timeout": 3}
+        if statement_timeout_ms:
+            # Added to the URL's own options (a search_path, say), which connect_args would otherwise replace.
+            options = str(parsed.query.get("options") or "")
+            connect_args["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)}".strip()
     options = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW, "pool_timeout": 5, **kwargs}
     engine = create_engine(url, connect_args=connect_args, **options)
     if not options.get("pool_pre_ping"):
@@ -329,6 +397,29 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:  # the pool invalidates this connection and opens a new one
             raise DisconnectionError(f"stale pooled connection: {exc.__class__.__name__}") from exc
+
+
+def long_statements(conn: Connection, timeout_ms: int) -> None:
+    """Allow statements of up to ``timeout_ms`` (0: no limit) for the rest of ``conn``'s transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+
+
+# Keys of PostgreSQL advisory locks, one per kind of writer that must run alone.
+LOCKS = {"migrations": 4_721_001, "draws": 4_721_002}
+
+
+def lock(conn: Connection, name: str) -> None:
+    """Make ``conn``'s transaction the only one of its kind until it ends (``LOCKS[name]``).
+
+    PostgreSQL: a transaction-level advisory lock, across every process and replica. SQLite: the file's
+    write lock taken at once (``BEGIN IMMEDIATE``), which serialises writers across processes; it must be
+    the transaction's first statement.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCKS[name]})")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def read(engine: Engine, work: Callable[..., T], *args: Any) -> T:
@@ -404,10 +495,10 @@ def bulk_insert(conn: Connection, table: str, columns: dict[str, list], *, on_co
 def compiled(conn: Connection, stmt: Select) -> tuple[str, Any]:
     """``stmt`` as driver SQL and parameters, for ``exec_driver_sql`` (skips SQLAlchemy's per-row result
     processing on big reads)."""
-    text = stmt.compile(dialect=conn.dialect)
+    sql = stmt.compile(dialect=conn.dialect)
     if conn.dialect.paramstyle in ("qmark", "numeric", "format"):
-        return str(text), tuple(text.params[name] for name in text.positiontup or ())
-    return str(text), dict(text.params)
+        return str(sql), tuple(sql.params[name] for name in sql.positiontup or ())
+    return str(sql), dict(sql.params)
 
 
 def alembic_config(url: str):

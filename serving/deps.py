@@ -14,6 +14,7 @@ from features.errors import InvalidInput
 from models.policy import Policy
 from serving.audit import ReadAuditor
 from serving.auth import Principal, Role, TokenVerifier
+from serving.limits import INVALID_TOKEN, MISSING_TOKEN, PRINCIPAL_KEY, UNAUTHORIZED
 from serving.schemas import entity_id_problem
 from serving.scorers import Scorers
 
@@ -45,8 +46,6 @@ ScorersDep = Annotated[Scorers, Depends(get_scorers)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 AuditorDep = Annotated[ReadAuditor, Depends(get_auditor)]
 
-UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-
 
 def require(*roles: Role) -> Callable[..., Principal]:
     """A dependency that admits callers whose token has one of ``roles`` (admin is always admitted)."""
@@ -56,15 +55,18 @@ def require(*roles: Role) -> Callable[..., Principal]:
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer TOKEN'", UNAUTHORIZED)
-        verifier: TokenVerifier = request.app.state.tokens
-        # A cached token costs no thread hop; a database lookup runs off the event loop.
-        found, principal = verifier.cached(credentials.credentials)
-        if not found:
-            principal = await run_in_threadpool(verifier.verify, credentials.credentials)
+        # The token gate (serving/limits.py) verified the token before the body was read.
+        principal: Principal | None = request.scope.get(PRINCIPAL_KEY)
         if principal is None:
-            raise HTTPException(401, "invalid or revoked token", UNAUTHORIZED)
+            if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+                raise HTTPException(401, MISSING_TOKEN, UNAUTHORIZED)
+            verifier: TokenVerifier = request.app.state.tokens
+            # A cached token costs no thread hop; a database lookup runs off the event loop.
+            found, principal = verifier.cached(credentials.credentials)
+            if not found:
+                principal = await run_in_threadpool(verifier.verify, credentials.credentials)
+        if principal is None:
+            raise HTTPException(401, INVALID_TOKEN, UNAUTHORIZED)
         if principal.role not in allowed:
             raise HTTPException(403, f"role {principal.role.value} may not do this; needs one of: {names}")
         return principal

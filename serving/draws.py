@@ -1,10 +1,15 @@
-"""Stored draws: make one (read the population and roster, run ``sampling.draw``, store it), read it
-back, publish it, and verify it by re-running the selection from its stored population snapshot.
+"""Stored draws: make one (read the population and roster, derive the seed, run ``sampling.draw``, store it
+in the register), read it back, and export its population snapshot.
 
-A draw is written in one transaction with its population snapshot and its selected rows, in bulk (COPY on
-PostgreSQL, executemany on SQLite): no per-row objects, so a million-entity draw takes about a second.
-A stored draw is never changed or deleted; inspection results are kept beside it
-(``serving/inspections.py``).
+A draw is written in one transaction, under the draws' lock, with its population snapshot, its selected
+rows, its register record (``serving/register.py``: sequence, seed inputs, record hash, the commitment to
+the next draw's secret) and its audit row, in bulk (COPY on PostgreSQL, executemany on SQLite): no per-row
+objects, so a million-entity draw takes about a second. The seed is never the caller's: it is derived
+from inputs fixed before the draw. A stored draw is never changed or deleted (database triggers);
+inspection results are kept beside it (``serving/inspections.py``).
+
+A region-scoped supervisor draws within the token's region (a filter without a region gets it, a filter
+outside it is refused) and sees only draws within it.
 """
 
 from __future__ import annotations
@@ -18,15 +23,37 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from features.errors import NotFound
+from features.errors import InvalidInput, NotFound
 from models.policy import Policy
-from serving import sampling
+from serving import register, sampling
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import bulk_insert, compiled, draw_selections, draws, entities, inspection_results
+from serving.db import bulk_insert, compiled, draw_selections, draws, lock
 from serving.populations import PopulationCache, population, snapshot, store_snapshot
 from serving.roster import load_roster
 from serving.schemas import DrawRequest
+
+
+def scoped_filter(filter_: dict[str, Any], principal: Principal | None) -> dict[str, Any]:
+    """The population filter a caller may draw with: a region-scoped caller's region is imposed, and a
+    filter reaching beyond it is ``InvalidInput`` at ``("filter", "region")``."""
+    scope = principal.scope if principal else None
+    if scope is None:
+        return filter_
+    region = filter_.get("region")
+    if region is None:
+        return {**filter_, "region": scope}
+    if not region.startswith(scope):
+        raise InvalidInput.at(
+            ("filter", "region"), f"must lie within the token's region (codes starting {scope})", region
+        )
+    return filter_
+
+
+def visible(record: dict[str, Any], principal: Principal | None) -> bool:
+    """Whether a stored draw exists for ``principal`` (a scoped caller sees draws within its region)."""
+    scope = principal.scope if principal else None
+    return scope is None or str(json.loads(record["filter"]).get("region") or "").startswith(scope)
 
 
 def make_draw(
@@ -36,48 +63,71 @@ def make_draw(
     principal: Principal | None,
     cache: PopulationCache | None = None,
 ) -> dict[str, Any]:
-    """Draw, store and return a sample (the ``Draw`` response as a plain dict); without a seed in the
-    request one is chosen at random."""
-    seed = secrets.randbelow(2**53) if request.seed is None else int(request.seed)
-    filter_ = request.filter.model_dump(exclude_none=True)
-    budget, avoid_same_region = request.budget, request.avoid_same_region
-    with engine.connect() as conn:
+    """Draw, store and return a sample (the ``Draw`` response as a plain dict)."""
+    filter_ = scoped_filter(request.filter.model_dump(exclude_none=True), principal)
+    per_entity = request.inspectors_per_entity or policy.sampling.inspectors_per_entity
+    with engine.begin() as conn:
+        lock(conn, "draws")  # one draw at a time: the register is a chain
+        sequence, previous_hash = register.head(conn)
+        secret, _ = register.commit(conn, sequence)
         chosen_from = population(conn, filter_, cache)
         roster, roster_hash = load_roster(conn)
-    drawn = sampling.draw(
-        chosen_from,
-        policy.sampling,
-        roster,
-        seed=seed,
-        ratios=request.ratios,
-        budget=budget,
-        per_entity=request.inspectors_per_entity,
-        avoid_same_region=avoid_same_region,
-    )
-    draw_id = uuid.uuid4().hex
-    probability = drawn.allocation.probabilities
-    counts = drawn.allocation.population
-    summary = {
-        "draw_id": draw_id,
-        "created_at": datetime.now(UTC),
-        "created_by": principal.actor if principal else None,
-        "seed": seed,
-        "policy_version": policy.version_tag,
-        "mode": drawn.mode,
-        "budget": budget,
-        "ratios": drawn.ratios,
-        "filter": filter_,
-        "population": counts,
-        "population_size": len(chosen_from),
-        "population_hash": None,
-        "inspectors_per_entity": drawn.per_entity,
-        "avoid_same_region": avoid_same_region,
-        "roster_hash": roster_hash,
-        "selected_count": len(drawn.entity_ids),
-    }
-    with engine.begin() as conn:
-        summary["population_hash"] = store_snapshot(conn, chosen_from.ids, chosen_from.tiers)
-        conn.execute(draws.insert(), [_record(summary)])
+        inputs = register.seed_inputs(
+            sequence=sequence,
+            previous_hash=previous_hash,
+            secret=secret,
+            policy_version=policy.version_tag,
+            filter_=filter_,
+            mode="budget" if request.budget is not None else "ratios",
+            ratios=dict(request.ratios) if request.ratios is not None else None,
+            budget=request.budget,
+            inspectors_per_entity=per_entity,
+            avoid_same_region=request.avoid_same_region,
+            roster_hash=roster_hash,
+            population_size=len(chosen_from),
+        )
+        seed = sampling.derive_seed(inputs)
+        drawn = sampling.draw(
+            chosen_from,
+            policy.sampling,
+            roster,
+            seed=seed,
+            ratios=request.ratios,
+            budget=request.budget,
+            per_entity=per_entity,
+            avoid_same_region=request.avoid_same_region,
+        )
+        _, next_secret_hash = register.commit(conn, sequence + 1)
+        salt = secrets.token_hex(32)
+        draw_id = uuid.uuid4().hex
+        probability = drawn.allocation.probabilities
+        summary = {
+            "draw_id": draw_id,
+            "sequence": sequence,
+            "created_at": datetime.now(UTC),
+            "created_by": principal.actor if principal else None,
+            "seed": seed,
+            "seed_inputs": inputs,
+            "policy_version": policy.version_tag,
+            "mode": drawn.mode,
+            "budget": request.budget,
+            "ratios": drawn.ratios,
+            "filter": filter_,
+            "population": drawn.allocation.population,
+            "population_size": len(chosen_from),
+            "population_hash": register.population_commitment(salt, chosen_from.ids, chosen_from.tiers),
+            "population_salt": salt,
+            "inspectors_per_entity": drawn.per_entity,
+            "avoid_same_region": request.avoid_same_region,
+            "roster_hash": roster_hash,
+            "selected_count": len(drawn.entity_ids),
+            "next_secret_hash": next_secret_hash,
+        }
+        row = _record(summary, store_snapshot(conn, chosen_from.ids, chosen_from.tiers))
+        summary["record_hash"] = row["record_hash"] = register.record_hash(
+            register.record_of(row, register.selection_hash(drawn.entity_ids))
+        )
+        conn.execute(draws.insert(), [row])
         bulk_insert(
             conn,
             draw_selections.name,
@@ -95,7 +145,13 @@ def make_draw(
             principal,
             "draw.create",
             f"draw/{draw_id}",
-            {"seed": seed, "filter": filter_, "mode": drawn.mode, "selected": len(drawn.entity_ids)},
+            {
+                "sequence": sequence,
+                "seed": seed,
+                "filter": filter_,
+                "mode": drawn.mode,
+                "selected": len(drawn.entity_ids),
+            },
         )
     selected = [
         {"entity_id": e, "tier": t, "inclusion_probability": probability[t], "inspectors": team, "result": None}
@@ -104,47 +160,49 @@ def make_draw(
     return {**summary, "selected": selected}
 
 
-# The draw's columns stored as JSON text.
-_JSON_FIELDS = ("ratios", "filter", "population")
+# The draw's columns stored as JSON text (the seed inputs in their canonical form).
+_JSON_FIELDS = ("ratios", "filter", "population", "seed_inputs")
 
 
-def _record(summary: dict[str, Any]) -> dict[str, Any]:
-    """A draw's summary as its ``draws`` row."""
-    row = {k: v for k, v in summary.items() if k != "draw_id"} | {"id": summary["draw_id"]}
-    for name in _JSON_FIELDS:
+def _record(summary: dict[str, Any], snapshot_key: str) -> dict[str, Any]:
+    """A draw's summary as its ``draws`` row: there ``population_hash`` is the snapshot's (internal) key
+    and ``population_commitment`` the salted hash the summary publishes."""
+    row = {k: v for k, v in summary.items() if k not in ("draw_id", "population_hash")}
+    row |= {"id": summary["draw_id"], "population_hash": snapshot_key}
+    row["population_commitment"] = summary["population_hash"]
+    for name in ("ratios", "filter", "population"):
         row[name] = json.dumps(summary[name], ensure_ascii=False)
+    row["seed_inputs"] = sampling.canonical_json(summary["seed_inputs"]).decode("utf-8")
     return row
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     """A ``draws`` row as the draw's summary (the ``Draw`` response without ``selected``)."""
-    out = {k: v for k, v in record.items() if k != "id"} | {"draw_id": record["id"]}
+    out = {k: v for k, v in record.items() if k not in ("id", "population_hash", "population_commitment")}
+    out |= {"draw_id": record["id"], "population_hash": record["population_commitment"]}
     for name in _JSON_FIELDS:
-        out[name] = json.loads(record[name])
+        out[name] = json.loads(record[name]) if record[name] else None
     return out
 
 
-def draw_record(conn: Connection, draw_id: str) -> dict[str, Any]:
-    """The stored ``draws`` row; ``NotFound`` when there is no such draw."""
-    row = conn.execute(select(draws).where(draws.c.id == draw_id)).mappings().first()
-    if row is None:
+def draw_record(conn: Connection, draw_id: str, principal: Principal | None = None) -> dict[str, Any]:
+    """The stored ``draws`` row; ``NotFound`` when there is no such draw, or none ``principal`` may see."""
+    record = register.draw_row(conn, draw_id)
+    if not visible(record, principal):
         raise NotFound(f"draw {draw_id} not found")
-    return dict(row)
+    return record
 
 
-def results_of(conn: Connection, draw_id: str) -> dict[str, str]:
-    """The inspection outcome recorded so far for each entity of the draw (``passed`` / ``failed``)."""
-    rows = conn.execute(
-        select(inspection_results.c.entity_id, inspection_results.c.event_type).where(
-            inspection_results.c.draw_id == draw_id
-        )
-    ).all()
-    return {r.entity_id: r.event_type.removeprefix("inspection_") for r in rows}
-
-
-def get_draw(conn: Connection, draw_id: str, *, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+def get_draw(
+    conn: Connection,
+    draw_id: str,
+    principal: Principal | None = None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> dict[str, Any]:
     """A stored draw with its selected entities (``offset``/``limit`` page through them)."""
-    record = draw_record(conn, draw_id)
+    record = draw_record(conn, draw_id, principal)
     stmt = (
         select(
             draw_selections.c.entity_id,
@@ -158,7 +216,8 @@ def get_draw(conn: Connection, draw_id: str, *, offset: int = 0, limit: int | No
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    results = results_of(conn, draw_id)
+    rows = conn.exec_driver_sql(*compiled(conn, stmt)).fetchall()
+    results = register.results_of(conn, draw_id, [r[0] for r in rows] if len(rows) <= 10_000 else None)
     selected = [
         {
             "entity_id": e,
@@ -167,57 +226,21 @@ def get_draw(conn: Connection, draw_id: str, *, offset: int = 0, limit: int | No
             "inspectors": team.split(";") if team else [],
             "result": results.get(e),
         }
-        for e, t, p, team in conn.exec_driver_sql(*compiled(conn, stmt)).fetchall()
+        for e, t, p, team in rows
     ]
     return {**_summary(record), "selected": selected}
 
 
-def public_draw(conn: Connection, draw_id: str) -> dict[str, Any]:
-    """The publishable draw: seed, population size, selected ids and names, results; no score or tier."""
-    record = draw_record(conn, draw_id)
-    results = results_of(conn, draw_id)
-    rows = conn.execute(
-        select(draw_selections.c.entity_id, entities.c.name)
-        .select_from(draw_selections.outerjoin(entities, entities.c.entity_id == draw_selections.c.entity_id))
-        .where(draw_selections.c.draw_id == draw_id)
-        .order_by(draw_selections.c.entity_id)
-    ).all()
-    return {
-        "draw_id": record["id"],
-        "created_at": record["created_at"],
-        "seed": record["seed"],
-        "policy_version": record["policy_version"],
-        "filter": json.loads(record["filter"]),
-        "population_size": record["population_size"],
-        "population_hash": record["population_hash"],
-        "selected_count": record["selected_count"],
-        "selected": [{"entity_id": e, "name": name or "", "result": results.get(e)} for e, name in rows],
-    }
-
-
-def population_csv(conn: Connection, draw_id: str) -> str:
-    """The draw's stored population as CSV (entity_id, tier): enough for anyone to re-run the draw."""
-    record = draw_record(conn, draw_id)
+def population_csv(conn: Connection, draw_id: str, principal: Principal | None = None) -> tuple[str, str | None]:
+    """The draw's stored population as CSV (entity_id, tier) and the salt of its published commitment:
+    enough to re-run the draw and to check the commitment."""
+    record = draw_record(conn, draw_id, principal)
     ids, tiers, _ = snapshot(conn, record["population_hash"])
     frame = pd.DataFrame({"entity_id": ids.astype(str), "tier": tiers.astype(str)})
-    return frame.to_csv(index=False)
+    return frame.to_csv(index=False), record["population_salt"]
 
 
-def verify_draw(conn: Connection, draw_id: str) -> dict[str, Any]:
-    """Re-run the stored draw's selection from its snapshot and seed; report whether it matches."""
-    record = draw_record(conn, draw_id)
-    ids, tiers, digest = snapshot(conn, record["population_hash"])
-    stored = conn.execute(
-        select(draw_selections.c.entity_id, draw_selections.c.tier)
-        .where(draw_selections.c.draw_id == draw_id)
-        .order_by(draw_selections.c.position)
-    ).all()
-    counts: dict[str, int] = {}
-    for _, tier in stored:
-        counts[tier] = counts.get(tier, 0) + 1
-    return {
-        "draw_id": draw_id,
-        "reproduced": sampling.reselect(ids, tiers, counts, int(record["seed"])) == [e for e, _ in stored],
-        "population_hash_matches": digest == record["population_hash"],
-        "selected_count": len(stored),
-    }
+def verify_draw(conn: Connection, draw_id: str, principal: Principal | None = None) -> dict[str, Any]:
+    """``register.verify`` for a draw ``principal`` may see."""
+    draw_record(conn, draw_id, principal)
+    return register.verify(conn, draw_id)

@@ -4,8 +4,10 @@ Domain code raises the typed errors of ``features.errors`` and knows nothing of 
 ``register_error_handlers(app)`` (called by ``create_app``) installs one handler per type:
 
 - ``InvalidInput`` (``SamplingError``, ``DatasetError``, ``StoreError``, …): 422, ``…:invalid-input``;
-- ``NotFound``: 404, ``…:not-found``; ``Conflict``: 409, ``…:conflict``;
-- ``Unavailable`` (``ModelError``, …) and a database outage: 503 with ``Retry-After``, ``…:unavailable``
+- ``NotFound``: 404, ``…:not-found``; ``Conflict``: 409, ``…:conflict``; ``Forbidden``: 403, ``…:forbidden``;
+- ``Unavailable`` (``ModelError``, …) and a database outage: 503 with ``Retry-After``, ``…:unavailable``;
+- a race the database settles (a unique key taken meanwhile, a serialisation failure or deadlock):
+  409, ``…:conflict`` — never a 500
 
 (``type`` URNs ``urn:ipcredit:problem:…``, each with its ``title``). FastAPI's own errors get the same
 shape: a ``RequestValidationError`` is invalid input (422) with FastAPI's items as they are, an
@@ -18,7 +20,8 @@ as its ``title``. Every body is ``application/problem+json``::
 ``detail`` keeps the value the service has always answered: a sentence, or for invalid input the list of
 ``{"loc", "msg", "type", "input"}`` items, each path led by the part of the request it is in (``body``,
 ``path``, ``query``: ``InvalidInput.where``). When only the first problems are listed, ``total`` says
-how many there are.
+how many there are. ``problem_of(exc)`` gives the same body for a typed error that is not raised in a
+request (a background job's failure).
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from features.errors import Conflict, InvalidInput, NotFound, Unavailable
+from features.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,16 @@ INVALID_INPUT = "urn:ipcredit:problem:invalid-input"
 NOT_FOUND = "urn:ipcredit:problem:not-found"
 CONFLICT = "urn:ipcredit:problem:conflict"
 UNAVAILABLE = "urn:ipcredit:problem:unavailable"
+FORBIDDEN = "urn:ipcredit:problem:forbidden"
 _TITLES = {
     INVALID_INPUT: "Invalid input",
     NOT_FOUND: "Not found",
     CONFLICT: "Conflict",
     UNAVAILABLE: "Unavailable",
+    FORBIDDEN: "Forbidden",
 }
+# SQLSTATEs of a transaction PostgreSQL gave up on because another ran at the same time.
+_RACES = {"40001", "40P01"}
 # Seconds a client should wait before retrying after a database outage (the pool recovers by itself).
 DATABASE_RETRY_AFTER = 5
 
@@ -77,14 +84,34 @@ def problem(
     **extensions: Any,
 ) -> JSONResponse:
     """A problem-details answer: the ``title`` of ``type_``, or the status's reason phrase for ``about:blank``."""
-    title = _TITLES.get(type_) or HTTPStatus(status).phrase
-    body = {"type": type_, "title": title, "status": status, "detail": detail, **extensions}
+    body = _body(status, detail, type_, **extensions)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
 def invalid_input_detail(exc: InvalidInput) -> list[dict[str, Any]]:
     """The 422 items of ``exc``: each problem as a FastAPI validation item, its path led by ``exc.where``."""
     return [{**p.as_dict(), "loc": [exc.where, *p.loc]} for p in exc.problems]
+
+
+def problem_of(exc: Exception) -> dict[str, Any]:
+    """The problem-details body a typed error is answered with (what a request raising it would get)."""
+    if isinstance(exc, InvalidInput):
+        more = {"total": exc.total} if exc.total > len(exc.problems) else {}
+        return _body(422, invalid_input_detail(exc), INVALID_INPUT, **more)
+    for kind, status, type_ in (
+        (NotFound, 404, NOT_FOUND),
+        (Conflict, 409, CONFLICT),
+        (Forbidden, 403, FORBIDDEN),
+        (Unavailable, 503, UNAVAILABLE),
+    ):
+        if isinstance(exc, kind):
+            return _body(status, str(exc), type_)
+    return _body(500, f"internal error ({exc.__class__.__name__})", "about:blank")
+
+
+def _body(status: int, detail: Any, type_: str, **extensions: Any) -> dict[str, Any]:
+    title = _TITLES.get(type_) or HTTPStatus(status).phrase
+    return {"type": type_, "title": title, "status": status, "detail": detail, **extensions}
 
 
 async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
@@ -98,6 +125,10 @@ async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
 
 async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
     return problem(409, str(exc), type_=CONFLICT)
+
+
+async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+    return problem(403, str(exc), type_=FORBIDDEN)
 
 
 async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
@@ -114,7 +145,20 @@ async def _http_exception(_: Request, exc: HTTPException) -> Response:
     return problem(exc.status_code, exc.detail, headers=exc.headers)
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+def _race() -> JSONResponse:
+    return problem(409, "a concurrent change got there first; reload and try again", type_=CONFLICT)
+
+
+async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+    # Domain code turns the races it expects into Conflict with a precise message; this is the net
+    # under the rest, so a unique key taken meanwhile is a 409, never a 500.
+    log.info("integrity error answered as 409: %s", exc.orig.__class__.__name__ if exc.orig else "")
+    return _race()
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) in _RACES:
+        return _race()
     log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
     return problem(
         503,
@@ -125,6 +169,8 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    if getattr(exc.orig, "sqlstate", None) in _RACES:
+        return _race()
     if exc.connection_invalidated:
         return await _database_unavailable(request, exc)
     log.exception("database error")
@@ -141,22 +187,27 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(Unavailable, _unavailable)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
 _DESCRIPTIONS = {
-    401: "missing, invalid or revoked token",
-    403: "the token's role may not do this",
-    404: "not found",
-    409: "conflicts with what is stored",
+    202: "accepted: the job runs in the background (Location: its status)",
+    401: "missing, invalid, expired or revoked token",
+    403: "the token's role may not do this (or, for an objection, the caller filed it)",
+    404: "not found (or outside the token's region)",
+    409: "conflicts with what is stored, or with a concurrent change",
+    413: "the request body is too large",
     422: "invalid request (field paths in detail)",
-    503: "no model loaded, or the database is unavailable",
+    429: "too many requests from this client (Retry-After)",
+    503: "no model loaded, the database is unavailable, or a queue is full (Retry-After)",
 }
 
 

@@ -12,13 +12,16 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from features.errors import Conflict, InvalidInput, Problem
 from features.schema import EVENTS, INSPECTION_OUTCOMES
+from serving import dates
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import draw_selections, inspection_results
-from serving.draws import draw_record, results_of
+from serving.db import draw_selections, entities, inspection_results
+from serving.draws import draw_record
+from serving.register import results_of
 
 # Up to this many named entities are looked up by id; more, and the whole selection is read.
 _LOOKUP_LIMIT = 30_000
@@ -30,11 +33,21 @@ def record_results(
     """Store inspection outcomes of a draw as ``inspection_passed``/``inspection_failed`` events.
 
     ``InvalidInput`` for an entity the draw did not select or a result recorded before its inspection;
-    ``Conflict`` for an entity whose result is already recorded.
+    ``Conflict`` for an entity whose result is already recorded (also when it is recorded meanwhile by a
+    concurrent request); ``NotFound`` for a draw the caller may not see.
     """
-    today = datetime.now(UTC).date()
+    try:
+        return _record_results(engine, draw_id, results, principal)
+    except IntegrityError as exc:  # the unique (draw, entity) key: another request recorded it meanwhile
+        raise Conflict(f"results in draw {draw_id} were recorded meanwhile by someone else; reload the draw") from exc
+
+
+def _record_results(
+    engine: Engine, draw_id: str, results: Sequence[dict[str, Any]], principal: Principal | None
+) -> list[dict[str, Any]]:
+    today = dates.today()
     with engine.begin() as conn:
-        draw_record(conn, draw_id)
+        draw_record(conn, draw_id, principal)
         wanted = [r["entity_id"] for r in results]
         if len(wanted) != len(set(wanted)):
             raise InvalidInput.at("results", "results must name each entity once")
@@ -78,8 +91,17 @@ def record_results(
     return [{**e, "quantity": 1, "repaired_on": None} for e in events]
 
 
-def export_events(conn: Connection, *, since: date | None = None) -> pd.DataFrame:
-    """Inspection results as an events table following CONTRACT section 1 (for the next scoring run)."""
+def export_events(
+    conn: Connection,
+    *,
+    since: date | None = None,
+    region: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """Inspection results as an events table following CONTRACT section 1 (for the next scoring run):
+    recorded on or after ``since``, of entities whose region starts with ``region``, paged in the
+    database (``limit``/``offset``, in recorded order)."""
     stmt = select(
         inspection_results.c.event_id,
         inspection_results.c.entity_id,
@@ -90,6 +112,14 @@ def export_events(conn: Connection, *, since: date | None = None) -> pd.DataFram
     ).order_by(inspection_results.c.recorded_on, inspection_results.c.event_id)
     if since is not None:
         stmt = stmt.where(inspection_results.c.recorded_on >= since)
+    if region is not None:
+        stmt = stmt.join(entities, entities.c.entity_id == inspection_results.c.entity_id).where(
+            entities.c.region.startswith(region, autoescape=True)
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     frame = pd.DataFrame([dict(r) for r in conn.execute(stmt).mappings()], columns=list(stmt.selected_columns.keys()))
     # Every inspection is one event, never repaired when it is recorded.
     frame["quantity"] = 1

@@ -14,6 +14,12 @@ Decisions use optimistic concurrency: the reviewer sends the ``version`` they re
 one conditional UPDATE (``WHERE version = :read AND status = 'open'``) in the same transaction as the new
 score row and the audit row. Two reviewers deciding at once: one wins, the other gets 409, nothing is
 half-written.
+
+Duties are separated: whoever filed an objection never decides it (``Forbidden``, 403: not the same
+token, nor a token of the same name). Only the entity's current row can be objected to or decided on:
+once a newer row supersedes it (a later run, a decision), filing or deciding is ``Conflict`` (409)
+naming the newer row. One open objection per row is a unique index, so two filings at once give one 201
+and one 409, never a 500. A region-scoped token sees only objections about its region's entities.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from features.dataset import DatasetError, load_dataset
-from features.errors import Conflict, InvalidInput, NotFound
+from features.errors import Conflict, Forbidden, InvalidInput, NotFound
 from serving import explanations, scoring
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import objections, scores
+from serving.db import entities, objections, scores
 from serving.schemas import DecisionIn
 from serving.scorers import Scorers
 from serving.store import ScoreRunRecord, run_row, save_score_run, score_row
@@ -47,43 +54,69 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def file_objection(engine: Engine, score_id: int, grounds: str, principal: Principal) -> dict[str, Any]:
-    """File an objection against a stored score row; 409 if one is already open against it."""
-    with engine.begin() as conn:
-        row = score_row(conn, score_id)
-        if row is None:
-            raise NotFound(f"score row {score_id} not found")
-        open_ = conn.execute(
-            select(objections.c.id).where(objections.c.score_id == score_id, objections.c.status == "open")
-        ).scalar()
-        if open_ is not None:
-            raise Conflict(f"objection {open_} is already open against score row {score_id}")
-        objection_id = conn.execute(
-            objections.insert()
-            .values(
-                score_id=score_id,
-                entity_id=row["entity_id"],
-                grounds=grounds,
-                filed_by=principal.actor,
-                filed_at=datetime.now(UTC),
-                status="open",
-                version=1,
-            )
-            .returning(objections.c.id)
-        ).scalar_one()
-        record_change(conn, principal, "objection.file", f"objection/{objection_id}", {"score_id": score_id})
-        return get_objection(conn, objection_id)
+    """File an objection against a stored score row; ``Conflict`` if one is already open against it or a
+    newer row supersedes it, ``NotFound`` for a row the caller may not see."""
+    try:
+        with engine.begin() as conn:
+            row = score_row(conn, score_id)
+            if row is None or not principal.sees(_region(conn, row["entity_id"])):
+                raise NotFound(f"score row {score_id} not found")
+            _check_current(conn, row)
+            open_ = conn.execute(
+                select(objections.c.id).where(objections.c.score_id == score_id, objections.c.status == "open")
+            ).scalar()
+            if open_ is not None:
+                raise Conflict(f"objection {open_} is already open against score row {score_id}")
+            objection_id = conn.execute(
+                objections.insert()
+                .values(
+                    score_id=score_id,
+                    entity_id=row["entity_id"],
+                    grounds=grounds,
+                    filed_by=principal.actor,
+                    filed_at=datetime.now(UTC),
+                    status="open",
+                    version=1,
+                )
+                .returning(objections.c.id)
+            ).scalar_one()
+            record_change(conn, principal, "objection.file", f"objection/{objection_id}", {"score_id": score_id})
+            return get_objection(conn, objection_id)
+    except IntegrityError as exc:  # the unique index: another filing against this row won the race
+        raise Conflict(f"an objection against score row {score_id} was filed meanwhile; reload it") from exc
 
 
-def get_objection(conn: Connection, objection_id: int) -> dict[str, Any]:
+def _region(conn: Connection, entity_id: str) -> str | None:
+    return conn.execute(select(entities.c.region).where(entities.c.entity_id == entity_id)).scalar()
+
+
+def _check_current(conn: Connection, row: dict[str, Any]) -> None:
+    """``Conflict`` naming the newer row when ``row`` is no longer the entity's current score row."""
+    current = conn.execute(select(entities.c.score_id).where(entities.c.entity_id == row["entity_id"])).scalar()
+    if current is not None and current != row["id"]:
+        raise Conflict(
+            f"score row {row['id']} is superseded by score row {current} of entity {row['entity_id']}: "
+            f"object to (or decide on) the current row {current}"
+        )
+
+
+def _filer(objection: dict[str, Any]) -> tuple[str, str]:
+    """The filer's token name and ``name#id`` as recorded."""
+    filed_by = objection.get("filed_by") or ""
+    return filed_by.rsplit("#", 1)[0], filed_by
+
+
+def get_objection(conn: Connection, objection_id: int, principal: Principal | None = None) -> dict[str, Any]:
+    """The objection; ``NotFound`` when there is none (or none about an entity ``principal`` may see)."""
     row = conn.execute(select(objections).where(objections.c.id == objection_id)).mappings().first()
-    if row is None:
+    if row is None or (principal is not None and not principal.sees(_region(conn, row["entity_id"]))):
         raise NotFound(f"objection {objection_id} not found")
     return _view(dict(row))
 
 
-def objection_detail(conn: Connection, objection_id: int) -> dict[str, Any]:
+def objection_detail(conn: Connection, objection_id: int, principal: Principal | None = None) -> dict[str, Any]:
     """The objection with the full explanation snapshot it is about, the run, and the result row."""
-    objection = get_objection(conn, objection_id)
+    objection = get_objection(conn, objection_id, principal)
     row = score_row(conn, objection["score_id"], full=True)
     run = run_row(conn, row["run_id"], with_policy=True)
     policy = scoring.policy_from_text(run["policy_text"])
@@ -94,10 +127,17 @@ def objection_detail(conn: Connection, objection_id: int) -> dict[str, Any]:
     return {**objection, "explanation": explanations.explanation(row, policy), "run": run_view, "result": result}
 
 
-def list_objections(conn: Connection, *, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+def list_objections(
+    conn: Connection, *, status: str | None, limit: int, offset: int, region: str | None = None
+) -> list[dict[str, Any]]:
+    """A page of objections (paged in the database), oldest first; ``region``: about entities whose
+    region starts with it."""
     stmt = select(objections).order_by(objections.c.id).limit(limit).offset(offset)
     if status:
         stmt = stmt.where(objections.c.status == status)
+    if region is not None:
+        in_region = select(entities.c.entity_id).where(entities.c.region.startswith(region, autoescape=True))
+        stmt = stmt.where(objections.c.entity_id.in_(in_region))
     return [_view(dict(r)) for r in conn.execute(stmt).mappings()]
 
 
@@ -106,12 +146,12 @@ def _history_from_run(data_source: str, entity_id: str) -> tuple[pd.DataFrame, p
         ds = load_dataset(data_source, threads=1)
     except DatasetError as exc:
         raise InvalidInput.at("history", f"send the history: the run's dataset cannot be read ({exc})") from exc
-    where = f"WHERE entity_id = '{entity_id}'"  # a validated USCC: digits and capitals only
-    return (
-        ds.query(f"SELECT * FROM entities {where}"),
-        ds.query(f"SELECT * FROM events {where}"),
-        ds.query(f"SELECT * FROM lists {where}"),
+    # The id is a bound parameter, never text pasted into the SQL.
+    entity, events, lists = (
+        ds.con.execute(f"SELECT * FROM {table} WHERE entity_id = ?", [entity_id]).df()
+        for table in ("entities", "events", "lists")
     )
+    return entity, events, lists
 
 
 def decide(
@@ -119,13 +159,21 @@ def decide(
 ) -> dict[str, Any]:
     """Apply a reviewer's decision; return the updated objection.
 
-    ``Conflict`` when the objection was decided meanwhile or ``decision.version`` is not its version;
-    ``InvalidInput`` when the corrected history or the repairs do not fit the objection's entity.
+    ``Conflict`` when the objection was decided meanwhile, ``decision.version`` is not its version or a
+    newer row supersedes the one objected to; ``Forbidden`` when the caller filed it; ``InvalidInput``
+    when the corrected history or the repairs do not fit the objection's entity.
     """
     with engine.connect() as conn:
-        objection = get_objection(conn, objection_id)
+        objection = get_objection(conn, objection_id, principal)
+        name, filed_by = _filer(objection)
+        if principal.actor == filed_by or principal.name == name:
+            raise Forbidden(
+                f"objection {objection_id} was filed by {filed_by}: separation of duties, another reviewer "
+                "must decide it"
+            )
         _check_open(objection, decision.version)
         row = score_row(conn, objection["score_id"], full=True)
+        _check_current(conn, row)
         run = run_row(conn, row["run_id"], with_policy=True)
 
     rescored: ScoreRunRecord | None = None
@@ -157,6 +205,7 @@ def decide(
         )
         if result.rowcount != 1:
             raise Conflict(_conflict_message(conn, objection_id))
+        _check_current(conn, row)  # a run saved since the reading above may have superseded the row
         new_score_id = None
         if rescored is not None:
             run_id = save_score_run(conn, rescored)

@@ -4,7 +4,9 @@ The population (entities with a current tier, narrowed by a filter) is read in c
 into numpy arrays: the database packs each entity's sampling attributes into one fixed-width string that
 numpy reads without a Python object per row, and ``PopulationCache`` keeps it in memory until the next
 score run. Each draw stores its population as a compressed snapshot (ids then tiers), shared by draws
-over the same population and keyed by its sha256, so anyone can re-run the draw from it.
+over the same population and keyed by its sha256, so the draw can be re-run from it. That key stays
+inside the service: an unsalted hash of a small population would let anyone test guesses of its tiers,
+so what is published is a commitment salted per draw (``serving/register.py``).
 """
 
 from __future__ import annotations
@@ -137,21 +139,22 @@ def population(conn: Connection, filter_: dict[str, Any], cache: PopulationCache
     return Population(chosen["entity_id"].copy(), chosen["tier"].copy(), chosen["region"].copy())
 
 
-def _payload(ids: np.ndarray, tiers: np.ndarray) -> bytes:
+def payload(ids: np.ndarray, tiers: np.ndarray) -> bytes:
+    """The bytes a population is hashed over: the 18-byte ids in canonical order, then the 1-byte tiers."""
     return ids.astype(f"S{ENTITY_ID_LENGTH}").tobytes() + tiers.astype("S1").tobytes()
 
 
 def store_snapshot(conn: Connection, ids: np.ndarray, tiers: np.ndarray) -> str:
     """Store the population (ids then tiers, zlib) unless an identical one is stored; return its sha256."""
-    payload = _payload(ids, tiers)
-    digest = hashlib.sha256(payload).hexdigest()
+    data = payload(ids, tiers)
+    digest = hashlib.sha256(data).hexdigest()
     known = conn.execute(select(populations.c.hash).where(populations.c.hash == digest)).scalar()
     if known is None:
         conn.execute(
             populations.insert().values(
                 hash=digest,
                 size=len(ids),
-                snapshot=zlib.compress(SNAPSHOT_FORMAT + payload, 1),
+                snapshot=zlib.compress(SNAPSHOT_FORMAT + data, 1),
                 created_at=datetime.now(UTC),
             )
         )
@@ -163,11 +166,11 @@ def read_snapshot(blob: bytes) -> tuple[np.ndarray, np.ndarray, str]:
     data = zlib.decompress(blob)
     if not data.startswith(SNAPSHOT_FORMAT):
         raise ValueError("unknown population snapshot format")
-    payload = data[len(SNAPSHOT_FORMAT) :]
-    n = len(payload) // (ENTITY_ID_LENGTH + 1)
-    ids = np.frombuffer(payload[: ENTITY_ID_LENGTH * n], dtype=f"S{ENTITY_ID_LENGTH}")
-    tiers = np.frombuffer(payload[ENTITY_ID_LENGTH * n :], dtype="S1")
-    return ids, tiers, hashlib.sha256(payload).hexdigest()
+    body = data[len(SNAPSHOT_FORMAT) :]
+    n = len(body) // (ENTITY_ID_LENGTH + 1)
+    ids = np.frombuffer(body[: ENTITY_ID_LENGTH * n], dtype=f"S{ENTITY_ID_LENGTH}")
+    tiers = np.frombuffer(body[ENTITY_ID_LENGTH * n :], dtype="S1")
+    return ids, tiers, hashlib.sha256(body).hexdigest()
 
 
 def snapshot(conn: Connection, digest: str) -> tuple[np.ndarray, np.ndarray, str]:

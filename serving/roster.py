@@ -53,12 +53,20 @@ def save_roster(conn: Connection, people: Sequence[dict[str, Any]], *, replace: 
             .where(inspectors.c.inspector_id.not_in(listed), inspectors.c.active.is_(True))
             .values(active=False, updated_at=now)
         )
+    return active_count(conn)
+
+
+def active_count(conn: Connection) -> int:
+    """How many inspectors are active."""
     return conn.execute(select(func.count()).select_from(inspectors).where(inspectors.c.active.is_(True))).scalar_one()
 
 
-def roster_rows(conn: Connection) -> list[dict[str, Any]]:
-    """Every inspector, active or not, by id."""
-    rows = conn.execute(select(inspectors).order_by(inspectors.c.inspector_id)).mappings().all()
+def roster_rows(conn: Connection, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """The inspectors, active or not, by id (a page of them with ``limit``/``offset``)."""
+    stmt = select(inspectors).order_by(inspectors.c.inspector_id).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = conn.execute(stmt).mappings().all()
     return [
         {
             "inspector_id": r["inspector_id"],

@@ -19,10 +19,18 @@ the roster (``serving/roster.py``), and storing the draw (``serving/draws.py``),
    inspection; entities whose dealt inspectors repeat or conflict (a recorded conflict of interest, or
    the same region when ``avoid_same_region``) are re-dealt the least-loaded eligible inspectors, ties
    broken at random.
+
+**Where the seed comes from.** Nobody chooses it: ``derive_seed(inputs)`` is the first 63 bits of the
+SHA-256 of the canonical JSON (``canonical_json``) of the draw's published inputs — its place in the
+register and the previous record's hash, a secret committed by the previous draw and revealed by this
+one, the policy version, the filter, ratios or budget, the roster's hash and the population's size
+(``serving/register.py`` assembles them). Anyone can recompute it from the public register.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -323,6 +331,16 @@ def draw(
     teams = np.asarray(roster.ids, dtype=object)[team].tolist() if len(team) else []
     tiers = [t.decode() for t in population.tiers[picked].tolist()]
     return Draw(mode, allocation, picked, entity_ids, tiers, teams, per_entity)
+
+
+def canonical_json(value: object) -> bytes:
+    """``value`` as canonical JSON: keys sorted, no spaces, UTF-8 (what the register's hashes are over)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def derive_seed(inputs: Mapping[str, object]) -> int:
+    """The seed of a draw with these published ``inputs``: the first 63 bits of their SHA-256."""
+    return int.from_bytes(hashlib.sha256(canonical_json(dict(inputs))).digest()[:8], "big") >> 1
 
 
 def reselect(ids: np.ndarray, tiers: np.ndarray, counts: Mapping[str, int], seed: int) -> list[str]:

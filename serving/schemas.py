@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from features import uscc
 from features.schema import (
@@ -20,6 +21,7 @@ from features.schema import (
 )
 from models.policy import TIERS
 from serving.auth import ROLES
+from serving.dates import BoundedDate
 from serving.sampling import MODES
 
 # The code lists are the contract's (``features.schema``), the tiers the policy's, the roles the auth
@@ -155,7 +157,7 @@ class EntityIn(_Model):
     kind: Kind
     industry: Industry
     region: Region
-    registered_on: date
+    registered_on: BoundedDate
     registered_capital: float | None = Field(default=None, ge=0, le=1e12)
     online_seller: bool = False
 
@@ -164,11 +166,11 @@ class EventIn(_Model):
     event_id: str = Field(min_length=1, max_length=100)
     entity_id: EntityId
     event_type: EventType
-    occurred_on: date
-    recorded_on: date
+    occurred_on: BoundedDate
+    recorded_on: BoundedDate
     quantity: int = Field(default=1, ge=1, le=10_000_000)
     amount: float | None = Field(default=None, ge=0, le=1e13)
-    repaired_on: date | None = None
+    repaired_on: BoundedDate | None = None
 
     @model_validator(mode="after")
     def _recorded_after(self) -> EventIn:
@@ -182,8 +184,8 @@ class EventIn(_Model):
 class ListIn(_Model):
     entity_id: EntityId
     list: ListName
-    entered_on: date
-    removed_on: date | None = None
+    entered_on: BoundedDate
+    removed_on: BoundedDate | None = None
     basis: str | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
@@ -242,7 +244,7 @@ _WHAT_IF_EXAMPLE = {
 
 class ScoreRequest(History):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_WHAT_IF_EXAMPLE]})
-    as_of: date
+    as_of: BoundedDate
 
 
 class ScoreResponse(BaseModel):
@@ -278,9 +280,9 @@ class ScoreRunRequest(_Model):
         min_length=1,
         max_length=4096,
         pattern=r"^[^\x00]+$",
-        description="a dataset folder on the server (CONTRACT section 1)",
+        description="a dataset folder on the server (CONTRACT section 1), under the service's import root",
     )
-    as_of: date
+    as_of: BoundedDate
     score_file: str | None = Field(
         default=None,
         max_length=4096,
@@ -305,6 +307,24 @@ class ScoreRun(BaseModel):
     objection_id: int | None = None
 
 
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class ScoreRunJob(BaseModel):
+    """A score run being made in the background (``POST /v1/score-runs`` answers 202 with its Location)."""
+
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    created_by: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    request: dict[str, Any]
+    run_id: int | None = None
+    run: ScoreRun | None = None
+    problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
+
+
 # ---- sampling -----------------------------------------------------------------------------------------
 
 
@@ -325,13 +345,14 @@ class DrawRequest(_Model):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"seed": 20261121, "filter": {"region": "210600"}},
-                {"seed": 7, "ratios": {"D": 0.9}, "filter": {"online_seller": True}},
+                {"filter": {"region": "210600"}},
+                {"ratios": {"D": 0.9}, "filter": {"online_seller": True}},
                 {"budget": 500, "filter": {"kind": "agency"}},
             ]
         },
     )
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="chosen at random and returned when absent")
+    # Not part of the request: a seed sent is refused, so no one can choose or shop for one.
+    seed: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     ratios: dict[TierName, Annotated[float, Field(ge=0, le=1)]] | None = Field(
         default=None, description="per-tier sampling ratio overrides, within the policy's bounds"
     )
@@ -345,6 +366,14 @@ class DrawRequest(_Model):
     avoid_same_region: bool = Field(
         default=False, description="no inspector inspects an entity of the inspector's own region"
     )
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _no_seed(cls, value: Any) -> Any:
+        raise ValueError(
+            "seed must not be sent: the service derives every draw's seed from inputs fixed before the draw "
+            "and publishes it in the register (GET /v1/public/draws)"
+        )
 
     @model_validator(mode="after")
     def _one_mode(self) -> DrawRequest:
@@ -363,9 +392,13 @@ class Selected(BaseModel):
 
 class Draw(BaseModel):
     draw_id: str
+    sequence: int = Field(description="the draw's place in the public register")
     created_at: datetime
     created_by: str | None = None
-    seed: int
+    seed: int = Field(description="derived from seed_inputs (serving.sampling.derive_seed), never chosen")
+    seed_inputs: dict[str, Any] | None = Field(description="what the seed was derived from, as published")
+    record_hash: str | None = Field(description="sha256 of the draw's public record; the next record links to it")
+    next_secret_hash: str | None = Field(description="the commitment to the next draw's secret")
     policy_version: str
     mode: DrawMode
     budget: int | None = None
@@ -373,7 +406,8 @@ class Draw(BaseModel):
     filter: dict[str, Any]
     population: dict[str, int] = Field(description="entities per tier in the population")
     population_size: int
-    population_hash: str = Field(description="sha256 of the population snapshot (ids then tiers)")
+    population_hash: str | None = Field(description="sha256(population_salt ‖ ids ‖ tiers): the published commitment")
+    population_salt: str | None = Field(description="the commitment's salt (never in the public register)")
     inspectors_per_entity: int
     avoid_same_region: bool
     roster_hash: str
@@ -387,25 +421,47 @@ class PublicSelected(BaseModel):
     result: Outcome | None = None
 
 
-class PublicDraw(BaseModel):
-    """The publishable draw (一公开): never a score or a tier."""
+class RegisterEntry(BaseModel):
+    """One draw as the public register lists it (一公开): never a score or a tier."""
 
     draw_id: str
+    sequence: int
     created_at: datetime
-    seed: int
     policy_version: str
     filter: dict[str, Any]
+    mode: DrawMode
+    seed: int
+    seed_inputs: dict[str, Any] | None = Field(description="recompute the seed: serving.sampling.derive_seed")
     population_size: int
-    population_hash: str
+    population_hash: str | None = Field(description="the population commitment, salted per draw")
     selected_count: int
-    selected: list[PublicSelected]
+    record_hash: str | None
+    next_secret_hash: str | None
+    chained: bool = Field(description="false for a draw made before the register existed")
+
+
+class PublicRegister(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    next_sequence: int
+    next_secret_hash: str | None = Field(description="committed now: the sha256 of the next draw's secret")
+    draws: list[RegisterEntry] = Field(description="newest first")
+
+
+class PublicDraw(RegisterEntry):
+    """The publishable draw (一公开) with a page of its selected entities: never a score or a tier."""
+
+    limit: int
+    offset: int
+    selected: list[PublicSelected] = Field(description="by entity id")
 
 
 class InspectionResult(_Model):
     entity_id: EntityId
     outcome: Outcome
-    inspected_on: date
-    recorded_on: date | None = Field(default=None, description="default: today")
+    inspected_on: BoundedDate
+    recorded_on: BoundedDate | None = Field(default=None, description="default: today")
     amount: float | None = Field(default=None, ge=0, le=1e13, description="fine in yuan, if any")
     findings: str | None = Field(default=None, max_length=4000)
 
@@ -432,10 +488,23 @@ class RecordedEvent(BaseModel):
 
 
 class Verification(BaseModel):
+    """A draw re-checked from its published inputs and stored snapshot: each check and whether all hold."""
+
     draw_id: str
+    sequence: int
+    chained: bool
+    verified: bool
+    checks: dict[str, bool] = Field(
+        description="seed_derived, secret_committed, chain_linked, sequence_matches, population_committed, "
+        "population_matches, selection_reproduced, selected_count_matches, record_intact"
+    )
+    seed: int
+    seed_inputs: dict[str, Any] | None
+    record_hash: str | None
+    selection_hash: str = Field(description="sha256 of the selected entity ids, sorted, one per line")
+    selected_count: int
     reproduced: bool
     population_hash_matches: bool
-    selected_count: int
 
 
 # ---- objections ---------------------------------------------------------------------------------------
@@ -454,7 +523,7 @@ class ObjectionIn(_Model):
 
 class Repair(_Model):
     event_id: str = Field(min_length=1, max_length=100)
-    repaired_on: date
+    repaired_on: BoundedDate
 
 
 class DecisionIn(_Model):
@@ -534,13 +603,37 @@ class PublicLists(BaseModel):
 class TokenIn(_Model):
     role: RoleName
     name: str = Field(default="api", min_length=1, max_length=100)
+    region: Region | None = Field(
+        default=None, description="scope: only entities of this division (210000 a province, 210600 a city)"
+    )
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="default: the service's token_days")
 
 
 class TokenOut(BaseModel):
     token_id: int
     name: str
     role: RoleName
+    region: str | None = None
+    expires_at: datetime | None = None
     token: str = Field(description="shown once; only its hash is stored")
+
+
+class TokenInfo(BaseModel):
+    token_id: int
+    name: str
+    role: RoleName
+    region: str | None
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="recorded at most once a minute")
+    revoked_at: datetime | None
+    active: bool
+
+
+class TokenList(BaseModel):
+    total: int
+    tokens: list[TokenInfo] = Field(description="newest first")
 
 
 class InspectorIn(_Model):

@@ -1,7 +1,8 @@
 """The scorers in service: the champion loaded once at start, and older versions loaded when a rescore
 needs the model that produced a row.
 
-Without a champion the service runs degraded: ``reason`` says why, and ``require_champion`` raises
+Without a champion the service runs degraded: ``reason`` says why (the kind of failure; the model's URI
+and the error's text, which may name server paths, go to the log only), and ``require_champion`` raises
 ``Unavailable`` (503) for the routes that score.
 """
 
@@ -37,8 +38,9 @@ class Scorers:
             self.champion = _prepare(load_scorer(uri, self.settings.tracking_uri))
         except Exception as exc:  # any failure to load means "degraded", with the reason shown
             self.champion = None
-            self.reason = f"no model could be loaded from {uri}: {_short(exc)}"
-            log.warning("serving degraded: %s", self.reason)
+            # Said to anyone (/health is public): the kind of failure, never the URI or a path in it.
+            self.reason = f"no model could be loaded ({exc.__class__.__name__})"
+            log.warning("serving degraded: no model could be loaded from %s: %s", uri, _short(exc))
             return
         self.reason = None
         self._versions[str(self.champion.model_version)] = self.champion
@@ -62,7 +64,8 @@ class Scorers:
         try:
             scorer = _prepare(load_scorer(uri, self.settings.tracking_uri))
         except Exception as exc:
-            raise Unavailable(f"model version {model_version} cannot be loaded from {uri}: {_short(exc)}") from exc
+            log.warning("model version %s cannot be loaded from %s: %s", model_version, uri, _short(exc))
+            raise Unavailable(f"model version {model_version} cannot be loaded ({exc.__class__.__name__})") from exc
         with self._lock:
             self._versions[model_version] = scorer
         return scorer

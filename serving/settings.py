@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -34,8 +35,34 @@ class Settings(BaseSettings):
         default=True, description="run the service database migrations when the service starts"
     )
     dataset_root: Path | None = Field(
-        default=None, description="if set, POST /v1/score-runs only reads dataset folders under it"
+        default=None,
+        description="the only folder POST /v1/score-runs and `ipcredit import-scores` read datasets and score "
+        "files from (symlinks out of it refused); default data_dir",
     )
+    today: date | None = Field(
+        default=None,
+        description="pin 'today' (the latest date any request or command may name); default the server's UTC date",
+    )
+    # Request limits, enforced before a body is read or a token checked (serving/limits.py).
+    max_body_bytes: int = Field(
+        default=16 * 2**20, ge=1024, description="largest request body accepted (bytes); larger ones get 413"
+    )
+    rate_limit_per_second: float = Field(
+        default=50.0, ge=0, description="requests per second per client address (token bucket); 0 turns it off"
+    )
+    rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may send at once (bucket size)")
+    whatif_queue: int = Field(
+        default=16, ge=1, description="what-if scorings waiting or running per process; more get 503"
+    )
+    # Background jobs (POST /v1/score-runs) and the database.
+    job_queue: int = Field(default=4, ge=1, description="score-run jobs waiting per process; more get 503")
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="PostgreSQL statement_timeout of the service's requests; 0 turns it off"
+    )
+    job_statement_timeout_ms: int = Field(
+        default=3_600_000, ge=0, description="PostgreSQL statement_timeout inside a score-run job"
+    )
+    token_days: int = Field(default=90, ge=1, le=3650, description="lifetime of a new API token unless given")
 
     @cached_property
     def tracking_uri(self) -> str:
@@ -52,6 +79,16 @@ class Settings(BaseSettings):
     @cached_property
     def serving_model_uri(self) -> str:
         return self.model_uri or f"models:/{self.model_name}@champion"
+
+    @cached_property
+    def import_root(self) -> Path:
+        """The folder server-side datasets and score files must lie in (``dataset_root``, else ``data_dir``)."""
+        return Path(self.dataset_root or self.data_dir).expanduser().resolve()
+
+    @cached_property
+    def audit_spool(self) -> Path:
+        """Where read-audit rows wait on disk while the database is unavailable."""
+        return Path(self.data_dir) / "audit-spool"
 
 
 def load_settings() -> Settings:

@@ -25,8 +25,12 @@ from sqlalchemy.orm import Session
 
 from features.errors import InvalidInput
 from features.schema import ENTITIES, ENTITY_ID_LENGTH, LISTS, REGION_PATTERN, ColumnType
+from models.policy import TIERS
 from models.scorefile import SCORE_COLUMNS  # CONTRACT section 4: the score file columns
-from serving.db import bulk_insert, entities, list_entries, score_runs, scores
+from serving import dates
+from serving.audit import record_change
+from serving.auth import Principal
+from serving.db import bulk_insert, entities, list_entries, long_statements, score_runs, scores
 
 # What an explanation needs beyond the contract columns (optional: a bare score file has none of them).
 EXPLANATION_COLUMNS: tuple[str, ...] = ("base_value", "log_odds", "contributions", "features")
@@ -156,6 +160,20 @@ def save_score_run(target: Engine | Session | Connection, run: ScoreRunRecord) -
     return _save(target, run)
 
 
+def save_audited(
+    engine: Engine, run: ScoreRunRecord, principal: Principal | None, *, statement_timeout_ms: int = 0, **detail: Any
+) -> int:
+    """Save ``run`` and its audit row (``score_run.create`` by ``principal``) in one transaction; its id.
+    ``statement_timeout_ms`` lifts the service's statement timeout for this (long) transaction."""
+    _check(run)
+    with engine.begin() as conn:
+        long_statements(conn, statement_timeout_ms)
+        run_id = _save(conn, run)
+        facts = {"dataset": run.data_source, "as_of": run.as_of.isoformat(), "rows": len(run.scores), **detail}
+        record_change(conn, principal, "score_run.create", f"score-run/{run_id}", facts)
+    return run_id
+
+
 def _check(run: ScoreRunRecord) -> None:
     frame, entity_frame = run.scores, run.entities
     if run.kind not in RUN_KINDS:
@@ -180,6 +198,25 @@ def _check(run: ScoreRunRecord) -> None:
         raise StoreError(f"entities.region must be 6-digit codes; got {regions[~well_formed].iloc[0]!r}")
     if frame["entity_id"].duplicated().any():
         raise StoreError("scores must have one row per entity_id")
+    # What every caller's rows must satisfy, whatever checked them before (an import checks row by row:
+    # serving/runs.py): a tier outside A-D would exempt an entity from every draw, a date after today
+    # would make its run the latest for ever.
+    for column in ("model_tier", "tier"):
+        odd = ~frame[column].astype(str).isin(TIERS)
+        if odd.any():
+            raise StoreError(f"scores.{column} must be one of {list(TIERS)}; got {frame[column][odd].iloc[0]!r}")
+    score = pd.to_numeric(frame["score"], errors="coerce").astype(float)
+    if len(frame) and not (np.isfinite(score) & (score >= 0) & (score <= 1)).all():
+        raise StoreError("scores.score must lie in [0, 1] throughout")
+    if problem := dates.problem(run.as_of):
+        raise StoreError(f"as_of {problem}")
+    if "as_of" in frame.columns and len(frame):
+        try:
+            latest = max((d for d in _dates(frame["as_of"]) if d is not None), default=None)
+        except (ValueError, OverflowError):  # not dates, or dates beyond what pandas can hold (2999)
+            raise StoreError("scores.as_of must be dates written YYYY-MM-DD, none after today") from None
+        if latest is not None and (problem := dates.problem(latest)):
+            raise StoreError(f"scores.as_of {problem}")
     unknown = set(frame["entity_id"]) - set(entity_frame["entity_id"])
     if unknown:
         raise StoreError(f"scores name entities missing from the entities table, e.g. {sorted(unknown)[:3]}")
@@ -312,10 +349,14 @@ def score_row(conn: Connection, score_id: int, *, full: bool = False) -> dict[st
     return dict(row) if row else None
 
 
+# The entity's region comes with its latest row: what a region-scoped caller's check needs.
+_REGION = entities.c.region.label("entity_region")
+
+
 def _latest_statement(full: bool):
     columns = list(scores.c) if full else _SCORE_FIELDS
     return (
-        select(*columns)
+        select(*columns, _REGION)
         .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
         .where(entities.c.entity_id == bindparam("entity_id"))
     )
@@ -325,7 +366,8 @@ _LATEST = {False: _latest_statement(False), True: _latest_statement(True)}
 
 
 def latest_score(conn: Connection, entity_id: str, *, full: bool = False) -> dict[str, Any] | None:
-    """The entity's latest score row, or ``None`` when the entity has never been scored.
+    """The entity's latest score row (with its ``entity_region``), or ``None`` when the entity has never
+    been scored.
 
     The statement is built once; per call SQLAlchemy only looks up its compiled form (the risk lookup is
     the service's hottest path).
@@ -337,7 +379,7 @@ def latest_score(conn: Connection, entity_id: str, *, full: bool = False) -> dic
 # PostgreSQL: one statement for any number of ids (an array parameter), so the server prepares it once
 # per connection instead of planning a new IN list for every batch size.
 _LATEST_ANY = (
-    select(*_SCORE_FIELDS)
+    select(*_SCORE_FIELDS, _REGION)
     .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
     .where(entities.c.entity_id == any_(bindparam("entity_ids", type_=postgresql.ARRAY(String))))
 )
@@ -355,7 +397,7 @@ def latest_scores(conn: Connection, entity_ids: Sequence[str]) -> dict[str, dict
             result = conn.execute(_LATEST_ANY, {"entity_ids": chunk}).mappings()
         else:
             result = conn.execute(
-                select(*_SCORE_FIELDS)
+                select(*_SCORE_FIELDS, _REGION)
                 .select_from(entities.join(scores, scores.c.id == entities.c.score_id))
                 .where(entities.c.entity_id.in_(chunk))
             ).mappings()

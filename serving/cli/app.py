@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,26 @@ def fail(problem: str | IPCreditError, code: int | None = None) -> typer.Exit:
         code = exit_code(problem) if isinstance(problem, IPCreditError) else EXIT_INVALID
     typer.secho(str(problem), err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+@app.callback()
+def _pin_today() -> None:
+    # Every command bounds its dates by the same "today" as the service (IPCREDIT_TODAY pins it).
+    from serving.dates import pin
+    from serving.settings import load_settings
+
+    pin(load_settings().today)
+
+
+def parse_date(value: str, option: str) -> date:
+    """A date option: ISO ``YYYY-MM-DD`` within the bounds of ``serving.dates`` (not after today, not
+    before 1900); otherwise the problem is printed and the command exits with status 2."""
+    from serving.dates import parse
+
+    try:
+        return parse(value, option)
+    except InvalidInput as exc:
+        raise fail(exc) from None
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

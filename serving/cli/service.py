@@ -1,16 +1,19 @@
-"""CLI commands for the service: serve, tokens, db, inspectors, events."""
+"""CLI commands for the service: serve, tokens, db, inspectors, events, import-scores.
+
+Every command that changes the service database, and the events export, writes its audit row (actor
+``cli:<os user>``) in the transaction of its change."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from serving.cli.app import app, fail
+from features.errors import InvalidInput, IPCreditError
+from serving.cli.app import app, fail, parse_date, print_problems
 
 tokens_app = typer.Typer(help="API tokens (stored hashed).", no_args_is_help=True)
 db_app = typer.Typer(help="The service database.", no_args_is_help=True)
@@ -65,23 +68,60 @@ def serve(
 def tokens_create(
     role: Annotated[str, typer.Option(help="supervisor, analyst, reviewer or admin")],
     name: Annotated[str, typer.Option(help="who or what the token is for")] = "cli",
+    region: Annotated[
+        str | None,
+        typer.Option(help="scope: a 6-digit division code; the token sees only that region (210600: a city)"),
+    ] = None,
+    expires_in: Annotated[
+        int | None, typer.Option("--expires-in", help="days until it expires (default: the service's token_days)")
+    ] = None,
 ) -> None:
-    """Create an API token for ROLE and print it as the last line (only its hash is stored)."""
-    from serving.auth import ROLES, create_token
+    """Create an API token for ROLE and print it as the last line (only its hash is stored; audited)."""
+    from serving.auth import cli_principal
+    from serving.settings import load_settings
+    from serving.tokens import create_token
 
-    if role not in ROLES:
-        raise fail(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
-    token_id, token = create_token(_engine(), role, name)
-    typer.echo(f"token {token_id} for role {role} ({name}); it is shown only once:", err=True)
+    days = expires_in or load_settings().token_days
+    try:
+        token_id, token = create_token(_engine(), role, name, region=region, expires_in_days=days, by=cli_principal())
+    except IPCreditError as exc:
+        raise fail(exc) from None
+    scope = f", region {region}" if region else ""
+    typer.echo(f"token {token_id} for role {role} ({name}{scope}, {days} days); it is shown only once:", err=True)
     typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print the tokens as JSON")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 100,
+) -> None:
+    """List tokens: role, region, expiry, last use, revocation (never a token or its hash)."""
+    from serving.tokens import list_tokens
+
+    with _engine().connect() as conn:
+        total, page = list_tokens(conn, limit=limit)
+    if as_json:
+        typer.echo(json.dumps({"total": total, "tokens": page}, default=str))
+        return
+    for t in page:
+        state = "active" if t["active"] else ("revoked" if t["revoked_at"] else "expired")
+        last = t["last_used_at"].isoformat(timespec="minutes") if t["last_used_at"] else "never"
+        expires = t["expires_at"].date().isoformat() if t["expires_at"] else "never"
+        typer.echo(
+            f"{t['token_id']:>6}  {t['role']:<10} {t['region'] or '-':<6}  {state:<7}  expires {expires}  "
+            f"last used {last}  {t['name']}"
+        )
+    typer.echo(f"{len(page)} of {total} tokens", err=True)
 
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
-    """Revoke a token."""
-    from serving.auth import revoke_token
+    """Revoke a token (audited)."""
+    from serving.auth import cli_principal
+    from serving.tokens import revoke_token
 
-    if not revoke_token(_engine(), token_id):
+    if not revoke_token(_engine(), token_id, by=cli_principal()):
         raise fail(f"no active token {token_id}", code=1)
     typer.echo(f"token {token_id} revoked")
 
@@ -113,6 +153,8 @@ def inspectors_load(
     from pydantic import ValidationError
 
     from features.errors import InvalidInput
+    from serving.audit import record_change
+    from serving.auth import cli_principal
     from serving.roster import save_roster
     from serving.schemas import Roster
 
@@ -141,6 +183,8 @@ def inspectors_load(
     try:
         with engine.begin() as conn:
             active = save_roster(conn, [p.model_dump() for p in roster.inspectors], replace=replace)
+            detail = {"listed": len(people), "replace": replace, "file": file.name}
+            record_change(conn, cli_principal(), "roster.load", "inspectors", detail)
     except InvalidInput as exc:
         raise fail(f"{file}: invalid roster: {exc}") from None
     typer.echo(f"{len(people)} inspectors loaded; {active} active")
@@ -180,20 +224,65 @@ def events_export(
     out: Annotated[Path, typer.Option(help="events file to write (.csv or .parquet)")],
     since: Annotated[str | None, typer.Option(help="only events recorded on or after this date")] = None,
 ) -> None:
-    """Write the inspection results recorded by the service as a CONTRACT events table."""
+    """Write the inspection results recorded by the service as a CONTRACT events table (audited)."""
+    from serving.audit import record_change
+    from serving.auth import cli_principal
     from serving.inspections import export_events
 
-    try:
-        since_date = date.fromisoformat(since) if since else None
-    except ValueError as exc:
-        raise fail(f"--since must be an ISO date YYYY-MM-DD; got {since!r}") from exc
+    since_date = parse_date(since, "--since") if since else None
     if out.suffix not in (".csv", ".parquet"):
         raise fail(f"--out must end in .csv or .parquet; got {out.name}")
-    with _engine().connect() as conn:
+    with _engine().begin() as conn:
         frame = export_events(conn, since=since_date)
+        record_change(conn, cli_principal(), "events.export", "events", {"since": since, "rows": len(frame)})
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
     typer.echo(json.dumps({"events": len(frame), "out": str(out)}))
+
+
+@app.command("import-scores")
+def import_scores(
+    data: Annotated[Path, typer.Option(help="the dataset folder the scores were made from (entities, lists)")],
+    scores: Annotated[Path, typer.Option(help="score file written by `ipcredit score` (.parquet or .csv)")],
+    as_of: Annotated[str, typer.Option("--as-of", help="the run's as-of date YYYY-MM-DD")],
+) -> None:
+    """Import a score file as a score run, validated row by row like a dataset: any problem is listed
+    (score_file / row / column) and the command exits with status 2 having stored nothing. Both paths must
+    lie under the import root (IPCREDIT_DATASET_ROOT); the run and its audit row are one transaction."""
+    from models.policy import PolicyError, load_policy
+    from serving import runs
+    from serving.auth import cli_principal
+    from serving.settings import load_settings
+
+    settings = load_settings()
+    day = parse_date(as_of, "--as-of")
+    try:
+        policy = load_policy(settings.policy_path)
+        root = settings.import_root
+        request = runs.RunRequest(
+            folder=runs.dataset_folder(str(data.absolute()), root),
+            root=root,
+            as_of=day,
+            score_file=runs.confined(str(scores.absolute()), root, "score_file", folder=False),
+        )
+        policy_text = Path(settings.policy_path).read_text(encoding="utf-8")
+        run_id = runs.make_run(_engine(), request, None, policy, policy_text, cli_principal())
+    except (IPCreditError, PolicyError) as exc:
+        if isinstance(exc, InvalidInput):
+            _print_invalid(exc)
+        raise fail(f"{exc}; nothing was stored" if isinstance(exc, InvalidInput) else exc) from None
+    typer.echo(json.dumps({"run_id": run_id, "as_of": day.isoformat()}))
+
+
+def _print_invalid(exc: InvalidInput) -> None:
+    """The problems of an import as the validation table (score_file / row / column / value / message)."""
+    import pandas as pd
+
+    rows = []
+    for problem in exc.problems:
+        loc = [*problem.loc, None, None, None]
+        rows.append({"table": loc[0], "row": loc[1], "column": loc[2], "value": problem.input, "message": problem.msg})
+    print_problems(pd.DataFrame(rows, columns=["table", "row", "column", "value", "message"]), exc.total, "import")

@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from serving.db import metadata
+from serving.db import LOCKS, metadata
 
 config = context.config
 
@@ -40,6 +40,10 @@ def _run(connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one after another: the others wait here, then find the
+            # schema at head (the current revision is read after the lock is held) and do nothing.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCKS['migrations']})")
         context.run_migrations()
 
 

@@ -11,11 +11,12 @@ from sqlalchemy import select
 from features.errors import NotFound
 from serving import roster
 from serving.audit import record_change
-from serving.auth import Principal, Role, create_token, revoke_token
-from serving.db import audit_log
+from serving.auth import Principal, Role, utc
+from serving.db import api_tokens, audit_log
 from serving.deps import EngineDep, require
 from serving.errors import responses
-from serving.schemas import AuditEntry, Roster, RosterOut, TokenIn, TokenOut
+from serving.schemas import AuditEntry, Roster, RosterOut, TokenIn, TokenList, TokenOut
+from serving.tokens import create_token, list_tokens, revoke_token
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(require())]
@@ -28,21 +29,46 @@ Admin = Annotated[Principal, Depends(require())]
     summary="create an API token",
     responses=responses(401, 403, 422),
 )
-def new_token(body: TokenIn, principal: Admin, engine: EngineDep) -> dict:
-    """The token is returned once; only its SHA-256 is stored."""
-    token_id, token = create_token(engine, body.role, body.name)
+def new_token(body: TokenIn, request: Request, principal: Admin, engine: EngineDep) -> dict:
+    """The token is returned once; only its SHA-256 is stored. It expires after ``expires_in_days`` (the
+    service's ``token_days`` by default); with ``region`` it sees only that region's entities. The token
+    and its audit row are written in one transaction."""
+    days = body.expires_in_days or request.app.state.settings.token_days
     with engine.begin() as conn:
-        record_change(conn, principal, "token.create", f"token/{token_id}", {"role": body.role, "name": body.name})
-    return {"token_id": token_id, "name": body.name, "role": body.role, "token": token}
+        token_id, token = create_token(
+            conn, body.role, body.name, region=body.region, expires_in_days=days, by=principal
+        )
+        expires_at = conn.execute(select(api_tokens.c.expires_at).where(api_tokens.c.id == token_id)).scalar()
+    return {
+        "token_id": token_id,
+        "name": body.name,
+        "role": body.role,
+        "region": body.region,
+        "expires_at": utc(expires_at),
+        "token": token,
+    }
+
+
+@router.get("/tokens", response_model=TokenList, summary="API tokens", responses=responses(401, 403))
+def tokens(
+    _: Admin,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict:
+    """Every token newest first (paged in the database): role, region, creation, expiry, last use (to the
+    minute), revocation. Never a token or its hash."""
+    with engine.connect() as conn:
+        total, page = list_tokens(conn, limit=limit, offset=offset)
+    return {"total": total, "tokens": page}
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="revoke a token", responses=responses(401, 403, 404))
 def delete_token(token_id: int, request: Request, principal: Admin, engine: EngineDep) -> None:
-    if not (0 < token_id < 2**63 and revoke_token(engine, token_id)):
+    """Revokes the token (with its audit row, in one transaction); it stops working within seconds."""
+    if not revoke_token(engine, token_id, by=principal):
         raise NotFound(f"no active token {token_id}")
     request.app.state.tokens.forget()
-    with engine.begin() as conn:
-        record_change(conn, principal, "token.revoke", f"token/{token_id}")
 
 
 @router.put(
@@ -55,15 +81,22 @@ def put_roster(body: Roster, principal: Admin, engine: EngineDep) -> dict:
     with engine.begin() as conn:
         active = roster.save_roster(conn, people, replace=body.replace)
         record_change(conn, principal, "roster.load", "inspectors", {"listed": len(people), "replace": body.replace})
-        rows = roster.roster_rows(conn)
+        rows = roster.roster_rows(conn, limit=len(people) + 10_000)
     return {"active": active, "inspectors": rows}
 
 
 @router.get("/inspectors", response_model=RosterOut, summary="the inspector roster", responses=responses(401, 403))
-def get_roster(_: Annotated[Principal, Depends(require(Role.SUPERVISOR))], engine: EngineDep) -> dict:
+def get_roster(
+    _: Annotated[Principal, Depends(require(Role.SUPERVISOR))],
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict:
+    """The inspectors by id, paged in the database; ``active`` counts every active inspector."""
     with engine.connect() as conn:
-        rows = roster.roster_rows(conn)
-    return {"active": sum(1 for r in rows if r["active"]), "inspectors": rows}
+        rows = roster.roster_rows(conn, limit=limit, offset=offset)
+        active = roster.active_count(conn)
+    return {"active": active, "inspectors": rows}
 
 
 @router.get("/audit", response_model=list[AuditEntry], summary="the audit log", responses=responses(401, 403))

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from serving import draws, inspections
+from serving import dates, draws, inspections
 from serving.auth import Principal, Role
-from serving.deps import EngineDep, PolicyDep, require
+from serving.deps import AuditorDep, EngineDep, PolicyDep, require
 from serving.errors import responses
 from serving.schemas import Draw, DrawRequest, InspectionResults, RecordedEvent, Verification
 
@@ -48,8 +48,13 @@ def create_draw(body: DrawRequest, request: Request, principal: Supervisor, engi
     sharing a total ``budget`` across tiers by risk. Every entity keeps at least the policy's minimum
     inclusion probability (不免抽). At least two inspectors per selected entity are drawn from the roster,
     avoiding recorded conflicts of interest (and the entity's region with ``avoid_same_region``) and
-    balancing load. The seed, policy version, population snapshot and roster hash are stored: the same
-    seed, population and ratios always select the same entities (``GET .../verify`` re-runs it)."""
+    balancing load.
+
+    No ``seed`` may be sent (422): the seed is derived from inputs fixed before the draw — the register's
+    previous record, a secret committed by the previous draw, the policy version, the filter, the ratios
+    or budget, the roster and the population size — and the draw is entered in the public register
+    (``GET /v1/public/draws``), where it stays. The same seed, population and ratios always select the same
+    entities: ``GET /v1/public/draws/{id}/verify`` re-runs it. A region-scoped token draws within its region."""
     started = time.perf_counter()
     result = draws.make_draw(engine, policy, body, principal, request.app.state.population_cache)
     request.app.state.metrics.draw_seconds.observe(time.perf_counter() - started)
@@ -64,15 +69,18 @@ def create_draw(body: DrawRequest, request: Request, principal: Supervisor, engi
 )
 def get_draw(
     draw_id: DrawId,
-    _: Supervisor,
+    principal: Supervisor,
     engine: EngineDep,
+    auditor: AuditorDep,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10**7)] = None,
 ):
-    """The draw as stored, with its selected entities in draw order (``offset``/``limit`` to page) and
-    the inspection results recorded so far."""
+    """The draw as stored, with its selected entities in draw order (``offset``/``limit`` to page, in the
+    database) and the inspection results recorded so far."""
     with engine.connect() as conn:
-        return _json(draws.get_draw(conn, draw_id, offset=offset, limit=limit))
+        drawn = draws.get_draw(conn, draw_id, principal, offset=offset, limit=limit)
+    auditor.record(principal, "draw.read", f"draw/{draw_id}", {"offset": offset, "rows": len(drawn["selected"])})
+    return _json(drawn)
 
 
 @router.get(
@@ -81,11 +89,15 @@ def get_draw(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}, **responses(401, 403, 404)},
 )
-def get_population(draw_id: DrawId, _: Supervisor, engine: EngineDep) -> Response:
+def get_population(draw_id: DrawId, principal: Supervisor, engine: EngineDep, auditor: AuditorDep) -> Response:
     """``entity_id,tier`` for every entity of the population, in canonical order: with the seed and the
-    per-tier counts anyone can re-run the selection."""
+    per-tier counts anyone holding it can re-run the selection. The ``X-Population-Salt`` header is the
+    salt of the draw's published commitment: ``sha256(salt ‖ ids ‖ tiers)`` (18-byte ids, then 1-byte
+    tiers) is the ``population_hash`` of the register."""
     with engine.connect() as conn:
-        return Response(draws.population_csv(conn, draw_id), media_type="text/csv")
+        text, salt = draws.population_csv(conn, draw_id, principal)
+    auditor.record(principal, "draw.population.read", f"draw/{draw_id}")
+    return Response(text, media_type="text/csv", headers={"X-Population-Salt": salt or ""})
 
 
 @router.get(
@@ -94,9 +106,10 @@ def get_population(draw_id: DrawId, _: Supervisor, engine: EngineDep) -> Respons
     summary="re-run a stored draw and compare",
     responses=responses(401, 403, 404),
 )
-def verify(draw_id: DrawId, _: Supervisor, engine: EngineDep) -> dict:
+def verify(draw_id: DrawId, principal: Supervisor, engine: EngineDep) -> dict:
+    """The checks of ``GET /v1/public/draws/{id}/verify``, for a draw this token may see."""
     with engine.connect() as conn:
-        return draws.verify_draw(conn, draw_id)
+        return draws.verify_draw(conn, draw_id, principal)
 
 
 @router.post(
@@ -118,15 +131,23 @@ def post_results(draw_id: DrawId, body: InspectionResults, principal: Supervisor
     responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **responses(401, 403)},
 )
 def export_events(
-    _: Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR))],
+    principal: Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR))],
     engine: EngineDep,
+    auditor: AuditorDep,
     since: Annotated[date | None, Query(description="recorded on or after")] = None,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Response:
     """The inspection results as an events table following CONTRACT section 1: add the rows to the
-    dataset's ``events`` table before the next ``ipcredit score``."""
+    dataset's ``events`` table before the next ``ipcredit score``. Paged in the database (``limit``,
+    ``offset``, in recorded order); a region-scoped token gets its region's events."""
+    dates.check_query(since, "since")
     with engine.connect() as conn:
-        frame = inspections.export_events(conn, since=since)
+        frame = inspections.export_events(conn, since=since, region=principal.scope, limit=limit, offset=offset)
+    auditor.record(
+        principal, "events.export", "events", {"since": since, "offset": offset, "rows": len(frame), "format": format}
+    )
     if format == "json":
         return Response(frame.to_json(orient="records", date_format="iso"), media_type="application/json")
     return Response(frame.to_csv(index=False), media_type="text/csv")

@@ -37,7 +37,7 @@ async def risk(entity_id: EntityPath, principal: Reader, request: Request) -> Re
     check_entity_id(entity_id)
     state = request.app.state
     row = await state.lookups.get(entity_id)
-    if row is None:
+    if row is None or not principal.sees(row["entity_region"]):  # another region's entity does not exist here
         raise _not_scored(entity_id)
     state.auditor.record(principal, "risk.read", f"entity/{entity_id}", {"score_id": row["id"]})
     # The hottest route: validate and serialise in one pass (pydantic-core), skipping the generic encoder.
@@ -56,7 +56,7 @@ def explanation(entity_id: EntityPath, principal: Reader, engine: EngineDep, aud
     check_entity_id(entity_id)
     with engine.connect() as conn:
         row = latest_score(conn, entity_id, full=True)
-        if row is None:
+        if row is None or not principal.sees(row["entity_region"]):
             raise _not_scored(entity_id)
         run = run_row(conn, row["run_id"], with_policy=True)
     auditor.record(principal, "explanation.read", f"entity/{entity_id}", {"score_id": row["id"]})
@@ -70,11 +70,16 @@ def explanation(entity_id: EntityPath, principal: Reader, engine: EngineDep, aud
     responses=responses(401, 403, 422, 503),
 )
 def batch_risk(body: BatchRiskRequest, principal: Reader, engine: EngineDep, auditor: AuditorDep) -> dict:
-    """Up to 1,000 ids; unknown ones are listed in ``missing``."""
+    """Up to 1,000 ids; unknown ones (and, for a region-scoped token, other regions' entities) are listed
+    in ``missing``. Each id is audited as a read of its own."""
     ids = list(dict.fromkeys(body.entity_ids))
     with engine.connect() as conn:
-        found = latest_scores(conn, ids)
-    auditor.record(principal, "risk.read_batch", "entities", {"requested": len(ids), "found": len(found)})
+        found = {k: v for k, v in latest_scores(conn, ids).items() if principal.sees(v["entity_region"])}
+    auditor.record_many(
+        principal,
+        "risk.read",
+        [(f"entity/{i}", {"score_id": found[i]["id"] if i in found else None, "batch": True}) for i in ids],
+    )
     return {
         "found": [explanations.risk_row(found[i]) for i in ids if i in found],
         "missing": [i for i in ids if i not in found],

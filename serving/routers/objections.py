@@ -30,20 +30,22 @@ def file(
     principal: Annotated[Principal, Depends(require(Role.REVIEWER, Role.ANALYST, Role.SUPERVISOR))],
     engine: EngineDep,
 ) -> dict:
-    """Records an entity's objection to a stored score row with its grounds (one open objection per row)."""
+    """Records an entity's objection to a stored score row with its grounds: one open objection per row,
+    and only against the entity's current row (a superseded row gives 409 naming the newer one)."""
     return objections.file_objection(engine, body.score_id, body.grounds, principal)
 
 
 @router.get("", response_model=list[Objection], summary="objections", responses=responses(401, 403))
 def list_(
-    _: Reviewer,
+    principal: Reviewer,
     engine: EngineDep,
     status: Annotated[ObjectionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict]:
+    """Objections oldest first, paged in the database; a region-scoped token sees its region's."""
     with engine.connect() as conn:
-        return objections.list_objections(conn, status=status, limit=limit, offset=offset)
+        return objections.list_objections(conn, status=status, limit=limit, offset=offset, region=principal.scope)
 
 
 @router.get(
@@ -57,7 +59,7 @@ def read(objection_id: ObjectionId, principal: Reviewer, engine: EngineDep, audi
     fired rules with their legal basis, model and policy versions), the run it came from and, once
     decided, the new row. Send its ``version`` with the decision."""
     with engine.connect() as conn:
-        detail = objections.objection_detail(conn, _existing(objection_id))
+        detail = objections.objection_detail(conn, _existing(objection_id), principal)
     auditor.record(principal, "objection.read", f"objection/{objection_id}", {"score_id": detail["score_id"]})
     return detail
 
@@ -74,7 +76,9 @@ def decide(
     """``uphold`` keeps the row. ``correct`` rescores the corrected ``history`` as of the row's date with
     the same model version and the policy text stored with its run; ``repair`` marks the named records
     repaired and rescores as of the repair date. The new row is linked to the objection and supersedes the
-    old one. ``version`` must be the version read: a decision made meanwhile by someone else gives 409."""
+    old one. ``version`` must be the version read: a decision made meanwhile by someone else gives 409, as
+    does a row superseded since it was objected to (naming the newer row). Whoever filed the objection may
+    not decide it (403)."""
     return objections.decide(engine, scorers, _existing(objection_id), body, principal)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,21 +10,50 @@ from sqlalchemy import func, select
 
 from features import pointintime
 from features.pointintime import LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
-from serving import draws
+from serving import dates, register
 from serving.db import entities, list_entries
 from serving.deps import EngineDep
 from serving.errors import responses
-from serving.schemas import PublicDraw, PublicList, PublicLists
+from serving.schemas import PublicDraw, PublicList, PublicLists, PublicRegister, Verification
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
 
 
-@router.get("/draws/{draw_id}", response_model=PublicDraw, summary="a published draw", responses=responses(404))
-def public_draw(draw_id: str, engine: EngineDep) -> dict:
-    """The seed, the population size and hash, and the selected entities' ids and names (with
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+
+
+@router.get("/draws", response_model=PublicRegister, summary="the register of every draw", responses=responses(422))
+def public_register(engine: EngineDep, limit: Limit = 100, offset: Offset = 0) -> dict:
+    """Every draw ever made, newest first, paged in the database: its sequence number, the inputs its seed
+    was derived from (recompute it: the first 63 bits of the SHA-256 of their canonical JSON), the
+    population's size and salted commitment, how many were selected and the record's hash, which the next
+    record's inputs carry. ``next_secret_hash`` commits now to the secret the next draw will reveal. A draw
+    can never be deleted or changed. Never a score or a tier."""
+    with engine.connect() as conn:
+        return register.public_register(conn, limit=limit, offset=offset)
+
+
+@router.get("/draws/{draw_id}", response_model=PublicDraw, summary="a published draw", responses=responses(404, 422))
+def public_draw(draw_id: str, engine: EngineDep, limit: Limit = 1000, offset: Offset = 0) -> dict:
+    """The draw's register entry and a page of its selected entities' ids and names (by id, with
     inspection results once posted). Never a score or a tier."""
     with engine.connect() as conn:
-        return draws.public_draw(conn, draw_id)
+        return register.public_draw(conn, draw_id, limit=limit, offset=offset)
+
+
+@router.get(
+    "/draws/{draw_id}/verify",
+    response_model=Verification,
+    summary="check a published draw",
+    responses=responses(404),
+)
+def public_verify(draw_id: str, engine: EngineDep) -> dict:
+    """Recomputes the seed from the published inputs, checks the revealed secret against the commitment
+    published before the draw, the link to the previous record, the salted population commitment against
+    the stored snapshot and the record's hash, and re-runs the selection: ``verified`` when all hold."""
+    with engine.connect() as conn:
+        return register.verify(conn, draw_id)
 
 
 @router.get("/lists", response_model=PublicLists, summary="entries in force on a public list", responses=responses(422))
@@ -32,13 +61,13 @@ def public_lists(
     engine: EngineDep,
     list: Annotated[PublicList, Query(description="red, serious_violation or untrustworthy")],
     on: Annotated[date | None, Query(description="the date the entries are in force (default today)")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Limit = 1000,
+    offset: Offset = 0,
 ) -> dict:
     """Entries in force on ``on``: entered by then, not removed, and for the serious-violation list not
     lapsed (an entry lapses 3 years after it was entered, SAMR Order 44): the point-in-time rule the
     features use (``features/pointintime.py``). With the legal basis and dates; paged in the database."""
-    day = on or datetime.now(UTC).date()
+    day = dates.check_query(on, "on") or dates.today()
     in_force = (list_entries.c.list == list) & pointintime.clause(LIST_IN_FORCE, list_entries, day)
     stmt = (
         select(

@@ -1,22 +1,21 @@
-"""Score runs: create one from a dataset (or import a score file), list and read them."""
+"""Score runs: make one from a dataset (or import a score file) as a background job, follow the job, list
+and read runs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 
-from features.errors import NotFound
-from serving import runs
-from serving.audit import record_change
+from features.errors import Forbidden, NotFound
+from serving import jobs, runs
 from serving.auth import Principal, Role
 from serving.db import score_runs
 from serving.deps import EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
-from serving.schemas import ScoreRun, ScoreRunRequest
-from serving.store import run_row, save_score_run
+from serving.schemas import ScoreRun, ScoreRunJob, ScoreRunRequest
+from serving.store import run_row
 
 router = APIRouter(prefix="/v1/score-runs", tags=["score runs"])
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
@@ -29,49 +28,78 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.post(
     "",
-    response_model=ScoreRun,
-    status_code=201,
-    summary="create a score run from a dataset (or import a score file)",
+    response_model=ScoreRunJob,
+    status_code=202,
+    summary="make a score run from a dataset (or import a score file) in the background",
     responses=responses(401, 403, 422, 503),
 )
 def create_run(
     body: ScoreRunRequest,
     request: Request,
+    response: Response,
     principal: Analyst,
     engine: EngineDep,
     scorers: ScorersDep,
     policy: PolicyDep,
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for the job to end")] = 0,
 ) -> dict:
-    """Reads the dataset folder ``dataset`` on the server (CONTRACT section 1), validates it, scores every
-    entity as of ``as_of`` with the champion and stores the run (features, contributions, reasons, rules,
-    model/policy/feature versions, the dataset's fingerprint), together with the dataset's entities and
-    list entries. With ``score_file`` (a file written by ``ipcredit score``) the rows are imported as they
-    are instead of being scored; the dataset still supplies entities and lists."""
+    """Answers **202** at once with the job and its ``Location``: the job reads the dataset folder
+    ``dataset`` on the server (CONTRACT section 1), validates it, scores every entity as of ``as_of`` with
+    the champion and stores the run (features, contributions, reasons, rules, model/policy/feature
+    versions, the dataset's fingerprint) with the dataset's entities and list entries. With ``score_file``
+    (written by ``ipcredit score``) the file is validated row by row and imported instead of scored; the
+    dataset still supplies entities and lists. Paths must lie under the service's import root (422
+    otherwise, naming no path). A failed job carries the problem details a request would have got."""
+    if principal.scope is not None:
+        raise Forbidden("a region-scoped token cannot make score runs: a run sets the tiers of every region")
     state = request.app.state
-    folder = runs.dataset_folder(body.dataset, state.settings.dataset_root)
-    scorer = None if body.score_file else scorers.require_champion()
-    ds = runs.open_dataset(folder)
-    if scorer is None:
-        run = runs.imported_run(
-            ds, body.as_of, Path(body.score_file), policy, state.policy_text, created_by=principal.actor
-        )
-    else:
-        run = runs.scored_run(ds, body.as_of, scorer, policy, state.policy_text, created_by=principal.actor)
-    with engine.begin() as conn:
-        run_id = save_score_run(conn, run)
-        record_change(
-            conn,
+    settings = state.settings
+    root = settings.import_root
+    folder = runs.dataset_folder(body.dataset, root)
+    score_file = runs.confined(body.score_file, root, "score_file", folder=False) if body.score_file else None
+    scorer = None if score_file else scorers.require_champion()
+    job = runs.RunRequest(folder=folder, root=root, as_of=body.as_of, score_file=score_file)
+    policy_text = state.policy_text
+
+    def work() -> int:
+        return runs.make_run(
+            engine,
+            job,
+            scorer,
+            policy,
+            policy_text,
             principal,
-            "score_run.create",
-            f"score-run/{run_id}",
-            {
-                "dataset": ds.source,
-                "as_of": body.as_of.isoformat(),
-                "rows": len(run.scores),
-                "imported": bool(body.score_file),
-            },
+            statement_timeout_ms=settings.job_statement_timeout_ms,
         )
-        return _view(run_row(conn, run_id))
+
+    job_id = state.jobs.submit("score_run", body.model_dump(mode="json"), principal, work)
+    response.headers["Location"] = f"/v1/score-runs/jobs/{job_id}"
+    return _job(engine, job_id, wait)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=ScoreRunJob,
+    summary="a score-run job: queued, running, done (with the run) or failed (with the problem)",
+    responses=responses(401, 403, 404),
+)
+def get_job(
+    job_id: Annotated[str, Path(max_length=32)],
+    _: Reader,
+    engine: EngineDep,
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for the job to end")] = 0,
+) -> dict:
+    """The job as it is now, or once it has ended when ``wait`` seconds are given."""
+    return _job(engine, job_id, wait)
+
+
+def _job(engine, job_id: str, wait: float) -> dict:
+    row = jobs.wait(engine, job_id, wait)
+    if row["run_id"] is not None:
+        with engine.connect() as conn:
+            run = run_row(conn, row["run_id"])
+        row["run"] = _view(run) if run else None
+    return row
 
 
 @router.get("", response_model=list[ScoreRun], summary="score runs, newest first", responses=responses(401, 403))

@@ -36,8 +36,10 @@ async def score(
     # CPU-bound work, one request at a time per process (scoring.SCORING_THREADS): threads that each
     # hold the GIL for milliseconds and release it in many short library calls make every one of them
     # wait for the others (8 concurrent requests: 34 instead of 59 requests/s); queued on the event loop,
-    # each runs at full speed and the loop stays free for other routes.
-    columns = await anyio.to_thread.run_sync(
-        scoring.score_history, scorer, policy, body, body.as_of, limiter=request.app.state.scoring_threads
-    )
+    # each runs at full speed and the loop stays free for other routes. The queue is bounded
+    # (Settings.whatif_queue): past it a request gets 503 with Retry-After at once.
+    async with request.app.state.whatif.admit():
+        columns = await anyio.to_thread.run_sync(
+            scoring.score_history, scorer, policy, body, body.as_of, limiter=request.app.state.scoring_threads
+        )
     return explanations.what_if_row(columns, policy)

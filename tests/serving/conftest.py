@@ -29,10 +29,10 @@ from sqlalchemy.engine import make_url
 from features import uscc
 from models.policy import load_policy
 from serving.app import create_app
-from serving.auth import create_token
 from serving.db import open_store
 from serving.settings import PROJECT_ROOT, Settings
 from serving.store import ScoreRunRecord, save_score_run
+from serving.tokens import create_token
 
 POSTGRES_URL = os.environ.get("IPCREDIT_TEST_POSTGRES_URL")
 POLICY_PATH = PROJECT_ROOT / "models" / "policy.toml"
@@ -79,6 +79,9 @@ def settings_for(db_url: str, tmp_path: Path, **overrides) -> Settings:
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "data_dir": tmp_path,
         "policy_path": POLICY_PATH,
+        # Every test client comes from 127.0.0.1: the rate limit has its own tests (test_limits.py).
+        "rate_limit_per_second": 10_000,
+        "rate_limit_burst": 10_000,
     }
     values.update(overrides)
     return Settings(**values)

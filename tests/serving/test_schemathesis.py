@@ -14,9 +14,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from serving.app import create_app
-from serving.auth import create_token
 from serving.db import open_store
 from serving.roster import save_roster
+from serving.tokens import create_token
 from tests.serving.conftest import make_entities, make_lists, roster, settings_for, start_server, store_run
 
 SCORING = {("POST", "/v1/score"), ("POST", "/v1/score-runs"), ("POST", "/v1/objections/{objection_id}/decision")}

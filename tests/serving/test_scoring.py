@@ -62,6 +62,15 @@ def live(serve, model_dir, tokens):
     return serve(model_uri=str(model_dir))
 
 
+def make_run(client, body: dict) -> dict:
+    """Start a score-run job and wait for it; the run it made."""
+    response = client.post("/v1/score-runs", json=body)
+    assert response.status_code == 202, response.text
+    job = client.get(response.headers["location"], params={"wait": 60}).json()
+    assert job["status"] == "done", job
+    return job["run"]
+
+
 def _rows(frame: pd.DataFrame, entity_id: str) -> list[dict]:
     part = frame[frame.entity_id == entity_id]
     return json.loads(part.to_json(orient="records", date_format="iso"))
@@ -124,18 +133,21 @@ def test_what_if_scores_one_history_and_stores_nothing(live, world, tokens, engi
 
 
 def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, world, dataset_dir, tokens, engine):
+    # Contract change: POST /v1/score-runs is a background job (202 + Location), waited for here.
     with live.client(tokens["analyst"]) as analyst:
-        response = analyst.post("/v1/score-runs", json={"dataset": str(dataset_dir), "as_of": AS_OF.isoformat()})
-        assert response.status_code == 201, response.text
-        run = response.json()
+        run = make_run(analyst, {"dataset": str(dataset_dir), "as_of": AS_OF.isoformat()})
         assert run["model_version"] == "7" and run["row_count"] > 1000
         bad = analyst.post("/v1/score-runs", json={"dataset": str(dataset_dir / "nope"), "as_of": "2024-12-31"})
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "dataset"]
     entity_id = adverse_entity(world)
-    with live.client(tokens["reviewer"]) as reviewer:
-        row = reviewer.get(f"/v1/entities/{entity_id}/risk").json()
+    with live.client(tokens["analyst"]) as filer:  # the filer is not the deciding reviewer
+        row = filer.get(f"/v1/entities/{entity_id}/risk").json()
         assert row["run_id"] == run["run_id"]
-        objection = reviewer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "已修复"}).json()
+        objection = filer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "已修复"}).json()
+        other = world.entities.entity_id.iloc[5]
+        before = filer.get(f"/v1/entities/{other}/risk").json()
+        second = filer.post("/v1/objections", json={"score_id": before["score_id"], "grounds": "数据有误"}).json()
+    with live.client(tokens["reviewer"]) as reviewer:
         adverse = [
             e["event_id"]
             for e in history(world, entity_id)["events"]
@@ -162,9 +174,7 @@ def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, wor
         assert latest["model_version"] == row["model_version"] and latest["policy_version"] == row["policy_version"]
 
         # A correction: the posted history replaces the data; same model, same policy, same date.
-        other = world.entities.entity_id.iloc[5]
-        before = reviewer.get(f"/v1/entities/{other}/risk").json()
-        objection = reviewer.post("/v1/objections", json={"score_id": before["score_id"], "grounds": "数据有误"}).json()
+        objection = second
         corrected = history(world, other)
         corrected["events"] = []
         response = reviewer.post(

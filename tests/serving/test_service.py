@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from features import uscc
+from serving import sampling
 from models.scorefile import SCORE_COLUMNS
 from tests.serving.conftest import make_entities, make_lists, roster, store_run
 
@@ -86,7 +88,7 @@ def test_every_error_is_a_problem_details_body(live, tokens):
             "about:blank": denied,
             "urn:ipcredit:problem:not-found": client.get(f"/v1/entities/{UNKNOWN}/risk"),
             "urn:ipcredit:problem:invalid-input": client.get("/v1/entities/91210600MA0QC0K81X/risk"),
-            "urn:ipcredit:problem:conflict": client.post("/v1/sampling/draws", json={"seed": 1}),
+            "urn:ipcredit:problem:conflict": client.post("/v1/sampling/draws", json={}),
         }
         fastapi_422 = client.post("/v1/sampling/draws", json={"seed": -1})
     for kind, response in {**answers, "urn:ipcredit:problem:invalid-input": fastapi_422}.items():
@@ -165,42 +167,50 @@ def _load_roster(client, people=None, replace=True):
 
 
 def test_draws_are_reproducible_and_published_without_tiers(live, world, tokens):
+    # Contract change (CONTRACT section 5): the caller no longer sends a seed. The service derives it,
+    # returns and publishes it; "the same seed, population and ratios select the same entities" is shown
+    # by re-selecting from the draw's population snapshot with the published seed.
     entities, _ = world
     with live.client(tokens["admin"]) as admin:
         _load_roster(admin)
     with live.client(tokens["supervisor"]) as client:
-        assert client.post("/v1/sampling/draws", json={"seed": 1, "ratios": {"A": 0.5}}).status_code == 422
-        response = client.post("/v1/sampling/draws", json={"seed": 1, "ratios": {"D": 0.5}})
+        assert client.post("/v1/sampling/draws", json={"ratios": {"A": 0.5}}).status_code == 422
+        response = client.post("/v1/sampling/draws", json={"ratios": {"D": 0.5}})
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["body", "ratios", "D"]
         assert "tier D" in response.json()["detail"][0]["msg"]
 
-        first = client.post("/v1/sampling/draws", json={"seed": 20261121})
+        first = client.post("/v1/sampling/draws", json={})
         assert first.status_code == 201, first.text
         first = first.json()
-        second = client.post("/v1/sampling/draws", json={"seed": 20261121}).json()
+        second = client.post("/v1/sampling/draws", json={}).json()
         assert first["draw_id"] != second["draw_id"]
-        assert [s["entity_id"] for s in first["selected"]] == [s["entity_id"] for s in second["selected"]]
+        assert isinstance(first["seed"], int) and first["seed"] != second["seed"], "each draw gets its own seed"
+        assert second["sequence"] == first["sequence"] + 1
         assert first["population_size"] == len(entities) == sum(first["population"].values())
         for s in first["selected"]:
             assert s["inclusion_probability"] >= 0.01
             assert len(set(s["inspectors"])) == len(s["inspectors"]) >= 2
-        unseeded = client.post("/v1/sampling/draws", json={}).json()
-        assert isinstance(unseeded["seed"], int)
 
         stored = client.get(f"/v1/sampling/draws/{first['draw_id']}").json()
-        assert stored["selected"] == first["selected"] and stored["seed"] == 20261121
+        assert stored["selected"] == first["selected"] and stored["seed"] == first["seed"]
         assert client.get(f"/v1/sampling/draws/{first['draw_id']}/verify").json()["reproduced"] is True
         csv = client.get(f"/v1/sampling/draws/{first['draw_id']}/population").text
         assert csv.splitlines()[0] == "entity_id,tier" and len(csv.splitlines()) == len(entities) + 1
+        rows = [line.split(",") for line in csv.splitlines()[1:]]
+        ids = np.array([r[0] for r in rows], dtype="S18")
+        tiers = np.array([r[1] for r in rows], dtype="S1")
+        counts = {t: sum(1 for s in first["selected"] if s["tier"] == t) for t in "ABCD"}
+        again = sampling.reselect(ids, tiers, counts, first["seed"])
+        assert again == [s["entity_id"] for s in first["selected"]], "same seed, population, ratios: same entities"
 
-        filtered = client.post("/v1/sampling/draws", json={"seed": 5, "filter": {"region": "2106"}}).json()
+        filtered = client.post("/v1/sampling/draws", json={"filter": {"region": "2106"}}).json()
         assert all(e.startswith("9121060") for e in (s["entity_id"] for s in filtered["selected"]))
-        budget = client.post("/v1/sampling/draws", json={"seed": 5, "budget": 40}).json()
+        budget = client.post("/v1/sampling/draws", json={"budget": 40}).json()
         assert budget["selected_count"] == 40 and budget["mode"] == "budget"
     with live.client() as public:
         published = public.get(f"/v1/public/draws/{first['draw_id']}").json()
-        assert published["seed"] == 20261121 and published["population_size"] == len(entities)
+        assert published["seed"] == first["seed"] and published["population_size"] == len(entities)
         names = dict(zip(entities.entity_id, entities.name, strict=True))
         assert all(names[s["entity_id"]] == s["name"] for s in published["selected"])
         assert "tier" not in json.dumps(published) and "score" not in json.dumps(published)
@@ -209,7 +219,7 @@ def test_draws_are_reproducible_and_published_without_tiers(live, world, tokens)
 
 def test_draw_without_a_roster_is_a_conflict(live, tokens):
     with live.client(tokens["supervisor"]) as client:
-        response = client.post("/v1/sampling/draws", json={"seed": 1})
+        response = client.post("/v1/sampling/draws", json={})
     assert response.status_code == 409
     assert "load a roster" in response.json()["detail"]
 
@@ -221,7 +231,7 @@ def test_conflicts_of_interest_are_avoided(live, world, tokens):
     with live.client(tokens["admin"]) as admin:
         _load_roster(admin, people)
     with live.client(tokens["supervisor"]) as client:
-        draw = client.post("/v1/sampling/draws", json={"seed": 3, "avoid_same_region": True}).json()
+        draw = client.post("/v1/sampling/draws", json={"avoid_same_region": True}).json()
     region = dict(zip(entities.entity_id, entities.region, strict=True))
     inspector_region = {p["inspector_id"]: p["region"] for p in people}
     for s in draw["selected"]:
@@ -234,7 +244,7 @@ def test_inspection_results_become_events_for_the_next_run(live, world, tokens):
     with live.client(tokens["admin"]) as admin:
         _load_roster(admin)
     with live.client(tokens["supervisor"]) as client:
-        draw = client.post("/v1/sampling/draws", json={"seed": 9}).json()
+        draw = client.post("/v1/sampling/draws", json={}).json()
         chosen = [s["entity_id"] for s in draw["selected"][:2]]
         not_chosen = next(e for e in entities.entity_id if e not in {s["entity_id"] for s in draw["selected"]})
         url = f"/v1/sampling/draws/{draw['draw_id']}/results"
@@ -269,14 +279,17 @@ def test_inspection_results_become_events_for_the_next_run(live, world, tokens):
 
 
 def test_objection_upheld_by_one_reviewer_while_another_gets_409(live, world, tokens):
+    # Separation of duties: the objection is filed by someone (here an analyst) other than the two
+    # reviewers who then race to decide it (the filer may not decide: test_integrity.py).
     entity_id = world[0].entity_id[7]
-    with live.client(tokens["reviewer"]) as reviewer:
-        row = reviewer.get(f"/v1/entities/{entity_id}/risk").json()
-        filed = reviewer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "处罚已撤销"})
+    with live.client(tokens["analyst"]) as filer:
+        row = filer.get(f"/v1/entities/{entity_id}/risk").json()
+        filed = filer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "处罚已撤销"})
         assert filed.status_code == 201, filed.text
         objection = filed.json()
-        again = reviewer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "again"})
+        again = filer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "again"})
         assert again.status_code == 409
+    with live.client(tokens["reviewer"]) as reviewer:
         detail = reviewer.get(f"/v1/objections/{objection['objection_id']}").json()
         snapshot = detail["explanation"]
         assert snapshot["score_id"] == row["score_id"] and snapshot["contributions"]
@@ -307,9 +320,10 @@ def test_objection_upheld_by_one_reviewer_while_another_gets_409(live, world, to
 
 def test_decisions_that_rescore_need_a_model(live, world, tokens):
     entity_id = world[0].entity_id[8]
+    with live.client(tokens["analyst"]) as filer:  # not the deciding reviewer (separation of duties)
+        row = filer.get(f"/v1/entities/{entity_id}/risk").json()
+        objection = filer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "repaired"}).json()
     with live.client(tokens["reviewer"]) as reviewer:
-        row = reviewer.get(f"/v1/entities/{entity_id}/risk").json()
-        objection = reviewer.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "repaired"}).json()
         response = reviewer.post(
             f"/v1/objections/{objection['objection_id']}/decision",
             json={"decision": "repair", "version": 1, "repairs": [{"event_id": "E1", "repaired_on": "2026-01-01"}]},
@@ -364,7 +378,7 @@ def test_a_restart_loses_nothing(serve, world, tokens):
         _load_roster(admin)
     with first.client(tokens["supervisor"]) as client:
         before = client.get(f"/v1/entities/{entities.entity_id[0]}/risk").json()
-        draw = client.post("/v1/sampling/draws", json={"seed": 11}).json()
+        draw = client.post("/v1/sampling/draws", json={}).json()
     with first.client(tokens["reviewer"]) as reviewer:
         objection = reviewer.post("/v1/objections", json={"score_id": before["score_id"], "grounds": "g"}).json()
     first.stop()
