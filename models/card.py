@@ -78,8 +78,7 @@ def model_card(
         f"optbinning scorecard and {_baseline_auc(ev, model, 'rules_points_card')} for the points card built "
         f"from the rules alone; its ECE is {ours['ece']:.4f} (equal-mass bins).",
         "",
-        "95 % bootstrap intervals (resampling entities, all their rows together; the same resamples for every "
-        "scorer):",
+        "95 % bootstrap intervals (resampling entities, all their rows together; the same resamples for every scorer):",
         markdown_table(ev.intervals) if len(ev.intervals) else "(no resamples configured)",
         "",
         "## Tiers (final, after the rules)",

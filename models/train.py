@@ -34,11 +34,13 @@ from dateutil.relativedelta import relativedelta
 
 from features.build import model_matrix
 from features.catalogue import CATEGORICAL, FEATURE_NAMES, monotone_constraints
+from features.columns import feature_columns
 from features.errors import InvalidInput
 from features.snapshots import OUTCOME_MONTHS
 from models.baselines import BaselineUnavailable, BinnedScorecard, CalibratedBaseline, RulesPointsCard
 from models.calibration import Calibrator
 from models.config import TrainConfig
+from models.monitoring import Reference
 from models.policy import Policy
 from models.scorer import Scorer
 
@@ -201,6 +203,12 @@ def train_model(
             "data": data or {},
         },
     )
+    # The drift reference: bins and shares of every feature and of the score in the training rows, kept
+    # with the model so that every later month is measured on the same bins (models/monitoring.py).
+    train_scores = calibrator.transform(booster.predict(matrices["train"], raw_score=True))
+    fired = policy.fired(feature_columns(folds["train"]))
+    rule_rates = {rule.code: float(fired[:, r].mean()) for r, rule in enumerate(policy.rules)}
+    scorer.metadata["reference"] = Reference.fit(folds["train"], train_scores, rule_rates=rule_rates).to_dict()
 
     say("fitting the baselines: rules points card, optbinning scorecard")
     t0 = time.perf_counter()

@@ -1,0 +1,372 @@
+"""Watching the model in use: drift against the training reference, performance before outcomes arrive,
+honest violation rates from the random draws, and fairness with intervals.
+
+Pure functions on frames and arrays; the monthly report (``models/report.py``) composes them, the
+service and the CLI feed them stored runs.
+
+- **Reference.** At training, every feature's and the score's bins are fixed from the training rows
+  (deciles of the known values, a bin for missing; categories as they are) and stored with the model, so
+  every month is measured on the same bins.
+- **Drift.** PSI per feature and of the score, in the usual bands (under 0.1 stable, 0.1–0.25 moderate,
+  over 0.25 major). Under no drift, PSI between two samples of sizes n and m over k bins is about
+  χ²(k−1)·(1/n + 1/m), so a small region's month can reach 0.1 by chance; a feature is flagged only when
+  its PSI exceeds both the band and that noise floor at the 99th percentile.
+- **Performance before outcomes.** Outcomes mature 12 months later. With a calibrated score, the expected
+  outcome rate of a tier is its mean score, and the expected AUC is the AUC the scores would have if each
+  entity's outcome were drawn with its own probability (confidence-based performance estimation).
+- **Violation rates from random draws.** Findings of *random* inspections, weighted by each inspected
+  entity's stored inclusion probability (Hájek estimator), estimate each tier's violation rate without the
+  bias of targeted inspections; targeted ones (complaints, referrals) are left out.
+- **Fairness.** Per group (industry, region, kind, online seller): AUC, calibration gap, tier shares and
+  flag rates with bootstrap intervals (fairlearn's ``MetricFrame``); a group is flagged only when it is
+  large enough and its interval excludes the tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+from scipy import stats
+
+from features.catalogue import CATALOGUE, FEATURE_NAMES
+from models.metrics import auc_or_nan
+from models.policy import TIERS
+
+PSI_BANDS = (0.1, 0.25)
+NOISE_QUANTILE = 0.99
+_EPS = 1e-4  # floor on a bin's share, so an empty bin gives a large but finite PSI
+
+
+@dataclass(frozen=True)
+class Binning:
+    """How one column is binned: numeric edges (inner cut points) or categories; the last bin is missing."""
+
+    name: str
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    expected: tuple[float, ...] = ()  # the reference share of each bin
+
+    def counts(self, values: np.ndarray | pd.Series) -> np.ndarray:
+        """Rows per bin of ``values`` (the missing bin last)."""
+        series = pd.Series(values)
+        missing = series.isna().to_numpy()
+        if self.categories:
+            index = pd.Categorical(series.astype(object).where(~missing), categories=list(self.categories)).codes
+            index = np.where(index < 0, len(self.categories), index)  # unknown category counts with missing
+            return np.bincount(index, minlength=len(self.categories) + 1)
+        known = series.to_numpy(dtype=float, na_value=np.nan)
+        index = np.searchsorted(np.asarray(self.edges), known, side="right")
+        index = np.where(missing, len(self.edges) + 1, index)
+        return np.bincount(index, minlength=len(self.edges) + 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "edges": list(self.edges),
+            "categories": list(self.categories),
+            "expected": list(self.expected),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Binning:
+        return cls(data["name"], tuple(data["edges"]), tuple(data["categories"]), tuple(data["expected"]))
+
+
+def _binning(name: str, values: pd.Series, bins: int, categorical: bool) -> Binning:
+    if categorical:
+        categories = tuple(sorted(values.dropna().astype(str).unique()))
+        draft = Binning(name, categories=categories)
+    else:
+        known = values.dropna().to_numpy(dtype=float)
+        edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)[1:-1])) if len(known) else np.array([])
+        draft = Binning(name, edges=tuple(float(e) for e in edges))
+    counts = draft.counts(values.astype(str).where(values.notna()) if categorical else values)
+    share = counts / max(counts.sum(), 1)
+    return Binning(draft.name, draft.edges, draft.categories, tuple(float(s) for s in share))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The bins and shares of every feature and of the score in the training rows, stored with the model."""
+
+    features: dict[str, Binning]
+    score: Binning
+    rows: int
+    rule_rates: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls, features: pd.DataFrame, scores: np.ndarray, *, bins: int = 10, rule_rates: dict | None = None
+    ) -> Reference:
+        """Fix the bins from ``features`` (training rows) and ``scores`` (their calibrated scores)."""
+        binned = {
+            f.name: _binning(f.name, features[f.name], bins, categorical=f.dtype in ("category", "bool"))
+            for f in CATALOGUE
+        }
+        score = _binning("score", pd.Series(np.asarray(scores, dtype=float)), bins, categorical=False)
+        return cls(features=binned, score=score, rows=len(features), rule_rates=dict(rule_rates or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "score": self.score.to_dict(),
+            "features": {name: b.to_dict() for name, b in self.features.items()},
+            "rule_rates": self.rule_rates,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reference:
+        return cls(
+            features={name: Binning.from_dict(b) for name, b in data["features"].items()},
+            score=Binning.from_dict(data["score"]),
+            rows=int(data["rows"]),
+            rule_rates=dict(data.get("rule_rates", {})),
+        )
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two share vectors over the same bins."""
+    e = np.maximum(np.asarray(expected, dtype=float), _EPS)
+    a = np.maximum(np.asarray(actual, dtype=float), _EPS)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_noise_floor(
+    expected: np.ndarray, n: int, m: int, *, quantile: float = NOISE_QUANTILE, draws: int = 400
+) -> float:
+    """The PSI that a month of ``n`` rows reaches by chance alone with probability ``1 - quantile``, when
+    both it and the ``m`` reference rows come from the reference shares ``expected``.
+
+    Simulated (multinomial draws of both samples, a fixed seed, so a report is deterministic) rather than
+    taken from the χ² approximation, which fails for the rare bins count features have.
+    """
+    expected = np.asarray(expected, dtype=float)
+    if n == 0 or m == 0 or (expected > 0).sum() < 2:
+        return math.inf
+    rng = np.random.default_rng(20240101)
+    shares = expected / expected.sum()
+    month = rng.multinomial(n, shares, size=draws) / n
+    base = rng.multinomial(m, shares, size=draws) / m
+    a, e = np.maximum(month, _EPS), np.maximum(base, _EPS)
+    return float(np.quantile(np.sum((a - e) * np.log(a / e), axis=1), quantile))
+
+
+def band(value: float) -> str:
+    """``stable``, ``moderate`` or ``major`` by the usual PSI bands."""
+    if value >= PSI_BANDS[1]:
+        return "major"
+    return "moderate" if value >= PSI_BANDS[0] else "stable"
+
+
+def drift_table(reference: Reference, features: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """PSI of the score and of every feature against the reference, with the noise floor and the flag.
+
+    ``flagged`` is true when the PSI is at least moderate *and* above the noise floor for these sizes.
+    ``missing_ref`` / ``missing_now`` are the shares in the missing bin.
+    """
+    rows = []
+    columns = [("score", reference.score, np.asarray(scores, dtype=float))]
+    columns += [
+        (name, reference.features[name], features[name]) for name in FEATURE_NAMES if name in reference.features
+    ]
+    for name, binning, values in columns:
+        categorical = bool(binning.categories)
+        series = pd.Series(values)
+        counts = binning.counts(series.astype(str).where(series.notna()) if categorical else series)
+        n = int(counts.sum())
+        actual = counts / max(n, 1)
+        expected = np.asarray(binning.expected)
+        value = psi(expected, actual) if n else math.nan
+        floor = psi_noise_floor(expected, n, reference.rows)
+        rows.append(
+            {
+                "feature": name,
+                "psi": value,
+                "band": band(value) if n else "no rows",
+                "noise_floor": floor,
+                "flagged": bool(n and value >= PSI_BANDS[0] and value > floor),
+                "missing_ref": float(expected[-1]),
+                "missing_now": float(actual[-1]),
+                "rows": n,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def migration_matrix(previous: pd.Series, current: pd.Series) -> pd.DataFrame:
+    """Rows: the previous run's tier; columns: this run's tier; entities in both runs (index: entity_id)."""
+    both = pd.concat([previous.rename("previous"), current.rename("current")], axis=1, join="inner")
+    table = pd.crosstab(both["previous"], both["current"])
+    return table.reindex(index=list(TIERS), columns=list(TIERS), fill_value=0)
+
+
+def expected_auc(scores: np.ndarray) -> float:
+    """The AUC expected if each entity's outcome were Bernoulli(its calibrated score), ranked by the scores.
+
+    The ratio of expectations: Σ p_i (1 − p_j) [s_i > s_j] (ties half) over Σ_{i≠j} p_i (1 − p_j).
+    O(n log n): sort by score, accumulate the expected negatives below each row.
+    """
+    p = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+    if len(p) < 2:
+        return math.nan
+    order = np.argsort(p, kind="mergesort")
+    p = p[order]
+    neg = 1 - p
+    _, starts = np.unique(p, return_index=True)
+    below = np.cumsum(np.r_[0.0, neg])[starts]  # expected negatives strictly below each tie group
+    pos_group = np.add.reduceat(p, starts)
+    neg_group = np.add.reduceat(neg, starts)
+    pq_group = np.add.reduceat(p * neg, starts)
+    # Pairs inside a tie group count half; a row is never paired with itself.
+    numerator = float(np.sum(pos_group * below) + 0.5 * np.sum(pos_group * neg_group - pq_group))
+    denominator = float(p.sum() * neg.sum() - np.sum(p * neg))
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def expected_performance(scores: np.ndarray, tiers: np.ndarray) -> pd.DataFrame:
+    """Per tier and overall: rows, expected outcome rate (mean calibrated score); overall, expected AUC."""
+    scores, tiers = np.asarray(scores, dtype=float), np.asarray(tiers)
+    rows = [
+        {
+            "tier": t,
+            "rows": int((tiers == t).sum()),
+            "expected_rate": float(scores[tiers == t].mean()) if (tiers == t).any() else math.nan,
+        }
+        for t in TIERS
+    ]
+    rows.append(
+        {"tier": "all", "rows": len(scores), "expected_rate": float(scores.mean()) if len(scores) else math.nan}
+    )
+    table = pd.DataFrame(rows)
+    table["expected_auc"] = np.where(table["tier"] == "all", expected_auc(scores), np.nan)
+    return table
+
+
+def violation_rates(
+    tiers: np.ndarray,
+    findings: np.ndarray,
+    inclusion_probability: np.ndarray,
+    *,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per tier: the violation rate among all its entities, estimated from *random* inspections.
+
+    Each inspected entity counts with weight 1/π (its inclusion probability in the draw that selected it);
+    the Hájek estimator Σ w·y / Σ w is unbiased to first order whatever the tier's sampling ratio. Its
+    linearised variance under Poisson sampling, Σ w²(1 − π)(y − r)² / (Σ w)², defines an effective sample
+    size r(1 − r) / variance, and the interval is Wilson's at that size: it stays inside [0, 1] and covers
+    well for the rare findings of tier A, where a normal interval does not. Pass only random inspections:
+    targeted ones would bias the rate upwards.
+    """
+    tiers = np.asarray(tiers)
+    y = np.asarray(findings, dtype=float)
+    pi = np.asarray(inclusion_probability, dtype=float)
+    if np.any((pi <= 0) | (pi > 1)):
+        raise ValueError("inclusion_probability must be in (0, 1]")
+    z = stats.norm.ppf(0.5 + level / 2)
+    rows = []
+    for tier in TIERS:
+        mask = tiers == tier
+        w = 1 / pi[mask]
+        if not mask.any():
+            rows.append(
+                {"tier": tier, "inspected": 0, "findings": 0, "rate": math.nan, "low": math.nan, "high": math.nan}
+            )
+            continue
+        rate = float(np.sum(w * y[mask]) / np.sum(w))
+        variance = float(np.sum(w**2 * (1 - pi[mask]) * (y[mask] - rate) ** 2) / np.sum(w) ** 2)
+        # All or nothing found (or a census): the plain count is the effective size.
+        size = rate * (1 - rate) / variance if variance > 0 else float(mask.sum())
+        low, high = _wilson(rate, size, z)
+        rows.append(
+            {
+                "tier": tier,
+                "inspected": int(mask.sum()),
+                "findings": int(y[mask].sum()),
+                "rate": rate,
+                "low": low,
+                "high": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fairness_frame(
+    y: np.ndarray | None,
+    scores: np.ndarray,
+    tiers: np.ndarray,
+    groups: pd.DataFrame,
+    *,
+    min_rows: int = 300,
+    tolerance: dict[str, float] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per group value: rows, share in C/D, flag rate (D), mean score; with outcomes also AUC and the
+    calibration gap (mean score − outcome rate); each with a 95 % bootstrap interval (fairlearn
+    ``MetricFrame``). A group is ``flagged`` when it has at least ``min_rows`` rows and the interval of a
+    metric lies wholly beyond its tolerance around the overall value (``tolerance``: metric → allowed
+    absolute difference; defaults: share_CD 0.10, calibration_gap 0.03, auc 0.05)."""
+    tolerance = {"share_CD": 0.10, "calibration_gap": 0.03, "auc": 0.05} | (tolerance or {})
+    tiers = np.asarray(tiers)
+    scores = np.asarray(scores, dtype=float)
+    high = np.isin(tiers, ("C", "D")).astype(float)
+    y_true = np.asarray(y, dtype=float) if y is not None else high
+    metrics = {
+        "share_CD": lambda yt, yp: float(np.mean(yp[:, 1])),
+        "share_D": lambda yt, yp: float(np.mean(yp[:, 2])),
+        "mean_score": lambda yt, yp: float(np.mean(yp[:, 0])),
+    }
+    if y is not None:
+        metrics |= {
+            "auc": lambda yt, yp: auc_or_nan(np.asarray(yt), yp[:, 0]),
+            "calibration_gap": lambda yt, yp: float(np.mean(yp[:, 0]) - np.mean(yt)),
+        }
+    y_pred = np.column_stack([scores, high, (tiers == "D").astype(float)])
+    out = []
+    for column in groups.columns:
+        sensitive = groups[column].astype(str).to_numpy()
+        frame = MetricFrame(
+            metrics=metrics,
+            y_true=y_true,
+            y_pred=y_pred,
+            sensitive_features=pd.Series(sensitive, name=column),
+            n_boot=n_boot if n_boot else None,
+            ci_quantiles=[0.025, 0.975] if n_boot else None,
+            random_state=seed,
+        )
+        by_group = frame.by_group
+        overall = frame.overall
+        counts = pd.Series(sensitive).value_counts()
+        low = frame.by_group_ci[0] if n_boot else None
+        high_ci = frame.by_group_ci[1] if n_boot else None
+        for value in by_group.index:
+            rows = int(counts.get(value, 0))
+            record: dict[str, Any] = {"group": column, "value": value, "rows": rows, "measured": rows >= min_rows}
+            flags = []
+            for metric in metrics:
+                point = float(by_group.loc[value, metric])
+                record[metric] = point
+                if n_boot:
+                    lo, hi = float(low.loc[value, metric]), float(high_ci.loc[value, metric])
+                    record[f"{metric}_low"], record[f"{metric}_high"] = lo, hi
+                    if metric in tolerance and rows >= min_rows and not math.isnan(lo):
+                        # A calibration gap is judged against none at all; the rest against the whole.
+                        reference = 0.0 if metric == "calibration_gap" else float(overall[metric])
+                        if lo > reference + tolerance[metric] or hi < reference - tolerance[metric]:
+                            flags.append(metric)
+            record["flags"] = ";".join(flags)
+            record["flagged"] = bool(flags)
+            out.append(record)
+    return pd.DataFrame(out)
