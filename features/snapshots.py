@@ -26,6 +26,7 @@ from features.build import build_features, conform
 from features.catalogue import FEATURE_NAMES
 from features.dataset import Dataset
 from features.errors import InvalidInput
+from features.ledger import outcome_view
 from features.pointintime import as_date, sql_date
 from features.schema import ADVERSE_CODES
 
@@ -37,7 +38,8 @@ _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 
 
 def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONTHS) -> pd.DataFrame:
-    """``outcome`` = 1 when an adverse event is recorded in (as_of, as_of + months], per entity registered by as_of."""
+    """``outcome`` = 1 when an adverse event is recorded in (as_of, as_of + months], per entity registered by
+    as_of; with a ledger applied, on each record's final version (corrected, withdrawn ones left out)."""
     as_of = as_date(as_of)
     until = as_of + relativedelta(months=months)
     frame = ds.con.execute(
@@ -45,7 +47,7 @@ def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONT
         SELECT e.entity_id, coalesce(o.outcome, 0) AS outcome
         FROM entities e
         LEFT JOIN (
-            SELECT entity_id, 1 AS outcome FROM events
+            SELECT entity_id, 1 AS outcome FROM {outcome_view(ds)}
             WHERE event_type IN ({_ADVERSE_IN})
               AND recorded_on > {sql_date(as_of)} AND recorded_on <= {sql_date(until)}
             GROUP BY entity_id
