@@ -18,7 +18,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from dateutil.relativedelta import relativedelta
+import pyarrow as pa
 
 from features import pointintime
 from features.catalogue import (
@@ -34,8 +34,9 @@ from features.catalogue import (
     Source,
 )
 from features.dataset import Dataset
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date, window_days
 from features.schema import EVENT_CODES
+from features.sql import weights_at
 from features.version import FEATURE_VERSION
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
@@ -126,8 +127,7 @@ class _EventColumns:
         self._cache: dict[tuple, np.ndarray] = {}
 
     def _days(self, months: int) -> int:
-        # Calendar months: "in the last 12 months" means occurred after the same day a year earlier.
-        return (self.as_of - (self.as_of - relativedelta(months=months))).days
+        return window_days(self.as_of, months)
 
     def _per_type(self, code: int, agg: Aggregate) -> np.ndarray:
         measure, months, skip = agg.measure, agg.months, agg.skip_months
@@ -150,10 +150,9 @@ class _EventColumns:
             elif measure is Measure.QUANTITY:
                 result = np.bincount(idx, weights=quantity[mask], minlength=self.n)
             elif measure is Measure.AMOUNT:
-                result = np.bincount(idx, weights=amount[mask], minlength=self.n)
+                result = _ordered_sums(idx, amount[mask], self.n)
             elif measure is Measure.DECAYED:
-                half_life = self._days(agg.half_life_months)
-                result = np.bincount(idx, weights=np.exp2(-ago[mask] / half_life), minlength=self.n)
+                result = _ordered_sums(idx, weights_at(ago[mask], self.as_of, agg.half_life_months), self.n)
             else:  # ROWS, and KINDS which counts the types with at least one row
                 result = np.bincount(idx, minlength=self.n).astype(np.float64)
         self._cache[key] = result
@@ -177,6 +176,13 @@ class _EventColumns:
         denominator = self.aggregate(spec.denominator) * spec.scale + spec.smoothing
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(denominator > 0, self.aggregate(spec.numerator) / denominator, np.nan)
+
+
+def _ordered_sums(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per entity, the sum of its ``values`` added in ascending order from 0.0 (``bincount`` adds in array
+    order): floats summed in an order no engine's scan can change, the order ``features.sql`` renders."""
+    order = np.lexsort((values, idx))
+    return np.bincount(idx[order], weights=values[order], minlength=n)
 
 
 def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
@@ -218,6 +224,16 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
         arrow = arrow.drop_columns([name])  # free each Arrow column as soon as numpy has it
     del arrow
     return _assemble(entities, lists, columns, as_of)
+
+
+def features_from_arrow(result: pa.Table) -> pd.DataFrame:
+    """The result of ``features.sql.feature_query`` (an Arrow table, from any engine) as ``build_features``
+    returns it: ``entity_id``, ``as_of`` as dates, every feature with its catalogue dtype."""
+    values: dict[str, object] = {}
+    for name in result.column_names:
+        column = result.column(name).to_numpy(zero_copy_only=False)
+        values[name] = column.astype(object) if column.dtype.kind == "M" else column  # dates as datetime.date
+    return conform(pd.DataFrame(values))
 
 
 def build_features_from_frames(
@@ -294,6 +310,7 @@ __all__ = [
     "build_features",
     "build_features_from_frames",
     "conform",
+    "features_from_arrow",
     "in_force",
     "model_matrix",
 ]

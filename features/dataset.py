@@ -8,11 +8,19 @@ A ``Dataset`` is a DuckDB connection with two views per contract table:
 
 DuckDB scans Parquet out of core and in parallel, so the same code serves one entity posted to the API
 and a million entities with tens of millions of events.
+
+A table is ``NAME.parquet`` (one file, or a folder of Parquet files, e.g. partitioned ``region=210600/``
+or ``month=2025-01/``), a folder ``NAME/`` of Parquet files, or ``NAME.csv``: ``table_source`` says which,
+for DuckDB here and for Spark (``features/spark.py``) alike. The rows of a folder are numbered across its
+files in path order, so a validation message's row still points at one record. A folder dataset's
+connection runs within ``DuckDBSettings`` (memory limit, spill directory): past the limit DuckDB spills to
+disk instead of failing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -21,9 +29,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.errors import InvalidInput, Problem
-from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, TABLES, ColumnType, Table
+from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, TABLES, Table
+from features.sql import DUCKDB, typed_select
 
 # The contract's code lists as DuckDB enum types: membership tests and type codes through an enum are many
 # times cheaper than comparing strings over tens of millions of rows. ``_event_type`` codes follow
@@ -115,8 +126,11 @@ class Dataset:
         for table in TABLES:
             digest.update(table.name.encode())
             if table.name in self.files:
-                with open(self.files[table.name], "rb") as fh:
-                    digest.update(hashlib.file_digest(fh, "sha256").digest())
+                source = self.files[table.name]
+                for file in parquet_files(source) if source.is_dir() else [source]:
+                    digest.update(str(file.relative_to(source)).encode() if source.is_dir() else b"")
+                    with open(file, "rb") as fh:
+                        digest.update(hashlib.file_digest(fh, "sha256").digest())
             elif table.name in self._frames:
                 frame = self._frames[table.name]
                 digest.update(",".join(map(str, frame.columns)).encode())
@@ -158,26 +172,45 @@ class Dataset:
             )
 
 
-def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+class DuckDBSettings(BaseSettings):
+    """How much of the machine a dataset folder's DuckDB connection may use, from ``IPCREDIT_DUCKDB_*``.
+
+    ``memory_limit`` (``IPCREDIT_DUCKDB_MEMORY_LIMIT``, e.g. ``4GB``; DuckDB's default is 80 % of RAM) caps
+    DuckDB's buffers: joins, aggregates and sorts beyond it spill to ``temp_directory``
+    (``IPCREDIT_DUCKDB_TEMP_DIRECTORY``; default ``ipcredit-duckdb`` in the system's temporary folder, never
+    the working directory), up to ``max_temp_directory_size``. Read when a folder is opened, never at import.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPCREDIT_DUCKDB_", extra="ignore")
+
+    memory_limit: str | None = None
+    temp_directory: Path | None = None
+    max_temp_directory_size: str | None = None
+
+    def statements(self) -> list[str]:
+        """The ``SET`` statements that apply these settings to a connection."""
+        spill = self.temp_directory or Path(tempfile.gettempdir()) / "ipcredit-duckdb"
+        out = [f"SET temp_directory = {_sql_str(str(spill))}"]
+        if self.memory_limit:
+            out.append(f"SET memory_limit = {_sql_str(self.memory_limit)}")
+        if self.max_temp_directory_size:
+            out.append(f"SET max_temp_directory_size = {_sql_str(self.max_temp_directory_size)}")
+        return out
+
+
+def _connect(threads: int | None, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    for statement in settings.statements() if settings is not None else ():
+        con.execute(statement)
     return con
 
 
 def _typed_select(table: Table, present: dict[str, str]) -> str:
     """Cast each contract column to its type; a column that is absent reads as NULL (validation reports it)."""
-    parts = []
-    for column in table.columns:
-        if column.name not in present:
-            parts.append(f"CAST(NULL AS {column.type.value}) AS {column.name}")
-        elif column.type is ColumnType.STR:
-            parts.append(f"CAST({_q(column.name)} AS VARCHAR) AS {column.name}")
-        elif column.type is ColumnType.BOOL and present[column.name] == "VARCHAR":
-            parts.append(f"TRY_CAST(lower(trim({_q(column.name)})) AS BOOLEAN) AS {column.name}")
-        else:
-            parts.append(f"TRY_CAST({_q(column.name)} AS {column.type.value}) AS {column.name}")
-    return ", ".join(parts)
+    text = {name: duckdb_type == "VARCHAR" for name, duckdb_type in present.items()}
+    return typed_select(table, text, DUCKDB, quote_name=_q)
 
 
 def _q(name: str) -> str:
@@ -188,8 +221,74 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def load_dataset(path: str | Path, *, threads: int | None = None) -> Dataset:
-    """Open the dataset folder at ``path``: each table as ``NAME.parquet`` or ``NAME.csv``.
+def parquet_files(folder: Path) -> list[Path]:
+    """The Parquet files of a table folder, in path order (the order its rows are numbered in)."""
+    found = (p for p in folder.rglob("*.parquet") if p.is_file())
+    # Hidden and underscore files (.crc, _SUCCESS, _temporary/) are a writer's bookkeeping, as Spark reads it.
+    return sorted(p for p in found if not any(part[0] in "._" for part in p.relative_to(folder).parts))
+
+
+def table_source(folder: Path, name: str) -> tuple[Path | None, str | None]:
+    """Where table ``name`` of the dataset ``folder`` is: ``(path, None)``, or ``(None, problem)`` when it
+    is missing, given twice, or a folder with no Parquet file or with a file that lies outside it.
+
+    The path is ``NAME.parquet`` (a file or a folder of Parquet files), ``NAME/`` (a folder of Parquet
+    files) or ``NAME.csv``. Both engines read a dataset through this one answer.
+    """
+    candidates = [folder / f"{name}.parquet", folder / name, folder / f"{name}.csv"]
+    found = [
+        p
+        for p in candidates
+        if (p.is_file() and p.suffix in (".parquet", ".csv")) or (p.is_dir() and p.suffix != ".csv")
+    ]
+    if not found:
+        return (
+            None,
+            f"missing: expected {name}.parquet or {name}.csv (or a folder {name}/ of Parquet files) in {folder}",
+        )
+    if len(found) > 1:
+        shown = " and ".join(p.name + ("/" if p.is_dir() else "") for p in found)
+        return None, f"ambiguous: {shown} are all present; keep one"
+    path = found[0]
+    if path.is_dir():
+        root = path.resolve()
+        if not root.is_relative_to(folder.resolve()):
+            return None, f"{path.name}/ must be a folder inside the dataset, not a link out of it"
+        files = parquet_files(path)
+        if not files:
+            return None, f"{path.name}/ holds no .parquet file"
+        outside = [f for f in files if not f.resolve().is_relative_to(root)]
+        if outside:
+            return (
+                None,
+                f"{outside[0].relative_to(path)} in {path.name}/ must be a file inside it, not a link out of it",
+            )
+    return path, None
+
+
+def _parquet_view(table: str, path: Path) -> str:
+    """``raw_<table>`` over one Parquet file or a folder of them; ``_row`` numbers the rows across files."""
+    if path.is_file():
+        return (
+            f"CREATE VIEW raw_{table} AS SELECT * EXCLUDE (file_row_number), "
+            f"file_row_number + 1 AS _row FROM read_parquet({_sql_str(str(path))}, file_row_number = true)"
+        )
+    files = parquet_files(path)
+    offsets = np.concatenate([[0], np.cumsum([pq.ParquetFile(f).metadata.num_rows for f in files])[:-1]])
+    listed = ", ".join(_sql_str(str(f)) for f in files)
+    # Partition folders (region=210600/) become text columns; a column only some files have reads as NULL.
+    return (
+        f"CREATE VIEW raw_{table} AS SELECT * EXCLUDE (file_row_number), "
+        f"[{', '.join(str(int(o)) for o in offsets)}][file_index + 1] + file_row_number + 1 AS _row "
+        f"FROM read_parquet([{listed}], file_row_number = true, hive_partitioning = true, "
+        "hive_types_autocast = false, union_by_name = true)"
+    )
+
+
+def load_dataset(path: str | Path, *, threads: int | None = None, settings: DuckDBSettings | None = None) -> Dataset:
+    """Open the dataset folder at ``path``: each table as ``NAME.parquet`` (a file or a folder of Parquet
+    files), ``NAME/`` or ``NAME.csv`` (``table_source``), within ``settings`` (default: ``DuckDBSettings()``
+    from the environment).
 
     Nothing is checked here beyond reading; call ``features.validate.validate_dataset`` (or
     ``load_valid_dataset``) before using the data.
@@ -197,30 +296,20 @@ def load_dataset(path: str | Path, *, threads: int | None = None) -> Dataset:
     folder = Path(path)
     if not folder.is_dir():
         raise DatasetError(f"dataset folder {folder} does not exist or is not a folder")
-    con = _connect(threads)
+    con = _connect(threads, settings if settings is not None else DuckDBSettings())
     ds = Dataset(con=con, source=str(folder.resolve()))
     for table in TABLES:
-        candidates = [folder / f"{table.name}.parquet", folder / f"{table.name}.csv"]
-        found = [p for p in candidates if p.is_file()]
+        file, problem = table_source(folder, table.name)
         empty = "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in table.column_names)
         empty += ", CAST(NULL AS BIGINT) AS _row WHERE false"
-        if len(found) != 1:
-            message = (
-                f"missing: expected {table.name}.parquet or {table.name}.csv in {folder}"
-                if not found
-                else f"ambiguous: both {table.name}.parquet and {table.name}.csv are present; keep one"
-            )
-            ds.read_problems.append(_file_problem(table.name, message))
+        if file is None:
+            ds.read_problems.append(_file_problem(table.name, str(problem)))
             con.execute(f"CREATE VIEW raw_{table.name} AS {empty}")
             continue
-        file = found[0]
         ds.files[table.name] = file
         try:
-            if file.suffix == ".parquet":
-                con.execute(
-                    f"CREATE VIEW raw_{table.name} AS SELECT * EXCLUDE (file_row_number), "
-                    f"file_row_number + 1 AS _row FROM read_parquet({_sql_str(str(file))}, file_row_number = true)"
-                )
+            if file.suffix != ".csv":
+                con.execute(_parquet_view(table.name, file))
             else:
                 # CSV is read as text so that no value is lost to type guessing; validation casts and
                 # reports. A table keeps insertion order, so rowid is the data row.
@@ -231,7 +320,7 @@ def load_dataset(path: str | Path, *, threads: int | None = None) -> Dataset:
                 )
                 con.execute(f"CREATE VIEW raw_{table.name} AS SELECT *, rowid + 1 AS _row FROM _csv_{table.name}")
             con.execute(f"DESCRIBE raw_{table.name}").fetchall()
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError, ValueError) as exc:  # ValueError: pyarrow cannot read a footer
             detail = str(exc).splitlines()[0]
             ds.read_problems.append(_file_problem(table.name, f"cannot read {file.name}: {detail}"))
             con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS {empty}")

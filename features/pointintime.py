@@ -7,9 +7,11 @@ What counts at a date D:
 
 Each rule is a tuple of conditions (data, not code), and every engine renders the same tuple: ``sql``
 for DuckDB (the feature build over a dataset folder), ``mask`` for pandas frames (a history posted to the
-API), ``clause`` for SQLAlchemy (the service's public lists). Every condition compares a column with a
-date bound computed here once, so the engines never differ in calendar arithmetic. ``FEATURE_VERSION``
-hashes the rules, so changing one changes the version of every feature built.
+API), ``clause`` for SQLAlchemy (the service's public lists); the ``sql`` text is valid DuckDB and Spark
+SQL alike, so the Spark feature query (``features/sql.py``) carries the same conditions. Every condition
+compares a column with a date bound computed here once (and every window with ``window_days``), so the
+engines never differ in calendar arithmetic. ``FEATURE_VERSION`` hashes the rules, so changing one
+changes the version of every feature built.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def as_date(value: date | str | pd.Timestamp) -> date:
     if isinstance(value, date):
         return value
     raise TypeError(f"as_of must be a date or an ISO date string; got {type(value).__name__}")
+
+
+def window_days(as_of: date, months: int) -> int:
+    """The days in the ``months`` calendar months up to ``as_of``: an event that occurred ``ago`` days before
+    D is in the window "the last N months" when ``ago < window_days(D, N)`` (it occurred after the same day
+    N months earlier). Every engine compares with this one number."""
+    return (as_of - (as_of - relativedelta(months=months))).days
 
 
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -138,7 +147,8 @@ RULES: dict[str, tuple[Condition, ...]] = {"events": EVENT_COUNTS, "lists": LIST
 
 
 def sql(rule: tuple[Condition, ...], as_of: date, alias: str) -> str:
-    """The rule as a SQL condition on the table aliased ``alias`` (DuckDB dialect)."""
+    """The rule as a SQL condition on the table aliased ``alias``: plain comparisons with date literals,
+    the same text in DuckDB and Spark SQL (``features.sql`` renders it into both)."""
     return " AND ".join(condition.sql(alias, as_of) for condition in rule)
 
 

@@ -18,7 +18,15 @@ from features import __version__
 from features.catalogue import catalogue_fingerprint
 
 # The modules whose code decides a feature's value (relative to this package).
-FEATURE_MODULES: tuple[str, ...] = ("schema.py", "dataset.py", "catalogue.py", "pointintime.py", "build.py")
+FEATURE_MODULES: tuple[str, ...] = (
+    "schema.py",
+    "dataset.py",
+    "catalogue.py",
+    "pointintime.py",
+    "sql.py",
+    "build.py",
+    "spark.py",
+)
 
 
 def _code_of(path: Path) -> str:

@@ -1,0 +1,144 @@
+"""Features on Spark: a dataset folder as Spark tables, and the catalogue's feature query run on them.
+
+The query is ``features.sql.feature_query(as_of, SPARK)``, rendered from the same catalogue and the same
+point-in-time conditions as everything else; nothing here defines a feature. ``load_tables`` reads each
+table where ``features.dataset.table_source`` finds it (a Parquet file, a folder of Parquet files
+partitioned by region or month, or CSV) and casts the contract's columns as the DuckDB views do
+(``features.sql.typed_select``). ``spark_features`` returns the Spark DataFrame (for scoring in the
+executors, ``models/spark_scoring.py``); ``collect_features`` brings it to the driver as the frame
+``features.build.build_features`` returns, bit for bit.
+
+pyspark is imported only here and in ``models/spark_scoring.py``: the base install works without it
+(``pip install '.[spark]'`` adds it; Spark needs Java 17).
+
+Validation is not repeated here: callers validate the folder first (``features.validate``, on DuckDB),
+so every value cast here is one the contract allows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StringType
+
+from features.build import features_from_arrow
+from features.dataset import DatasetError, table_source
+from features.pointintime import as_date
+from features.schema import TABLES
+from features.sql import DECAY_TABLE, SPARK, decay_table, feature_query, typed_columns
+
+# What a session needs to give the same answers as DuckDB and to stay quiet: UTC (dates never shift),
+# partition folders read as text (region=210600 stays a code, not a number), no UI.
+BASE_CONFIG: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def java_problem() -> str | None:
+    """Why Spark cannot start here (no Java 17 or later on PATH or JAVA_HOME), or ``None``."""
+    home = os.environ.get("JAVA_HOME")
+    java = Path(home) / "bin" / "java" if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return (
+            "Spark needs Java 17 or later: none found on PATH or in JAVA_HOME "
+            "(Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    return None
+
+
+def spark_session(
+    master: str = "local[2]",
+    *,
+    app_name: str = "ipcredit",
+    driver_memory: str | None = None,
+    local_dir: str | Path | None = None,
+    shuffle_partitions: int | None = None,
+    config: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A Spark session for ipcredit (``getOrCreate``: an existing session is reused with its settings).
+
+    Local mode (``local[N]``) runs everything in one JVM on this machine, the Python workers with this
+    interpreter; on a cluster pass its master URL and ship the same environment to the executors
+    (docs/scale.md). ``local_dir`` is where shuffles spill (default: the system's temporary folder).
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    settings = dict(BASE_CONFIG)
+    settings["spark.local.dir"] = str(local_dir or Path(tempfile.gettempdir()) / "ipcredit-spark")
+    if driver_memory:
+        settings["spark.driver.memory"] = driver_memory
+    if shuffle_partitions:
+        settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    settings.update(config or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _read(spark: SparkSession, path: Path) -> DataFrame:
+    if path.suffix == ".csv":
+        # Text, as DuckDB reads CSV: every value is cast by the typed select below.
+        return (
+            spark.read.option("header", "true")
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("multiLine", "true")
+            .option("encoding", "UTF-8")
+            .csv(str(path))
+        )
+    return spark.read.parquet(str(path))
+
+
+def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]:
+    """The contract tables of ``folder`` as typed Spark DataFrames, registered as the temporary views
+    ``entities``, ``events`` and ``lists`` that ``features.sql.feature_query`` reads."""
+    folder = Path(folder)
+    tables = {}
+    for table in TABLES:
+        path, problem = table_source(folder, table.name)
+        if path is None:
+            raise DatasetError(f"{table.name}: {problem}")
+        raw = _read(spark, path)
+        text = {f.name: isinstance(f.dataType, StringType) for f in raw.schema.fields}
+        present = {c.name: text[c.name] for c in table.columns if c.name in text}
+        typed = raw.selectExpr(*typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`"))
+        typed.createOrReplaceTempView(table.name)
+        tables[table.name] = typed
+    return tables
+
+
+def spark_features(spark: SparkSession, folder: str | Path, as_of: date | str, *, ordered: bool = True) -> DataFrame:
+    """The feature table at ``as_of`` as a Spark DataFrame: the columns of ``build_features``, one row per
+    entity registered by ``as_of`` (sorted by ``entity_id`` unless ``ordered`` is False: scoring does not
+    need the order, and a global sort is a shuffle)."""
+    day = as_date(as_of)
+    load_tables(spark, folder)
+    weights = pa.Table.from_pandas(decay_table(day), preserve_index=False)
+    spark.createDataFrame(weights).createOrReplaceTempView(DECAY_TABLE)
+    return spark.sql(feature_query(day, SPARK, ordered=ordered))
+
+
+def collect_features(frame: DataFrame) -> pd.DataFrame:
+    """A Spark feature DataFrame on the driver, as ``build_features`` returns it (dtypes and values)."""
+    return features_from_arrow(frame.toArrow())
+
+
+def build_features_spark(spark: SparkSession, folder: str | Path, as_of: date | str) -> pd.DataFrame:
+    """``build_features`` computed by Spark over the dataset folder: the same frame, bit for bit."""
+    return collect_features(spark_features(spark, folder, as_of))

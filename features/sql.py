@@ -1,0 +1,386 @@
+"""The feature catalogue as SQL, rendered per dialect: the query that Spark runs, and DuckDB can.
+
+``feature_query(as_of, dialect)`` renders one SELECT over the typed tables ``entities``, ``events`` and
+``lists`` (and the small weights table ``_decay``, ``decay_table``) from ``features/catalogue.py`` and the
+point-in-time conditions of ``features/pointintime.py``. Nothing in it is written by hand per feature: a
+new catalogue entry is a new column in every dialect. ``DUCKDB`` and ``SPARK`` differ only in the few
+functions that are spelled differently (``Dialect``); the golden files in ``tests/features/golden`` show
+both renderings, and the tests run them against ``features.build.build_features`` on simulated worlds.
+
+The query follows the numpy build step for step, so the two engines give the same bits, not only the
+same values to a tolerance:
+
+1. ``counted``: the events that count at D (``EVENT_COUNTS``), with ``ago`` = days from ``occurred_on``
+   to D; windows compare ``ago`` with day counts computed here (``pointintime.window_days``), so no
+   engine does calendar arithmetic of its own;
+2. ``per_type``: one row per entity and event type, one column per (measure, window) the catalogue
+   uses; a float sum (fines, decayed counts) adds its terms in ascending order from 0.0 (``ordered_sum``),
+   as ``build.py`` does, so the order in which an engine meets the rows cannot change a bit;
+3. ``per_entity``: the catalogue's aggregates over their types, float sums added type by type in the
+   catalogue's order; ratios as ``numerator / (denominator * scale + smoothing)``;
+4. the entity attributes and the list flags (``LIST_IN_FORCE``), joined to the entities registered by D.
+
+The decayed weights ``2 ** -(ago / half-life)`` come from ``decay_table``, computed once in numpy for
+every engine (``exp2`` and Java's ``pow`` differ in the last bit for one input in ten).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from features import pointintime
+from features.catalogue import (
+    CATALOGUE,
+    YEARS_SINCE_CAP,
+    Aggregate,
+    Attribute,
+    Feature,
+    Measure,
+    OnList,
+    Ratio,
+    Source,
+)
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, sql_date, window_days
+from features.schema import ColumnType, Table
+
+# The weights table covers events that occurred from this day on; an older one (none in any real register)
+# falls back to the engine's own power function.
+DECAY_EPOCH = date(1900, 1, 1)
+DAYS_PER_YEAR = 365.25
+DECAY_TABLE = "_decay"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL engines: type names, day differences, ordered sums, safe casts."""
+
+    name: str
+    types: dict[ColumnType, str]
+    days: Callable[[str, str], str]  # (start, end) -> whole days from start to end
+    ordered_sum: Callable[[str, str], str]  # (value, condition) -> sum of value in ascending order, from 0.0
+    try_cast: Callable[[str, str], str]  # (expression, type) -> the value, NULL when it does not convert
+
+    def type(self, column_type: ColumnType) -> str:
+        return self.types[column_type]
+
+
+DUCKDB = Dialect(
+    name="duckdb",
+    types={t: t.value for t in ColumnType},
+    days=lambda start, end: f"date_diff('day', {start}, {end})",
+    ordered_sum=lambda value, condition: (
+        f"list_reduce(list_sort(list({value}) FILTER (WHERE {condition})), lambda acc, v: acc + v, {double(0.0)})"
+    ),
+    try_cast=lambda expr, type_: f"TRY_CAST({expr} AS {type_})",
+)
+SPARK = Dialect(
+    name="spark",
+    types={
+        ColumnType.STR: "STRING",
+        ColumnType.DATE: "DATE",
+        ColumnType.INT: "BIGINT",
+        ColumnType.FLOAT: "DOUBLE",
+        ColumnType.BOOL: "BOOLEAN",
+    },
+    days=lambda start, end: f"datediff({end}, {start})",
+    ordered_sum=lambda value, condition: (
+        f"aggregate(array_sort(collect_list({value}) FILTER (WHERE {condition})), {double(0.0)}, (acc, v) -> acc + v)"
+    ),
+    try_cast=lambda expr, type_: f"try_cast({expr} AS {type_})",
+)
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, SPARK)}
+
+
+def double(value: float) -> str:
+    """A DOUBLE literal in every dialect (a bare ``0.5`` is a DECIMAL in DuckDB and in Spark)."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+def quote(text: str) -> str:
+    """A string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return f"{column} = {quote(values[0])}"
+    return f"{column} IN ({', '.join(quote(v) for v in values)})"
+
+
+# ---- typed tables --------------------------------------------------------------------------------------
+
+
+def typed_column(name: str, column_type: ColumnType, text: bool, dialect: Dialect, quoted: str | None = None) -> str:
+    """The cast of one contract column to its type; ``text`` when the column was read as text (CSV).
+
+    Text booleans are trimmed and lower-cased first (``Yes``, `` 1 ``), as validation reads them.
+    """
+    source = quoted or name
+    if column_type is ColumnType.STR:
+        return f"CAST({source} AS {dialect.type(column_type)}) AS {name}"
+    if column_type is ColumnType.BOOL and text:
+        return f"{dialect.try_cast(f'lower(trim({source}))', dialect.type(column_type))} AS {name}"
+    return f"{dialect.try_cast(source, dialect.type(column_type))} AS {name}"
+
+
+def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n) -> list[str]:
+    """The expressions that cast ``table``'s contract columns to their types, one per column.
+
+    ``present`` maps each column that is there to whether it was read as text; a missing column reads as
+    NULL (validation reports it). ``quote_name`` quotes a source column's name in the dialect.
+    """
+    parts = []
+    for column in table.columns:
+        if column.name not in present:
+            parts.append(f"CAST(NULL AS {dialect.type(column.type)}) AS {column.name}")
+        else:
+            parts.append(typed_column(column.name, column.type, present[column.name], dialect, quote_name(column.name)))
+    return parts
+
+
+def typed_select(table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n) -> str:
+    """``typed_columns`` as one SELECT list."""
+    return ", ".join(typed_columns(table, present, dialect, quote_name))
+
+
+# ---- decayed weights -----------------------------------------------------------------------------------
+
+
+def decay_weights(ago: np.ndarray, half_life_days: int) -> np.ndarray:
+    """``2 ** -(ago / half_life_days)``: the weight of a record ``ago`` days old (numpy, for every engine)."""
+    return np.exp2(-np.asarray(ago, dtype=np.float64) / half_life_days)
+
+
+def weights_at(ago: np.ndarray, as_of: date, half_life_months: int) -> np.ndarray:
+    """The weight of records ``ago`` days old at ``as_of``, read from the table the SQL joins
+    (``decay_table``), so that the numpy build and the SQL engines use the very same numbers."""
+    table = decay_weights(np.arange((as_of - DECAY_EPOCH).days + 1), window_days(as_of, half_life_months))
+    ago = np.asarray(ago)
+    inside = (ago >= 0) & (ago < len(table))
+    return np.where(inside, table[np.where(inside, ago, 0)], decay_weights(ago, window_days(as_of, half_life_months)))
+
+
+def _half_lives() -> tuple[int, ...]:
+    months = {f.spec.half_life_months for f in CATALOGUE if isinstance(f.spec, Aggregate)}
+    return tuple(sorted(m for m in months if m is not None))
+
+
+def decay_table(as_of: date) -> pd.DataFrame:
+    """The weights the query joins: one row per age in days from 0 to ``as_of - DECAY_EPOCH``, one column
+    ``w_<N>m`` per half-life of N months in the catalogue."""
+    ago = np.arange((as_of - DECAY_EPOCH).days + 1, dtype=np.int32)
+    columns: dict[str, np.ndarray] = {"ago": ago}
+    for months in _half_lives():
+        columns[f"w_{months}m"] = decay_weights(ago, window_days(as_of, months))
+    return pd.DataFrame(columns)
+
+
+# ---- the query -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PerType:
+    """One column of ``per_type``: a measure over one entity's events of one type in a window."""
+
+    measure: Measure  # ROWS (also for KINDS), QUANTITY, AMOUNT, YEARS_SINCE or DECAYED
+    months: int | None
+    skip_months: int
+    half_life_months: int | None
+
+    @classmethod
+    def of(cls, agg: Aggregate) -> _PerType:
+        measure = Measure.ROWS if agg.measure is Measure.KINDS else agg.measure
+        return cls(measure, agg.months, agg.skip_months, agg.half_life_months)
+
+    @property
+    def column(self) -> str:
+        window = "all" if self.months is None else f"{self.months}m"
+        skip = f"_skip{self.skip_months}m" if self.skip_months else ""
+        decay = f"_hl{self.half_life_months}m" if self.half_life_months else ""
+        return f"{self.measure.value}_{window}{skip}{decay}"
+
+    def sql(self, as_of: date, dialect: Dialect) -> str:
+        conditions = ["TRUE"]
+        if self.months is not None:
+            conditions.append(f"c.ago < {window_days(as_of, self.months)}")
+        if self.skip_months:
+            conditions.append(f"c.ago >= {window_days(as_of, self.skip_months)}")
+        where = " AND ".join(conditions[1:]) or "TRUE"
+        if self.measure is Measure.ROWS:
+            return f"count(*) FILTER (WHERE {where})"
+        if self.measure is Measure.QUANTITY:
+            return f"CAST(sum(c.quantity) FILTER (WHERE {where}) AS BIGINT)"
+        if self.measure is Measure.YEARS_SINCE:
+            return f"min(c.ago) FILTER (WHERE {where})"
+        if self.measure is Measure.AMOUNT:
+            return dialect.ordered_sum("c.amount", where)
+        return dialect.ordered_sum(f"c.w_{self.half_life_months}m", where)
+
+
+def _aggregates() -> list[Aggregate]:
+    found: list[Aggregate] = []
+    for f in CATALOGUE:
+        if isinstance(f.spec, Aggregate):
+            found.append(f.spec)
+        elif isinstance(f.spec, Ratio):
+            found += [f.spec.numerator, f.spec.denominator]
+    return found
+
+
+def _per_type_columns() -> list[_PerType]:
+    return list(dict.fromkeys(_PerType.of(a) for a in _aggregates()))
+
+
+def _event_types() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for a in _aggregates() for t in a.types))
+
+
+def _of_type(code: str) -> str:
+    return f"pt.event_type = {quote(code)}"
+
+
+def _entity_aggregate(agg: Aggregate) -> str:
+    """The per-entity value of ``agg`` from the ``per_type`` rows (``pt``), NULL when the entity has none."""
+    column = f"pt.{_PerType.of(agg).column}"
+    if agg.measure in (Measure.ROWS, Measure.QUANTITY):
+        return f"CAST(sum({column}) FILTER (WHERE {_in('pt.event_type', agg.types)}) AS BIGINT)"
+    if agg.measure is Measure.KINDS:
+        return f"count(*) FILTER (WHERE {_in('pt.event_type', agg.types)} AND {column} > 0)"
+    if agg.measure is Measure.YEARS_SINCE:
+        return f"min({column}) FILTER (WHERE {_in('pt.event_type', agg.types)})"
+    # A float sum: per type (one row per entity and type), then type by type in the catalogue's order,
+    # as build.py adds its per-type arrays.
+    per_type = [f"coalesce(max({column}) FILTER (WHERE {_of_type(t)}), {double(0.0)})" for t in agg.types]
+    return "(" + " + ".join(per_type) + ")"
+
+
+class _Aggregates:
+    """The per-entity aggregates the features need, each rendered once as a column ``a<i>``."""
+
+    def __init__(self) -> None:
+        self.columns: dict[Aggregate, str] = {}
+
+    def name(self, agg: Aggregate) -> str:
+        return self.columns.setdefault(agg, f"a{len(self.columns)}")
+
+    def value(self, agg: Aggregate) -> str:
+        """``agg`` for a registered entity (``ea`` is its per-entity row): no record counts as none."""
+        column = f"ea.{self.name(agg)}"
+        if agg.measure is Measure.YEARS_SINCE:
+            cap = double(YEARS_SINCE_CAP)
+            return f"CASE WHEN {column} IS NULL THEN {cap} ELSE least({cap}, {_as_double(column)} / {_year()}) END"
+        if agg.measure in (Measure.AMOUNT, Measure.DECAYED):
+            return f"coalesce({column}, {double(0.0)})"
+        return f"coalesce({column}, 0)"
+
+    def feature(self, spec: Aggregate | Ratio) -> str:
+        if isinstance(spec, Aggregate):
+            return self.value(spec)
+        denominator = f"{_as_double(self.value(spec.denominator))} * {double(spec.scale)} + {double(spec.smoothing)}"
+        return f"CASE WHEN {denominator} > 0 THEN {_as_double(self.value(spec.numerator))} / ({denominator}) END"
+
+
+def _as_double(expr: str) -> str:
+    return f"CAST({expr} AS DOUBLE)"
+
+
+def _year() -> str:
+    return double(DAYS_PER_YEAR)
+
+
+def _attribute(spec: Attribute, as_of: date, dialect: Dialect) -> str:
+    column = f"r.{spec.column}"
+    if spec.age:
+        return f"{_as_double(dialect.days(column, sql_date(as_of)))} / {_year()}"
+    if spec.equals is not None:
+        return f"coalesce({column} = {quote(spec.equals)}, FALSE)"
+    return column
+
+
+def _filled(f: Feature, expr: str) -> str:
+    if f.fill is None or not isinstance(f.spec, Ratio):  # only a ratio can be missing (a zero denominator)
+        return expr
+    return f"coalesce({expr}, {double(f.fill)})"
+
+
+def _weighed(as_of: date) -> str:
+    """``counted`` with one weight column per half-life, from ``decay_table`` (an event older than the
+    table, before ``DECAY_EPOCH``, gets the engine's own power of two)."""
+    half_lives = _half_lives()
+    if not half_lives:
+        return "SELECT c.* FROM counted c"
+    weights = []
+    for months in half_lives:
+        power = f"power({double(2.0)}, -({_as_double('c.ago')} / {window_days(as_of, months)}))"
+        weights.append(f"coalesce(d.w_{months}m, {power}) AS w_{months}m")
+    return f"SELECT c.*, {', '.join(weights)}\n    FROM counted c LEFT JOIN {DECAY_TABLE} d ON d.ago = c.ago"
+
+
+def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) -> str:
+    """The feature table at ``as_of`` as one SQL query in ``dialect``.
+
+    It reads the typed tables ``entities``, ``events``, ``lists`` and ``_decay`` (``decay_table(as_of)``)
+    and returns ``entity_id``, ``as_of`` and every catalogue feature in catalogue order, one row per
+    entity registered by ``as_of``, ordered by ``entity_id`` (unless not ``ordered``) — the columns and
+    values of ``features.build.build_features`` before ``conform`` gives them the catalogue's dtypes.
+    """
+    as_of = pointintime.as_date(as_of)
+    day = sql_date(as_of)
+    per_type = _per_type_columns()
+    aggregates = _Aggregates()
+    selected = ["r.entity_id AS entity_id", f"{day} AS as_of"]
+    list_flags: list[str] = []
+    for f in CATALOGUE:
+        if f.source is Source.ENTITY:
+            expr = _attribute(f.spec, as_of, dialect)
+        elif f.source is Source.LISTS:
+            assert isinstance(f.spec, OnList)
+            list_flags.append(f"bool_or(l.list = {quote(f.spec.list_name)}) AS {f.name}")
+            expr = f"coalesce(el.{f.name}, FALSE)"
+        else:
+            expr = _filled(f, aggregates.feature(f.spec))
+        selected.append(f"{expr} AS {f.name}")
+    weighed = _weighed(as_of)
+    per_type_sql = ",\n           ".join(f"{p.sql(as_of, dialect)} AS {p.column}" for p in per_type)
+    entity_sql = ",\n           ".join(f"{_entity_aggregate(a)} AS {n}" for a, n in aggregates.columns.items())
+    lists_sql = ",\n           ".join(list_flags)
+    select_sql = ",\n       ".join(selected)
+    return f"""WITH registered AS (
+    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller
+    FROM entities e
+    WHERE e.registered_on <= {day}
+), counted AS (
+    SELECT ev.entity_id, ev.event_type, ev.quantity, coalesce(ev.amount, {double(0.0)}) AS amount,
+           {dialect.days("ev.occurred_on", day)} AS ago
+    FROM events ev
+    WHERE {pointintime.sql(EVENT_COUNTS, as_of, "ev")} AND {_in("ev.event_type", _event_types())}
+), weighed AS (
+    {weighed}
+), per_type AS (
+    SELECT c.entity_id, c.event_type,
+           {per_type_sql}
+    FROM weighed c
+    GROUP BY c.entity_id, c.event_type
+), per_entity AS (
+    SELECT pt.entity_id,
+           {entity_sql}
+    FROM per_type pt
+    GROUP BY pt.entity_id
+), entity_lists AS (
+    SELECT l.entity_id,
+           {lists_sql}
+    FROM lists l
+    WHERE {pointintime.sql(LIST_IN_FORCE, as_of, "l")}
+    GROUP BY l.entity_id
+)
+SELECT {select_sql}
+FROM registered r
+LEFT JOIN per_entity ea ON ea.entity_id = r.entity_id
+LEFT JOIN entity_lists el ON el.entity_id = r.entity_id
+{"ORDER BY r.entity_id" if ordered else ""}
+"""
