@@ -247,8 +247,13 @@ def table_source(folder: Path, name: str) -> tuple[Path | None, str | None]:
             f"missing: expected {name}.parquet or {name}.csv (or a folder {name}/ of Parquet files) in {folder}",
         )
     if len(found) > 1:
-        shown = " and ".join(p.name + ("/" if p.is_dir() else "") for p in found)
-        return None, f"ambiguous: {shown} are all present; keep one"
+        names = [p.name + ("/" if p.is_dir() else "") for p in found]
+        shown = (
+            f"both {names[0]} and {names[1]} are"
+            if len(names) == 2
+            else f"{', '.join(names[:-1])} and {names[-1]} are all"
+        )
+        return None, f"ambiguous: {shown} present; keep one"
     path = found[0]
     if path.is_dir():
         root = path.resolve()
@@ -279,7 +284,8 @@ def _parquet_view(table: str, path: Path) -> str:
     # Partition folders (region=210600/) become text columns; a column only some files have reads as NULL.
     return (
         f"CREATE VIEW raw_{table} AS SELECT * EXCLUDE (file_row_number), "
-        f"[{', '.join(str(int(o)) for o in offsets)}][file_index + 1] + file_row_number + 1 AS _row "
+        f"CAST([{', '.join(str(int(o)) for o in offsets)}] AS BIGINT[])[CAST(file_index AS BIGINT) + 1] "
+        "+ file_row_number + 1 AS _row "
         f"FROM read_parquet([{listed}], file_row_number = true, hive_partitioning = true, "
         "hive_types_autocast = false, union_by_name = true)"
     )

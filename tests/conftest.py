@@ -126,3 +126,25 @@ def _isolated_mlflow_tracking_uri():
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark session (``local[2]``) for every Spark test of this process; skipped, with the reason
+    printed, only when there is no Java to run it. pyspark itself is a test dependency (``.[spark]``): its
+    absence fails the tests rather than skipping them."""
+    from features.spark import SparkSettings, java_problem, spark_session
+
+    problem = java_problem()
+    if problem:
+        pytest.skip(problem)
+    settings = SparkSettings(
+        master="local[2]",
+        driver_memory="1g",
+        shuffle_partitions=4,
+        local_dir=tmp_path_factory.mktemp("spark-local"),
+        config={"spark.sql.execution.arrow.maxRecordsPerBatch": "2000", "spark.python.worker.reuse": "true"},
+    )
+    session = spark_session(settings, app_name="ipcredit-tests")
+    yield session
+    session.stop()

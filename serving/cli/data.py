@@ -167,8 +167,11 @@ def features(
     data: Annotated[Path, typer.Option(help="dataset folder")],
     as_of: Annotated[str, typer.Option("--as-of", help="as-of date YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="output file, .parquet or .csv")],
+    engine: Annotated[str, typer.Option(help="duckdb, or spark (pip install '.[spark]'; IPCREDIT_SPARK_*)")] = "duckdb",
 ) -> None:
     """Write the point-in-time feature table: one row per entity registered by the as-of date."""
+    if engine not in ("duckdb", "spark"):
+        raise fail(f"--engine must be duckdb or spark; got {engine!r}")
     day = _parse_date(as_of, "--as-of")
     check_output_path(out)
     timings = {}
@@ -179,7 +182,7 @@ def features(
         timings["validate"] = time.perf_counter() - t0
         progress.update(task, advance=1, description="building features")
         t0 = time.perf_counter()
-        table = build_features(ds, day)
+        table = build_features(ds, day) if engine == "duckdb" else _spark_features(data, day)
         timings["features"] = time.perf_counter() - t0
         progress.update(task, advance=1, description=f"writing {out.name}")
         t0 = time.perf_counter()
@@ -191,3 +194,16 @@ def features(
         f"(validate {timings['validate']:.1f} s, features {timings['features']:.1f} s, "
         f"write {timings['write']:.1f} s)"
     )
+
+def _spark_features(data: Path, day: date):
+    """The feature table computed by Spark from the same catalogue (features/spark.py)."""
+    from features.errors import Unavailable
+
+    try:
+        from features.spark import build_features_spark, spark_session
+    except ImportError:
+        raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", 1) from None
+    try:
+        return build_features_spark(spark_session(), data, day)
+    except Unavailable as exc:
+        raise fail(exc) from None

@@ -237,8 +237,14 @@ def score(
     store: Annotated[bool, typer.Option("--store", help="also save the run in the service database")] = False,
     chunk_size: Annotated[int, typer.Option(min=1, help="entities per scoring chunk")] = 100_000,
     top_k: Annotated[int, typer.Option(min=0, max=20, help="reasons per entity")] = 5,
+    engine: Annotated[str, typer.Option(help="duckdb, or spark (pip install '.[spark]'; IPCREDIT_SPARK_*)")] = "duckdb",
+    parts: Annotated[
+        Path | None, typer.Option(help="with --engine spark: keep the executors' partitioned Parquet here")
+    ] = None,
 ) -> None:
     """Score every entity registered by the as-of date; write the score file (CONTRACT section 4)."""
+    if engine not in ("duckdb", "spark"):
+        raise fail(f"--engine must be duckdb or spark; got {engine!r}")
     from features.build import FEATURE_VERSION, build_features
     from models.registry import load_scorer
     from models.scorefile import score_file
@@ -258,20 +264,24 @@ def score(
     except Exception as exc:
         raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
     t0 = time.perf_counter()
-    with err.status(f"building features as of {day}"):
-        features = build_features(ds, day)
-    seconds_features = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with _progress() as progress:
-        task = progress.add_task(f"scoring with model {scorer.model_version}", total=len(features))
-        scores = scorer.score(
-            features,
-            policy,
-            top_k=top_k,
-            details=store,
-            chunk_size=chunk_size,
-            progress=lambda rows: progress.update(task, advance=rows),
-        )
+    if engine == "spark":  # features and scores in one Spark job: its time is reported as scoring
+        scores = _spark_scores(data, day, scorer, policy, top_k=top_k, details=store, parts=parts, out_file=out_file)
+        seconds_features = 0.0
+    else:
+        with err.status(f"building features as of {day}"):
+            features = build_features(ds, day)
+        seconds_features = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with _progress() as progress:
+            task = progress.add_task(f"scoring with model {scorer.model_version}", total=len(features))
+            scores = scorer.score(
+                features,
+                policy,
+                top_k=top_k,
+                details=store,
+                chunk_size=chunk_size,
+                progress=lambda rows: progress.update(task, advance=rows),
+            )
     seconds_score = time.perf_counter() - t0
     if store:
         from serving.db import open_store
@@ -304,6 +314,31 @@ def score(
         + f", review {int(scores['review'].sum()):,} (features {seconds_features:.1f} s, "
         f"scoring {seconds_score:.1f} s, {len(scores) / max(seconds_score, 1e-9):,.0f} rows/s)"
     )
+
+
+def _spark_scores(
+    data: Path, day: date, scorer, policy, *, top_k: int, details: bool, parts: Path | None, out_file: Path
+) -> pd.DataFrame:
+    """Features and score rows computed by Spark's executors (models/spark_scoring.py), read back from the
+    partitioned Parquet they wrote: ``parts``, or a temporary folder beside the score file."""
+    from features.errors import Unavailable
+
+    try:
+        from features.spark import spark_session
+        from models.spark_scoring import remove_scores, score_dataset_spark
+    except ImportError:
+        raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
+    folder = parts or out_file.parent / f".{out_file.name}.parts"
+    try:
+        with err.status(f"scoring on Spark with model {scorer.model_version}"):
+            return score_dataset_spark(
+                spark_session(), data, day, scorer, policy, parts=folder, top_k=top_k, details=details
+            )
+    except Unavailable as exc:
+        raise fail(exc) from None
+    finally:
+        if parts is None:
+            remove_scores(folder)
 
 
 @app.command("models")

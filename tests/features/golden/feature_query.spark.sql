@@ -1,0 +1,147 @@
+WITH registered AS (
+    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller
+    FROM entities e
+    WHERE e.registered_on <= DATE '2025-12-31'
+), counted AS (
+    SELECT ev.entity_id, ev.event_type, ev.quantity, coalesce(ev.amount, CAST('0.0' AS DOUBLE)) AS amount,
+           datediff(DATE '2025-12-31', ev.occurred_on) AS ago
+    FROM events ev
+    WHERE ev.recorded_on <= DATE '2025-12-31' AND (ev.repaired_on IS NULL OR ev.repaired_on > DATE '2025-12-31') AND ev.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed', 'inspection_passed', 'complaint_received', 'platform_takedown', 'annual_report_late', 'patent_filed', 'patent_granted', 'trademark_filed', 'commitment_signed', 'honor_demonstration', 'honor_advantage', 'ipms_certified')
+), weighed AS (
+    SELECT c.*, coalesce(d.w_12m, power(CAST('2.0' AS DOUBLE), -(CAST(c.ago AS DOUBLE) / 365))) AS w_12m, coalesce(d.w_24m, power(CAST('2.0' AS DOUBLE), -(CAST(c.ago AS DOUBLE) / 731))) AS w_24m
+    FROM counted c LEFT JOIN _decay d ON d.ago = c.ago
+), per_type AS (
+    SELECT c.entity_id, c.event_type,
+           count(*) FILTER (WHERE c.ago < 92) AS rows_3m,
+           count(*) FILTER (WHERE c.ago < 365) AS rows_12m,
+           count(*) FILTER (WHERE c.ago < 731) AS rows_24m,
+           count(*) FILTER (WHERE c.ago < 1096) AS rows_36m,
+           count(*) FILTER (WHERE TRUE) AS rows_all,
+           min(c.ago) FILTER (WHERE TRUE) AS years_since_all,
+           aggregate(array_sort(collect_list(c.w_24m) FILTER (WHERE TRUE)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl24m,
+           aggregate(array_sort(collect_list(c.amount) FILTER (WHERE c.ago < 1096)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS amount_36m,
+           CAST(sum(c.quantity) FILTER (WHERE c.ago < 92) AS BIGINT) AS quantity_3m,
+           CAST(sum(c.quantity) FILTER (WHERE c.ago < 365) AS BIGINT) AS quantity_12m,
+           aggregate(array_sort(collect_list(c.w_12m) FILTER (WHERE TRUE)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl12m,
+           CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096) AS BIGINT) AS quantity_36m,
+           CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096 AND c.ago >= 92) AS BIGINT) AS quantity_36m_skip3m
+    FROM weighed c
+    GROUP BY c.entity_id, c.event_type
+), per_entity AS (
+    SELECT pt.entity_id,
+           CAST(sum(pt.rows_3m) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS BIGINT) AS a0,
+           CAST(sum(pt.rows_12m) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS BIGINT) AS a1,
+           CAST(sum(pt.rows_24m) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS BIGINT) AS a2,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS BIGINT) AS a3,
+           CAST(sum(pt.rows_all) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS BIGINT) AS a4,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'abnormal_patent_filing') AS BIGINT) AS a5,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'malicious_trademark_filing') AS BIGINT) AS a6,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'infringement_penalty') AS BIGINT) AS a7,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'counterfeit_patent_penalty') AS BIGINT) AS a8,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'infringement_judgment') AS BIGINT) AS a9,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'agency_misconduct') AS BIGINT) AS a10,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'false_materials') AS BIGINT) AS a11,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'commitment_breach') AS BIGINT) AS a12,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'refusal_to_comply') AS BIGINT) AS a13,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a14,
+           CAST(sum(pt.rows_12m) FILTER (WHERE pt.event_type = 'abnormal_patent_filing') AS BIGINT) AS a15,
+           CAST(sum(pt.rows_12m) FILTER (WHERE pt.event_type = 'malicious_trademark_filing') AS BIGINT) AS a16,
+           count(*) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed') AND pt.rows_36m > 0) AS a17,
+           min(pt.years_since_all) FILTER (WHERE pt.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')) AS a18,
+           (coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'abnormal_patent_filing'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'malicious_trademark_filing'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'infringement_penalty'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'counterfeit_patent_penalty'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'infringement_judgment'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'agency_misconduct'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'false_materials'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'commitment_breach'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'refusal_to_comply'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.decayed_all_hl24m) FILTER (WHERE pt.event_type = 'inspection_failed'), CAST('0.0' AS DOUBLE))) AS a19,
+           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_failed') AS a20,
+           CAST(sum(pt.rows_all) FILTER (WHERE pt.event_type IN ('inspection_failed', 'inspection_passed')) AS BIGINT) AS a21,
+           CAST(sum(pt.rows_all) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a22,
+           (coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'abnormal_patent_filing'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'malicious_trademark_filing'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'infringement_penalty'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'counterfeit_patent_penalty'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'infringement_judgment'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'agency_misconduct'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'false_materials'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'commitment_breach'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'refusal_to_comply'), CAST('0.0' AS DOUBLE)) + coalesce(max(pt.amount_36m) FILTER (WHERE pt.event_type = 'inspection_failed'), CAST('0.0' AS DOUBLE))) AS a23,
+           CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type = 'complaint_received') AS BIGINT) AS a24,
+           CAST(sum(pt.quantity_12m) FILTER (WHERE pt.event_type = 'complaint_received') AS BIGINT) AS a25,
+           (coalesce(max(pt.decayed_all_hl12m) FILTER (WHERE pt.event_type = 'complaint_received'), CAST('0.0' AS DOUBLE))) AS a26,
+           CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type = 'platform_takedown') AS BIGINT) AS a27,
+           CAST(sum(pt.quantity_12m) FILTER (WHERE pt.event_type = 'platform_takedown') AS BIGINT) AS a28,
+           CAST(sum(pt.rows_24m) FILTER (WHERE pt.event_type = 'annual_report_late') AS BIGINT) AS a29,
+           CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type = 'patent_filed') AS BIGINT) AS a30,
+           CAST(sum(pt.quantity_12m) FILTER (WHERE pt.event_type = 'patent_filed') AS BIGINT) AS a31,
+           CAST(sum(pt.quantity_36m) FILTER (WHERE pt.event_type = 'patent_filed') AS BIGINT) AS a32,
+           CAST(sum(pt.quantity_36m) FILTER (WHERE pt.event_type = 'patent_granted') AS BIGINT) AS a33,
+           CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type = 'trademark_filed') AS BIGINT) AS a34,
+           CAST(sum(pt.quantity_12m) FILTER (WHERE pt.event_type = 'trademark_filed') AS BIGINT) AS a35,
+           CAST(sum(pt.quantity_36m) FILTER (WHERE pt.event_type = 'trademark_filed') AS BIGINT) AS a36,
+           CAST(sum(pt.quantity_36m_skip3m) FILTER (WHERE pt.event_type IN ('patent_filed', 'trademark_filed')) AS BIGINT) AS a37,
+           CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type IN ('patent_filed', 'trademark_filed')) AS BIGINT) AS a38,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a39,
+           CAST(sum(pt.rows_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a40,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a41,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type IN ('honor_demonstration', 'honor_advantage')) AS BIGINT) AS a42,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'ipms_certified') AS BIGINT) AS a43,
+           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS a44
+    FROM per_type pt
+    GROUP BY pt.entity_id
+), entity_lists AS (
+    SELECT l.entity_id,
+           bool_or(l.list = 'red') AS on_red_list,
+           bool_or(l.list = 'untrustworthy') AS on_untrustworthy_list,
+           bool_or(l.list = 'serious_violation') AS on_serious_violation_list,
+           bool_or(l.list = 'abnormal_operation') AS on_abnormal_operation_list
+    FROM lists l
+    WHERE l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31')
+    GROUP BY l.entity_id
+)
+SELECT r.entity_id AS entity_id,
+       DATE '2025-12-31' AS as_of,
+       CAST(datediff(DATE '2025-12-31', r.registered_on) AS DOUBLE) / CAST('365.25' AS DOUBLE) AS age_years,
+       r.registered_capital AS registered_capital,
+       coalesce(r.kind = 'agency', FALSE) AS is_agency,
+       r.online_seller AS online_seller,
+       r.industry AS industry,
+       coalesce(ea.a0, 0) AS adverse_3m,
+       coalesce(ea.a1, 0) AS adverse_12m,
+       coalesce(ea.a2, 0) AS adverse_24m,
+       coalesce(ea.a3, 0) AS adverse_36m,
+       coalesce(ea.a4, 0) AS adverse_all,
+       coalesce(ea.a5, 0) AS abnormal_patent_filing_36m,
+       coalesce(ea.a6, 0) AS malicious_trademark_filing_36m,
+       coalesce(ea.a7, 0) AS infringement_penalty_36m,
+       coalesce(ea.a8, 0) AS counterfeit_patent_penalty_36m,
+       coalesce(ea.a9, 0) AS infringement_judgment_36m,
+       coalesce(ea.a10, 0) AS agency_misconduct_36m,
+       coalesce(ea.a11, 0) AS false_materials_36m,
+       coalesce(ea.a12, 0) AS commitment_breach_36m,
+       coalesce(ea.a13, 0) AS refusal_to_comply_36m,
+       coalesce(ea.a14, 0) AS inspection_failed_36m,
+       coalesce(ea.a15, 0) AS abnormal_patent_filing_12m,
+       coalesce(ea.a16, 0) AS malicious_trademark_filing_12m,
+       coalesce(ea.a17, 0) AS adverse_types_36m,
+       CASE WHEN ea.a18 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a18 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_adverse,
+       coalesce(ea.a19, CAST('0.0' AS DOUBLE)) AS adverse_decayed,
+       CASE WHEN ea.a20 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a20 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_failed_inspection,
+       coalesce(CASE WHEN CAST(coalesce(ea.a21, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('1.0' AS DOUBLE) > 0 THEN CAST(coalesce(ea.a22, 0) AS DOUBLE) / (CAST(coalesce(ea.a21, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('1.0' AS DOUBLE)) END, CAST('0.0' AS DOUBLE)) AS inspection_fail_share_all,
+       coalesce(ea.a23, CAST('0.0' AS DOUBLE)) AS fines_36m,
+       coalesce(ea.a24, 0) AS complaint_received_3m,
+       coalesce(ea.a25, 0) AS complaint_received_12m,
+       coalesce(ea.a26, CAST('0.0' AS DOUBLE)) AS complaints_decayed,
+       coalesce(ea.a27, 0) AS platform_takedown_3m,
+       coalesce(ea.a28, 0) AS platform_takedown_12m,
+       coalesce(ea.a29, 0) AS annual_report_late_24m,
+       coalesce(ea.a30, 0) AS patent_filed_3m,
+       coalesce(ea.a31, 0) AS patent_filed_12m,
+       coalesce(ea.a32, 0) AS patent_filed_36m,
+       coalesce(ea.a33, 0) AS patent_granted_36m,
+       coalesce(ea.a34, 0) AS trademark_filed_3m,
+       coalesce(ea.a35, 0) AS trademark_filed_12m,
+       coalesce(ea.a36, 0) AS trademark_filed_36m,
+       coalesce(CASE WHEN CAST(coalesce(ea.a37, 0) AS DOUBLE) * CAST('0.09090909090909091' AS DOUBLE) + CAST('1.0' AS DOUBLE) > 0 THEN CAST(coalesce(ea.a38, 0) AS DOUBLE) / (CAST(coalesce(ea.a37, 0) AS DOUBLE) * CAST('0.09090909090909091' AS DOUBLE) + CAST('1.0' AS DOUBLE)) END, CAST('0.0' AS DOUBLE)) AS filing_burst_ratio,
+       CASE WHEN CAST(coalesce(ea.a32, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('0.0' AS DOUBLE) > 0 THEN CAST(coalesce(ea.a33, 0) AS DOUBLE) / (CAST(coalesce(ea.a32, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('0.0' AS DOUBLE)) END AS grant_ratio_36m,
+       coalesce(ea.a39, 0) AS inspection_passed_36m,
+       coalesce(ea.a40, 0) AS inspection_passed_all,
+       coalesce(ea.a41, 0) AS commitment_signed_36m,
+       coalesce(ea.a42, 0) AS honours_36m,
+       coalesce(ea.a43, 0) AS ipms_certified_36m,
+       CASE WHEN ea.a44 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a44 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_clean_inspection,
+       coalesce(el.on_red_list, FALSE) AS on_red_list,
+       coalesce(el.on_untrustworthy_list, FALSE) AS on_untrustworthy_list,
+       coalesce(el.on_serious_violation_list, FALSE) AS on_serious_violation_list,
+       coalesce(el.on_abnormal_operation_list, FALSE) AS on_abnormal_operation_list
+FROM registered r
+LEFT JOIN per_entity ea ON ea.entity_id = r.entity_id
+LEFT JOIN entity_lists el ON el.entity_id = r.entity_id
+ORDER BY r.entity_id
