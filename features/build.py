@@ -101,7 +101,17 @@ def _assemble(entities: pd.DataFrame, active: pd.DataFrame, events: dict[str, np
         else:
             value = aggregates.evaluate(f.spec)
             values[f.name] = value if f.fill is None else np.where(np.isnan(value), f.fill, value)
-    return conform(pd.DataFrame(values))
+    return _framed(values)
+
+
+def _framed(values: dict[str, object]) -> pd.DataFrame:
+    """``conform(pd.DataFrame(values))`` built once: each catalogue column coerced to its dtype first."""
+    return pd.DataFrame(
+        {
+            name: _coerce(np.asarray(column), f.dtype, name) if (f := FEATURES.get(name)) else column
+            for name, column in values.items()
+        }
+    )
 
 
 class _EventColumns:
@@ -196,7 +206,7 @@ def _index_entities(ds: Dataset, as_of: date) -> tuple[int, str]:
         "SELECT entity_id, hash(entity_id) AS h, (row_number() OVER (ORDER BY entity_id) - 1)::INTEGER AS idx "
         f"FROM entities WHERE registered_on <= {sql_date(as_of)}"
     )
-    n, distinct = ds.con.execute("SELECT count(*), count(DISTINCT h) FROM _entity_index").fetchone()
+    [(n, distinct)] = ds.con.execute("SELECT count(*), count(DISTINCT h) FROM _entity_index").fetchall()
     return n, "hash(ev.entity_id) = i.h" if n == distinct else "ev.entity_id = i.entity_id"
 
 
@@ -207,7 +217,8 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     """
     as_of = as_date(as_of)
     _, join = _index_entities(ds, as_of)
-    entities = ds.con.execute(_ENTITIES_QUERY).df()
+    # Through Arrow: several times cheaper than DuckDB's own conversion to pandas for a million rows.
+    entities = ds.con.sql(_ENTITIES_QUERY).to_arrow_table().to_pandas(date_as_object=False)
     lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
     # Row order does not matter here; letting DuckDB stream unordered saves time and memory.
     ds.con.execute("SET preserve_insertion_order = false")
@@ -233,7 +244,7 @@ def features_from_arrow(result: pa.Table) -> pd.DataFrame:
     for name in result.column_names:
         column = result.column(name).to_numpy(zero_copy_only=False)
         values[name] = column.astype(object) if column.dtype.kind == "M" else column  # dates as datetime.date
-    return conform(pd.DataFrame(values))
+    return _framed(values)
 
 
 def build_features_from_frames(
