@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
@@ -131,8 +132,18 @@ class Resamples:
 
 
 def auc_or_nan(y: np.ndarray, p: np.ndarray) -> float:
-    """AUC, or NaN when only one outcome is present."""
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+    """AUC, or NaN when only one outcome is present.
+
+    The Mann-Whitney form on average ranks — the same number as ``roc_auc_score`` (ties count a half) at a
+    fraction of its per-call cost, which matters when it runs for every resample of every group.
+    """
+    positive = np.asarray(y) > 0
+    n1 = int(positive.sum())
+    n0 = len(positive) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(p, dtype=float))
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def auc_gain(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

@@ -34,7 +34,7 @@ from fairlearn.metrics import MetricFrame
 from scipy import stats
 
 from features.catalogue import CATALOGUE, FEATURE_NAMES
-from models.metrics import auc_or_nan
+from models.metrics import Resamples, auc_or_nan
 from models.policy import TIERS
 
 PSI_BANDS = (0.1, 0.25)
@@ -314,58 +314,75 @@ def fairness_frame(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Per group value: rows, share in C/D, flag rate (D), mean score; with outcomes also AUC and the
-    calibration gap (mean score − outcome rate); each with a 95 % bootstrap interval (fairlearn
-    ``MetricFrame``). A group is ``flagged`` when it has at least ``min_rows`` rows and the interval of a
-    metric lies wholly beyond its tolerance around the overall value (``tolerance``: metric → allowed
-    absolute difference; defaults: share_CD 0.10, calibration_gap 0.03, auc 0.05)."""
+    calibration gap (mean score − outcome rate); each with a 95 % bootstrap interval.
+
+    The per-group values come from fairlearn's ``MetricFrame``; the intervals from ``n_boot`` resamples of
+    the rows (one row per entity in a month) drawn once and shared by every group and metric. A group is
+    ``measured`` with at least ``min_rows`` rows, and ``flagged`` when a metric's interval lies wholly
+    beyond its tolerance (``tolerance``: metric -> allowed absolute difference; defaults share_CD 0.10,
+    calibration_gap 0.03 around none at all, auc 0.05 around the whole population's)."""
     tolerance = {"share_CD": 0.10, "calibration_gap": 0.03, "auc": 0.05} | (tolerance or {})
-    tiers = np.asarray(tiers)
     scores = np.asarray(scores, dtype=float)
+    tiers = np.asarray(tiers)
     high = np.isin(tiers, ("C", "D")).astype(float)
-    y_true = np.asarray(y, dtype=float) if y is not None else high
-    metrics = {
-        "share_CD": lambda yt, yp: float(np.mean(yp[:, 1])),
-        "share_D": lambda yt, yp: float(np.mean(yp[:, 2])),
-        "mean_score": lambda yt, yp: float(np.mean(yp[:, 0])),
-    }
-    if y is not None:
-        metrics |= {
-            "auc": lambda yt, yp: auc_or_nan(np.asarray(yt), yp[:, 0]),
-            "calibration_gap": lambda yt, yp: float(np.mean(yp[:, 0]) - np.mean(yt)),
+    flag = (tiers == "D").astype(float)
+    outcome = np.asarray(y, dtype=float) if y is not None else None
+
+    def metrics_of(index: np.ndarray | slice) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "share_CD": (lambda yt, yp, high: float(np.mean(high)), {"high": high[index]}),
+            "share_D": (lambda yt, yp, flag: float(np.mean(flag)), {"flag": flag[index]}),
+            "mean_score": (lambda yt, yp: float(np.mean(yp)), {}),
         }
-    y_pred = np.column_stack([scores, high, (tiers == "D").astype(float)])
+        if outcome is not None:
+            values["auc"] = (lambda yt, yp: auc_or_nan(np.asarray(yt), np.asarray(yp)), {})
+            values["calibration_gap"] = (lambda yt, yp: float(np.mean(yp) - np.mean(yt)), {})
+        return values
+
+    names = list(metrics_of(slice(None)))
+    resamples = Resamples(np.arange(len(scores)), n_boot, seed=seed).indices if n_boot else []
+    y_true = outcome if outcome is not None else high
     out = []
     for column in groups.columns:
         sensitive = groups[column].astype(str).to_numpy()
+        spec = metrics_of(slice(None))
         frame = MetricFrame(
-            metrics=metrics,
+            metrics={name: fn for name, (fn, _) in spec.items()},
             y_true=y_true,
-            y_pred=y_pred,
+            y_pred=scores,
             sensitive_features=pd.Series(sensitive, name=column),
-            n_boot=n_boot if n_boot else None,
-            ci_quantiles=[0.025, 0.975] if n_boot else None,
-            random_state=seed,
+            sample_params={name: params for name, (_, params) in spec.items() if params},
         )
-        by_group = frame.by_group
-        overall = frame.overall
+        by_group, overall = frame.by_group, frame.overall
+        draws = {value: {name: [] for name in names} for value in by_group.index}
+        for index in resamples:
+            part = {v: np.flatnonzero(sensitive[index] == v) for v in by_group.index}
+            for value, rows in part.items():
+                if not len(rows):
+                    continue
+                chosen = index[rows]
+                draws[value]["share_CD"].append(high[chosen].mean())
+                draws[value]["share_D"].append(flag[chosen].mean())
+                draws[value]["mean_score"].append(scores[chosen].mean())
+                if outcome is not None:
+                    draws[value]["auc"].append(auc_or_nan(outcome[chosen], scores[chosen]))
+                    draws[value]["calibration_gap"].append(scores[chosen].mean() - outcome[chosen].mean())
         counts = pd.Series(sensitive).value_counts()
-        low = frame.by_group_ci[0] if n_boot else None
-        high_ci = frame.by_group_ci[1] if n_boot else None
         for value in by_group.index:
             rows = int(counts.get(value, 0))
             record: dict[str, Any] = {"group": column, "value": value, "rows": rows, "measured": rows >= min_rows}
             flags = []
-            for metric in metrics:
-                point = float(by_group.loc[value, metric])
-                record[metric] = point
-                if n_boot:
-                    lo, hi = float(low.loc[value, metric]), float(high_ci.loc[value, metric])
-                    record[f"{metric}_low"], record[f"{metric}_high"] = lo, hi
-                    if metric in tolerance and rows >= min_rows and not math.isnan(lo):
-                        # A calibration gap is judged against none at all; the rest against the whole.
-                        reference = 0.0 if metric == "calibration_gap" else float(overall[metric])
-                        if lo > reference + tolerance[metric] or hi < reference - tolerance[metric]:
-                            flags.append(metric)
+            for name in names:
+                record[name] = float(by_group.loc[value, name])
+                if not n_boot:
+                    continue
+                sample = np.asarray([v for v in draws[value][name] if np.isfinite(v)], dtype=float)
+                lo, hi = np.quantile(sample, [0.025, 0.975]) if len(sample) >= 10 else (math.nan, math.nan)
+                record[f"{name}_low"], record[f"{name}_high"] = float(lo), float(hi)
+                if name in tolerance and rows >= min_rows and not math.isnan(lo):
+                    reference = 0.0 if name == "calibration_gap" else float(overall[name])
+                    if lo > reference + tolerance[name] or hi < reference - tolerance[name]:
+                        flags.append(name)
             record["flags"] = ";".join(flags)
             record["flagged"] = bool(flags)
             out.append(record)

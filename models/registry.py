@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import numpy as np
@@ -80,13 +80,45 @@ def connect(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def ensure_experiment(client: MlflowClient, artifact_root: str | None) -> str:
-    """The id of experiment ``ipcredit``, created with its artifact location under ``artifact_root``."""
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+def ensure_experiment(client: MlflowClient, artifact_root: str | None, name: str = EXPERIMENT) -> str:
+    """The id of experiment ``name``, created with its artifact location under ``artifact_root``."""
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = f"{artifact_root.rstrip('/')}/{EXPERIMENT}" if artifact_root else None
-    return client.create_experiment(EXPERIMENT, artifact_location=location)
+    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+MONITORING_EXPERIMENT = "ipcredit-monitoring"
+
+
+def log_report(folder: Path, report: dict[str, Any], *, tracking_uri: str, artifact_root: str | None) -> str:
+    """Log a monthly report (``models/report.py``) as a run of experiment ``ipcredit-monitoring``, tagged
+    with the model version it watched, with its headline figures as metrics; return the run id."""
+    client = connect(tracking_uri)
+    experiment_id = ensure_experiment(client, default_artifact_root(tracking_uri, artifact_root), MONITORING_EXPERIMENT)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"report {report['as_of']}",
+        tags={"model_version": report["model_version"], "as_of": report["as_of"], "score_run": str(report["run_id"])},
+    )
+    drift = {row["feature"]: row["psi"] for row in report["drift"]}
+    metrics = {
+        "entities": report["entities"],
+        "drift_flagged": len(report["drift_flagged"]),
+        "psi_score": drift.get("score", math.nan),
+        **{f"tier_share_{t}": n / max(report["entities"], 1) for t, n in report["tiers"].items()},
+    }
+    for row in report["expected"]:
+        if row["tier"] == "all" and row["expected_auc"] is not None:
+            metrics["expected_auc"] = row["expected_auc"]
+    for key, value in metrics.items():
+        if value is not None and math.isfinite(value):
+            client.log_metric(run.info.run_id, key, float(value))
+    for name in ("report.html", "report.json"):
+        client.log_artifact(run.info.run_id, str(folder / name))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
 
 
 # ---- logging a training run -----------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def _tier_plot(report: dict[str, Any]) -> str:
     fig, ax = _axes(5, 2.6)
     counts = [report["tiers"][t] for t in TIERS]
     ax.bar(list(TIERS), counts, color=["#2e7d32", "#9e9d24", "#ef6c00", "#c62828"])
-    ax.set_title("tiers / 风险分类")
+    ax.set_title("tiers")
     ax.set_ylabel("entities")
     return _svg(fig)
 

@@ -30,6 +30,7 @@ from serving.cli.app import (
     exit_code,
     fail,
     open_dataset,
+    parse_date,
     write_frame,
 )
 
@@ -43,10 +44,8 @@ err = Console(stderr=True)
 
 
 def _parse_date(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{option} must be a date written YYYY-MM-DD; got {value!r}") from None
+    # The one date rule of the service (not after today, not before 1900): serving.dates via the CLI.
+    return parse_date(value, option)
 
 
 def _progress() -> Progress:
@@ -284,8 +283,9 @@ def score(
             )
     seconds_score = time.perf_counter() - t0
     if store:
+        from serving.auth import cli_principal
         from serving.db import open_store
-        from serving.store import ScoreRunRecord, StoreError, save_score_run
+        from serving.store import ScoreRunRecord, StoreError, save_audited
 
         run = ScoreRunRecord(
             scores=scores,
@@ -301,7 +301,8 @@ def score(
         )
         with err.status("saving the run in the service database"):
             try:
-                run_id = save_score_run(open_store(settings.db_url), run)
+                # The run and its audit row (actor cli:<user>) in one transaction.
+                run_id = save_audited(open_store(settings.db_url), run, cli_principal())
             except StoreError as exc:
                 raise fail(f"cannot store the run: {exc}; nothing was written", exit_code(exc)) from None
         err.print(f"stored score run {run_id}")
@@ -380,3 +381,46 @@ def promote(
     except (RegistryError, InvalidInput) as exc:
         raise fail(str(exc), EXIT_INVALID) from None
     out.print(f"version {version} is now champion" + (f" (replaces version {previous})" if previous else ""))
+
+
+@app.command()
+def report(
+    as_of: Annotated[str, typer.Option("--as-of", help="the month's as-of date YYYY-MM-DD")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for report.html and report.json")],
+    data: Annotated[
+        Path | None, typer.Option(help="dataset folder, to compare the run of a year before with its outcomes")
+    ] = None,
+    log: Annotated[bool, typer.Option(help="also log the report to MLflow (experiment ipcredit-monitoring)")] = True,
+) -> None:
+    """The monthly monitoring report of the stored run at or before the date: drift, expected and
+    realised performance, random-draw violation rates, fairness, provincial summary."""
+    from features.errors import IPCreditError
+    from models import registry
+    from models.report import build_report, write_report
+    from serving.db import open_store
+    from serving.reports import month_inputs
+
+    day = _parse_date(as_of, "--as-of")
+    settings, _ = _settings_and_policy()
+    ds = open_dataset(data) if data else None
+    engine = open_store(settings.db_url)
+    try:
+        with err.status("reading the month from the service database"):
+            inputs = month_inputs(
+                engine,
+                day,
+                lambda version: registry.load_scorer(f"models:/{registry.MODEL_NAME}/{version}", settings.tracking_uri),
+                dataset=ds,
+            )
+        with err.status("computing the report"):
+            figures = build_report(inputs)
+    except IPCreditError as exc:
+        raise fail(exc) from None
+    json_path, html_path = write_report(figures, out_dir)
+    if log:
+        run_id = registry.log_report(
+            out_dir, figures, tracking_uri=settings.tracking_uri, artifact_root=_artifact_root(settings)
+        )
+        err.print(f"logged to MLflow run {run_id}")
+    flagged = ", ".join(figures["drift_flagged"]) or "none"
+    out.print(f"wrote {html_path} and {json_path} (run {figures['run_id']}, drift flagged: {flagged})")

@@ -157,3 +157,31 @@ def test_promote_an_unknown_version(store):
     result = runner.invoke(app, ["promote", "9", "--reason", "no such thing"])
     assert result.exit_code == 2
     assert "no version" in result.output
+
+
+@pytest.mark.slow
+def test_the_monthly_report_from_stored_runs(tiny_world, store):
+    """train -> two stored monthly runs and one a year before -> ipcredit report: html and json, the
+    estimate next to the realised rate of the matured run, logged to MLflow, the same bytes twice."""
+    _train(tiny_world, store / "fast.toml")
+    for day in ("2023-12-31", "2024-11-30", "2024-12-31"):
+        result = runner.invoke(
+            app, ["score", "--data", str(tiny_world), "--as-of", day, "--out", str(store / f"{day}.csv"), "--store"]
+        )
+        assert result.exit_code == 0, result.output
+    pages = []
+    for name in ("a", "b"):
+        result = runner.invoke(
+            app, ["report", "--as-of", "2024-12-31", "--out", str(store / name), "--data", str(tiny_world)]
+        )
+        assert result.exit_code == 0, result.output
+        pages.append((store / name / "report.html").read_bytes())
+    assert pages[0] == pages[1]
+    figures = json.loads((store / "a" / "report.json").read_text(encoding="utf-8"))
+    assert figures["as_of"] == "2024-12-31" and sum(figures["tiers"].values()) == figures["entities"]
+    assert figures["migration"]["tiers"] == ["A", "B", "C", "D"]
+    matured = {row["tier"]: row for row in figures["matured"]}
+    assert abs(matured["all"]["expected_rate"] - matured["all"]["realised_rate"]) < 0.05
+    assert "drift_flagged" in figures and figures["drift"][0]["feature"] == "score"
+    nothing = runner.invoke(app, ["report", "--as-of", "2016-06-30", "--out", str(store / "none"), "--no-log"])
+    assert nothing.exit_code == 1 and "no batch score run" in " ".join(nothing.stderr.split())

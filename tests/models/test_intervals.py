@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from models.config import GateConfig
 from models.gate import gate
@@ -70,3 +71,12 @@ def test_the_evaluation_reports_intervals_for_auc_ece_and_tier_rates(evaluation)
     ).all()
     summary = evaluation.summary()
     assert summary["test_auc_low"] <= summary["test_auc"] <= summary["test_auc_high"]
+
+
+def test_the_fast_auc_is_roc_auc_score():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(9)
+    p = np.round(rng.random(500), 2)  # many ties
+    y = rng.random(500) < p
+    assert auc_or_nan(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)

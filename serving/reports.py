@@ -1,0 +1,154 @@
+"""The monthly report's inputs, read from the service database (``models/report.py`` computes and renders).
+
+For an as-of date D: the newest batch run at or before D and the one before it; random-draw inspection
+results recorded in the twelve months up to D with the tier and inclusion probability each selected
+entity was drawn with; the objections decided in the month; and, when a dataset is given whose records
+reach twelve months past it, the batch run of a year before with its realised outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+
+import pandas as pd
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import Engine, and_, func, select
+
+from features.build import conform
+from features.catalogue import FEATURE_NAMES
+from features.dataset import Dataset
+from features.errors import NotFound, Unavailable
+from features.snapshots import OUTCOME_MONTHS, build_outcomes
+from models.monitoring import Reference
+from models.report import MonthInputs
+from models.scorer import Scorer
+from serving.db import draw_selections, entities, inspection_results, objections, score_runs, scores
+
+
+def _run_before(conn, as_of: date, *, strictly: bool = False) -> dict | None:
+    condition = score_runs.c.as_of < as_of if strictly else score_runs.c.as_of <= as_of
+    stmt = (
+        select(score_runs)
+        .where(and_(score_runs.c.kind == "batch", condition))
+        .order_by(score_runs.c.as_of.desc(), score_runs.c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).mappings().first()
+    return dict(row) if row else None
+
+
+def _rows(conn, run_id: int) -> pd.DataFrame:
+    """A run's rows with their features and the entity's groups."""
+    stmt = (
+        select(
+            scores.c.entity_id,
+            scores.c.score,
+            scores.c.tier,
+            scores.c.rules,
+            scores.c.features,
+            entities.c.region,
+            entities.c.kind,
+        )
+        .select_from(scores.outerjoin(entities, entities.c.entity_id == scores.c.entity_id))
+        .where(scores.c.run_id == run_id)
+        .order_by(scores.c.entity_id)
+    )
+    frame = pd.DataFrame(conn.execute(stmt).mappings().all())
+    if frame.empty:
+        return frame
+    # Industry and online selling are features too: the group columns come from the stored values.
+    values = pd.DataFrame([json.loads(text) if text else {} for text in frame.pop("features")])
+    return pd.concat([frame, conform(values.reindex(columns=FEATURE_NAMES))], axis=1)
+
+
+def month_inputs(
+    engine: Engine,
+    as_of: date,
+    load_scorer: Callable[[str], Scorer],
+    *,
+    dataset: Dataset | None = None,
+) -> MonthInputs:
+    """Collect one month's inputs. ``load_scorer(model_version)`` gives the run's model (its reference)."""
+    with engine.connect() as conn:
+        run = _run_before(conn, as_of)
+        if run is None:
+            raise NotFound(f"no batch score run at or before {as_of}: store one with ipcredit score --store")
+        scorer = load_scorer(run["model_version"])
+        if "reference" not in scorer.metadata:
+            raise Unavailable(
+                f"model {run['model_version']} was trained before drift references were stored with models; "
+                "retrain it (ipcredit train) to monitor it"
+            )
+        reference = Reference.from_dict(scorer.metadata["reference"])
+        rows = _rows(conn, run["id"])
+        previous_run = _run_before(conn, run["as_of"], strictly=True)
+        previous = (
+            pd.DataFrame(
+                conn.execute(select(scores.c.entity_id, scores.c.tier).where(scores.c.run_id == previous_run["id"]))
+                .mappings()
+                .all()
+            )
+            if previous_run
+            else None
+        )
+        since = as_of - relativedelta(months=12)
+        inspected = pd.DataFrame(
+            conn.execute(
+                select(
+                    inspection_results.c.entity_id,
+                    inspection_results.c.event_type,
+                    draw_selections.c.tier,
+                    draw_selections.c.inclusion_probability,
+                )
+                .select_from(
+                    inspection_results.join(
+                        draw_selections,
+                        and_(
+                            draw_selections.c.draw_id == inspection_results.c.draw_id,
+                            draw_selections.c.entity_id == inspection_results.c.entity_id,
+                        ),
+                    )
+                )
+                .where(and_(inspection_results.c.recorded_on > since, inspection_results.c.recorded_on <= as_of))
+            )
+            .mappings()
+            .all()
+        )
+        inspections = (
+            inspected.assign(finding=(inspected["event_type"] == "inspection_failed").astype(int), random=True)
+            if len(inspected)
+            else None
+        )
+        month_start = as_of - relativedelta(months=1)
+        decided = conn.execute(
+            select(objections.c.decision, func.count())
+            .where(and_(objections.c.decided_at.is_not(None), func.date(objections.c.decided_at) > month_start))
+            .group_by(objections.c.decision)
+        ).all()
+        matured = None
+        matured_run = _run_before(conn, as_of - relativedelta(months=OUTCOME_MONTHS))
+        if dataset is not None and matured_run is not None:
+            end = dataset.data_end()
+            if end is not None and matured_run["as_of"] + relativedelta(months=OUTCOME_MONTHS) <= end:
+                past = _rows(conn, matured_run["id"])
+                outcomes = build_outcomes(dataset, matured_run["as_of"])
+                matured = past.merge(outcomes, on="entity_id", how="inner")
+    provincial = {
+        "run_id": run["id"],
+        "run_as_of": run["as_of"].isoformat(),
+        "decisions_this_month": {str(decision): int(n) for decision, n in decided},
+    }
+    return MonthInputs(
+        as_of=as_of,
+        run_id=run["id"],
+        model_version=str(run["model_version"]),
+        policy_version=str(run["policy_version"]),
+        reference=reference,
+        run=rows,
+        previous=previous,
+        inspections=inspections,
+        matured=matured,
+        provincial=provincial,
+    )
