@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export MPLBACKEND := Agg
 
-.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service lint format clean
+.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale lint format clean
 
 env: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-features: env
 
 bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
+
+# 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
+bench-scale: env
+	$(BIN)/python benchmarks/bench_scale.py
 
 bench-service: env
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

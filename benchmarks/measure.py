@@ -1,0 +1,64 @@
+"""Run a command and measure it as an operator would see it: wall time and peak memory of its whole tree.
+
+Peak memory is the largest sum of the resident set sizes of the command and all its descendants, sampled
+every 0.1 s (Spark runs a JVM and Python workers beside the driver; ``ru_maxrss`` would report only the
+largest single process). Used by ``bench_features.py`` and ``bench_scale.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_gib: float
+    stderr: str
+    returncode: int
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def run_measured(args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0) -> Measured:
+    """Run ``args``; return its wall time, the peak RSS of its process tree (GiB) and its stderr."""
+    environment = dict(os.environ) | {"COLUMNS": "200"} | dict(env or {})
+    command = ["nice", "-n", str(nice), *args] if nice else list(args)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            peak = max(peak, _tree_rss(root))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = proc.communicate()
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return Measured(seconds, peak / 2**30, stderr, proc.returncode)
