@@ -26,6 +26,7 @@ from models.metrics import (
     group_auc,
     rate_or_nan,
 )
+from models.monitoring import Reference, drift_table, fairness_frame
 from models.policy import TIER_LABELS, TIERS, Policy
 from models.train import TrainedModel
 
@@ -210,6 +211,11 @@ class Evaluation:
     # TreeSHAP of a sample of the test fold: contributions, base values and the rows.
     shap_sample: tuple[np.ndarray, np.ndarray, pd.DataFrame] = field(repr=False)
     checks: dict[str, bool] = field(default_factory=dict)
+    # Fairness with intervals and flags (models.monitoring.fairness_frame) and the drift of the test fold
+    # from the training reference: what the gate reads besides the metrics.
+    fairness_flags: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fairness_groups: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # per test_frame row
+    drift: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
 
     def metric(self, scorer: str, name: str) -> float:
@@ -248,6 +254,10 @@ class Evaluation:
                 out[f"tier_rate_{row['tier']}_low"] = float(row["rate_low"])
                 out[f"tier_rate_{row['tier']}_high"] = float(row["rate_high"])
         out["industry_auc_min"] = self.industry_auc_min()
+        if len(self.fairness_flags):
+            out["fairness_flags"] = float(self.fairness_flags["flagged"].sum())
+        if len(self.drift):
+            out["test_score_psi"] = float(self.drift.loc[self.drift["feature"] == "score", "psi"].iloc[0])
         out.update({k: float(v) for k, v in self.agreement_summary.items()})
         out.update({f"check_{k}": float(v) for k, v in self.checks.items()})
         return out
@@ -339,6 +349,18 @@ def evaluate_model(
         test_frame=test_frame.reset_index(drop=True),
         shap_sample=(contrib, base, sample_frame.reset_index(drop=True)),
     )
+    evaluation.fairness_groups = _groups(test, groups).reset_index(drop=True)
+    evaluation.fairness_flags = fairness_frame(
+        y["test"],
+        scores["test"],
+        tiering.tier,
+        evaluation.fairness_groups,
+        min_rows=config.evaluation.min_group_rows,
+        n_boot=config.evaluation.bootstrap,
+        seed=config.lightgbm.seed,
+    )
+    if "reference" in scorer.metadata:
+        evaluation.drift = drift_table(Reference.from_dict(scorer.metadata["reference"]), test, scores["test"])
     model_auc = evaluation.metric("model", "auc")
     beats = {"rules_points_card": "beats_rules_card_auc", "binned_scorecard": "beats_scorecard_auc"}
     evaluation.checks = {

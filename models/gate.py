@@ -59,7 +59,21 @@ def gate(candidate: dict[str, float], champion: dict[str, float] | None, config:
             candidate["ece"] <= limit,
             f"ECE {candidate['ece']:.4f} vs champion {champion['ece']:.4f} (at most {limit:.4f})",
         )
+        mine, theirs = candidate.get("fairness_flags", math.nan), champion.get("fairness_flags", math.nan)
+        if not (math.isnan(mine) or math.isnan(theirs)):
+            check(
+                "fairness",
+                mine <= theirs,
+                f"{int(mine)} groups flagged against the champion's {int(theirs)} on the same rows",
+            )
     check("ece_limit", candidate["ece"] <= config.max_ece, f"ECE {candidate['ece']:.4f} (at most {config.max_ece})")
+    psi = candidate.get("score_psi", math.nan)
+    if not math.isnan(psi):
+        check(
+            "reference_psi",
+            psi < config.max_score_psi,
+            f"score PSI of the latest quarter against the training reference {psi:.3f} (under {config.max_score_psi})",
+        )
     check(
         "tier_rates",
         bool(candidate["tier_rates_rise"]),

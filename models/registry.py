@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import catalogue_frame
+from features.columns import feature_columns
 from features.errors import InvalidInput, NotFound, Unavailable
 from models.card import model_card
 from models.evaluate import Evaluation, run_metrics
 from models.gate import GateDecision, gate
 from models.metrics import Resamples, auc_gain, binary_metrics
+from models.monitoring import fairness_frame
 from models.policy import Policy
 from models.scorer import Scorer
 from models.train import TrainedModel
@@ -133,7 +135,7 @@ class Registration:
 
 
 def _champion_on_candidate_rows(
-    client: MlflowClient, model: TrainedModel, evaluation: Evaluation
+    client: MlflowClient, model: TrainedModel, evaluation: Evaluation, policy: Policy
 ) -> tuple[str, dict[str, float], str] | None:
     """The current champion, measured on the candidate's test rows when it can score them, else its
     recorded metrics."""
@@ -149,9 +151,22 @@ def _champion_on_candidate_rows(
         m = binary_metrics(y, theirs, ece_bins=model.config.evaluation.ece_bins)
         resamples = Resamples(test["entity_id"].to_numpy(), model.config.evaluation.bootstrap, seed=0)
         low, high = resamples.interval(auc_gain, y, test["score"].to_numpy(dtype=float), theirs)
+        flags = math.nan
+        if len(evaluation.fairness_flags):
+            groups = evaluation.fairness_flags[["group"]].drop_duplicates()["group"].tolist()
+            frame = fairness_frame(
+                y,
+                theirs,
+                policy.tiering(theirs, feature_columns(test)).tier,
+                evaluation.fairness_groups[groups],
+                min_rows=model.config.evaluation.min_group_rows,
+                n_boot=model.config.evaluation.bootstrap,
+                seed=model.config.lightgbm.seed,
+            )
+            flags = float(frame["flagged"].sum())
         return (
             version.version,
-            {"auc": m["auc"], "ece": m["ece"], "gain_low": low, "gain_high": high},
+            {"auc": m["auc"], "ece": m["ece"], "gain_low": low, "gain_high": high, "fairness_flags": flags},
             "champion re-scored on the candidate's test rows",
         )
     except Exception as exc:  # an incompatible or unreadable champion: fall back to what it recorded
@@ -235,12 +250,15 @@ def log_training(
             mlflow.log_artifact(str(tmp / "model_card.md"))
             run_id = run.info.run_id
     client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version)
-    champion = _champion_on_candidate_rows(client, model, evaluation)
+    champion = _champion_on_candidate_rows(client, model, evaluation, policy)
+    summary = evaluation.summary()
     candidate = {
         "auc": evaluation.metric("model", "auc"),
         "ece": evaluation.metric("model", "ece"),
         "tier_rates_rise": float(evaluation.checks["tier_rates_rise"]),
         "industry_auc_min": evaluation.industry_auc_min(),
+        "fairness_flags": summary.get("fairness_flags", math.nan),
+        "score_psi": summary.get("test_score_psi", math.nan),
     }
     decision = gate(candidate, None if champion is None else champion[1], model.config.gate)
     decision.champion_version = None if champion is None else champion[0]

@@ -80,3 +80,20 @@ def test_the_fast_auc_is_roc_auc_score():
     p = np.round(rng.random(500), 2)  # many ties
     y = rng.random(500) < p
     assert auc_or_nan(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_the_gate_refuses_an_unfairer_challenger_and_a_stale_one():
+    champion = {"auc": 0.82, "ece": 0.01, "fairness_flags": 1.0}
+    unfair = gate(GOOD | {"fairness_flags": 3.0}, champion, GateConfig())
+    assert not unfair.passed and "3 groups flagged against the champion's 1" in unfair.describe()
+    assert gate(GOOD | {"fairness_flags": 1.0}, champion, GateConfig()).passed
+    stale = gate(GOOD | {"score_psi": 0.4}, None, GateConfig())
+    assert not stale.passed and "score PSI" in stale.describe()
+    assert gate(GOOD | {"score_psi": 0.02}, None, GateConfig()).passed
+
+
+def test_the_evaluation_measures_fairness_flags_and_drift_for_the_gate(evaluation):
+    assert {"group", "value", "flagged", "share_CD_low", "auc_high"} <= set(evaluation.fairness_flags.columns)
+    assert evaluation.drift["feature"].iloc[0] == "score"
+    summary = evaluation.summary()
+    assert summary["fairness_flags"] >= 0 and summary["test_score_psi"] >= 0
