@@ -15,8 +15,15 @@ $BIN/ipcredit features --data "$DEMO_DIR/data" --as-of "$AS_OF" --out "$DEMO_DIR
 say "Training (out-of-time evaluation, MLflow run, registered model 'ipcredit')"
 $BIN/ipcredit train --data "$DEMO_DIR/data" | tee "$DEMO_DIR/train.log"
 
+PREVIOUS=$($BIN/python -c "from datetime import date; from dateutil.relativedelta import relativedelta; print(date.fromisoformat('$AS_OF') + relativedelta(day=1) - relativedelta(days=1))")
+say "Last month's run ($PREVIOUS), stored, so the report has a month to compare with"
+$BIN/ipcredit score --data "$DEMO_DIR/data" --as-of "$PREVIOUS" --out "$DEMO_DIR/scores-previous.parquet" --store
+
 say "Scoring every entity as of $AS_OF with the champion, stored for the service"
 $BIN/ipcredit score --data "$DEMO_DIR/data" --as-of "$AS_OF" --out "$DEMO_DIR/scores.parquet" --store
+
+say "The monthly monitoring report (drift, expected performance, fairness, migration)"
+$BIN/ipcredit report --as-of "$AS_OF" --out "$DEMO_DIR/report" --data "$DEMO_DIR/data"
 
 say "Inspector roster for 双随机 draws (synthetic)"
 $BIN/ipcredit inspectors demo --out "$DEMO_DIR/roster.csv" --count 40
@@ -61,6 +68,7 @@ TXT
 say "Where to look"
 cat <<TXT
   scores:            $DEMO_DIR/scores.parquet
+  monthly report:    $DEMO_DIR/report/report.html  (figures in $DEMO_DIR/report/report.json)
   features:          $DEMO_DIR/features.parquet
   MLflow runs:       .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db  (then http://127.0.0.1:5000)
   API docs:          http://$HOST:$PORT/docs
