@@ -118,20 +118,64 @@ class SamplingPolicy(_Strict):
         return self
 
 
+BENEFITS: tuple[str, ...] = (
+    "funding",  # public funding support (资金支持)
+    "fee_reduction",  # fee reductions (费用减缴)
+    "fast_track",  # priority or fast-track examination and the fast-track enforcement channel (优先审查、快速通道)
+    "award_recommendation",  # recommendation for awards and qualification reviews (评优评先、资质评审)
+    "commitment_procedure",  # the credit-commitment procedure (告知承诺)
+)
+Benefit = Literal["funding", "fee_reduction", "fast_track", "award_recommendation", "commitment_procedure"]
+Trigger = Literal["red_list", "untrustworthy", "serious_violation", "commitment_broken", "tier"]
+
+
+class Measure(_Strict):
+    """An incentive or restriction (信用联合奖惩) that follows from a list, a tier or a broken commitment.
+
+    A restriction ``blocks`` benefits; an incentive gives ``priority`` for them. It is in force while its
+    trigger is (a list entry in force, the tier of the latest stored row, ``period_days`` from a broken
+    commitment), and never without a legal basis.
+    """
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name_zh: str
+    name_en: str
+    effect: Literal["incentive", "restriction"]
+    applies_to: Trigger
+    tiers: list[Tier] = Field(default_factory=list)
+    blocks: list[Benefit] = Field(default_factory=list)
+    priority: list[Benefit] = Field(default_factory=list)
+    period_days: int | None = Field(default=None, ge=1)
+    basis: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Measure:
+        if self.effect == "restriction" and (not self.blocks or self.priority):
+            raise ValueError(f"measure {self.code}: a restriction blocks benefits and gives no priority")
+        if self.effect == "incentive" and (not self.priority or self.blocks):
+            raise ValueError(f"measure {self.code}: an incentive gives priority and blocks nothing")
+        if (self.applies_to == "tier") != bool(self.tiers):
+            raise ValueError(f"measure {self.code}: tiers are given exactly when applies_to is 'tier'")
+        if (self.applies_to == "commitment_broken") != (self.period_days is not None):
+            raise ValueError(f"measure {self.code}: period_days is given exactly for a broken commitment")
+        return self
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1)
     title: str = ""
     tiers: TierPolicy
     rules: list[Rule] = Field(default_factory=list)
     sampling: SamplingPolicy
+    measures: list[Measure] = Field(default_factory=list)
     fingerprint: str = ""
 
     @model_validator(mode="after")
     def _unique_codes(self) -> Policy:
-        codes = [r.code for r in self.rules]
-        duplicated = sorted({c for c in codes if codes.count(c) > 1})
-        if duplicated:
-            raise ValueError(f"rule codes must be unique; got duplicates {duplicated}")
+        for kind, codes in (("rule", [r.code for r in self.rules]), ("measure", [m.code for m in self.measures])):
+            duplicated = sorted({c for c in codes if codes.count(c) > 1})
+            if duplicated:
+                raise ValueError(f"{kind} codes must be unique; got duplicates {duplicated}")
         return self
 
     @property
