@@ -180,6 +180,7 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
     """A ``draws`` row as the draw's summary (the ``Draw`` response without ``selected``)."""
     out = {k: v for k, v in record.items() if k not in ("id", "population_hash", "population_commitment")}
     out |= {"draw_id": record["id"], "population_hash": record["population_commitment"]}
+    out["created_at"] = register.in_utc(record["created_at"])
     for name in _JSON_FIELDS:
         out[name] = json.loads(record[name]) if record[name] else None
     return out

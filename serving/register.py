@@ -144,9 +144,14 @@ def record_hash(record: dict[str, Any]) -> str:
     return sha256_hex(sampling.canonical_json(record))
 
 
-def _iso(value: datetime) -> str:
+def in_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives it back without a zone, PostgreSQL in the session's)."""
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
+    return aware.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return in_utc(value).isoformat()
 
 
 # ---- reading the register -----------------------------------------------------------------------------
@@ -164,7 +169,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "draw_id": row["id"],
         "sequence": row["sequence"],
-        "created_at": row["created_at"],
+        "created_at": in_utc(row["created_at"]),
         "policy_version": row["policy_version"],
         "filter": json.loads(row["filter"]),
         "mode": row["mode"],

@@ -21,7 +21,7 @@ from features.build import build_features
 from features.dataset import DatasetError, load_dataset
 from features.schema import TABLES, ColumnType, Table
 from features.validate import validate_dataset
-from serving.cli.app import app, check_output_path, fail, open_dataset, print_problems, write_frame
+from serving.cli.app import app, check_output_path, fail, open_dataset, parse_date, print_problems, write_frame
 
 console = Console(stderr=True)
 
@@ -172,7 +172,7 @@ def features(
     """Write the point-in-time feature table: one row per entity registered by the as-of date."""
     if engine not in ("duckdb", "spark"):
         raise fail(f"--engine must be duckdb or spark; got {engine!r}")
-    day = _parse_date(as_of, "--as-of")
+    day = parse_date(as_of, "--as-of")  # bounded: not after today (demo-data's simulated range is not)
     check_output_path(out)
     timings = {}
     with _progress() as progress:
@@ -194,6 +194,7 @@ def features(
         f"(validate {timings['validate']:.1f} s, features {timings['features']:.1f} s, "
         f"write {timings['write']:.1f} s)"
     )
+
 
 def _spark_features(data: Path, day: date):
     """The feature table computed by Spark from the same catalogue (features/spark.py)."""

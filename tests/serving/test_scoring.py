@@ -7,6 +7,7 @@ and served from it, so these tests need no MLflow registry.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date
 
 import lightgbm as lgb
@@ -195,3 +196,40 @@ def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, wor
     with engine.connect() as conn:
         kinds = [r[0] for r in conn.exec_driver_sql("SELECT kind FROM score_runs ORDER BY id")]
     assert kinds == ["batch", "repair", "correction"]
+
+
+def test_the_what_if_queue_is_bounded(serve, model_dir, world, tokens):
+    live = serve(model_uri=str(model_dir), whatif_queue=1)
+    body = {"as_of": AS_OF.isoformat(), **history(world, adverse_entity(world))}
+    barrier = threading.Barrier(8)
+    answers: list = []
+
+    def ask() -> None:
+        with live.client(tokens["reviewer"]) as client:
+            barrier.wait()
+            answers.append(client.post("/v1/score", json=body))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(a.status_code for a in answers)
+    assert set(statuses) <= {200, 503} and statuses[0] == 200 and statuses[-1] == 503, statuses
+    full = next(a for a in answers if a.status_code == 503)
+    assert full.headers["retry-after"] == "1" and "queue is full" in full.json()["detail"]
+
+
+def test_a_score_run_job_that_fails_says_why(live, dataset_dir, tokens, engine):
+    (dataset_dir / "events.parquet").unlink()
+    with live.client(tokens["analyst"]) as analyst:
+        response = analyst.post("/v1/score-runs", json={"dataset": str(dataset_dir), "as_of": AS_OF.isoformat()})
+        assert response.status_code == 202 and response.headers["location"].startswith("/v1/score-runs/jobs/")
+        queued = response.json()
+        assert queued["status"] in ("queued", "running", "failed")
+        job = analyst.get(response.headers["location"], params={"wait": 60}).json()
+    assert job["status"] == "failed" and job["problem"]["status"] == 422
+    assert job["problem"]["detail"][0]["loc"][:3] == ["body", "dataset", "events"]
+    assert str(dataset_dir) not in json.dumps(job["problem"]), "no server path in the problem"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM score_runs").scalar() == 0

@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from features import uscc
-from serving import sampling
 from models.scorefile import SCORE_COLUMNS
+from serving import sampling
 from tests.serving.conftest import make_entities, make_lists, roster, store_run
 
 UNKNOWN = "91210600MA0QC0K819"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -12,8 +14,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.exc import OperationalError
 
-from serving.db import alembic_config, entities, make_engine, metadata, open_store, upgrade
+from serving.db import alembic_config, entities, long_statements, make_engine, metadata, open_store, upgrade
 from serving.store import ScoreRunRecord, StoreError, latest_score, save_score_run
 from tests.serving.conftest import make_entities, make_scores, store_run
 
@@ -106,3 +109,44 @@ def test_save_score_run_refuses_frames_it_cannot_store(db_url):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM score_runs")).scalar() == 0
     engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's")
+    # Separate processes, as replicas are (alembic's context is one per process).
+    code = "import sys; from serving.db import upgrade; upgrade(sys.argv[1])"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in starts]
+    assert [code for code, _ in outcomes] == [0, 0, 0], [err[-2000:] for _, err in outcomes]
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+
+
+def test_a_statement_longer_than_the_timeout_is_ended(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is PostgreSQL's")
+    engine = make_engine(db_url, statement_timeout_ms=200)
+    with pytest.raises(OperationalError, match="statement timeout"), engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_sleep(2)")
+    with engine.begin() as conn:
+        long_statements(conn, 5000)  # a job lifts it for its own transaction
+        conn.exec_driver_sql("SELECT pg_sleep(0.4)")
+    with engine.connect() as conn:  # the URL's own options (here the test schema's search_path) are kept
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "200ms"
+        assert conn.exec_driver_sql("SHOW search_path").scalar() == make_url_schema(db_url)
+    engine.dispose()
+
+
+def make_url_schema(db_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(db_url).query["options"]).removeprefix("-csearch_path=")
