@@ -21,17 +21,19 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType
 
 from features.build import features_from_arrow
 from features.dataset import DatasetError, table_source
+from features.errors import Unavailable
 from features.pointintime import as_date
 from features.schema import TABLES
 from features.sql import DECAY_TABLE, SPARK, decay_table, feature_query, typed_columns
@@ -60,31 +62,49 @@ def java_problem() -> str | None:
     return None
 
 
-def spark_session(
-    master: str = "local[2]",
-    *,
-    app_name: str = "ipcredit",
-    driver_memory: str | None = None,
-    local_dir: str | Path | None = None,
-    shuffle_partitions: int | None = None,
-    config: Mapping[str, str] | None = None,
-) -> SparkSession:
+class SparkSettings(BaseSettings):
+    """The Spark session ipcredit starts, from ``IPCREDIT_SPARK_*`` (read when a session is asked for).
+
+    ``master``: ``local[*]`` (every core of this machine, in one JVM) or a cluster's master URL;
+    ``driver_memory`` / ``executor_memory``: JVM heaps (``8g``); ``shuffle_partitions``: partitions of the
+    aggregation (default Spark's 200, coalesced by adaptive execution); ``local_dir``: where shuffles spill
+    (default ``ipcredit-spark`` in the system's temporary folder). Anything else goes in ``config``
+    (``IPCREDIT_SPARK_CONFIG='{"spark.executor.cores": "4"}'``) or Spark's own ``spark-defaults.conf``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPCREDIT_SPARK_", extra="ignore")
+
+    master: str = "local[*]"
+    driver_memory: str | None = None
+    executor_memory: str | None = None
+    shuffle_partitions: int | None = None
+    local_dir: Path | None = None
+    config: dict[str, str] = {}
+
+
+def spark_session(settings: SparkSettings | None = None, *, app_name: str = "ipcredit") -> SparkSession:
     """A Spark session for ipcredit (``getOrCreate``: an existing session is reused with its settings).
 
-    Local mode (``local[N]``) runs everything in one JVM on this machine, the Python workers with this
-    interpreter; on a cluster pass its master URL and ship the same environment to the executors
-    (docs/scale.md). ``local_dir`` is where shuffles spill (default: the system's temporary folder).
+    Local mode runs everything in one JVM on this machine, the Python workers with this interpreter; on a
+    cluster, ship the same environment to the executors (docs/scale.md). Raises ``Unavailable`` when there
+    is no Java to run Spark.
     """
+    settings = settings if settings is not None else SparkSettings()
+    problem = java_problem()
+    if problem:
+        raise Unavailable(problem)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app_name)
-    settings = dict(BASE_CONFIG)
-    settings["spark.local.dir"] = str(local_dir or Path(tempfile.gettempdir()) / "ipcredit-spark")
-    if driver_memory:
-        settings["spark.driver.memory"] = driver_memory
-    if shuffle_partitions:
-        settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-    settings.update(config or {})
-    for key, value in settings.items():
+    values = dict(BASE_CONFIG)
+    values["spark.local.dir"] = str(settings.local_dir or Path(tempfile.gettempdir()) / "ipcredit-spark")
+    if settings.driver_memory:
+        values["spark.driver.memory"] = settings.driver_memory
+    if settings.executor_memory:
+        values["spark.executor.memory"] = settings.executor_memory
+    if settings.shuffle_partitions:
+        values["spark.sql.shuffle.partitions"] = str(settings.shuffle_partitions)
+    values.update(settings.config)
+    builder = SparkSession.builder.master(settings.master).appName(app_name)
+    for key, value in values.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -135,10 +155,13 @@ def spark_features(spark: SparkSession, folder: str | Path, as_of: date | str, *
 
 
 def collect_features(frame: DataFrame) -> pd.DataFrame:
-    """A Spark feature DataFrame on the driver, as ``build_features`` returns it (dtypes and values)."""
-    return features_from_arrow(frame.toArrow())
+    """A Spark feature DataFrame on the driver, as ``build_features`` returns it (dtypes, values, rows by
+    ``entity_id``). The rows are sorted here, not by Spark: a global sort is a sampling job and a shuffle,
+    and costs more than sorting the collected ids (Spark and Python order strings by code point alike)."""
+    table = frame.toArrow()
+    return features_from_arrow(table.take(pc.sort_indices(table, [("entity_id", "ascending")])))
 
 
 def build_features_spark(spark: SparkSession, folder: str | Path, as_of: date | str) -> pd.DataFrame:
     """``build_features`` computed by Spark over the dataset folder: the same frame, bit for bit."""
-    return collect_features(spark_features(spark, folder, as_of))
+    return collect_features(spark_features(spark, folder, as_of, ordered=False))

@@ -204,8 +204,12 @@ class _PerType:
         decay = f"_hl{self.half_life_months}m" if self.half_life_months else ""
         return f"{self.measure.value}_{window}{skip}{decay}"
 
-    def sql(self, as_of: date, dialect: Dialect) -> str:
+    def sql(self, as_of: date, dialect: Dialect, types: tuple[str, ...]) -> str:
+        """The aggregate over ``c`` (``weighed``); ``types`` are the event types whose rows any feature reads
+        from this column: a float sum collects only theirs (a list per entity and type is not free)."""
         conditions = ["TRUE"]
+        if self.measure in (Measure.AMOUNT, Measure.DECAYED):
+            conditions.append(_in("c.event_type", types))
         if self.months is not None:
             conditions.append(f"c.ago < {window_days(as_of, self.months)}")
         if self.skip_months:
@@ -232,8 +236,12 @@ def _aggregates() -> list[Aggregate]:
     return found
 
 
-def _per_type_columns() -> list[_PerType]:
-    return list(dict.fromkeys(_PerType.of(a) for a in _aggregates()))
+def _per_type_columns() -> dict[_PerType, tuple[str, ...]]:
+    """Each ``per_type`` column with the event types the aggregates that read it cover."""
+    columns: dict[_PerType, dict[str, None]] = {}
+    for agg in _aggregates():
+        columns.setdefault(_PerType.of(agg), {}).update(dict.fromkeys(agg.types))
+    return {column: tuple(types) for column, types in columns.items()}
 
 
 def _event_types() -> tuple[str, ...]:
@@ -346,7 +354,7 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
             expr = _filled(f, aggregates.feature(f.spec))
         selected.append(f"{expr} AS {f.name}")
     weighed = _weighed(as_of)
-    per_type_sql = ",\n           ".join(f"{p.sql(as_of, dialect)} AS {p.column}" for p in per_type)
+    per_type_sql = ",\n           ".join(f"{p.sql(as_of, dialect, t)} AS {p.column}" for p, t in per_type.items())
     entity_sql = ",\n           ".join(f"{_entity_aggregate(a)} AS {n}" for a, n in aggregates.columns.items())
     lists_sql = ",\n           ".join(list_flags)
     select_sql = ",\n       ".join(selected)

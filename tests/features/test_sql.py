@@ -170,3 +170,24 @@ def test_duckdb_settings_come_from_the_environment(monkeypatch, tmp_path):
     settings = DuckDBSettings()
     assert settings.memory_limit == "1GB" and settings.temp_directory == tmp_path
     assert f"SET temp_directory = '{tmp_path}'" in settings.statements()
+
+
+def test_the_base_install_needs_no_pyspark(world, tmp_path):
+    # pyspark is an optional extra: every module but the two Spark ones imports without it, and the CLI
+    # says what to install when --engine spark is asked for.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import features.build, features.sql, features.dataset, models.scorer, models.registry, serving.cli\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(serving.cli.app, ['features', '--data', sys.argv[1], '--as-of', '2025-12-31',"
+        " '--out', sys.argv[2], '--engine', 'spark'])\n"
+        "assert r.exit_code == 1 and \"pip install '.[spark]'\" in r.output, r.output\n"
+    )
+    folder = write_world(world, tmp_path / "w", "files")
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(tmp_path / "x.parquet")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -18,11 +18,11 @@ WITH registered AS (
            count(*) FILTER (WHERE c.ago < 1096) AS rows_36m,
            count(*) FILTER (WHERE TRUE) AS rows_all,
            min(c.ago) FILTER (WHERE TRUE) AS years_since_all,
-           aggregate(array_sort(collect_list(c.w_24m) FILTER (WHERE TRUE)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl24m,
-           aggregate(array_sort(collect_list(c.amount) FILTER (WHERE c.ago < 1096)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS amount_36m,
+           aggregate(array_sort(collect_list(c.w_24m) FILTER (WHERE c.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed'))), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl24m,
+           aggregate(array_sort(collect_list(c.amount) FILTER (WHERE c.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed') AND c.ago < 1096)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS amount_36m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 92) AS BIGINT) AS quantity_3m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 365) AS BIGINT) AS quantity_12m,
-           aggregate(array_sort(collect_list(c.w_12m) FILTER (WHERE TRUE)), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl12m,
+           aggregate(array_sort(collect_list(c.w_12m) FILTER (WHERE c.event_type = 'complaint_received')), CAST('0.0' AS DOUBLE), (acc, v) -> acc + v) AS decayed_all_hl12m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096) AS BIGINT) AS quantity_36m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096 AND c.ago >= 92) AS BIGINT) AS quantity_36m_skip3m
     FROM weighed c
