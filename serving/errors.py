@@ -142,7 +142,8 @@ async def _request_validation(_: Request, exc: RequestValidationError) -> JSONRe
 async def _http_exception(_: Request, exc: HTTPException) -> Response:
     if not is_body_allowed_for_status_code(exc.status_code):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return problem(exc.status_code, exc.detail, headers=exc.headers)
+    type_ = UNAVAILABLE if exc.status_code == 503 else "about:blank"  # the request limits' 503 (serving/limits.py)
+    return problem(exc.status_code, exc.detail, type_=type_, headers=exc.headers)
 
 
 def _race() -> JSONResponse:

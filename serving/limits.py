@@ -7,7 +7,10 @@ read and before any token is checked:
   ``rate_limit_burst`` — with **429** and ``Retry-After``;
 - a body whose ``Content-Length`` exceeds ``max_body_bytes`` with **413**, at once (the body is never
   read); a body sent without a length (chunked) is counted as it streams in and refused with 413 the
-  moment it passes the limit, so no more than ``max_body_bytes`` of it is ever held.
+  moment it passes the limit, so no more than ``max_body_bytes`` of it is ever held;
+- a body that would take the bytes of all bodies being received at once past ``max_inflight_body_bytes``
+  with **503** and ``Retry-After`` (at once when its length is declared, else the moment it would): however
+  many clients send, the process never holds more than that much of their bodies.
 
 ``TokenGate`` (inside it) answers **401** to a request for a protected route without a valid bearer token
 before its body is read: FastAPI reads a body before it resolves dependencies, so without the gate anyone
@@ -31,7 +34,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.errors import Unavailable
-from serving.errors import problem
+from serving.errors import UNAVAILABLE, problem
 
 # Routes anyone may call (CONTRACT section 5): no token, so the gate lets them through.
 PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -89,9 +92,13 @@ def too_large(limit: int) -> str:
 class RequestLimits:
     """ASGI middleware: the rate limit and the body size limit (see the module)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, rate: float, burst: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, rate: float, burst: int, max_inflight_body_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.budget = max_inflight_body_bytes or 4 * max_body_bytes
+        self.inflight = 0  # body bytes received by requests still running (one event loop: no lock)
         self.limiter = RateLimiter(rate, burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,18 +122,35 @@ class RequestLimits:
         if length == -1:
             await problem(400, "Content-Length must be a non-negative whole number")(scope, receive, send)
             return
+        if length and self.inflight + length > self.budget:
+            await _busy()(scope, receive, send)
+            return
         limit, seen = self.max_body_bytes, 0
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
+                size = len(message.get("body", b""))
+                if seen + size > limit:
                     raise BodyTooLarge(limit)
+                if self.inflight + size > self.budget:
+                    raise HTTPException(503, BUSY, {"Retry-After": "1", "Connection": "close"})
+                seen += size
+                self.inflight += size
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            self.inflight -= seen
+
+
+BUSY = "the service is receiving too many request bodies at once; retry shortly"
+
+
+def _busy():
+    return problem(503, BUSY, type_=UNAVAILABLE, headers={"Retry-After": "1", "Connection": "close"})
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 2**20, ge=1024, description="largest request body accepted (bytes); larger ones get 413"
     )
+    max_inflight_body_bytes: int = Field(
+        default=64 * 2**20,
+        ge=1024,
+        description="request body bytes a process holds at once over all requests; past it 503 with Retry-After",
+    )
     rate_limit_per_second: float = Field(
         default=50.0, ge=0, description="requests per second per client address (token bucket); 0 turns it off"
     )

@@ -114,3 +114,23 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(serve):
     time.sleep(1.1)
     with live.client() as client:
         assert client.get("/health").status_code == 200, "the bucket refills"
+
+
+def test_the_bodies_held_at_once_are_bounded_across_clients(serve, tokens):
+    live = serve(max_body_bytes=LIMIT, max_inflight_body_bytes=LIMIT + LIMIT // 2)
+    url = urlparse(live.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as slow:
+        # One client is part-way through a large body (the server holds what has arrived) ...
+        slow.sendall(head("POST", "/v1/entities/risk", length=LIMIT, token=tokens["analyst"]).encode() + b"\r\n")
+        slow.sendall(b"x" * (LIMIT - 1024))
+        time.sleep(0.5)
+        # ... so another's body that would take the total past the budget is refused at once.
+        status, headers, body = exchange(
+            live.base_url, head("POST", "/v1/entities/risk", length=LIMIT // 2 + 4096, token=tokens["analyst"])
+        )
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(body)["type"] == "urn:ipcredit:problem:unavailable"
+    time.sleep(0.5)
+    with live.client(tokens["analyst"]) as client:
+        response = client.post("/v1/entities/risk", json={"entity_ids": ["91210600MA0QC0K819"]})
+        assert response.status_code == 200, "the budget is freed when the request ends"
