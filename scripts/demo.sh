@@ -8,6 +8,8 @@ HOST=${3:-127.0.0.1}
 PORT=${4:-8000}
 BIN=.venv/bin
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# The only folder the service reads datasets and score files from (POST /v1/score-runs, import-scores).
+export IPCREDIT_DATASET_ROOT=${IPCREDIT_DATASET_ROOT:-$DEMO_DIR}
 
 say "Point-in-time features as of $AS_OF"
 $BIN/ipcredit features --data "$DEMO_DIR/data" --as-of "$AS_OF" --out "$DEMO_DIR/features.parquet"
@@ -59,7 +61,10 @@ curl -s http://$HOST:$PORT/health
 curl -s -H "Authorization: Bearer \$SUPERVISOR" http://$HOST:$PORT/v1/entities/$ENTITY/risk
 curl -s -H "Authorization: Bearer \$REVIEWER" http://$HOST:$PORT/v1/entities/$ENTITY/explanation
 curl -s -X POST -H "Authorization: Bearer \$SUPERVISOR" -H 'Content-Type: application/json' \\
-     -d '{"seed": 20261121, "filter": {"region": "410100"}}' http://$HOST:$PORT/v1/sampling/draws
+     -d '{"filter": {"region": "410100"}}' http://$HOST:$PORT/v1/sampling/draws
+curl -s 'http://$HOST:$PORT/v1/public/draws?limit=5'
+curl -s -X POST -H "Authorization: Bearer \$ANALYST" -H 'Content-Type: application/json' \\
+     -d '{"dataset": "data", "score_file": "scores.parquet", "as_of": "$AS_OF"}' http://$HOST:$PORT/v1/score-runs
 curl -s 'http://$HOST:$PORT/v1/public/lists?list=red'
 curl -s -X POST -H "Authorization: Bearer \$ANALYST" -H 'Content-Type: application/json' \\
      -d @$DEMO_DIR/what-if.json http://$HOST:$PORT/v1/score
