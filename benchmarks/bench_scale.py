@@ -12,8 +12,10 @@ DuckDB first (CONTRACT: nothing is written for an invalid dataset); that is part
 
 Spark runs in local mode on this machine's cores (``IPCREDIT_SPARK_MASTER``, default ``local[2]`` here)
 with ``IPCREDIT_SPARK_DRIVER_MEMORY`` (default 6g); DuckDB within ``IPCREDIT_DUCKDB_MEMORY_LIMIT``
-(default 4GB, spilling beyond it). The model is trained once on the 100,000-entity world into a private
-MLflow store (bench-data/scale-mlruns) and retrained when the feature code changes.
+(default 4GB, spilling beyond it). A run whose process tree grows past ``--memory-budget`` (default
+18 GiB) is stopped and reported as such: the machine is shared. The model is trained once on the
+100,000-entity world into a private MLflow store (bench-data/scale-mlruns) and retrained when the feature
+code changes.
 
 Results go to bench-data/bench_scale.json after every run (a long run can be resumed: finished
 measurements are kept unless --again), and the table is printed at the end (``--report`` prints it only).
@@ -106,7 +108,7 @@ def save(results: dict) -> None:
     RESULTS.write_text(json.dumps(results, indent=2))
 
 
-def measure(sizes: list[int], engines: list[str], steps: list[str], again: bool) -> dict:
+def measure(sizes: list[int], engines: list[str], steps: list[str], again: bool, budget: float) -> dict:
     results = load()
     env = environment()
     results["machine"] = machine()
@@ -121,7 +123,7 @@ def measure(sizes: list[int], engines: list[str], steps: list[str], again: bool)
                     continue
                 out = BENCH / f"scale-{step}-{engine}-{entities}.parquet"
                 print(f"{key} …", flush=True)
-                measured = run_measured(command(step, data, engine, out), env)
+                measured = run_measured(command(step, data, engine, out), env, budget_gib=budget)
                 if measured.returncode != 0:
                     print(f"  FAILED ({measured.returncode}):\n{measured.stderr[-2000:]}", flush=True)
                     results["runs"][key] = {"failed": measured.stderr[-2000:]}
@@ -169,11 +171,14 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--steps", nargs="+", default=["features", "score"], choices=["features", "score"])
     parser.add_argument("--again", action="store_true", help="measure again what bench_scale.json already has")
+    parser.add_argument(
+        "--memory-budget", type=float, default=18.0, help="GiB: a run whose process tree grows past it is stopped"
+    )
     parser.add_argument("--report", action="store_true", help="only print the table of bench_scale.json")
     args = parser.parse_args()
     if not args.report:
         t0 = time.perf_counter()
-        measure(args.sizes, args.engines, args.steps, args.again)
+        measure(args.sizes, args.engines, args.steps, args.again, args.memory_budget)
         print(f"measured in {time.perf_counter() - t0:.0f} s")
     report(load())
 

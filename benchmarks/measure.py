@@ -39,20 +39,30 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_measured(args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0) -> Measured:
-    """Run ``args``; return its wall time, the peak RSS of its process tree (GiB) and its stderr."""
+def run_measured(
+    args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0, budget_gib: float | None = None
+) -> Measured:
+    """Run ``args``; return its wall time, the peak RSS of its process tree (GiB) and its stderr.
+
+    With ``budget_gib``, a tree that grows past it is killed (a shared machine must not run out of memory
+    because of a benchmark): the result then has return code -9 and says so in ``stderr``.
+    """
     environment = dict(os.environ) | {"COLUMNS": "200"} | dict(env or {})
     command = ["nice", "-n", str(nice), *args] if nice else list(args)
     t0 = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     peak = 0
+    killed = False
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, killed
         root = psutil.Process(proc.pid)
         while not done.is_set():
             peak = max(peak, _tree_rss(root))
+            if budget_gib is not None and peak > budget_gib * 2**30 and not killed:
+                killed = True
+                _kill_tree(root)
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -61,4 +71,19 @@ def run_measured(args: Sequence[str], env: Mapping[str, str] | None = None, *, n
     seconds = time.perf_counter() - t0
     done.set()
     sampler.join()
+    if killed:
+        stderr += f"\nkilled: the process tree grew past the memory budget of {budget_gib:g} GiB"
+        return Measured(seconds, peak / 2**30, stderr, -9)
     return Measured(seconds, peak / 2**30, stderr, proc.returncode)
+
+
+def _kill_tree(root: psutil.Process) -> None:
+    try:
+        members = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for member in members:
+        try:
+            member.kill()
+        except psutil.Error:
+            continue

@@ -21,6 +21,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -109,6 +111,19 @@ def spark_session(settings: SparkSettings | None = None, *, app_name: str = "ipc
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def spark_job(settings: SparkSettings | None = None) -> Iterator[SparkSession]:
+    """A session for one command: started here and stopped at the end, so that its JVM's memory is back
+    before the driver reads the results; a session already running in this process is left running."""
+    running = SparkSession.getActiveSession()
+    spark = spark_session(settings)
+    try:
+        yield spark
+    finally:
+        if running is None:
+            spark.stop()
 
 
 def _read(spark: SparkSession, path: Path) -> DataFrame:

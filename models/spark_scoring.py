@@ -150,6 +150,24 @@ def read_scores(folder: str | Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def score_to_parts(
+    spark: SparkSession,
+    folder: str | Path,
+    as_of: date | str,
+    scorer: Scorer,
+    policy: Policy,
+    *,
+    parts: str | Path,
+    top_k: int = 5,
+    details: bool = False,
+) -> Path:
+    """Every entity of the dataset ``folder`` scored as of ``as_of`` on Spark — features and score rows
+    computed in the executors — and written to ``parts`` (Parquet partitioned by ``as_of``). Nothing is
+    collected to the driver."""
+    features = spark_features(spark, folder, as_of, ordered=False)
+    return write_scores(score_spark(features, scorer, policy, top_k=top_k, details=details), parts)
+
+
 def score_dataset_spark(
     spark: SparkSession,
     folder: str | Path,
@@ -161,11 +179,9 @@ def score_dataset_spark(
     top_k: int = 5,
     details: bool = False,
 ) -> pd.DataFrame:
-    """Every entity of the dataset ``folder`` scored as of ``as_of`` on Spark: features and scores computed
-    in the executors, written to ``parts`` (partitioned Parquet), and read back as ``Scorer.score``'s
-    frame — row for row what ``scorer.score(build_features(ds, as_of), policy)`` gives on DuckDB."""
-    features = spark_features(spark, folder, as_of, ordered=False)
-    write_scores(score_spark(features, scorer, policy, top_k=top_k, details=details), parts)
+    """``score_to_parts``, read back as ``Scorer.score``'s frame: row for row what
+    ``scorer.score(build_features(ds, as_of), policy)`` gives on DuckDB."""
+    score_to_parts(spark, folder, as_of, scorer, policy, parts=parts, top_k=top_k, details=details)
     return read_scores(parts)
 
 

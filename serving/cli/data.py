@@ -201,10 +201,11 @@ def _spark_features(data: Path, day: date):
     from features.errors import Unavailable
 
     try:
-        from features.spark import build_features_spark, spark_session
+        from features.spark import build_features_spark, spark_job
     except ImportError:
         raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", 1) from None
     try:
-        return build_features_spark(spark_session(), data, day)
+        with spark_job() as spark:  # stopped before the file is written: the JVM's memory back
+            return build_features_spark(spark, data, day)
     except Unavailable as exc:
         raise fail(exc) from None

@@ -325,16 +325,15 @@ def _spark_scores(
     from features.errors import Unavailable
 
     try:
-        from features.spark import spark_session
-        from models.spark_scoring import remove_scores, score_dataset_spark
+        from features.spark import spark_job
+        from models.spark_scoring import read_scores, remove_scores, score_to_parts
     except ImportError:
         raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
     folder = parts or out_file.parent / f".{out_file.name}.parts"
     try:
-        with err.status(f"scoring on Spark with model {scorer.model_version}"):
-            return score_dataset_spark(
-                spark_session(), data, day, scorer, policy, parts=folder, top_k=top_k, details=details
-            )
+        with err.status(f"scoring on Spark with model {scorer.model_version}"), spark_job() as spark:
+            score_to_parts(spark, data, day, scorer, policy, parts=folder, top_k=top_k, details=details)
+        return read_scores(folder)  # on the driver once the session (and its memory) is gone
     except Unavailable as exc:
         raise fail(exc) from None
     finally:
