@@ -7,7 +7,7 @@ checked where dates come in — the HTTP request models (``BoundedDate``), the q
 (``check_query``), score files read by the server and the command line (``parse``) — always by ``check``.
 
 "Today" is a context variable: the service sets it per request from its settings (``PinToday``), the
-command line once per command; unset, it is the clock's date.
+command line for the run of each command (``pinned``); unset, it is the clock's date.
 """
 
 from __future__ import annotations
@@ -41,11 +41,6 @@ def pinned(day: date | None) -> Iterator[None]:
         yield
     finally:
         _PINNED.reset(token)
-
-
-def pin(day: date | None) -> None:
-    """Pin ``today()`` for the rest of this context (a command line run)."""
-    _PINNED.set(day)
 
 
 def problem(value: date) -> str | None:
@@ -84,9 +79,9 @@ def parse(text: str, option: str) -> date:
     try:
         value = date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput.at(option, f"must be a date written YYYY-MM-DD; got {text!r}") from None
+        raise InvalidInput.at(option, f"{option} must be a date written YYYY-MM-DD; got {text!r}") from None
     if message := problem(value):
-        raise InvalidInput.at(option, message, text)
+        raise InvalidInput.at(option, f"{option} {message}", text)
     return value
 
 

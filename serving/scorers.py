@@ -1,8 +1,9 @@
 """The scorers in service: the champion loaded once at start, and older versions loaded when a rescore
 needs the model that produced a row.
 
-Without a champion the service runs degraded: ``reason`` says why (the kind of failure; the model's URI
-and the error's text, which may name server paths, go to the log only), and ``require_champion`` raises
+Without a champion the service runs degraded: ``reason`` says why (a domain error's words without any
+path in them, else only the kind of failure; the model's URI and the full text go to the log), and
+``require_champion`` raises
 ``Unavailable`` (503) for the routes that score.
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from pathlib import Path
 
 from features.build import FEATURE_VERSION
-from features.errors import Unavailable
+from features.errors import IPCreditError, Unavailable
 from models.scorer import STATE_FILE, Scorer
 from serving.settings import Settings
 
@@ -38,8 +40,8 @@ class Scorers:
             self.champion = _prepare(load_scorer(uri, self.settings.tracking_uri))
         except Exception as exc:  # any failure to load means "degraded", with the reason shown
             self.champion = None
-            # Said to anyone (/health is public): the kind of failure, never the URI or a path in it.
-            self.reason = f"no model could be loaded ({exc.__class__.__name__})"
+            # Said to anyone (/health is public): what went wrong, never a server path.
+            self.reason = f"no model could be loaded ({_public(exc, uri)})"
             log.warning("serving degraded: no model could be loaded from %s: %s", uri, _short(exc))
             return
         self.reason = None
@@ -65,7 +67,7 @@ class Scorers:
             scorer = _prepare(load_scorer(uri, self.settings.tracking_uri))
         except Exception as exc:
             log.warning("model version %s cannot be loaded from %s: %s", model_version, uri, _short(exc))
-            raise Unavailable(f"model version {model_version} cannot be loaded ({exc.__class__.__name__})") from exc
+            raise Unavailable(f"model version {model_version} cannot be loaded ({_public(exc, uri)})") from exc
         with self._lock:
             self._versions[model_version] = scorer
         return scorer
@@ -90,6 +92,18 @@ def _prepare(scorer: Scorer) -> Scorer:
     built now rather than in the first request."""
     scorer.check_compatible(FEATURE_VERSION)
     return scorer.prepare()
+
+
+# Anything that looks like an absolute file path (not the path part of a URI such as models:/ipcredit).
+_PATH = re.compile(r"(?<![\w:/])/[^\s'\"(),;]+")
+
+
+def _public(exc: BaseException, uri: str) -> str:
+    """What may be said about a loading failure to anyone: the words of a domain error (ours, without
+    any path in them), or only the kind of any other error (a library's message may quote files)."""
+    if not isinstance(exc, IPCreditError):
+        return exc.__class__.__name__
+    return _PATH.sub("<path>", _short(exc).replace(uri, "<model>"))
 
 
 def _short(exc: BaseException) -> str:

@@ -45,12 +45,13 @@ def fail(problem: str | IPCreditError, code: int | None = None) -> typer.Exit:
 
 
 @app.callback()
-def _pin_today() -> None:
-    # Every command bounds its dates by the same "today" as the service (IPCREDIT_TODAY pins it).
-    from serving.dates import pin
+def _pin_today(ctx: typer.Context) -> None:
+    # Every command bounds its dates by the same "today" as the service (IPCREDIT_TODAY pins it), for
+    # the command's run only (a test runner invokes many commands in one process).
+    from serving.dates import pinned
     from serving.settings import load_settings
 
-    pin(load_settings().today)
+    ctx.with_resource(pinned(load_settings().today))
 
 
 def parse_date(value: str, option: str) -> date:
@@ -61,7 +62,7 @@ def parse_date(value: str, option: str) -> date:
     try:
         return parse(value, option)
     except InvalidInput as exc:
-        raise fail(exc) from None
+        raise fail(exc.problems[0].msg, exit_code(exc)) from None
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
