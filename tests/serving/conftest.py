@@ -315,3 +315,16 @@ def store_run(engine, entities: pd.DataFrame, *, as_of: date = AS_OF, seed: int 
 
 def roster(n: int = 12, regions=REGIONS) -> list[dict]:
     return [{"inspector_id": f"I{i:03d}", "name": f"检查员{i}", "region": regions[i % len(regions)]} for i in range(n)]
+
+
+def bare_history(as_of: str, entity_id: str = "91210600MA0QC0K819", **entity) -> dict:
+    """A what-if body: one entity with no events or list entries (``entity`` overrides its fields)."""
+    base = {
+        "entity_id": entity_id,
+        "name": "x",
+        "kind": "enterprise",
+        "industry": "C",
+        "region": "210600",
+        "registered_on": "2020-01-01",
+    }
+    return {"as_of": as_of, "entity": {**base, **entity}}

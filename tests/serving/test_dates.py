@@ -13,18 +13,11 @@ from typer.testing import CliRunner
 from models.policy import load_policy
 from serving.cli import app as cli
 from serving.store import ScoreRunRecord, StoreError, save_score_run
-from tests.serving.conftest import POLICY_PATH, make_entities, make_scores, roster
+from tests.serving.conftest import POLICY_PATH, bare_history, make_entities, make_scores, roster
 
 TODAY = date(2025, 6, 30)
 FUTURE = "2999-01-01"
-ENTITY = {
-    "entity_id": "91210600MA0QC0K819",
-    "name": "丹东示例科技有限公司",
-    "kind": "enterprise",
-    "industry": "C",
-    "region": "210600",
-    "registered_on": "2018-03-01",
-}
+ENTITY = bare_history("2025-06-30", name="丹东示例科技有限公司", registered_on="2018-03-01")["entity"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from serving.cli import app as cli
-from tests.serving.conftest import AS_OF, make_entities, make_lists, make_scores
+from tests.serving.conftest import AS_OF, bare_history, make_entities, make_lists, make_scores
 
 UNKNOWN = "91210600MA0QC0K819"
 
@@ -146,18 +146,7 @@ def test_health_and_errors_name_no_server_path(serve, tmp_path, tokens):
         health = public.get("/health").text
     assert "secret-models" not in health and str(tmp_path) not in health and "no model" in health
     with live.client(tokens["analyst"]) as analyst:
-        body = {
-            "as_of": AS_OF.isoformat(),
-            "entity": {
-                "entity_id": UNKNOWN,
-                "name": "x",
-                "kind": "enterprise",
-                "industry": "C",
-                "region": "210600",
-                "registered_on": "2020-01-01",
-            },
-        }
-        response = analyst.post("/v1/score", json=body)
+        response = analyst.post("/v1/score", json=bare_history(AS_OF.isoformat()))
     assert response.status_code == 503 and "secret-models" not in response.text
 
 

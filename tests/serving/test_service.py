@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from features import uscc
 from models.scorefile import SCORE_COLUMNS
 from serving import sampling
-from tests.serving.conftest import make_entities, make_lists, roster, store_run
+from tests.serving.conftest import bare_history, make_entities, make_lists, roster, store_run
 
 UNKNOWN = "91210600MA0QC0K819"
 assert uscc.is_valid(UNKNOWN)
@@ -38,18 +38,7 @@ def test_without_a_model_the_service_is_degraded_but_lookups_work(live, world, t
     assert health["model_version"] is None
     assert any("no model" in reason for reason in health["reasons"])
     with live.client(tokens["analyst"]) as client:
-        body = {
-            "as_of": "2025-12-31",
-            "entity": {
-                "entity_id": UNKNOWN,
-                "name": "x",
-                "kind": "enterprise",
-                "industry": "C",
-                "region": "210600",
-                "registered_on": "2020-01-01",
-            },
-        }
-        response = client.post("/v1/score", json=body)
+        response = client.post("/v1/score", json=bare_history("2025-12-31"))
         assert response.status_code == 503
         assert "scoring is unavailable" in response.json()["detail"]
         assert client.get(f"/v1/entities/{entities.entity_id[0]}/risk").status_code == 200
