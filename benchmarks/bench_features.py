@@ -10,7 +10,7 @@ memory, validation included. The references, each a separate process reading the
 - **the DuckDB floor**: the point-in-time filter, the join to the registered entities and one GROUP BY
   with three aggregates, written with ``COPY``: what any DuckDB build pays to read and group the events.
 
-Peak memory is the largest summed RSS of each command's process tree (``benchmarks/measure.py``). The
+Peak memory is the largest summed PSS of each command's process tree (``benchmarks/measure.py``). The
 dataset is generated once into bench-data/ (about 34 million events) and reused.
 
     python benchmarks/bench_features.py [--entities N] [--as-of YYYY-MM-DD]
@@ -36,7 +36,7 @@ TARGET_GIB = 4.0
 
 
 def run(args: list[str]) -> tuple[float, float, str]:
-    """Run a command; return wall seconds, peak RSS of its process tree in GiB, and its stderr."""
+    """Run a command; return wall seconds, peak PSS of its process tree in GiB, and its stderr."""
     measured = run_measured(args)
     if measured.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({measured.returncode}):\n{measured.stderr[-3000:]}")

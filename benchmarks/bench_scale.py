@@ -7,7 +7,8 @@ the two commands an operator runs every month, each as its own process, with eac
     ipcredit score    --data W --as-of D --out F --engine E --model models:/ipcredit@champion
 
 and records wall time and the peak memory of the whole process tree (Spark's JVM and Python workers
-included; ``benchmarks/measure.py``), then per million entities. Both commands validate the dataset on
+included; ``benchmarks/measure.py``), then per million entities, with the machine's load average during
+the run (on a shared machine the wall times move with it). Both commands validate the dataset on
 DuckDB first (CONTRACT: nothing is written for an invalid dataset); that is part of every figure.
 
 Spark runs in local mode on this machine's cores (``IPCREDIT_SPARK_MASTER``, default ``local[2]`` here)
@@ -123,7 +124,9 @@ def measure(sizes: list[int], engines: list[str], steps: list[str], again: bool,
                     continue
                 out = BENCH / f"scale-{step}-{engine}-{entities}.parquet"
                 print(f"{key} …", flush=True)
+                load_before = os.getloadavg()[0]
                 measured = run_measured(command(step, data, engine, out), env, budget_gib=budget)
+                busy = (load_before + os.getloadavg()[0]) / 2  # the machine is shared: say how busy it was
                 if measured.returncode != 0:
                     print(f"  FAILED ({measured.returncode}):\n{measured.stderr[-2000:]}", flush=True)
                     results["runs"][key] = {"failed": measured.stderr[-2000:]}
@@ -133,6 +136,7 @@ def measure(sizes: list[int], engines: list[str], steps: list[str], again: bool,
                         "seconds": measured.seconds,
                         "peak_gib": measured.peak_gib,
                         "stages": stages(measured.stderr),
+                        "load_average": busy,
                         "at": datetime.now().isoformat(timespec="seconds"),
                     }
                     print(f"  {measured.seconds:.1f} s, peak {measured.peak_gib:.2f} GiB", flush=True)
@@ -149,7 +153,10 @@ def machine() -> str:
 def report(results: dict) -> None:
     runs = results.get("runs", {})
     print(f"\nbench_scale: ipcredit on one machine ({results.get('machine', '?')}), {results.get('settings', {})}")
-    header = f"  {'step':<9} {'engine':<7} {'entities':>10} {'wall s':>8} {'s / 1M':>7} {'peak GiB':>9} {'GiB / 1M':>9}"
+    header = (
+        f"  {'step':<9} {'engine':<7} {'entities':>10} {'wall s':>8} {'s / 1M':>7} {'peak GiB':>9} {'GiB / 1M':>9}"
+        f" {'load':>5}"
+    )
     print(header)
     print("  " + "-" * (len(header) - 2))
     for key in sorted(runs, key=lambda k: (k.split("/")[0], k.split("/")[1], int(k.split("/")[2]))):
@@ -161,7 +168,7 @@ def report(results: dict) -> None:
         millions = run["entities"] / 1e6
         print(
             f"  {step:<9} {engine:<7} {run['entities']:>10,} {run['seconds']:>8.1f} {run['seconds'] / millions:>7.1f} "
-            f"{run['peak_gib']:>9.2f} {run['peak_gib'] / millions:>9.2f}"
+            f"{run['peak_gib']:>9.2f} {run['peak_gib'] / millions:>9.2f} {run.get('load_average', float('nan')):>5.1f}"
         )
 
 

@@ -1,8 +1,10 @@
 """Run a command and measure it as an operator would see it: wall time and peak memory of its whole tree.
 
-Peak memory is the largest sum of the resident set sizes of the command and all its descendants, sampled
-every 0.1 s (Spark runs a JVM and Python workers beside the driver; ``ru_maxrss`` would report only the
-largest single process). Used by ``bench_features.py`` and ``bench_scale.py``.
+Peak memory is the largest sum of the proportional set sizes (PSS: each shared page counted once across
+the processes that share it) of the command and all its descendants, sampled every 0.1 s. Spark runs a
+JVM and Python workers forked from one daemon beside the driver: ``ru_maxrss`` would report only the
+largest single process, and a sum of RSS would count the pages the forked workers share once per worker.
+Used by ``bench_features.py`` and ``bench_scale.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Measured:
     returncode: int
 
 
-def _tree_rss(process: psutil.Process) -> int:
+def _tree_pss(process: psutil.Process) -> int:
     total = 0
     try:
         members = [process, *process.children(recursive=True)]
@@ -33,7 +35,7 @@ def _tree_rss(process: psutil.Process) -> int:
         return 0
     for member in members:
         try:
-            total += member.memory_info().rss
+            total += member.memory_full_info().pss
         except psutil.Error:
             continue
     return total
@@ -42,7 +44,7 @@ def _tree_rss(process: psutil.Process) -> int:
 def run_measured(
     args: Sequence[str], env: Mapping[str, str] | None = None, *, nice: int = 0, budget_gib: float | None = None
 ) -> Measured:
-    """Run ``args``; return its wall time, the peak RSS of its process tree (GiB) and its stderr.
+    """Run ``args``; return its wall time, the peak PSS of its process tree (GiB) and its stderr.
 
     With ``budget_gib``, a tree that grows past it is killed (a shared machine must not run out of memory
     because of a benchmark): the result then has return code -9 and says so in ``stderr``.
@@ -59,7 +61,7 @@ def run_measured(
         nonlocal peak, killed
         root = psutil.Process(proc.pid)
         while not done.is_set():
-            peak = max(peak, _tree_rss(root))
+            peak = max(peak, _tree_pss(root))
             if budget_gib is not None and peak > budget_gib * 2**30 and not killed:
                 killed = True
                 _kill_tree(root)
