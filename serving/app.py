@@ -63,6 +63,10 @@ TAGS = [
 ]
 
 
+# Draw verifications (a re-run of the selection, CPU-bound) at once per process; the public may ask.
+VERIFICATIONS = 2
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auditor.start()
         app.state.auditor = auditor
         app.state.whatif = Admission(settings.whatif_queue, "what-if scoring")
+        app.state.verifications = Admission(VERIFICATIONS, "draw verification", retry_after=5)
         jobs = JobRunner(engine, settings.job_queue, statement_timeout_ms=settings.job_statement_timeout_ms)
         app.state.jobs = jobs
         app.state.population_cache = PopulationCache()

@@ -6,6 +6,7 @@ import time
 from datetime import date
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -104,12 +105,18 @@ def get_population(draw_id: DrawId, principal: Supervisor, engine: EngineDep, au
     "/v1/sampling/draws/{draw_id}/verify",
     response_model=Verification,
     summary="re-run a stored draw and compare",
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 503),
 )
-def verify(draw_id: DrawId, principal: Supervisor, engine: EngineDep) -> dict:
-    """The checks of ``GET /v1/public/draws/{id}/verify``, for a draw this token may see."""
-    with engine.connect() as conn:
-        return draws.verify_draw(conn, draw_id, principal)
+async def verify(draw_id: DrawId, request: Request, principal: Supervisor, engine: EngineDep) -> dict:
+    """The checks of ``GET /v1/public/draws/{id}/verify``, for a draw this token may see (sharing its
+    bound on verifications at once)."""
+
+    def run() -> dict:
+        with engine.connect() as conn:
+            return draws.verify_draw(conn, draw_id, principal)
+
+    async with request.app.state.verifications.admit():
+        return await anyio.to_thread.run_sync(run)
 
 
 @router.post(
