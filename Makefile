@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export MPLBACKEND := Agg
 
-.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale lint format clean
+.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale bench-gain lint format clean
 
 env: $(STAMP)
 
@@ -43,6 +43,9 @@ bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
 
 # 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
+bench-gain: env
+	$(BIN)/python benchmarks/bench_gain.py
+
 bench-scale: env
 	$(BIN)/python benchmarks/bench_scale.py
 
