@@ -42,10 +42,11 @@ bench-features: env
 bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
 
-# 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
+# Out-of-time AUC against a plain LightGBM on simple counts, on fresh dense and sparse worlds (issue 14).
 bench-gain: env
 	$(BIN)/python benchmarks/bench_gain.py
 
+# 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
 bench-scale: env
 	$(BIN)/python benchmarks/bench_scale.py
 
