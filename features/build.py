@@ -40,6 +40,8 @@ from features.sql import weights_at
 from features.version import FEATURE_VERSION
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
+# Entities per pass over the events: a million entities' events (~35 million) fit in about 3 GiB.
+ENTITIES_PER_PASS = 1_000_000
 
 _ENTITY_COLUMNS = ("entity_id", "kind", "industry", "registered_on", "registered_capital", "online_seller")
 _ENTITIES_QUERY = f"""
@@ -56,12 +58,12 @@ WHERE {in_force}
 
 _EVENTS_QUERY = """
 SELECT idx, code, ago, quantity, amount FROM (
-    SELECT i.idx,
+    SELECT i.idx - {start} AS idx,
            enum_code(TRY_CAST(ev.event_type AS _event_type))::UTINYINT AS code,
            date_diff('day', ev.occurred_on, {as_of})::INTEGER AS ago,
            ev.quantity::DOUBLE AS quantity,
            coalesce(ev.amount, 0)::DOUBLE AS amount
-    FROM events ev JOIN _entity_index i ON {join}
+    FROM events ev JOIN (SELECT * FROM _entity_index WHERE idx >= {start} AND idx < {stop}) i ON {join}
     WHERE {counts}
 ) WHERE code IS NOT NULL
 """
@@ -214,17 +216,42 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     """The feature table at ``as_of``: one row per entity registered by then, keyed by ``entity_id``.
 
     Columns: ``entity_id``, ``as_of`` and every catalogue feature in catalogue order; rows by entity_id.
+    Entities are built ``ENTITIES_PER_PASS`` at a time (one pass over the events each), so memory stays
+    that of a million entities however many there are; an entity's features depend on its records only,
+    so the passes give the same frame as one would.
     """
     as_of = as_date(as_of)
-    _, join = _index_entities(ds, as_of)
+    n, join = _index_entities(ds, as_of)
     # Through Arrow: several times cheaper than DuckDB's own conversion to pandas for a million rows.
     entities = ds.con.sql(_ENTITIES_QUERY).to_arrow_table().to_pandas(date_as_object=False)
     lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
+    frames = []
+    for start in range(0, max(n, 1), ENTITIES_PER_PASS):
+        stop = min(start + ENTITIES_PER_PASS, n)
+        here = lists["idx"].between(start, stop - 1).to_numpy()
+        frames.append(
+            _assemble(
+                entities.iloc[start:stop].reset_index(drop=True),
+                lists[here].assign(idx=lists["idx"].to_numpy()[here] - start),
+                _event_columns(ds, as_of, join, start, stop),
+                as_of,
+            )
+        )
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _event_columns(ds: Dataset, as_of: date, join: str, start: int, stop: int) -> dict[str, np.ndarray]:
+    """The events that count at ``as_of`` of the entities with index in [start, stop), as numpy columns
+    (``idx`` from 0 at ``start``)."""
     # Row order does not matter here; letting DuckDB stream unordered saves time and memory.
     ds.con.execute("SET preserve_insertion_order = false")
     try:
         query = _EVENTS_QUERY.format(
-            as_of=sql_date(as_of), join=join, counts=pointintime.sql(EVENT_COUNTS, as_of, "ev")
+            as_of=sql_date(as_of),
+            join=join,
+            counts=pointintime.sql(EVENT_COUNTS, as_of, "ev"),
+            start=int(start),
+            stop=int(stop),
         )
         arrow = ds.con.sql(query).to_arrow_table()
     finally:
@@ -233,8 +260,7 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     for name in list(arrow.column_names):
         columns[name] = arrow.column(name).to_numpy()
         arrow = arrow.drop_columns([name])  # free each Arrow column as soon as numpy has it
-    del arrow
-    return _assemble(entities, lists, columns, as_of)
+    return columns
 
 
 def features_from_arrow(result: pa.Table) -> pd.DataFrame:

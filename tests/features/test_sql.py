@@ -191,3 +191,12 @@ def test_the_base_install_needs_no_pyspark(world, tmp_path):
         [sys.executable, "-c", code, str(folder), str(tmp_path / "x.parquet")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_building_in_passes_gives_the_same_frame(world, monkeypatch):
+    import features.build
+
+    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    whole = build_features(ds, DATES[-1])
+    monkeypatch.setattr(features.build, "ENTITIES_PER_PASS", 37)
+    pd.testing.assert_frame_equal(build_features(ds, DATES[-1]), whole, check_exact=True)
