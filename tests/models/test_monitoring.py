@@ -117,19 +117,12 @@ def test_migration_matrix_counts_entities_in_both_runs():
     assert table.loc["A", "B"] == 1 and table.loc["B", "B"] == 1 and table.to_numpy().sum() == 2
 
 
-def test_the_trained_model_carries_its_drift_reference(trained, factory_snapshots, tmp_path):
+def test_the_trained_model_carries_its_drift_reference(trained, factory_snapshots, policy, tmp_path):
     from models.scorer import Scorer
 
     reference = Reference.from_dict(Scorer.load(trained.scorer.save(tmp_path)).metadata["reference"])
     assert reference.rows == trained.data["rows"]["train"]
-    assert set(reference.rule_rates) == {
-        "SV_LIST",
-        "UNTRUSTWORTHY",
-        "ABNORMAL_OPERATION",
-        "NEW_ENTITY",
-        "NEW_ENTITY_ADVERSE",
-        "RED_LIST",
-    }
+    assert list(reference.rule_rates) == [rule.code for rule in policy.rules]
     test = factory_snapshots[pd.to_datetime(factory_snapshots["as_of"]).dt.date.isin(trained.split.test)]
     table = drift_table(reference, test, trained.scorer.predict_proba(test))
     assert table["feature"].iloc[0] == "score" and len(table) == 1 + len(reference.features)
