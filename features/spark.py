@@ -4,9 +4,10 @@ The query is ``features.sql.feature_query(as_of, SPARK)``, rendered from the sam
 point-in-time conditions as everything else; nothing here defines a feature. ``load_tables`` reads each
 table where ``features.dataset.table_source`` finds it (a Parquet file, a folder of Parquet files
 partitioned by region or month, or CSV) and casts the contract's columns as the DuckDB views do
-(``features.sql.typed_select``). ``spark_features`` returns the Spark DataFrame (for scoring in the
-executors, ``models/spark_scoring.py``); ``collect_features`` brings it to the driver as the frame
-``features.build.build_features`` returns, bit for bit.
+(``features.sql.typed_columns``). ``spark_features`` returns the Spark DataFrame (for scoring in the
+executors, ``models/spark_scoring.py``); ``write_features`` has the executors write it as Parquet parts
+and ``read_features`` reads them on the driver as the frame ``features.build.build_features`` returns,
+bit for bit (never collected through the driver's JVM).
 
 pyspark is imported only here and in ``models/spark_scoring.py``: the base install works without it
 (``pip install '.[spark]'`` adds it; Spark needs Java 17).
@@ -29,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType
@@ -169,14 +171,23 @@ def spark_features(spark: SparkSession, folder: str | Path, as_of: date | str, *
     return spark.sql(feature_query(day, SPARK, ordered=ordered))
 
 
-def collect_features(frame: DataFrame) -> pd.DataFrame:
-    """A Spark feature DataFrame on the driver, as ``build_features`` returns it (dtypes, values, rows by
-    ``entity_id``). The rows are sorted here, not by Spark: a global sort is a sampling job and a shuffle,
-    and costs more than sorting the collected ids (Spark and Python order strings by code point alike)."""
-    table = frame.toArrow()
+def write_features(spark: SparkSession, folder: str | Path, as_of: date | str, parts: str | Path) -> Path:
+    """The feature table at ``as_of`` written by the executors as Parquet parts in ``parts`` (replaced):
+    nothing is collected through the driver's JVM, whose heap a few million rows of 55 columns would fill."""
+    spark_features(spark, folder, as_of, ordered=False).write.mode("overwrite").parquet(str(parts))
+    return Path(parts)
+
+
+def read_features(parts: str | Path) -> pd.DataFrame:
+    """Parts written by ``write_features`` as the frame ``build_features`` returns (dtypes, values, rows by
+    ``entity_id``). The rows are sorted here, not by Spark: a global sort is a sampling job and a shuffle
+    (Spark and Python order strings by code point alike)."""
+    table = pq.read_table(str(parts))
     return features_from_arrow(table.take(pc.sort_indices(table, [("entity_id", "ascending")])))
 
 
 def build_features_spark(spark: SparkSession, folder: str | Path, as_of: date | str) -> pd.DataFrame:
-    """``build_features`` computed by Spark over the dataset folder: the same frame, bit for bit."""
-    return collect_features(spark_features(spark, folder, as_of, ordered=False))
+    """``build_features`` computed by Spark over the dataset folder: the same frame, bit for bit (through
+    Parquet parts in a temporary folder; on a cluster use ``write_features`` with a shared folder)."""
+    with tempfile.TemporaryDirectory(prefix="ipcredit-features-") as scratch:
+        return read_features(write_features(spark, folder, as_of, Path(scratch) / "parts"))

@@ -27,6 +27,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.build import model_matrix
 from features.catalogue import CATEGORICAL, CATEGORIES, FEATURE_NAMES, catalogue_fingerprint
@@ -35,7 +36,7 @@ from features.errors import Unavailable
 from models.calibration import Calibrator
 from models.policy import Policy
 from models.reasons import ReasonCache, contributions_json, features_json, reasons_json
-from models.scorefile import UNREGISTERED
+from models.scorefile import UNREGISTERED, is_text, text_column
 from models.treeshap import PatternTreeSHAP
 
 BOOSTER_FILE = "booster.txt"
@@ -179,13 +180,14 @@ class Scorer:
         parts = []
         for start in range(0, len(features), max(step, 1)):
             chunk = features if step >= len(features) else features.iloc[start : start + step]
-            parts.append(self.score_columns(chunk, policy, top_k=top_k, details=details))
+            columns = self.score_columns(chunk, policy, top_k=top_k, details=details)
+            # Text as UTF-8 right away: the Python strings of every chunk held at once are most of the
+            # memory of scoring millions of rows.
+            parts.append({name: pa.array(v, pa.string()) if is_text(v) else v for name, v in columns.items()})
             if progress is not None:
                 progress(len(chunk))
-        if len(parts) <= 1:
-            return pd.DataFrame(
-                parts[0] if parts else self.score_columns(features, policy, top_k=top_k, details=details)
-            )
+        if not parts:
+            return pd.DataFrame(self.score_columns(features, policy, top_k=top_k, details=details))
         return pd.DataFrame({name: _joined([part[name] for part in parts]) for name in parts[0]})
 
     def score_columns(
@@ -254,8 +256,12 @@ class Scorer:
         )
 
 
-def _joined(pieces: list[np.ndarray | list]) -> np.ndarray | list:
-    """One column from its chunks: arrays joined into one array, lists into one list."""
+def _joined(pieces: list[np.ndarray | list | pa.Array]) -> np.ndarray | list | pd.Series:
+    """One column from its chunks: text as one ``text_column`` (chunked by size only, so the frame — and
+    a Parquet file written from it — is the same whatever the chunk size), arrays joined into one array,
+    lists into one list."""
+    if all(isinstance(piece, pa.Array) for piece in pieces):
+        return text_column(pieces)
     if all(isinstance(piece, np.ndarray) for piece in pieces):
         return np.concatenate(pieces)
     return [value for piece in pieces for value in piece]

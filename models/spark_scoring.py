@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from pyspark.sql import DataFrame, SparkSession
 
 from features.build import features_from_arrow
 from features.spark import spark_features
 from models.policy import Policy
-from models.scorefile import DETAIL_COLUMNS, EXTRA_COLUMNS, SCORE_COLUMNS
+from models.scorefile import DETAIL_COLUMNS, EXTRA_COLUMNS, SCORE_COLUMNS, text_column
 from models.scorer import Scorer
 
 _STRING = pa.string()
@@ -145,9 +146,18 @@ def read_scores(folder: str | Path) -> pd.DataFrame:
     partitioning = pds.partitioning(pa.schema([pa.field("as_of", pa.date32())]), flavor="hive")
     table = pds.dataset(str(folder), format="parquet", partitioning=partitioning).to_table()
     details = all(name in table.column_names for name in DETAIL_COLUMNS)
-    table = table.select(score_schema(details).names).sort_by("entity_id")
-    frame = table.to_pandas(date_as_object=True)
-    return frame.reset_index(drop=True)
+    table = table.select(score_schema(details).names)
+    # Sorted by the ids alone, each text column taken as large strings: reasons pass 2 GiB at ~2M rows.
+    order = pc.sort_indices(table.column("entity_id"))
+    frame = {}
+    for name in table.column_names:  # text chunked as Scorer.score chunks it: the same frame, the same file
+        column = table.column(name)
+        if pa.types.is_string(column.type):
+            frame[name] = text_column(column.cast(pa.large_string()).take(order).chunks)
+        else:
+            frame[name] = column.take(order).to_pandas(date_as_object=True)
+        table = table.drop_columns([name])
+    return pd.DataFrame(frame)
 
 
 def score_to_parts(

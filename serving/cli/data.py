@@ -182,7 +182,7 @@ def features(
         timings["validate"] = time.perf_counter() - t0
         progress.update(task, advance=1, description="building features")
         t0 = time.perf_counter()
-        table = build_features(ds, day) if engine == "duckdb" else _spark_features(data, day)
+        table = build_features(ds, day) if engine == "duckdb" else _spark_features(data, day, out)
         timings["features"] = time.perf_counter() - t0
         progress.update(task, advance=1, description=f"writing {out.name}")
         t0 = time.perf_counter()
@@ -196,16 +196,20 @@ def features(
     )
 
 
-def _spark_features(data: Path, day: date):
+def _spark_features(data: Path, day: date, out: Path):
     """The feature table computed by Spark from the same catalogue (features/spark.py)."""
     from features.errors import Unavailable
 
     try:
-        from features.spark import build_features_spark, spark_job
+        from features.spark import read_features, spark_job, write_features
     except ImportError:
         raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", 1) from None
+    parts = out.parent / f".{out.name}.parts"  # written by the executors, read here, then removed
     try:
-        with spark_job() as spark:  # stopped before the file is written: the JVM's memory back
-            return build_features_spark(spark, data, day)
+        with spark_job() as spark:  # stopped before the parts are read: the JVM's memory back
+            write_features(spark, data, day, parts)
+        return read_features(parts)
     except Unavailable as exc:
         raise fail(exc) from None
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)

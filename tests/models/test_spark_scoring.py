@@ -79,3 +79,18 @@ def test_score_command_writes_the_same_file_on_either_engine(spark, scorer, tiny
     assert outputs["spark"] == outputs["duckdb"]
     assert Path(tmp_path / "parts" / f"as_of={AS_OF}").is_dir()  # kept: --parts was given
     assert not list(tmp_path.glob(".*.parts"))
+
+
+def test_text_columns_are_chunked_by_size_alone(monkeypatch):
+    # Whatever pieces the rows came in (scoring chunks, Parquet row groups), a text column is chunked by
+    # its bytes only: the Parquet file written from it does not depend on how it was made.
+    import models.scorefile as scorefile
+
+    monkeypatch.setattr(scorefile, "_CHUNK_BYTES", 25)
+    values = [f"理由{i:03d}" for i in range(40)]  # 9 UTF-8 bytes each
+    one = scorefile.text_column([pa.array(values)])
+    other = scorefile.text_column([pa.array(values[:7]), pa.array(values[7:30]), pa.array(values[30:])])
+    chunks = [len(c) for c in one.array._pa_array.chunks]
+    assert chunks == [len(c) for c in other.array._pa_array.chunks] and set(chunks[:-1]) == {2}
+    pd.testing.assert_series_equal(one, other)
+    assert one.tolist() == values
