@@ -36,7 +36,7 @@ from features.catalogue import (
 from features.dataset import Dataset
 from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date, window_days
 from features.schema import EVENT_CODES
-from features.sql import weights_at
+from features.sql import DUCKDB, related_features, relation_query, weights_at
 from features.version import FEATURE_VERSION
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
@@ -83,12 +83,19 @@ def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarr
     return column.to_numpy()
 
 
-def _assemble(entities: pd.DataFrame, active: pd.DataFrame, events: dict[str, np.ndarray], as_of: date) -> pd.DataFrame:
+def _assemble(
+    entities: pd.DataFrame,
+    active: pd.DataFrame,
+    events: dict[str, np.ndarray],
+    as_of: date,
+    related: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """The feature table from its inputs, whichever engine loaded them.
 
     ``entities``: the entities registered by ``as_of``, sorted by entity_id (row i is entity index i);
     ``active``: the list entries in force at ``as_of`` with ``idx`` and ``list``; ``events``: the events that
-    count at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``.
+    count at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``; ``related``:
+    the relationship features by name, row i for entity i (``_related_columns``; None: no links, zeros).
     """
     n = len(entities)
     aggregates = _EventColumns(events, n, as_of)
@@ -100,6 +107,8 @@ def _assemble(entities: pd.DataFrame, active: pd.DataFrame, events: dict[str, np
             flag = np.zeros(n, dtype=bool)
             flag[active["idx"].to_numpy()[(active["list"] == f.spec.list_name).to_numpy()]] = True
             values[f.name] = flag
+        elif f.source is Source.RELATIONS:
+            values[f.name] = related[f.name] if related is not None else np.zeros(n)
         else:
             value = aggregates.evaluate(f.spec)
             values[f.name] = value if f.fill is None else np.where(np.isnan(value), f.fill, value)
@@ -225,6 +234,7 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     # Through Arrow: several times cheaper than DuckDB's own conversion to pandas for a million rows.
     entities = ds.con.sql(_ENTITIES_QUERY).to_arrow_table().to_pandas(date_as_object=False)
     lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
+    related = _related_columns(ds, as_of, entities["entity_id"])
     frames = []
     for start in range(0, max(n, 1), ENTITIES_PER_PASS):
         stop = min(start + ENTITIES_PER_PASS, n)
@@ -235,9 +245,28 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
                 lists[here].assign(idx=lists["idx"].to_numpy()[here] - start),
                 _event_columns(ds, as_of, join, start, stop),
                 as_of,
+                None if related is None else {name: column[start:stop] for name, column in related.items()},
             )
         )
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _related_columns(ds: Dataset, as_of: date, entity_ids: pd.Series) -> dict[str, np.ndarray] | None:
+    """The relationship features of the entities ``entity_ids`` (in that order) from
+    ``features.sql.relation_query`` run on DuckDB, or None when the dataset has no links at all (the
+    query is not run: a dataset without ``relations`` costs what it always did)."""
+    [(links,)] = ds.con.execute("SELECT count(*) FROM relations").fetchall()
+    if not links:
+        return None
+    found = ds.con.sql(relation_query(as_of, DUCKDB)).to_arrow_table().to_pandas()
+    at = pd.Index(entity_ids.astype(str)).get_indexer(found["entity_id"].astype(str))
+    here = at >= 0
+    out = {}
+    for f in related_features():
+        column = np.zeros(len(entity_ids), dtype=np.float64)
+        column[at[here]] = found[f.name].to_numpy(dtype=np.float64)[here]
+        out[f.name] = column
+    return out
 
 
 def _event_columns(ds: Dataset, as_of: date, join: str, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -274,12 +303,19 @@ def features_from_arrow(result: pa.Table) -> pd.DataFrame:
 
 
 def build_features_from_frames(
-    entities: pd.DataFrame, events: pd.DataFrame, lists: pd.DataFrame, as_of: date | str
+    entities: pd.DataFrame,
+    events: pd.DataFrame,
+    lists: pd.DataFrame,
+    as_of: date | str,
+    relations: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``build_features`` for a few entities held in memory (an API request), without a database.
 
     The frames must already be valid (the service's request models check the contract). Loading is done
-    with pandas; the features are computed by the same ``_assemble`` as for a dataset folder.
+    with pandas; the features are computed by the same ``_assemble`` as for a dataset folder. Links
+    (``relations``) need the records of the entities at their other ends, so when there are any the
+    relationship features are the one SQL query, on an in-memory DuckDB over these frames; without links
+    they are zeros.
     """
     as_of = as_date(as_of)
     day = pd.Timestamp(as_of)
@@ -301,7 +337,11 @@ def build_features_from_frames(
     active = lists[in_force(lists, as_of)]
     list_idx = index.get_indexer(active["entity_id"].astype(str))
     frame = active[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
-    return _assemble(registered, frame[["idx", "list"]], columns, as_of)
+    related = None
+    if relations is not None and len(relations):
+        ds = Dataset.from_frames(entities, events, lists, relations=relations, threads=1)
+        related = _related_columns(ds, as_of, registered["entity_id"])
+    return _assemble(registered, frame[["idx", "list"]], columns, as_of, related)
 
 
 def _coerce(values: np.ndarray, dtype: str, name: str) -> np.ndarray | pd.Categorical:

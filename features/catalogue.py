@@ -9,7 +9,9 @@ Definitions by source:
 - ``entity``: an ``Attribute`` of the entities row (a column, a comparison, or the age at the as-of date);
 - ``events``: an ``Aggregate`` (a measure over the events of some types in a window) or a ``Ratio`` of
   two aggregates, over the events known and unrepaired at the as-of date;
-- ``lists``: ``OnList``, membership of a list in force at the as-of date.
+- ``lists``: ``OnList``, membership of a list in force at the as-of date;
+- ``relations``: ``Related``, one hop over the links between entities (the optional ``relations``
+  table): what the entities at the other end of a link have on their records at D.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Source(StrEnum):
     ENTITY = "entity"
     EVENTS = "events"
     LISTS = "lists"
+    RELATIONS = "relations"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,56 @@ class OnList:
 
     def __str__(self) -> str:
         return f"in force on the {self.list_name} list at D"
+
+
+class Side(StrEnum):
+    """Which links a relationship feature follows, one hop from the entity."""
+
+    TIES = "ties"  # control ties (CONTROL_RELATIONS) in force at D, read from either end
+    CLIENTS = "clients"  # an agency's agency_client links known at D and in force within the window
+    AGENCIES = "agencies"  # a client's agency_client links in force at D, read from the client's end
+
+
+class RelatedMeasure(StrEnum):
+    ENTITIES = "entities"  # distinct entities at the other end
+    ON_LIST = "on_list"  # of them, those with an entry of ``list_name`` in force at D
+    RECORDS = "records"  # their records of ``types`` that count at D, occurred in the window
+    SHARE = "share"  # the share of them with at least one such record (0 when there are none)
+
+
+@dataclass(frozen=True)
+class Related:
+    """A measure over the entities one link away (``side``), each counted once however many links join them.
+
+    Records are the events that count at D (recorded by D, not repaired by D: ``EVENT_COUNTS``) and lists
+    the entries in force at D (``LIST_IN_FORCE``), read from the same views as the entity's own, so the
+    ledger's decisions apply to them too. ``through``: only records that occurred while the link was in
+    force (filings an agency made for its client). ``months`` is the window of the records and, for
+    ``Side.CLIENTS``, of the links (a client served at any time in the last ``months`` months).
+    """
+
+    side: Side
+    measure: RelatedMeasure
+    types: tuple[str, ...] = ()
+    months: int | None = None
+    list_name: str | None = None
+    through: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.measure is RelatedMeasure.ON_LIST) != (self.list_name is not None):
+            raise ValueError(f"list_name must be given exactly for the on_list measure; got {self}")
+        if (self.measure in (RelatedMeasure.RECORDS, RelatedMeasure.SHARE)) != bool(self.types):
+            raise ValueError(f"types must be given exactly for the records and share measures; got {self}")
+        if self.side is Side.CLIENTS and self.months is None:
+            raise ValueError(f"an agency's clients are counted over a window of months; got {self}")
+        clients_records = self.side is Side.CLIENTS and self.measure is not RelatedMeasure.ENTITIES
+        if self.through != clients_records:
+            raise ValueError(f"records through the link are counted exactly for an agency's clients; got {self}")
+
+    def __str__(self) -> str:
+        what = self.list_name or "|".join(self.types)
+        window = "" if self.months is None else f"; last {self.months}m"
+        return f"{self.measure}({self.side}; {what}{window}{'; through the link' if self.through else ''})"
 
 
 class Measure(StrEnum):
@@ -113,7 +166,7 @@ class Feature:
 
     name: str
     source: Source
-    spec: Attribute | Aggregate | Ratio | OnList
+    spec: Attribute | Aggregate | Ratio | OnList | Related
     dtype: str  # "float", "int", "bool" or "category"
     label_zh: str
     label_en: str
@@ -390,6 +443,97 @@ CATALOGUE: tuple[Feature, ...] = (
         1,
     ),
 )
+
+_FINDINGS = ("abnormal_patent_filing", "malicious_trademark_filing")
+
+
+def _related(name: str, spec: Related, dtype: str, label_zh: str, label_en: str, direction: int, unit_zh: str):
+    return Feature(
+        name, Source.RELATIONS, spec, dtype, label_zh, label_en, direction, window_months=spec.months, unit_zh=unit_zh
+    )
+
+
+# Relationships (关联关系), one hop over the links in force. The law ties the direction where it speaks:
+# a listed or sanctioned related entity, an agency's clients' findings and a client's agency's sanctions
+# may only raise risk; how many links an entity has is free (a group, a busy agency).
+RELATIONSHIPS: tuple[Feature, ...] = (
+    _related(
+        "related_entities",
+        Related(Side.TIES, RelatedMeasure.ENTITIES),
+        "int",
+        "关联主体(同一法定代表人、股东、同一地址)",
+        "related entities (shared legal representative, shareholder, shared address)",
+        0,
+        "个",
+    ),
+    _related(
+        "related_serious_violation",
+        Related(Side.TIES, RelatedMeasure.ON_LIST, list_name="serious_violation"),
+        "int",
+        "关联主体在严重违法失信名单",
+        "related entities on the serious-violation list",
+        1,
+        "个",
+    ),
+    _related(
+        "related_untrustworthy",
+        Related(Side.TIES, RelatedMeasure.ON_LIST, list_name="untrustworthy"),
+        "int",
+        "关联主体在失信主体清单",
+        "related entities on the untrustworthy list",
+        1,
+        "个",
+    ),
+    *(
+        _related(
+            f"related_adverse_{months}m",
+            Related(Side.TIES, RelatedMeasure.RECORDS, ADVERSE_CODES, months),
+            "int",
+            f"关联主体近{months}个月未修复失信违法记录",
+            f"unrepaired adverse records of related entities in the last {months} months",
+            1,
+            "条",
+        )
+        for months in (12, 36)
+    ),
+    _related(
+        "agency_clients_36m",
+        Related(Side.CLIENTS, RelatedMeasure.ENTITIES, months=36),
+        "int",
+        "近36个月代理的委托人",
+        "clients served in the last 36 months (agencies)",
+        0,
+        "个",
+    ),
+    _related(
+        "agency_client_findings_36m",
+        Related(Side.CLIENTS, RelatedMeasure.RECORDS, _FINDINGS, 36, through=True),
+        "int",
+        "近36个月委托人经本机构代理被认定的非正常专利申请、恶意商标注册申请",
+        "abnormal patent and malicious trademark filings of clients through the agency, last 36 months",
+        1,
+        "条",
+    ),
+    _related(
+        "agency_client_finding_share_36m",
+        Related(Side.CLIENTS, RelatedMeasure.SHARE, _FINDINGS, 36, through=True),
+        "float",
+        "近36个月有此类认定的委托人比例",
+        "share of the agency's clients with such findings, last 36 months",
+        1,
+        "",
+    ),
+    _related(
+        "client_agency_adverse_36m",
+        Related(Side.AGENCIES, RelatedMeasure.RECORDS, ADVERSE_CODES, 36),
+        "int",
+        "所委托代理机构近36个月未修复失信违法记录",
+        "unrepaired adverse records of the client's agencies in the last 36 months",
+        1,
+        "条",
+    ),
+)
+CATALOGUE = (*CATALOGUE, *RELATIONSHIPS)
 
 FEATURES: dict[str, Feature] = {f.name: f for f in CATALOGUE}
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]

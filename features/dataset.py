@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.errors import InvalidInput, Problem
-from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, TABLES, Table
+from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, RELATION_TYPES, TABLES, Table
 from features.sql import DUCKDB, typed_select
 
 # The contract's code lists as DuckDB enum types: membership tests and type codes through an enum are many
@@ -44,6 +44,7 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
     "_industry": INDUSTRIES,
     "_event_type": EVENT_CODES,
     "_list": LIST_NAMES,
+    "_relation": RELATION_TYPES,
 }
 
 
@@ -85,7 +86,8 @@ def _missing(value: object) -> bool:
 
 @dataclass
 class Dataset:
-    """Three contract tables behind one DuckDB connection. Build with ``load_dataset`` or ``from_frames``."""
+    """The contract tables (``relations`` optional, empty when absent) behind one DuckDB connection. Build
+    with ``load_dataset`` or ``from_frames``."""
 
     con: duckdb.DuckDBPyConnection
     source: str
@@ -101,19 +103,22 @@ class Dataset:
         events: pd.DataFrame | None = None,
         lists: pd.DataFrame | None = None,
         *,
+        relations: pd.DataFrame | None = None,
         source: str = "<memory>",
         threads: int | None = None,
     ) -> Dataset:
         """A dataset from pandas frames (an API request, a test); missing tables are empty."""
         con = _connect(threads)
-        frames = {"entities": entities, "events": events, "lists": lists}
+        frames = {"entities": entities, "events": events, "lists": lists, "relations": relations}
         ds = cls(con=con, source=source)
         for table in TABLES:
             frame = frames[table.name]
+            given = frame is not None
             if frame is None:
                 frame = pd.DataFrame({c: pd.Series(dtype="object") for c in table.column_names})
             frame = frame.reset_index(drop=True)
-            ds._frames[table.name] = frame
+            if given or not table.optional:  # an optional table left out does not change the fingerprint
+                ds._frames[table.name] = frame
             con.register(f"_frame_{table.name}", frame.assign(_row=np.arange(1, len(frame) + 1)))
             con.execute(f"CREATE VIEW raw_{table.name} AS SELECT * FROM _frame_{table.name}")
         ds._create_typed_views()
@@ -121,7 +126,8 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A content hash of the three tables: stored with every score so an appeal finds the exact data."""
+        """A content hash of the tables: stored with every score so an appeal finds the exact data (an
+        optional table that is absent adds nothing, so a dataset without ``relations`` keeps its hash)."""
         digest = hashlib.sha256()
         for table in TABLES:
             digest.update(table.name.encode())
@@ -309,7 +315,8 @@ def load_dataset(path: str | Path, *, threads: int | None = None, settings: Duck
         empty = "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in table.column_names)
         empty += ", CAST(NULL AS BIGINT) AS _row WHERE false"
         if file is None:
-            ds.read_problems.append(_file_problem(table.name, str(problem)))
+            if not (table.optional and str(problem).startswith("missing")):
+                ds.read_problems.append(_file_problem(table.name, str(problem)))
             con.execute(f"CREATE VIEW raw_{table.name} AS {empty}")
             continue
         ds.files[table.name] = file

@@ -143,7 +143,16 @@ SERIOUS_VIOLATION_LAPSE = LapsesAfter("entered_on", SERIOUS_VIOLATION_LAPSE_YEAR
 LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), SERIOUS_VIOLATION_LAPSE)
 """A list entry is in force at D: entered by D, not removed by D, not lapsed."""
 
-RULES: dict[str, tuple[Condition, ...]] = {"events": EVENT_COUNTS, "lists": LIST_IN_FORCE}
+RELATION_KNOWN: tuple[Condition, ...] = (recorded_by("recorded_on"), recorded_by("from_on"))
+"""A link between two entities is known at D: recorded by D and begun by D (it may have ended since)."""
+RELATION_IN_FORCE: tuple[Condition, ...] = (*RELATION_KNOWN, not_ended_by("to_on"))
+"""A link is in force at D: recorded by D, begun by D, not ended by D (``to_on`` is the day it ends)."""
+
+RULES: dict[str, tuple[Condition, ...]] = {
+    "events": EVENT_COUNTS,
+    "lists": LIST_IN_FORCE,
+    "relations": RELATION_IN_FORCE,
+}
 
 
 def sql(rule: tuple[Condition, ...], as_of: date, alias: str) -> str:

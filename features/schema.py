@@ -32,11 +32,13 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """One contract table; ``key`` is the column that must be unique, if any."""
+    """One contract table; ``key`` is the column that must be unique, if any; an ``optional`` table may be
+    left out of a dataset (it then reads as empty)."""
 
     name: str
     columns: tuple[Column, ...]
     key: str | None = None
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -189,5 +191,30 @@ LISTS = Table(
         Column("basis", ColumnType.STR, nullable=True),
     ),
 )
-TABLES: tuple[Table, ...] = (ENTITIES, EVENTS, LISTS)
+# Links between entities (CONTRACT section 1, optional): entity-entity edges only, no personal data.
+# ``agency_client``: entity_id is the agency that filed for related_id; ``shareholder``: entity_id holds
+# shares of related_id; the other two are symmetric (A shares a legal representative with B as B with A).
+RELATION_TYPES: tuple[str, ...] = ("agency_client", "shared_legal_representative", "shareholder", "shared_address")
+SYMMETRIC_RELATIONS: tuple[str, ...] = ("shared_legal_representative", "shared_address")
+# The ties through which one actor may run several entities (关联关系), as against an agency serving a client.
+CONTROL_RELATIONS: tuple[str, ...] = ("shared_legal_representative", "shareholder", "shared_address")
+RELATION_LABELS: dict[str, tuple[str, str]] = {
+    "agency_client": ("代理关系", "agency and client"),
+    "shared_legal_representative": ("同一法定代表人", "shared legal representative"),
+    "shareholder": ("股东关系", "shareholder"),
+    "shared_address": ("同一注册地址", "shared address"),
+}
+RELATIONS = Table(
+    "relations",
+    (
+        Column("entity_id", ColumnType.STR, description="must exist in entities"),
+        Column("related_id", ColumnType.STR, description="must exist in entities; never entity_id"),
+        Column("relation", ColumnType.STR, description=", ".join(RELATION_TYPES)),
+        Column("from_on", ColumnType.DATE, description="in force from"),
+        Column("to_on", ColumnType.DATE, nullable=True, description="ended on (empty: still in force)"),
+        Column("recorded_on", ColumnType.DATE, description="when the authority recorded the link"),
+    ),
+    optional=True,
+)
+TABLES: tuple[Table, ...] = (ENTITIES, EVENTS, LISTS, RELATIONS)
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}

@@ -144,11 +144,17 @@ def _read(spark: SparkSession, path: Path) -> DataFrame:
 
 def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]:
     """The contract tables of ``folder`` as typed Spark DataFrames, registered as the temporary views
-    ``entities``, ``events`` and ``lists`` that ``features.sql.feature_query`` reads."""
+    ``entities``, ``events``, ``lists`` and ``relations`` that ``features.sql.feature_query`` reads (an
+    optional table that is absent is an empty view, as on DuckDB)."""
     folder = Path(folder)
     tables = {}
     for table in TABLES:
         path, problem = table_source(folder, table.name)
+        if path is None and table.optional and str(problem).startswith("missing"):
+            empty = ", ".join(f"CAST(NULL AS {SPARK.type(c.type)}) AS {c.name}" for c in table.columns)
+            tables[table.name] = spark.sql(f"SELECT {empty} WHERE 1 = 0")
+            tables[table.name].createOrReplaceTempView(table.name)
+            continue
         if path is None:
             raise DatasetError(f"{table.name}: {problem}")
         raw = _read(spark, path)

@@ -43,10 +43,20 @@ from features.catalogue import (
     Measure,
     OnList,
     Ratio,
+    Related,
+    RelatedMeasure,
+    Side,
     Source,
 )
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, sql_date, window_days
-from features.schema import ColumnType, Table
+from features.pointintime import (
+    EVENT_COUNTS,
+    LIST_IN_FORCE,
+    RELATION_IN_FORCE,
+    RELATION_KNOWN,
+    sql_date,
+    window_days,
+)
+from features.schema import CONTROL_RELATIONS, ColumnType, Table
 
 # The weights table covers events that occurred from this day on; an older one (none in any real register)
 # falls back to the engine's own power function.
@@ -329,6 +339,191 @@ def _weighed(as_of: date) -> str:
     return f"SELECT c.*, {', '.join(weights)}\n    FROM counted c LEFT JOIN {DECAY_TABLE} d ON d.ago = c.ago"
 
 
+# ---- relationships: one hop over the links ----------------------------------------------------------
+
+
+def related_features() -> list[Feature]:
+    """The catalogue's relationship features (``Source.RELATIONS``), in catalogue order."""
+    return [f for f in CATALOGUE if f.source is Source.RELATIONS]
+
+
+class _RelatedColumns:
+    """The columns the relationship features read, each rendered once: per related entity, its records
+    of some types in a window (``n<i>``) and its list flags (``l<i>``); per agency link, the client's
+    records through the link (``t<i>``)."""
+
+    def __init__(self, specs: list[Related]) -> None:
+        self.records: dict[tuple[tuple[str, ...], int | None], str] = {}
+        self.lists: dict[str, str] = {}
+        self.through: dict[tuple[tuple[str, ...], int | None], str] = {}
+        for spec in specs:
+            if spec.measure is RelatedMeasure.ON_LIST:
+                self.lists.setdefault(spec.list_name, f"l{len(self.lists)}")
+            elif spec.through:
+                self.through.setdefault((spec.types, spec.months), f"t{len(self.through)}")
+            elif spec.types:
+                self.records.setdefault((spec.types, spec.months), f"n{len(self.records)}")
+        windows = {spec.months for spec in specs if spec.side is Side.CLIENTS}
+        if len(windows) > 1:
+            raise ValueError(f"an agency's clients are counted over one window; the catalogue has {sorted(windows)}")
+        self.client_window = windows.pop() if windows else None
+        keys = [*self.records, *self.through]
+        self.types = tuple(dict.fromkeys(t for types, _ in keys for t in types))
+        months = [m for _, m in keys]
+        self.longest = None if None in months or not months else max(months)
+
+
+def _within(months: int | None, as_of: date, ago: str) -> str:
+    return "TRUE" if months is None else f"{ago} < {window_days(as_of, months)}"
+
+
+def _neighbour_values(side: Side, columns: _RelatedColumns) -> str:
+    """Per entity, over the entities in ``<side>_pairs``: how many, how many on each list, their records."""
+    parts = ["count(*) AS entities"]
+    parts += [f"CAST(sum(coalesce(rl.{c}, 0)) AS BIGINT) AS {c}" for c in columns.lists.values()]
+    for c in columns.records.values():
+        parts.append(f"CAST(sum(coalesce(rr.{c}, 0)) AS BIGINT) AS {c}")
+        parts.append(f"count(*) FILTER (WHERE rr.{c} > 0) AS with_{c}")
+    return f"""{side}_values AS (
+    SELECT p.entity_id, {", ".join(parts)}
+    FROM {side}_pairs p
+    LEFT JOIN related_lists rl ON rl.entity_id = p.related_id
+    LEFT JOIN related_records rr ON rr.entity_id = p.related_id
+    GROUP BY p.entity_id
+)"""
+
+
+def _share(with_: str, of: str) -> str:
+    return f"CASE WHEN {of} > 0 THEN {_as_double(with_)} / {_as_double(of)} ELSE {double(0.0)} END"
+
+
+def _related_value(spec: Related, columns: _RelatedColumns) -> str:
+    """A relationship feature from the per-side values (``v_<side>``), NULL when the entity has no link."""
+    v = f"v_{spec.side}"
+    if spec.measure is RelatedMeasure.ENTITIES:
+        return f"{v}.entities"
+    if spec.measure is RelatedMeasure.ON_LIST:
+        return f"{v}.{columns.lists[spec.list_name]}"
+    if spec.through:
+        c = columns.through[(spec.types, spec.months)]
+        return f"{v}.{c}" if spec.measure is RelatedMeasure.RECORDS else _share(f"{v}.with_{c}", f"{v}.entities")
+    c = columns.records[(spec.types, spec.months)]
+    return f"{v}.{c}" if spec.measure is RelatedMeasure.RECORDS else _share(f"{v}.with_{c}", f"{v}.entities")
+
+
+def relation_ctes(as_of: date | str, dialect: Dialect) -> str:
+    """The common table expressions that end in ``related``: one row per entity with a link, one column per
+    relationship feature of the catalogue (NULL-free), from the typed tables ``relations``, ``events`` and
+    ``lists``. One hop: the entity's links, and the records of the entities at their other ends.
+
+    - ``links``: the links known at D (``RELATION_KNOWN``), ``in_force`` when also not ended by D;
+    - ``ties_pairs``: the control ties in force, from either end, each related entity once;
+      ``agencies_pairs``: a client's agencies in force; ``served``: an agency's links in force within the
+      client window (ended, if at all, less than that window before D);
+    - ``related_records`` / ``related_lists``: the records that count at D (``EVENT_COUNTS``) and the list
+      entries in force (``LIST_IN_FORCE``) of the entities at the other ends, and nobody else's;
+    - ``clients_values``: per agency, its clients, their findings through its links and the share of
+      clients with any.
+    """
+    as_of = pointintime.as_date(as_of)
+    day = sql_date(as_of)
+    features = related_features()
+    columns = _RelatedColumns([f.spec for f in features])
+    control = _in("x.relation", CONTROL_RELATIONS)
+    record_columns = ", ".join(
+        f"count(*) FILTER (WHERE {_in('re.event_type', types)} AND {_within(months, as_of, 're.ago')}) AS {c}"
+        for (types, months), c in columns.records.items()
+    )
+    list_columns = ", ".join(
+        f"max(CASE WHEN l.list = {quote(name)} THEN 1 ELSE 0 END) AS {c}" for name, c in columns.lists.items()
+    )
+    through_columns = ", ".join(
+        f"count(re.entity_id) FILTER (WHERE {_in('re.event_type', types)} AND {_within(months, as_of, 're.ago')}) "
+        f"AS {c}"
+        for (types, months), c in columns.through.items()
+    )
+    client_parts = ["count(*) AS entities"]
+    for c in columns.through.values():
+        client_parts += [f"CAST(sum({c}) AS BIGINT) AS {c}", f"count(*) FILTER (WHERE {c} > 0) AS with_{c}"]
+    window = columns.client_window
+    ended = "TRUE" if window is None else f"{dialect.days('x.to_on', day)} < {window_days(as_of, window)}"
+    values = [f"coalesce({_related_value(f.spec, columns)}, {_zero(f)}) AS {f.name}" for f in features]
+    selected = ",\n           ".join(values)
+    types = _in("ev.event_type", columns.types) if columns.types else "FALSE"
+    return f"""links AS (
+    SELECT x.entity_id, x.related_id, x.relation, x.from_on, x.to_on,
+           {pointintime.sql(RELATION_IN_FORCE, as_of, "x")} AS in_force
+    FROM relations x
+    WHERE {pointintime.sql(RELATION_KNOWN, as_of, "x")} AND x.entity_id <> x.related_id
+), ties_pairs AS (
+    SELECT DISTINCT t.entity_id, t.related_id FROM (
+        SELECT x.entity_id, x.related_id FROM links x WHERE x.in_force AND {control}
+        UNION ALL
+        SELECT x.related_id AS entity_id, x.entity_id AS related_id FROM links x WHERE x.in_force AND {control}
+    ) t
+), agencies_pairs AS (
+    SELECT DISTINCT x.related_id AS entity_id, x.entity_id AS related_id
+    FROM links x WHERE x.in_force AND x.relation = 'agency_client'
+), served AS (
+    SELECT x.entity_id AS agency_id, x.related_id AS client_id, x.from_on, x.to_on
+    FROM links x WHERE x.relation = 'agency_client' AND (x.to_on IS NULL OR {ended})
+), touched AS (
+    SELECT related_id AS id FROM ties_pairs
+    UNION SELECT related_id AS id FROM agencies_pairs
+    UNION SELECT client_id AS id FROM served
+), related_events AS (
+    SELECT ev.entity_id, ev.event_type, ev.occurred_on, {dialect.days("ev.occurred_on", day)} AS ago
+    FROM events ev JOIN touched t ON t.id = ev.entity_id
+    WHERE {pointintime.sql(EVENT_COUNTS, as_of, "ev")} AND {types}
+      AND {_within(columns.longest, as_of, dialect.days("ev.occurred_on", day))}
+), related_records AS (
+    SELECT re.entity_id{", " + record_columns if record_columns else ""}
+    FROM related_events re
+    GROUP BY re.entity_id
+), related_lists AS (
+    SELECT l.entity_id{", " + list_columns if list_columns else ""}
+    FROM lists l JOIN touched t ON t.id = l.entity_id
+    WHERE {pointintime.sql(LIST_IN_FORCE, as_of, "l")}
+    GROUP BY l.entity_id
+), {_neighbour_values(Side.TIES, columns)}, {_neighbour_values(Side.AGENCIES, columns)}, through_links AS (
+    SELECT s.agency_id, s.client_id{", " + through_columns if through_columns else ""}
+    FROM served s
+    LEFT JOIN related_events re ON re.entity_id = s.client_id AND re.occurred_on >= s.from_on
+         AND (s.to_on IS NULL OR re.occurred_on < s.to_on)
+    GROUP BY s.agency_id, s.client_id, s.from_on
+), through_pairs AS (
+    SELECT tl.agency_id, tl.client_id{"".join(f", sum(tl.{c}) AS {c}" for c in columns.through.values())}
+    FROM through_links tl
+    GROUP BY tl.agency_id, tl.client_id
+), clients_values AS (
+    SELECT tp.agency_id AS entity_id, {", ".join(client_parts)}
+    FROM through_pairs tp
+    GROUP BY tp.agency_id
+), linked AS (
+    SELECT entity_id FROM ties_values
+    UNION SELECT entity_id FROM agencies_values
+    UNION SELECT entity_id FROM clients_values
+), related AS (
+    SELECT k.entity_id,
+           {selected}
+    FROM linked k
+    LEFT JOIN ties_values v_ties ON v_ties.entity_id = k.entity_id
+    LEFT JOIN agencies_values v_agencies ON v_agencies.entity_id = k.entity_id
+    LEFT JOIN clients_values v_clients ON v_clients.entity_id = k.entity_id
+)"""
+
+
+def _zero(f: Feature) -> str:
+    return double(0.0) if f.dtype == "float" else "0"
+
+
+def relation_query(as_of: date | str, dialect: Dialect) -> str:
+    """The relationship features at ``as_of`` alone: ``entity_id`` and one column per relationship feature,
+    one row per entity with a link known at D (every other entity has zeros). The same text
+    ``feature_query`` embeds, so the numpy build (which runs this on DuckDB) and Spark agree."""
+    return f"WITH {relation_ctes(as_of, dialect)}\nSELECT * FROM related ORDER BY entity_id\n"
+
+
 def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) -> str:
     """The feature table at ``as_of`` as one SQL query in ``dialect``.
 
@@ -350,6 +545,8 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
             assert isinstance(f.spec, OnList)
             list_flags.append(f"bool_or(l.list = {quote(f.spec.list_name)}) AS {f.name}")
             expr = f"coalesce(el.{f.name}, FALSE)"
+        elif f.source is Source.RELATIONS:
+            expr = f"coalesce(rv.{f.name}, {_zero(f)})"
         else:
             expr = _filled(f, aggregates.feature(f.spec))
         selected.append(f"{expr} AS {f.name}")
@@ -385,10 +582,11 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
     FROM lists l
     WHERE {pointintime.sql(LIST_IN_FORCE, as_of, "l")}
     GROUP BY l.entity_id
-)
+), {relation_ctes(as_of, dialect)}
 SELECT {select_sql}
 FROM registered r
 LEFT JOIN per_entity ea ON ea.entity_id = r.entity_id
 LEFT JOIN entity_lists el ON el.entity_id = r.entity_id
+LEFT JOIN related rv ON rv.entity_id = r.entity_id
 {"ORDER BY r.entity_id" if ordered else ""}
 """

@@ -30,7 +30,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import ADVERSE_CODES, ENTITIES, EVENT_CODES, EVENTS, INDUSTRIES, LIST_NAMES, LISTS, Table
+from features.schema import (
+    ADVERSE_CODES,
+    ENTITIES,
+    EVENT_CODES,
+    EVENTS,
+    INDUSTRIES,
+    LIST_NAMES,
+    LISTS,
+    RELATION_TYPES,
+    RELATIONS,
+    Table,
+)
 from features.uscc import ALPHABET, WEIGHTS
 
 __all__ = ["World", "generate", "generate_chunks"]
@@ -38,11 +49,13 @@ __all__ = ["World", "generate", "generate_chunks"]
 
 @dataclass(frozen=True)
 class World:
-    """The three contract tables of a synthetic dataset, with the contract's columns in order."""
+    """The contract tables of a synthetic dataset, with the contract's columns in order (``relations``
+    empty unless the world links its entities)."""
 
     entities: pd.DataFrame
     events: pd.DataFrame
     lists: pd.DataFrame
+    relations: pd.DataFrame = field(default_factory=lambda: _typed_empty(RELATIONS))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,6 +123,25 @@ _PATENT_FILER_BY_IND = dict(C=0.45, M=0.50, I=0.35, D=0.30, B=0.20, E=0.20, Q=0.
 _TM_FILER_BY_IND = dict(F=0.50, C=0.35, I=0.40, H=0.30, R=0.30, M=0.25, L=0.25)
 _IP_BY_IND = dict(C=1.2, F=1.2, I=0.8, M=0.6, L=0.9, R=1.2, H=0.7)  # infringement (and complaint) rates
 _CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)  # counterfeit-patent penalty rates
+
+# Relationships (关联关系), links inside a block of entities. Each carries a true effect:
+# - "mill" agencies (a share of agencies) push their clients' risk up while they serve them and are
+#   themselves riskier, so clients' findings reveal the agency and the agency's sanctions its clients;
+# - groups of enterprises run by one person (a shared legal representative, often also shareholdings)
+#   share a part of their risk level, so one member's record tells on the others (young shells above all);
+# - shared addresses are mostly coincidence (business centres): links without an effect.
+P_CLIENT = 0.45  # of enterprises: served by an agency during the window
+P_MILL = 0.2  # of agencies
+MILL_WEIGHT = 3.0  # a mill agency takes on this many times the clients of another
+MILL_AGENCY_SHIFT = 0.7  # added to a mill agency's level
+MILL_CLIENT_SHIFT = 0.8  # added to a client's z while a mill agency serves it
+MILL_BURST = 2.0  # times the client's z shift, added to the logit of its filing bursts
+P_CLIENT_LEAVES = 0.3  # a client link that ends inside the window
+P_GROUPED = 0.14  # of enterprises: in a group under one legal representative
+GROUP_SD = 0.9  # sd of the level a group shares (added to each member's)
+P_GROUP_SHARES = 0.5  # a group member whose shares the group's first member also holds
+P_SHARED_ADDRESS = 0.04  # of enterprises: registered at an address shared with one other
+P_LATE_LINK = 0.1  # a link recorded long after it began (found in a later registry check)
 
 # Hidden propensity z = level + drift (AR(1) by month) + one regime jump for some.
 Z_DRIFT_PHI = 0.96
@@ -216,7 +248,7 @@ def generate(
 # ---------------------------------------------------------------------------------------------------
 # Time grid and small numeric helpers. Days are int64 days since 1970-01-01.
 # ---------------------------------------------------------------------------------------------------
-_TABLES = ("entities", "events", "lists")
+_TABLES = ("entities", "events", "lists", "relations")
 _EPOCH = np.datetime64("1970-01-01", "D")
 _NULL = np.iinfo(np.int64).min  # a null day; becomes NaT
 _NEVER = 10**9  # a day after any end
@@ -572,6 +604,9 @@ class _Block:
     dormant: np.ndarray = None
     adverse_mult: np.ndarray = None
     on_list: np.ndarray = None  # on a negative list (key supervision)
+    # links: block-local (entity, related) indices, relation codes, from/to/recorded days; their z shift
+    links: tuple[np.ndarray, ...] = ()
+    link_shift: np.ndarray = None
 
     def z_at(self, ent: np.ndarray, day: np.ndarray) -> np.ndarray:
         return self.z[ent, self.g.month_of(day)]
@@ -580,6 +615,7 @@ class _Block:
 def _simulate_block(m: int, offset: int, rng: np.random.Generator, g: _Grid, codes: _CodeKey) -> _Piece:
     b = _Block(m=m, g=g, rng=rng, ev=_Events(rng), li=_Lists())
     _draw_entities(b)
+    _relations(b)
     _draw_propensity(b)
     findings, volume = _filings(b)
     complaints, takedowns, late = _signals(b)
@@ -645,6 +681,75 @@ def _draw_entities(b: _Block) -> None:
     )
 
 
+_REL = {r: i for i, r in enumerate(RELATION_TYPES)}
+
+
+def _relations(b: _Block) -> None:
+    """Links between the block's entities and the part of risk they carry (the parameters above).
+
+    Drawn from a generator of their own, so the rest of the block's draws are those of a world without
+    links; the effects reach the events only through the entities' levels and ``link_shift``."""
+    m, g = b.m, b.g
+    rng = np.random.default_rng(b.rng.bit_generator.seed_seq.spawn(1)[0])
+    b.link_shift = np.zeros((m, g.n), dtype=np.float32)
+    firms = np.flatnonzero(~b.agency)
+    agencies = np.flatnonzero(b.agency)
+    parts: list[tuple[np.ndarray, ...]] = []
+
+    def begin(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        # a link begins once both exist, at some point from two years before the window to its end
+        earliest = np.maximum(np.maximum(b.reg_day[a], b.reg_day[c]), g.start - 730)
+        return earliest + (rng.random(len(a)) * np.maximum(g.end - earliest, 1)).astype(np.int64)
+
+    def add(a: np.ndarray, c: np.ndarray, relation: str, start: np.ndarray, stop: np.ndarray) -> None:
+        late = rng.random(len(a)) < P_LATE_LINK
+        recorded = start + np.where(late, rng.integers(60, 720, len(a)), rng.integers(0, 45, len(a)))
+        parts.append((a, c, np.full(len(a), _REL[relation], np.int8), start, stop, recorded))
+
+    # agencies and their clients
+    if len(agencies) and len(firms):
+        mill = rng.random(len(agencies)) < P_MILL
+        b.level[agencies[mill]] += MILL_AGENCY_SHIFT
+        clients = firms[rng.random(len(firms)) < P_CLIENT]
+        weight = np.where(mill, MILL_WEIGHT, 1.0)
+        pick = rng.choice(len(agencies), len(clients), p=weight / weight.sum())
+        start = begin(agencies[pick], clients)
+        leaves = rng.random(len(clients)) < P_CLIENT_LEAVES
+        stop = np.where(leaves, start + 90 + rng.exponential(700, len(clients)).astype(np.int64), _NULL)
+        add(agencies[pick], clients, "agency_client", start, stop)
+        served = mill[pick]
+        begun = g.first[None, :] >= start[served, None]
+        ended = (stop[served, None] != _NULL) & (g.first[None, :] >= stop[served, None])
+        b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended)
+
+    # groups under one legal representative: a first member (often older) and one to three others
+    grouped = rng.permutation(firms[rng.random(len(firms)) < P_GROUPED])
+    sizes = rng.integers(2, 5, max(len(grouped) // 2, 1))
+    ends = np.cumsum(sizes)
+    keep = ends <= len(grouped)
+    ends, firsts = ends[keep], (ends - sizes)[keep]
+    group_of = np.repeat(np.arange(len(ends)), ends - firsts)
+    b.level[grouped[: len(group_of)]] += rng.normal(0, GROUP_SD, len(ends))[group_of]
+    head = firsts[group_of]
+    member = np.arange(len(group_of))
+    others = member != head
+    a, c = grouped[head[others]], grouped[member[others]]
+    start = begin(a, c)
+    add(a, c, "shared_legal_representative", start, np.full(len(a), _NULL))
+    shares = rng.random(len(a)) < P_GROUP_SHARES
+    add(a[shares], c[shares], "shareholder", start[shares], np.full(int(shares.sum()), _NULL))
+
+    # shared addresses: pairs of otherwise unrelated enterprises
+    pairs = rng.permutation(firms[rng.random(len(firms)) < P_SHARED_ADDRESS])
+    half = len(pairs) // 2
+    a, c = pairs[:half], pairs[half : 2 * half]
+    start = begin(a, c)
+    moves = rng.random(half) < 0.3
+    add(a, c, "shared_address", start, np.where(moves, start + 180 + rng.integers(0, 1500, half), _NULL))
+
+    b.links = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+
 def _draw_propensity(b: _Block) -> None:
     m, g, rng = b.m, b.g, b.rng
     t = np.arange(g.n)
@@ -659,6 +764,7 @@ def _draw_propensity(b: _Block) -> None:
     jump = np.where(rng.random(m) < P_REGIME_CHANGE, rng.normal(0, REGIME_JUMP_SD, m), 0.0)
     when = rng.integers(0, g.n, m)
     z += (b.level[:, None] + jump[:, None] * (t[None, :] >= when[:, None])).astype(np.float32)
+    z += b.link_shift
     b.z = z
     b.ez = np.exp(np.minimum(z, Z_CAP))  # rates saturate: even the worst actor is only caught so often
     b.dormant = t[None, :] >= np.where(rng.random(m) < P_DORMANT, rng.integers(0, g.n, m), g.n + 1)[:, None]
@@ -680,7 +786,8 @@ def _bursts(b: _Block, logit: np.ndarray, era: np.ndarray, median: float, sd: fl
     q_n = (g.n + 2) // 3
     first_month = np.minimum(np.arange(q_n) * 3, g.n - 1)
     live = b.alive[:, first_month] & ~b.dormant[:, first_month] & ~b.quiet[:, None]
-    p = _sigmoid(logit)[:, None] * era[first_month][None, :] * live
+    # a mill agency's clients burst while it serves them
+    p = _sigmoid(logit[:, None] + MILL_BURST * b.link_shift[:, first_month]) * era[first_month][None, :] * live
     ent, quarter = np.nonzero(rng.random((b.m, q_n)) < p)
     total = np.clip(np.exp(np.log(median) + rng.normal(0, sd, len(ent))), lo, hi).astype(np.int64)
     parts = 1 + rng.binomial(2, 0.5, len(ent))
@@ -1114,7 +1221,33 @@ def _frames(b: _Block, offset: int, codes: _CodeKey) -> _Piece:
             "basis": _basis(rng, kind, entered, b.city[l_ent]),
         }
     )
-    return _Piece(b.m, entities, events, lists, ent, l_ent)
+    relations, r_ent = _links_frame(b, ids)
+    return _Piece(b.m, entities, events, lists, ent, l_ent, relations, r_ent)
+
+
+def _links_frame(b: _Block, ids: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
+    """The block's links as relations rows (sorted by the first entity), those recorded by the end only;
+    an end after the window is not known yet."""
+    g = b.g
+    if not b.links:
+        return _typed_empty(RELATIONS), np.zeros(0, dtype=np.int64)
+    a, c, rel, start, stop, recorded = b.links
+    order = np.flatnonzero(recorded <= g.end)
+    order = order[np.lexsort((rel[order], c[order], a[order]))]
+    a, c, rel, start, stop, recorded = (x[order] for x in (a, c, rel, start, stop, recorded))
+    stop = np.where(stop > g.end, _NULL, stop)
+    relation_names = pa.array(list(RELATION_TYPES), type=pa.string())
+    frame = pd.DataFrame(
+        {
+            "entity_id": _str(ids.take(pa.array(a))),
+            "related_id": _str(ids.take(pa.array(c))),
+            "relation": _str(relation_names.take(pa.array(rel.astype(np.int64)))),
+            "from_on": _dates(start),
+            "to_on": _dates(stop),
+            "recorded_on": _dates(recorded),
+        }
+    )
+    return frame, a
 
 
 def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city: np.ndarray) -> pd.Series:
@@ -1145,6 +1278,8 @@ class _Piece:
     lists: pd.DataFrame
     ev_ent: np.ndarray  # block-local entity index of each event row
     li_ent: np.ndarray
+    relations: pd.DataFrame  # each link with the chunk of its entity_id (its related_id may be in another)
+    re_ent: np.ndarray
     first: int = 0  # block-local index of the first entity
 
     def split(self, k: int) -> tuple[_Piece, _Piece | None]:
@@ -1153,13 +1288,14 @@ class _Piece:
             return self, None
         cut = self.first + k
         e, li = np.searchsorted(self.ev_ent, cut), np.searchsorted(self.li_ent, cut)
+        r = np.searchsorted(self.re_ent, cut)
         head = _Piece(
             k, self.entities.iloc[:k], self.events.iloc[:e], self.lists.iloc[:li],
-            self.ev_ent[:e], self.li_ent[:li], self.first,
+            self.ev_ent[:e], self.li_ent[:li], self.relations.iloc[:r], self.re_ent[:r], self.first,
         )  # fmt: skip
         tail = _Piece(
             self.n - k, self.entities.iloc[k:], self.events.iloc[e:], self.lists.iloc[li:],
-            self.ev_ent[e:], self.li_ent[li:], cut,
+            self.ev_ent[e:], self.li_ent[li:], self.relations.iloc[r:], self.re_ent[r:], cut,
         )  # fmt: skip
         return head, tail
 
@@ -1174,8 +1310,13 @@ def _assemble(pieces: list[_Piece], next_event: int) -> tuple[World, int]:
     if pieces:
         frames = [pd.concat([getattr(p, t) for p in pieces], ignore_index=True) for t in _TABLES]
     else:
-        frames = [_typed_empty(ENTITIES), _typed_empty(EVENTS).drop(columns="event_id"), _typed_empty(LISTS)]
-    entities, events, lists = frames
+        frames = [
+            _typed_empty(ENTITIES),
+            _typed_empty(EVENTS).drop(columns="event_id"),
+            _typed_empty(LISTS),
+            _typed_empty(RELATIONS),
+        ]
+    entities, events, lists, relations = frames
     n = len(events)
     numbers = pc.cast(pa.array(np.arange(next_event, next_event + n, dtype=np.int64)), pa.string())
     ids = pc.binary_join_element_wise("E", pc.utf8_lpad(numbers, width=_EVENT_ID_DIGITS, padding="0"), "")
@@ -1184,5 +1325,6 @@ def _assemble(pieces: list[_Piece], next_event: int) -> tuple[World, int]:
         entities[ENTITIES.column_names].reset_index(drop=True),
         events[EVENTS.column_names],
         lists[LISTS.column_names].reset_index(drop=True),
+        relations[RELATIONS.column_names].reset_index(drop=True),
     )
     return world, next_event + n

@@ -21,7 +21,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.schema import ENTITIES, EVENTS, LISTS
+from features.schema import ENTITIES, EVENTS, LISTS, RELATIONS
 from features.synth import World, _CodeKey, _codes
 
 __all__ = ["SparseWorld", "generate_sparse"]
@@ -44,7 +44,7 @@ P_CAPITAL_KNOWN = 0.3
 
 @dataclass(frozen=True)
 class SparseWorld(World):
-    """The three contract tables plus the hidden trait: ``truth`` has ``entity_id``, ``year``, ``z``."""
+    """The contract tables (no links) plus the hidden trait: ``truth`` has ``entity_id``, ``year``, ``z``."""
 
     truth: pd.DataFrame | None = None
 
@@ -150,6 +150,8 @@ def generate_sparse(
         entities=entities,
         events=table[EVENTS.column_names],
         lists=lists,
+        # no links: the sparse profile is a world of unrelated entities
+        relations=pd.DataFrame({c: pd.Series(dtype="object") for c in RELATIONS.column_names}),
         truth=pd.concat(truth, ignore_index=True) if truth else None,
     )
 

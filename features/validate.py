@@ -22,6 +22,9 @@ from features.schema import (
     KINDS,
     LIST_NAMES,
     REGION_PATTERN,
+    RELATION_TYPES,
+    RELATIONS,
+    SYMMETRIC_RELATIONS,
     TABLES,
     ColumnType,
     Table,
@@ -135,6 +138,8 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
             "quantity": (lambda v: f"{v} >= 1", "must be at least 1"),
             "amount": (lambda v: f"{v} >= 0", "must not be negative"),
         }
+    if table is RELATIONS:
+        return {"relation": (_member("_relation"), f"must be one of {', '.join(RELATION_TYPES)}")}
     return {"list": (_member("_list"), f"must be one of {', '.join(LIST_NAMES)}")}
 
 
@@ -145,6 +150,7 @@ _ORDER = {
         "repaired_on": ("recorded_on", "must be on or after recorded_on"),
     },
     "lists": {"removed_on": ("entered_on", "must be on or after entered_on")},
+    "relations": {"to_on": ("from_on", "must be on or after from_on")},
 }
 
 
@@ -245,6 +251,52 @@ def _reference_problems(table: Table, present: dict[str, str], entity_ids_presen
     )
 
 
+def _relation_problems(ds: Dataset, present: dict[str, str], entity_ids_present: bool) -> str | None:
+    """The checks of a link that span columns or rows: ``related_id`` known and not ``entity_id`` itself,
+    an ``agency_client`` link starting at an agency, and no link given twice over overlapping periods
+    (a symmetric relation is the same link read from either end)."""
+    needed = {"entity_id", "related_id", "relation", "from_on"}
+    if not needed <= present.keys():
+        return None
+    order = RELATIONS.column_names.index
+    to_on = _typed(_q("to_on"), present["to_on"], ColumnType.DATE) if "to_on" in present else "NULL"
+    symmetric = ", ".join(f"'{r}'" for r in SYMMETRIC_RELATIONS)
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE _links AS SELECT _row, "
+        "CAST(entity_id AS VARCHAR) AS a, CAST(related_id AS VARCHAR) AS b, CAST(relation AS VARCHAR) AS rel, "
+        f"{_typed(_q('from_on'), present['from_on'], ColumnType.DATE)} AS from_on, {to_on} AS to_on "
+        "FROM raw_relations WHERE entity_id IS NOT NULL AND related_id IS NOT NULL AND relation IS NOT NULL"
+    )
+    queries = [
+        f"SELECT 'relations' AS tbl, _row AS row, 'related_id' AS col, b AS value, "
+        f"'must differ from entity_id (a link joins two entities)' AS message, {order('related_id')} AS col_order "
+        "FROM _links WHERE a = b",
+        # Each period is [from_on, to_on); two periods of one link overlap when each starts before the other ends.
+        "SELECT 'relations' AS tbl, y._row AS row, 'from_on' AS col, CAST(y.from_on AS VARCHAR) AS value, "
+        "'repeats the link of row ' || CAST(min(x._row) AS VARCHAR) || ' (' || y.rel || ' between the same "
+        f"entities, in force over an overlapping period)' AS message, {order('from_on')} AS col_order "
+        "FROM _links x JOIN _links y ON x.rel = y.rel AND x._row < y._row AND ("
+        "(x.a = y.a AND x.b = y.b) OR "
+        f"(x.rel IN ({symmetric}) AND x.a = y.b AND x.b = y.a)) "
+        "WHERE x.from_on IS NOT NULL AND y.from_on IS NOT NULL "
+        "AND (y.to_on IS NULL OR x.from_on < y.to_on OR x.from_on = y.from_on) "
+        "AND (x.to_on IS NULL OR y.from_on < x.to_on OR x.from_on = y.from_on) "
+        "GROUP BY y._row, y.from_on, y.rel",
+    ]
+    if entity_ids_present:
+        queries += [
+            f"SELECT 'relations' AS tbl, l._row AS row, 'related_id' AS col, l.b AS value, "
+            f"'refers to an entity that is not in entities' AS message, {order('related_id')} AS col_order "
+            "FROM _links l ANTI JOIN raw_entities e ON l.b = CAST(e.entity_id AS VARCHAR)",
+            f"SELECT 'relations' AS tbl, l._row AS row, 'entity_id' AS col, l.a AS value, "
+            "'must be an agency in an agency_client link (the agency that filed for related_id); its kind is ' "
+            f"|| CAST(e.kind AS VARCHAR) AS message, {order('entity_id')} AS col_order "
+            "FROM _links l JOIN raw_entities e ON l.a = CAST(e.entity_id AS VARCHAR) "
+            "WHERE l.rel = 'agency_client' AND CAST(e.kind AS VARCHAR) <> 'agency'",
+        ]
+    return " UNION ALL ".join(f"({q})" for q in queries)
+
+
 def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
     """Check every table, row and column of ``ds``; return the first ``limit`` problems and the total."""
     fixed = [dict(p) for p in ds.read_problems]
@@ -270,6 +322,7 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
             lambda t=table, p=present: _cell_problems(ds, t, p),
             lambda t=table, p=present: _duplicate_problems(ds, t, p),
             lambda t=table, p=present: _reference_problems(t, p, entity_ids_present),
+            lambda t=table, p=present: _relation_problems(ds, p, entity_ids_present) if t is RELATIONS else None,
         ):
             sql = build()
             if sql:
