@@ -16,7 +16,8 @@ Each decision takes effect on its ``decided_on`` date and never before, so the p
   from the decision date on (``recorded_on`` is the later of the amended date and the decision date);
   outcomes use the corrected version at its amended record date;
 - an **early removal** sets ``removed_on`` (the earlier of the two);
-- a **new record** is an event of its own id, like any delivered one.
+- a **new record** is an event of its own id, like any delivered one, known from the later of its
+  ``recorded_on`` and its decision date (entered late, it never reaches back before its decision).
 
 ``overlay_dataset`` replaces the typed views of a DuckDB ``Dataset``; ``overlay_frames`` does the same on
 pandas frames (a history held in memory): one set of semantics, two engines, tested against each other.
@@ -254,7 +255,9 @@ def overlay_frames(
     if len(added):
         new = added.assign(repaired_on=added["event_id"].map(repairs))[list(EVENTS.column_names)]
         new["quantity"] = new["quantity"].astype("int64")
-        events = pd.concat([events[~events["event_id"].isin(new["event_id"])], new], ignore_index=True)
+        # Known from its decision on: a record entered later than its recorded_on never reaches back.
+        known = new.assign(recorded_on=np.maximum(new["recorded_on"].to_numpy(), added["decided_on"].to_numpy()))
+        events = pd.concat([events[~events["event_id"].isin(new["event_id"])], known], ignore_index=True)
         outcome = pd.concat([outcome[~outcome["event_id"].isin(new["event_id"])], new], ignore_index=True)
 
     removals = by_kind[DecisionKind.REMOVE_LISTING]
@@ -297,7 +300,8 @@ SELECT c.event_id, e.entity_id, coalesce(c.event_type, e.event_type), coalesce(c
 FROM corr c JOIN delivered e USING (event_id) LEFT JOIN rep USING (event_id)
 WHERE c.event_id NOT IN (SELECT event_id FROM added)
 UNION ALL
-SELECT a.event_id, a.entity_id, a.event_type, a.occurred_on, a.recorded_on, a.quantity, a.amount, rep.r
+SELECT a.event_id, a.entity_id, a.event_type, a.occurred_on, greatest(a.recorded_on, a.decided_on), a.quantity,
+       a.amount, rep.r
 FROM added a LEFT JOIN rep USING (event_id);
 
 CREATE VIEW events_outcome AS

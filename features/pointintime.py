@@ -3,7 +3,8 @@
 What counts at a date D:
 - an event recorded on or before D and not repaired on or before D (a repaired record no longer counts);
 - a list entry entered on or before D, not removed on or before D, and not lapsed: a serious-violation
-  entry lapses ``SERIOUS_VIOLATION_LAPSE_YEARS`` after entry even without a removal date.
+  entry lapses ``SERIOUS_VIOLATION_LAPSE_YEARS`` after entry even without a removal date, an untrustworthy
+  entry ``UNTRUSTWORTHY_MANAGEMENT_YEARS`` after entry (its management period).
 
 Each rule is a tuple of conditions (data, not code), and every engine renders the same tuple: ``sql``
 for DuckDB (the feature build over a dataset folder), ``mask`` for pandas frames (a history posted to the
@@ -140,8 +141,29 @@ EVENT_COUNTS: tuple[Condition, ...] = (recorded_by("recorded_on"), not_ended_by(
 """An event counts at D: recorded by D, not repaired by D."""
 
 SERIOUS_VIOLATION_LAPSE = LapsesAfter("entered_on", SERIOUS_VIOLATION_LAPSE_YEARS, "list", "serious_violation")
-LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), SERIOUS_VIOLATION_LAPSE)
+# An untrustworthy entry (失信主体) is managed for a period of about a year (国家知识产权局知识产权信用管理规定,
+# 2022) and then stops counting, removed or not. The policy states the same period (``[lifecycle]`` in
+# models/policy.toml) and is refused on load when it differs: the period decides feature values, so it is
+# feature code, hashed into FEATURE_VERSION.
+UNTRUSTWORTHY_MANAGEMENT_YEARS = 1
+UNTRUSTWORTHY_LAPSE = LapsesAfter("entered_on", UNTRUSTWORTHY_MANAGEMENT_YEARS, "list", "untrustworthy")
+LAPSES: tuple[LapsesAfter, ...] = (SERIOUS_VIOLATION_LAPSE, UNTRUSTWORTHY_LAPSE)
+LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), *LAPSES)
 """A list entry is in force at D: entered by D, not removed by D, not lapsed."""
+
+
+def lapses_on(list_name: str, entered_on: date) -> date | None:
+    """The day an entry of ``list_name`` entered on ``entered_on`` lapses (``None``: that list never lapses)."""
+    ends = [d for d in (lapse.ends_on(list_name, entered_on) for lapse in LAPSES) if d is not None]
+    return min(ends) if ends else None
+
+
+def list_entry_ends(list_name: str, entered_on: date, removed_on: date | None) -> date | None:
+    """The day a list entry stops counting: its removal or its lapse, whichever comes first (``None``:
+    neither, it stays in force)."""
+    ends = [d for d in (removed_on, lapses_on(list_name, entered_on)) if d is not None]
+    return min(ends) if ends else None
+
 
 RELATION_KNOWN: tuple[Condition, ...] = (recorded_by("recorded_on"), recorded_by("from_on"))
 """A link between two entities is known at D: recorded by D and begun by D (it may have ended since)."""

@@ -15,16 +15,20 @@ import hashlib
 import operator
 import tomllib
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.catalogue import FEATURES
 from features.columns import FeatureColumns, feature_columns
 from features.errors import InvalidInput, validation_summary
+from features.pointintime import UNTRUSTWORTHY_MANAGEMENT_YEARS
+from features.schema import EVENT_CODES, LIST_NAMES, SERIOUS_VIOLATION_LAPSE_YEARS
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 TIER_LABELS: dict[str, str] = {"A": "信用风险低", "B": "信用风险一般", "C": "信用风险较高", "D": "信用风险高"}
@@ -161,6 +165,82 @@ class Measure(_Strict):
         return self
 
 
+class Lifecycle(_Strict):
+    """How long a list entry counts without a removal. The periods decide feature values, so the feature
+    code holds them (``features/pointintime.py``); a policy that states other periods is refused."""
+
+    untrustworthy_management_years: int = Field(default=UNTRUSTWORTHY_MANAGEMENT_YEARS, ge=1)
+    untrustworthy_basis: str = Field(min_length=1)
+    serious_violation_lapse_years: int = Field(default=SERIOUS_VIOLATION_LAPSE_YEARS, ge=1)
+    serious_violation_basis: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _as_the_features_count(self) -> Lifecycle:
+        for name, stated, coded in (
+            ("untrustworthy_management_years", self.untrustworthy_management_years, UNTRUSTWORTHY_MANAGEMENT_YEARS),
+            ("serious_violation_lapse_years", self.serious_violation_lapse_years, SERIOUS_VIOLATION_LAPSE_YEARS),
+        ):
+            if stated != coded:
+                raise ValueError(
+                    f"lifecycle.{name} must be {coded}, the period the features are built with "
+                    f"(features/pointintime.py); got {stated}: changing it is a change of the feature code and "
+                    "needs a new feature version and a retrained model"
+                )
+        return self
+
+
+class RepairRule(_Strict):
+    """When a record may be repaired (``event_types``: ``after_months`` after its publication, its
+    ``recorded_on``) or a list entry removed early (``list``, ``on_list`` here: ``after_months`` after it
+    was entered), what the applicant must show (``requires``: codes of ``repair_requirements``) and on
+    what legal basis."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name_zh: str
+    name_en: str
+    event_types: list[str] = Field(default_factory=list)
+    on_list: str | None = Field(default=None, alias="list")  # the policy file's key is ``list``
+    after_months: int = Field(ge=0, le=120)
+    requires: list[str] = Field(default_factory=list)
+    basis: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _covers_one_kind(self) -> RepairRule:
+        if bool(self.event_types) == (self.on_list is not None):
+            raise ValueError(f"repair rule {self.code} must name either event_types or a list, not both")
+        unknown = [t for t in self.event_types if t not in EVENT_CODES]
+        if unknown:
+            raise ValueError(
+                f"repair rule {self.code}: event_types must be codes of the event catalogue; got {unknown}"
+            )
+        if self.on_list is not None and self.on_list not in LIST_NAMES:
+            raise ValueError(f"repair rule {self.code}: list must be one of {LIST_NAMES}; got {self.on_list!r}")
+        return self
+
+    def possible_from(self, start: date) -> date:
+        """The first day a record published (or an entry entered) on ``start`` may be repaired."""
+        return start + relativedelta(months=self.after_months)
+
+    def describe(self) -> str:
+        return f"{self.code} ({self.name_en}; {self.basis})"
+
+
+class Unrepairable(_Strict):
+    """Records the regulator never repairs, and why."""
+
+    event_types: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    basis: str = Field(min_length=1)
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, types: list[str]) -> list[str]:
+        unknown = [t for t in types if t not in EVENT_CODES]
+        if unknown:
+            raise ValueError(f"unrepairable event_types must be codes of the event catalogue; got {unknown}")
+        return types
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1)
     title: str = ""
@@ -168,6 +248,10 @@ class Policy(_Strict):
     rules: list[Rule] = Field(default_factory=list)
     sampling: SamplingPolicy
     measures: list[Measure] = Field(default_factory=list)
+    lifecycle: Lifecycle | None = None
+    repair_requirements: dict[str, str] = Field(default_factory=dict)
+    repairs: list[RepairRule] = Field(default_factory=list)
+    unrepairable: list[Unrepairable] = Field(default_factory=list)
     fingerprint: str = ""
 
     @model_validator(mode="after")
@@ -177,6 +261,45 @@ class Policy(_Strict):
             if duplicated:
                 raise ValueError(f"{kind} codes must be unique; got duplicates {duplicated}")
         return self
+
+    @model_validator(mode="after")
+    def _repairs_consistent(self) -> Policy:
+        codes = [r.code for r in self.repairs]
+        duplicated = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"repair codes must be unique; got duplicates {duplicated}")
+        covered: dict[str, str] = {}
+        for rule in self.repairs:
+            unknown = [c for c in rule.requires if c not in self.repair_requirements]
+            if unknown:
+                raise ValueError(
+                    f"repair rule {rule.code} requires {unknown}, which repair_requirements does not define"
+                )
+            for key in [*rule.event_types, *([f"list:{rule.on_list}"] if rule.on_list else [])]:
+                if key in covered:
+                    raise ValueError(f"{key} is covered by two repair rules: {covered[key]} and {rule.code}")
+                covered[key] = rule.code
+        for entry in self.unrepairable:
+            both = sorted(set(entry.event_types) & set(covered))
+            if both:
+                raise ValueError(f"event types {both} are both unrepairable and covered by a repair rule")
+        return self
+
+    def repair_rule(
+        self, *, event_type: str | None = None, list_name: str | None = None
+    ) -> RepairRule | Unrepairable | None:
+        """The rule that governs repairing a record of ``event_type`` (or removing an entry of ``list_name``
+        early): a ``RepairRule``, an ``Unrepairable`` entry, or ``None`` when no rule covers it."""
+        for rule in self.repairs:
+            if (event_type is not None and event_type in rule.event_types) or (
+                list_name is not None and rule.on_list == list_name
+            ):
+                return rule
+        if event_type is not None:
+            for entry in self.unrepairable:
+                if event_type in entry.event_types:
+                    return entry
+        return None
 
     @property
     def version_tag(self) -> str:

@@ -98,6 +98,8 @@ score_runs = Table(
     Column("row_count", Integer, nullable=False),
     Column("parent_run_id", Id, ForeignKey("score_runs.id")),
     Column("objection_id", Id),
+    Column("ledger_seq", Id),  # the last ledger decision the run's features applied (NULL: none read)
+    Column("ledger_conflicts", Text),  # JSON: where the delivery and the ledger disagreed
 )
 
 scores = Table(
@@ -121,6 +123,7 @@ scores = Table(
     Column("contributions", Text),  # JSON object feature -> contribution, every feature
     Column("features", Text),  # JSON object feature -> value
     Column("supersedes_id", Id),  # the row this one replaces after an objection decision
+    Column("ledger_seq", Id),  # the ledger decisions its features applied: seq <= this (NULL: none read)
     Index(None, "entity_id", "as_of", "id"),
     Index(None, "run_id"),
 )
@@ -282,6 +285,39 @@ Index(
     postgresql_where=text("status = 'open'"),
 )
 
+# The decision ledger (serving/ledger.py): what the regulator decided about the delivered records, laid
+# over every dataset a run reads (features/ledger.py). ``seq`` is assigned under a lock, without gaps, in
+# commit order: a run that read up to seq N reads the same decisions again whenever it is replayed.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("decision_id", String(32), nullable=False, unique=True),  # kept across export and import
+    Column("kind", String(16), nullable=False),  # features.ledger.DecisionKind
+    Column("decided_on", Date, nullable=False),
+    Column("event_id", String(80)),
+    Column("entity_id", String(ENTITY_ID_LENGTH)),
+    Column("list", String(32)),
+    Column("entered_on", Date),
+    Column("event_type", String(32)),
+    Column("occurred_on", Date),
+    Column("recorded_on", Date),
+    Column("quantity", Integer),
+    Column("amount", Float),
+    Column("repaired_on", Date),
+    Column("removed_on", Date),
+    Column("basis", Text),  # the decision's number or legal ground
+    Column("evidence", Text),  # JSON list of what the applicant supplied (the repair rule's requirements)
+    Column("rule", String(64)),  # the policy's repair rule that allowed it
+    Column("policy_version", String(64)),
+    Column("source", Text),  # where it was decided: "api", "objection/12", "import", "draw/…"
+    Column("note", Text),
+    Column("decided_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index(None, "event_id"),
+    Index(None, "entity_id"),
+)
+
 # Background jobs (POST /v1/score-runs): the one mutable record of work in progress.
 jobs = Table(
     "jobs",
@@ -321,6 +357,7 @@ APPEND_ONLY: tuple[str, ...] = (
     "draw_secrets",
     "populations",
     "inspection_results",
+    "ledger",
 )
 
 
@@ -406,7 +443,7 @@ def long_statements(conn: Connection, timeout_ms: int) -> None:
 
 
 # Keys of PostgreSQL advisory locks, one per kind of writer that must run alone.
-LOCKS = {"migrations": 4_721_001, "draws": 4_721_002}
+LOCKS = {"migrations": 4_721_001, "draws": 4_721_002, "ledger": 4_721_003}
 
 
 def lock(conn: Connection, name: str) -> None:

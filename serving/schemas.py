@@ -589,7 +589,9 @@ class ListEntry(BaseModel):
     list: PublicList
     entered_on: date
     removed_on: date | None
-    lapses_on: date | None = Field(description="serious-violation entries lapse 3 years after entry")
+    lapses_on: date | None = Field(
+        description="serious-violation entries lapse 3 years after entry, untrustworthy ones after their management period"
+    )
     basis: str | None
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import Engine, func, select
 
 from features import pointintime
-from features.pointintime import LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
+from features.pointintime import LIST_IN_FORCE, lapses_on
 from serving import dates, register
 from serving.db import entities, list_entries
 from serving.deps import EngineDep
@@ -72,9 +72,10 @@ def public_lists(
     limit: Limit = 1000,
     offset: Offset = 0,
 ) -> dict:
-    """Entries in force on ``on``: entered by then, not removed, and for the serious-violation list not
-    lapsed (an entry lapses 3 years after it was entered, SAMR Order 44): the point-in-time rule the
-    features use (``features/pointintime.py``). With the legal basis and dates; paged in the database."""
+    """Entries in force on ``on``: entered by then, not removed (by the delivery or early, by a ledger
+    decision), and not lapsed (a serious-violation entry 3 years after it was entered, SAMR Order 44; an
+    untrustworthy entry after its management period of a year): the point-in-time rule the features use
+    (``features/pointintime.py``). With the legal basis and dates; paged in the database."""
     day = dates.check_query(on, "on") or dates.today()
     in_force = (list_entries.c.list == list) & pointintime.clause(LIST_IN_FORCE, list_entries, day)
     stmt = (
@@ -101,7 +102,7 @@ def public_lists(
             "list": list,
             "entered_on": row.entered_on,
             "removed_on": row.removed_on,
-            "lapses_on": SERIOUS_VIOLATION_LAPSE.ends_on(list, row.entered_on),
+            "lapses_on": lapses_on(list, row.entered_on),
             "basis": row.basis,
         }
         for row in rows

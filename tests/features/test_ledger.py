@@ -63,7 +63,7 @@ def test_a_withdrawn_record_stops_counting_and_is_never_an_outcome(history):
 
 def test_new_records_and_early_removals(history):
     eid = history.entity()
-    history.listing(eid, "untrustworthy", date(2022, 3, 1))
+    history.listing(eid, "untrustworthy", date(2022, 9, 1))
     ds = history.dataset()
     ledger = _ledger(
         {
@@ -80,7 +80,7 @@ def test_new_records_and_early_removals(history):
             "kind": "remove_listing",
             "entity_id": eid,
             "list": "untrustworthy",
-            "entered_on": "2022-03-01",
+            "entered_on": "2022-09-01",
             "removed_on": "2023-04-01",
             "decided_on": "2023-04-01",
         },

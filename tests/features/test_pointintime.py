@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import features
 from features import pointintime
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE, UNTRUSTWORTHY_LAPSE
 from features.schema import LIST_NAMES
 from features.version import FEATURE_MODULES, FEATURE_VERSION, code_fingerprint
 
@@ -96,8 +96,9 @@ def test_list_rule_is_the_same_in_sql_pandas_and_sqlalchemy(rows, as_of):
     con.register("t", frame.assign(_i=range(len(frame))))
     oracle = con.execute(
         "SELECT entered_on <= ? AND (removed_on IS NULL OR removed_on > ?) AND NOT (list = 'serious_violation' "
-        f"AND entered_on + INTERVAL {SERIOUS_VIOLATION_LAPSE.years} YEAR <= ?) FROM t ORDER BY _i",
-        [as_of, as_of, as_of],
+        f"AND entered_on + INTERVAL {SERIOUS_VIOLATION_LAPSE.years} YEAR <= ?) AND NOT (list = 'untrustworthy' "
+        f"AND entered_on + INTERVAL {UNTRUSTWORTHY_LAPSE.years} YEAR <= ?) FROM t ORDER BY _i",
+        [as_of, as_of, as_of, as_of],
     ).fetchall()
     assert keep == [bool(k) for (k,) in oracle]
 
@@ -122,6 +123,30 @@ def test_serious_violation_entry_lapses_on_its_third_anniversary_in_both_engines
     lapses_on = SERIOUS_VIOLATION_LAPSE.ends_on("serious_violation", entered)
     assert (as_of < lapses_on) is in_force
     assert SERIOUS_VIOLATION_LAPSE.ends_on("red", entered) is None
+
+
+@pytest.mark.parametrize(
+    ("entered", "as_of", "in_force"),
+    [
+        (date(2024, 2, 29), date(2025, 2, 27), True),
+        (date(2024, 2, 29), date(2025, 2, 28), False),  # the anniversary of 29 February is 28 February
+        (date(2025, 1, 10), date(2026, 1, 9), True),
+        (date(2025, 1, 10), date(2026, 1, 10), False),
+    ],
+)
+def test_untrustworthy_entry_lapses_after_its_management_period_in_every_engine(entered, as_of, in_force):
+    frame = _dated(
+        pd.DataFrame({"list": ["untrustworthy"], "entered_on": [entered], "removed_on": [None]}),
+        ("entered_on", "removed_on"),
+    )
+    assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == [in_force]
+    assert _sql_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
+    assert _sqlalchemy_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
+    assert (as_of < pointintime.lapses_on("untrustworthy", entered)) is in_force
+    assert pointintime.list_entry_ends("untrustworthy", entered, date(2024, 12, 1)) == min(
+        date(2024, 12, 1), pointintime.lapses_on("untrustworthy", entered)
+    )
+    assert pointintime.lapses_on("red", entered) is None
 
 
 def _copy_feature_code(tmp_path: Path) -> Path:
