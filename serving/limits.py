@@ -38,7 +38,8 @@ from serving.errors import UNAVAILABLE, problem
 
 # Routes anyone may call (CONTRACT section 5): no token, so the gate lets them through.
 PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-PUBLIC_PREFIXES = ("/v1/public/", "/ui/public/", "/ui/sign-in", "/ui/static/")
+# The pages (/ui/) have their own gate, the signed-in session (serving/ui/session.py: PageGate).
+PUBLIC_PREFIXES = ("/v1/public/", "/ui/")
 # Where the gate leaves the principal it found for the route's role check.
 PRINCIPAL_KEY = "ipcredit.principal"
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
