@@ -122,6 +122,60 @@ class SamplingPolicy(_Strict):
         return self
 
 
+PLAN_TRIGGERS: tuple[str, ...] = ("complaint", "data_alert", "referral")
+PlanTrigger = Literal["complaint", "data_alert", "referral"]
+
+
+class TierPlan(_Strict):
+    """A tier's yearly inspections: ``ratio`` of its entities, ``frequency`` times a year."""
+
+    ratio: float = Field(gt=0, le=1)
+    frequency: float = Field(gt=0, le=12)
+
+
+class PlanPolicy(_Strict):
+    """Yearly inspection plans (``serving/plans.py``): per tier a ratio and a frequency, the rest period
+    after an inspection ("无事不扰", none for D), what lifts it, and when a missing result is overdue."""
+
+    tiers: dict[Tier, TierPlan]
+    rest_days: dict[Tier, int] = Field(default_factory=dict)
+    triggers: list[PlanTrigger] = Field(default_factory=lambda: list(PLAN_TRIGGERS))
+    grace_days: int = Field(default=30, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanPolicy:
+        if set(self.tiers) != set(TIERS):
+            raise ValueError(f"plans.tiers must give A, B, C and D; got {sorted(self.tiers)}")
+        if "D" in self.rest_days:
+            raise ValueError("plans.rest_days must not give D: a D-tier entity is never left alone")
+        for tier, days in self.rest_days.items():
+            # The longest period a plan has is a quarter (92 days): a longer rest could leave an entity
+            # inspected just before the year with no draw of the year at all (不免抽).
+            if not 0 <= days <= 365 - 92:
+                raise ValueError(f"plans.rest_days.{tier} must lie between 0 and 273 days; got {days}")
+        return self
+
+    def yearly(self, tier: str) -> float:
+        """Random inspections expected per entity of ``tier`` in a plan year: ratio x frequency."""
+        plan = self.tiers[tier]  # type: ignore[index]
+        return plan.ratio * plan.frequency
+
+
+class CommitmentPolicy(_Strict):
+    """What a broken credit commitment brings besides the COMMITMENT_BROKEN measure: an entry on
+    ``enters_list`` for ``list_days`` from the day it is found broken (``None``: no entry)."""
+
+    enters_list: Literal["untrustworthy"] | None = None
+    list_days: int = Field(default=365, ge=1, le=3650)
+    basis: str = ""
+
+    @model_validator(mode="after")
+    def _basis(self) -> CommitmentPolicy:
+        if self.enters_list and not self.basis:
+            raise ValueError("commitments.basis must give the legal ground of the list entry")
+        return self
+
+
 BENEFITS: tuple[str, ...] = (
     "funding",  # public funding support (资金支持)
     "fee_reduction",  # fee reductions (费用减缴)
@@ -248,6 +302,8 @@ class Policy(_Strict):
     rules: list[Rule] = Field(default_factory=list)
     sampling: SamplingPolicy
     measures: list[Measure] = Field(default_factory=list)
+    plans: PlanPolicy | None = None
+    commitments: CommitmentPolicy = Field(default_factory=CommitmentPolicy)
     lifecycle: Lifecycle | None = None
     repair_requirements: dict[str, str] = Field(default_factory=dict)
     repairs: list[RepairRule] = Field(default_factory=list)

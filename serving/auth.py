@@ -43,6 +43,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ANALYST = "analyst"
     REVIEWER = "reviewer"
+    DEPARTMENT = "department"
     ADMIN = "admin"
 
 
@@ -67,6 +68,7 @@ class Principal:
     role: Role
     region: str | None = None
     expires_at: datetime | None = None
+    benefits: tuple[str, ...] = ()  # a department token's benefits (models.policy.BENEFITS)
 
     @property
     def actor(self) -> str:
@@ -118,6 +120,7 @@ def _token_row(conn: Connection, digest: str):
             api_tokens.c.region,
             api_tokens.c.expires_at,
             api_tokens.c.last_used_at,
+            api_tokens.c.benefits,
         ).where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
     ).first()
 
@@ -154,7 +157,12 @@ class TokenVerifier:
             expires_at = utc(row.expires_at)
             if expires_at is None or expires_at > _now():
                 principal = Principal(
-                    token_id=row.id, name=row.name, role=Role(row.role), region=row.region, expires_at=expires_at
+                    token_id=row.id,
+                    name=row.name,
+                    role=Role(row.role),
+                    region=row.region,
+                    expires_at=expires_at,
+                    benefits=tuple(row.benefits.split(";")) if row.benefits else (),
                 )
                 last_used_at = utc(row.last_used_at)
                 if last_used_at is None or (_now() - last_used_at).total_seconds() >= LAST_USE_SECONDS:

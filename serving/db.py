@@ -79,6 +79,7 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True)),  # NULL: never (only tokens made before expiry existed)
     Column("last_used_at", DateTime(timezone=True)),  # updated at most once a minute (serving.auth)
     Column("region", String(6)),  # region scope: a division code; NULL for every region
+    Column("benefits", Text),  # a department token's benefits (";"-joined models.policy.BENEFITS); NULL: none
 )
 
 score_runs = Table(
@@ -318,6 +319,89 @@ ledger = Table(
     Index(None, "entity_id"),
 )
 
+# Yearly inspection plans (serving/plans.py): one per region and year, its draws, the targeted tasks
+# recorded beside them, and every inspection's outcome by entity and inspector.
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("region", String(6), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("period", String(8), nullable=False),  # serving.plans.PERIODS
+    Column("policy_version", String(64), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: the policy's [plans] section the plan follows
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100)),
+    UniqueConstraint("region", "year"),
+)
+
+plan_draws = Table(
+    "plan_draws",
+    metadata,
+    Column("plan_id", String(32), ForeignKey("plans.id"), primary_key=True),
+    Column("period", Integer, primary_key=True, autoincrement=False),  # 1..12 (months) or 1..4 (quarters)
+    Column("draw_id", String(32), ForeignKey("draws.id"), nullable=False, unique=True),
+    Column("draw_on", Date, nullable=False),  # the period's first day
+    Column("tiers", Text, nullable=False),  # JSON tier -> {population, resting, eligible, target, expected, count, probability}
+    Column("resting", Text, nullable=False),  # JSON list of the entity ids left out (inspected within their rest)
+)
+
+plan_tasks = Table(
+    "plan_tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("plan_id", String(32), ForeignKey("plans.id"), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
+    Column("trigger", String(16), nullable=False),  # models.policy.PLAN_TRIGGERS
+    Column("reference", Text, nullable=False),  # the complaint's, alert's or referral's number
+    Column("received_on", Date, nullable=False),
+    Column("inspectors", Text, nullable=False),  # ";"-joined inspector ids
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100)),
+    Index(None, "entity_id"),
+    Index(None, "plan_id"),
+)
+
+inspection_outcomes = Table(
+    "inspection_outcomes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("draw_id", String(32), ForeignKey("draws.id")),  # a random inspection's draw, or
+    Column("task_id", Id, ForeignKey("plan_tasks.id")),  # a targeted task
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
+    Column("inspector_id", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),  # serving.inspections.OUTCOMES
+    Column("finding_kind", String(40)),
+    Column("findings", Text),
+    Column("inspected_on", Date, nullable=False),
+    Column("recorded_on", Date, nullable=False),
+    Column("event_id", String(80)),  # the ledger's new record (NULL when it could not be inspected)
+    Column("ledger_seq", Id),
+    Column("recorded_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("draw_id", "entity_id"),
+    UniqueConstraint("task_id"),
+    Index(None, "entity_id"),
+)
+
+commitments = Table(
+    "commitments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("commitment_id", String(32), nullable=False),
+    Column("entity_id", String(ENTITY_ID_LENGTH), nullable=False),
+    Column("status", String(8), nullable=False),  # signed, kept, broken
+    Column("on", Date, nullable=False),
+    Column("benefit", String(32)),  # the procedure it was signed for (models.policy.BENEFITS)
+    Column("reference", Text, nullable=False),
+    Column("event_id", String(80)),
+    Column("ledger_seq", Id),
+    Column("recorded_by", String(100)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("commitment_id", "status"),
+    Index(None, "entity_id"),
+)
+
 # Background jobs (POST /v1/score-runs): the one mutable record of work in progress.
 jobs = Table(
     "jobs",
@@ -358,6 +442,9 @@ APPEND_ONLY: tuple[str, ...] = (
     "populations",
     "inspection_results",
     "ledger",
+    "plan_draws",
+    "inspection_outcomes",
+    "commitments",
 )
 
 

@@ -97,62 +97,99 @@ def make_draw(
             per_entity=per_entity,
             avoid_same_region=request.avoid_same_region,
         )
-        _, next_secret_hash = register.commit(conn, sequence + 1)
-        salt = secrets.token_hex(32)
-        draw_id = uuid.uuid4().hex
-        probability = drawn.allocation.probabilities
-        summary = {
-            "draw_id": draw_id,
-            "sequence": sequence,
-            "created_at": datetime.now(UTC),
-            "created_by": principal.actor if principal else None,
-            "seed": seed,
-            "seed_inputs": inputs,
-            "policy_version": policy.version_tag,
-            "mode": drawn.mode,
-            "budget": request.budget,
-            "ratios": drawn.ratios,
-            "filter": filter_,
-            "population": drawn.allocation.population,
-            "population_size": len(chosen_from),
-            "population_hash": register.population_commitment(salt, chosen_from.ids, chosen_from.tiers),
-            "population_salt": salt,
-            "inspectors_per_entity": drawn.per_entity,
-            "avoid_same_region": request.avoid_same_region,
-            "roster_hash": roster_hash,
-            "selected_count": len(drawn.entity_ids),
-            "next_secret_hash": next_secret_hash,
-        }
-        row = _record(summary, store_snapshot(conn, chosen_from.ids, chosen_from.tiers))
-        summary["record_hash"] = row["record_hash"] = register.record_hash(
-            register.record_of(row, register.selection_hash(drawn.entity_ids))
-        )
-        conn.execute(draws.insert(), [row])
-        bulk_insert(
+        return store_draw(
             conn,
-            draw_selections.name,
-            {
-                "draw_id": [draw_id] * len(drawn.entity_ids),
-                "position": list(range(len(drawn.entity_ids))),
-                "entity_id": drawn.entity_ids,
-                "tier": drawn.tiers,
-                "inclusion_probability": [probability[t] for t in drawn.tiers],
-                "inspectors": [";".join(team) for team in drawn.teams],
-            },
-        )
-        record_change(
-            conn,
+            policy,
             principal,
-            "draw.create",
-            f"draw/{draw_id}",
-            {
-                "sequence": sequence,
-                "seed": seed,
-                "filter": filter_,
-                "mode": drawn.mode,
-                "selected": len(drawn.entity_ids),
-            },
+            sequence=sequence,
+            seed=seed,
+            inputs=inputs,
+            drawn=drawn,
+            chosen_from=chosen_from,
+            filter_=filter_,
+            budget=request.budget,
+            avoid_same_region=request.avoid_same_region,
+            roster_hash=roster_hash,
         )
+
+
+def store_draw(
+    conn: Connection,
+    policy: Policy,
+    principal: Principal | None,
+    *,
+    sequence: int,
+    seed: int,
+    inputs: dict[str, Any],
+    drawn: sampling.Draw,
+    chosen_from: sampling.Population,
+    filter_: dict[str, Any],
+    budget: int | None,
+    avoid_same_region: bool,
+    roster_hash: str,
+    probability: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Store a draw made in ``conn``'s transaction (under the draws' lock, ``sequence`` the register's
+    head): its population snapshot, selected rows, register record, the commitment to the next secret and
+    its audit row; return it as the ``Draw`` response. ``probability`` is each tier's inclusion probability
+    (default the allocation's ``n / N``)."""
+    _, next_secret_hash = register.commit(conn, sequence + 1)
+    salt = secrets.token_hex(32)
+    draw_id = uuid.uuid4().hex
+    ratios = drawn.ratios if probability is None else {t: round(p, 10) for t, p in probability.items()}
+    probability = probability or drawn.allocation.probabilities
+    summary = {
+        "draw_id": draw_id,
+        "sequence": sequence,
+        "created_at": datetime.now(UTC),
+        "created_by": principal.actor if principal else None,
+        "seed": seed,
+        "seed_inputs": inputs,
+        "policy_version": policy.version_tag,
+        "mode": drawn.mode,
+        "budget": budget,
+        "ratios": ratios,
+        "filter": filter_,
+        "population": drawn.allocation.population,
+        "population_size": len(chosen_from),
+        "population_hash": register.population_commitment(salt, chosen_from.ids, chosen_from.tiers),
+        "population_salt": salt,
+        "inspectors_per_entity": drawn.per_entity,
+        "avoid_same_region": avoid_same_region,
+        "roster_hash": roster_hash,
+        "selected_count": len(drawn.entity_ids),
+        "next_secret_hash": next_secret_hash,
+    }
+    row = _record(summary, store_snapshot(conn, chosen_from.ids, chosen_from.tiers))
+    summary["record_hash"] = row["record_hash"] = register.record_hash(
+        register.record_of(row, register.selection_hash(drawn.entity_ids))
+    )
+    conn.execute(draws.insert(), [row])
+    bulk_insert(
+        conn,
+        draw_selections.name,
+        {
+            "draw_id": [draw_id] * len(drawn.entity_ids),
+            "position": list(range(len(drawn.entity_ids))),
+            "entity_id": drawn.entity_ids,
+            "tier": drawn.tiers,
+            "inclusion_probability": [probability[t] for t in drawn.tiers],
+            "inspectors": [";".join(team) for team in drawn.teams],
+        },
+    )
+    record_change(
+        conn,
+        principal,
+        "draw.create",
+        f"draw/{draw_id}",
+        {
+            "sequence": sequence,
+            "seed": seed,
+            "filter": filter_,
+            "mode": drawn.mode,
+            "selected": len(drawn.entity_ids),
+        },
+    )
     selected = [
         {"entity_id": e, "tier": t, "inclusion_probability": probability[t], "inspectors": team, "result": None}
         for e, t, team in zip(drawn.entity_ids, drawn.tiers, drawn.teams, strict=True)

@@ -2,6 +2,11 @@
 
 Each result of a selected entity becomes an ``inspection_passed`` or ``inspection_failed`` event
 (CONTRACT section 1); ``export_events`` writes them as an events table to append to the dataset.
+
+``record_outcomes`` records the full outcome of an inspection — no findings, findings of a kind, or could
+not inspect — by entity and inspector, for a draw's selected entity or a plan's targeted task
+(``serving/plans.py``). An inspection that took place is also a new record for the next score run
+(``inspection_passed`` / ``inspection_failed``) and, for a draw, the result its public page shows.
 """
 
 from __future__ import annotations
@@ -19,9 +24,25 @@ from features.schema import EVENTS, INSPECTION_OUTCOMES
 from serving import dates
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import draw_selections, entities, inspection_results
+from serving.db import draw_selections, entities, inspection_outcomes, inspection_results, plan_tasks
 from serving.draws import draw_record
+from serving.plans import task_row
 from serving.register import results_of
+
+# What an inspection found: no findings, findings (with their kind), or the entity could not be inspected
+# (closed, absent, refused access): no record is made of the last, and the entity does not rest.
+OUTCOMES: tuple[str, ...] = ("no_findings", "findings", "not_inspected")
+FINDING_KINDS: tuple[str, ...] = (
+    "infringement",
+    "counterfeit_patent",
+    "abnormal_filing",
+    "agency_misconduct",
+    "false_materials",
+    "commitment_breach",
+    "record_keeping",
+    "other",
+)
+_EVENT_OF = {"no_findings": INSPECTION_OUTCOMES["passed"], "findings": INSPECTION_OUTCOMES["failed"]}
 
 # Up to this many named entities are looked up by id; more, and the whole selection is read.
 _LOOKUP_LIMIT = 30_000
@@ -89,6 +110,130 @@ def _record_results(
             )
         record_change(conn, principal, "draw.results", f"draw/{draw_id}", {"results": len(events)})
     return [{**e, "quantity": 1, "repaired_on": None} for e in events]
+
+
+def record_outcomes(
+    engine: Engine,
+    outcomes: Sequence[dict[str, Any]],
+    principal: Principal | None,
+    *,
+    draw_id: str | None = None,
+    task_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Record outcomes of a draw's inspections (``draw_id``: one per selected entity) or of a targeted
+    task (``task_id``: one). Each names the inspector, who must be one of those assigned.
+
+    ``InvalidInput`` (with the item's path) for an entity not selected, an inspector not assigned, a
+    finding without its kind or a kind without findings, dates out of order; ``Conflict`` for an
+    outcome already recorded; ``NotFound`` for a draw or task the caller may not see."""
+    try:
+        with engine.begin() as conn:
+            return _record_outcomes(conn, outcomes, principal, draw_id=draw_id, task_id=task_id)
+    except IntegrityError as exc:  # the unique keys: another request recorded it meanwhile
+        raise Conflict("an outcome was recorded meanwhile by someone else; reload the draw or task") from exc
+
+
+def _teams(conn: Connection, draw_id: str | None, task_id: int | None, wanted: list[str]) -> dict[str, set[str]]:
+    """The inspectors assigned to each wanted entity of the draw or task."""
+    if task_id is not None:
+        row = conn.execute(
+            select(plan_tasks.c.entity_id, plan_tasks.c.inspectors).where(plan_tasks.c.id == task_id)
+        ).one()
+        return {row.entity_id: set(row.inspectors.split(";"))}
+    stmt = select(draw_selections.c.entity_id, draw_selections.c.inspectors).where(draw_selections.c.draw_id == draw_id)
+    if len(wanted) <= _LOOKUP_LIMIT:
+        stmt = stmt.where(draw_selections.c.entity_id.in_(wanted))
+    return {e: set(team.split(";")) if team else set() for e, team in conn.execute(stmt)}
+
+
+def _record_outcomes(
+    conn: Connection,
+    outcomes: Sequence[dict[str, Any]],
+    principal: Principal | None,
+    *,
+    draw_id: str | None,
+    task_id: int | None,
+) -> list[dict[str, Any]]:
+    today = dates.today()
+    if (draw_id is None) == (task_id is None):
+        raise ValueError("give a draw_id or a task_id")
+    if draw_id is not None:
+        draw_record(conn, draw_id, principal)
+        where, source = f"draw {draw_id}", f"draw/{draw_id}"
+    else:
+        task_row(conn, task_id, principal)
+        where, source = f"task {task_id}", f"task/{task_id}"
+        if len(outcomes) != 1:
+            raise InvalidInput.at("outcomes", "a task has one outcome")
+    wanted = [o["entity_id"] for o in outcomes]
+    if len(wanted) != len(set(wanted)):
+        raise InvalidInput.at("outcomes", "outcomes must name each entity once")
+    teams = _teams(conn, draw_id, task_id, wanted)
+    for i, o in enumerate(outcomes):
+        if o["entity_id"] not in teams:
+            raise InvalidInput.at(("outcomes", i, "entity_id"), f"entity {o['entity_id']} is not inspected in {where}")
+        if o["inspector_id"] not in teams[o["entity_id"]]:
+            raise InvalidInput.at(
+                ("outcomes", i, "inspector_id"),
+                f"inspector {o['inspector_id']} is not assigned to entity {o['entity_id']} in {where}",
+                o["inspector_id"],
+            )
+        if (o["outcome"] == "findings") != (o.get("finding_kind") is not None):
+            raise InvalidInput.at(
+                ("outcomes", i, "finding_kind"), "finding_kind is given exactly when outcome is findings"
+            )
+        if (o.get("recorded_on") or today) < o["inspected_on"]:
+            raise InvalidInput.at(("outcomes", i, "recorded_on"), "recorded_on must be on or after inspected_on")
+    key = inspection_outcomes.c.task_id == task_id if task_id is not None else inspection_outcomes.c.draw_id == draw_id
+    done = set(conn.execute(select(inspection_outcomes.c.entity_id).where(key)).scalars())
+    if draw_id is not None:
+        done |= set(results_of(conn, draw_id))
+    again = [e for e in wanted if e in done]
+    if again:
+        raise Conflict(f"outcomes for {again[:5]} in {where} are already recorded")
+    now = datetime.now(UTC)
+    recorded = []
+    for o in outcomes:
+        event_type = _EVENT_OF.get(o["outcome"])
+        recorded_on = o.get("recorded_on") or today
+        event_id = None
+        if event_type is not None:
+            tag = draw_id[:12] if draw_id is not None else f"T{task_id}"
+            event_id = f"INS-{tag}-{o['entity_id']}"
+            if draw_id is not None:  # the draw's public page and the events export read these
+                conn.execute(
+                    inspection_results.insert().values(
+                        event_id=event_id,
+                        entity_id=o["entity_id"],
+                        event_type=event_type,
+                        occurred_on=o["inspected_on"],
+                        recorded_on=recorded_on,
+                        amount=o.get("amount"),
+                        draw_id=draw_id,
+                        findings=o.get("findings"),
+                        recorded_by=principal.actor if principal else None,
+                        recorded_at=now,
+                    )
+                )
+        row = {
+            "draw_id": draw_id,
+            "task_id": task_id,
+            "entity_id": o["entity_id"],
+            "inspector_id": o["inspector_id"],
+            "outcome": o["outcome"],
+            "finding_kind": o.get("finding_kind"),
+            "findings": o.get("findings"),
+            "inspected_on": o["inspected_on"],
+            "recorded_on": recorded_on,
+            "event_id": event_id,
+            "ledger_seq": None,
+            "recorded_by": principal.actor if principal else None,
+            "recorded_at": now,
+        }
+        conn.execute(inspection_outcomes.insert(), [row])
+        recorded.append({k: v for k, v in row.items() if k not in ("recorded_at",)} | {"event_type": event_type})
+    record_change(conn, principal, "inspection.outcomes", source, {"outcomes": len(recorded)})
+    return recorded
 
 
 def export_events(

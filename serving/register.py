@@ -37,7 +37,7 @@ from sqlalchemy import Connection, func, select
 
 from features.errors import NotFound
 from serving import sampling
-from serving.db import draw_secrets, draw_selections, draws, entities, inspection_results, lock
+from serving.db import draw_secrets, draw_selections, draws, entities, inspection_outcomes, inspection_results, lock
 from serving.populations import payload, snapshot
 
 # The previous hash of the first record in the chain.
@@ -223,11 +223,28 @@ def public_draw(conn: Connection, draw_id: str, *, limit: int, offset: int) -> d
         .offset(offset)
     ).all()
     results = results_of(conn, draw_id, [e for e, _ in page])
+    outcomes = {
+        r.entity_id: r
+        for r in conn.execute(
+            select(inspection_outcomes.c.entity_id, inspection_outcomes.c.outcome, inspection_outcomes.c.finding_kind)
+            .where(inspection_outcomes.c.draw_id == draw_id)
+            .where(inspection_outcomes.c.entity_id.in_([e for e, _ in page]))
+        )
+    }
     return {
         **_summary(row),
         "limit": limit,
         "offset": offset,
-        "selected": [{"entity_id": e, "name": name or "", "result": results.get(e)} for e, name in page],
+        "selected": [
+            {
+                "entity_id": e,
+                "name": name or "",
+                "result": results.get(e),
+                "outcome": outcomes[e].outcome if e in outcomes else None,
+                "finding_kind": outcomes[e].finding_kind if e in outcomes else None,
+            }
+            for e, name in page
+        ],
     }
 
 

@@ -42,8 +42,9 @@ from features.errors import Conflict, InvalidInput, Problem
 from models.policy import TIERS, SamplingPolicy
 
 _EPS = 1e-9
-Mode = Literal["ratios", "budget"]
-MODES: tuple[Mode, ...] = ("ratios", "budget")
+# "plan": a draw of a yearly inspection plan (serving/plans.py), its counts set by the plan.
+Mode = Literal["ratios", "budget", "plan"]
+MODES: tuple[Mode, ...] = ("ratios", "budget", "plan")
 
 
 class SamplingError(InvalidInput):
@@ -297,10 +298,11 @@ def draw(
     budget: int | None = None,
     per_entity: int | None = None,
     avoid_same_region: bool = False,
+    allocation: Allocation | None = None,
 ) -> Draw:
-    """The whole draw: how many entities per tier (``ratios`` overriding the policy's, or a ``budget``
-    shared across tiers), which entities, and who inspects them (``per_entity`` inspectors each, at
-    least the policy's). The same arguments always give the same draw.
+    """The whole draw: how many entities per tier (``ratios`` overriding the policy's, a ``budget``
+    shared across tiers, or an ``allocation`` a plan fixed), which entities, and who inspects them
+    (``per_entity`` inspectors each, at least the policy's). The same arguments always give the same draw.
 
     ``SamplingError`` when the request breaks the policy or the roster cannot staff an entity;
     ``Conflict`` when entities are selected and the roster is too small for even one of them.
@@ -313,7 +315,9 @@ def draw(
         )
     counts = population_counts(population.tiers)
     mode: Mode
-    if budget is not None:
+    if allocation is not None:
+        mode = "plan"
+    elif budget is not None:
         allocation, mode = allocate_budget(counts, policy, budget), "budget"
     else:
         allocation, mode = allocate_ratios(counts, resolve_ratios(policy, ratios)), "ratios"

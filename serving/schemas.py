@@ -19,7 +19,7 @@ from features.schema import (
     LIST_NAMES,
     REGION_PATTERN,
 )
-from models.policy import TIERS
+from models.policy import BENEFITS, TIERS
 from serving.auth import ROLES
 from serving.dates import BoundedDate
 from serving.sampling import MODES
@@ -39,6 +39,7 @@ Outcome = Literal[tuple(INSPECTION_OUTCOMES)]  # type: ignore[valid-type]
 InspectionEventType = Literal[tuple(INSPECTION_OUTCOMES.values())]  # type: ignore[valid-type]
 DrawMode = Literal[MODES]  # type: ignore[valid-type]
 Decision = Literal["uphold", "correct", "repair"]
+BenefitName = Literal[BENEFITS]  # type: ignore[valid-type]
 ObjectionStatus = Literal["open", "upheld", "corrected", "repaired"]
 
 
@@ -450,6 +451,10 @@ class PublicRegister(BaseModel):
 
 
 class PublicDraw(RegisterEntry):
+    outcome: Literal["no_findings", "findings", "not_inspected"] | None = Field(
+        default=None, description="the inspection's outcome, once recorded (POST .../outcomes)"
+    )
+    finding_kind: str | None = Field(default=None, description="what the findings were")
     """The publishable draw (一公开) with a page of its selected entities: never a score or a tier."""
 
     limit: int
@@ -686,3 +691,284 @@ class Health(BaseModel):
     policy_version: str | None
     database: Literal["ok", "unavailable"]
     reasons: list[str] = Field(description="why the service is degraded; empty when ok")
+    benefits: list[BenefitName] = Field(
+        default_factory=list, max_length=10, description="a department token: the benefits it may ask about"
+    )
+    benefits: list[str] = Field(default_factory=list)
+    benefits: list[str] = Field(default_factory=list, description="a department token's benefits")
+
+
+# ---- inspection plans and outcomes (serving/plans.py, serving/inspections.py) ----------------------------
+
+PlanPeriod = Literal["month", "quarter"]
+InspectionOutcome = Literal["no_findings", "findings", "not_inspected"]
+FindingKind = Literal[
+    "infringement",
+    "counterfeit_patent",
+    "abnormal_filing",
+    "agency_misconduct",
+    "false_materials",
+    "commitment_breach",
+    "record_keeping",
+    "other",
+]
+PlanTriggerName = Literal["complaint", "data_alert", "referral"]
+
+
+class PlanIn(_Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"region": "210600", "year": 2026}]})
+    region: Region = Field(description="the division the plan covers (a city's code covers its districts)")
+    year: int = Field(ge=1900, le=9999, description="the plan year: at most next year")
+    period: PlanPeriod = Field(default="month", description="one draw a month or a quarter")
+
+
+class PlanTierCounts(BaseModel):
+    population: int = Field(description="entities of the tier in the region at the draw")
+    resting: int = Field(description="left out: inspected within their rest period (无事不扰)")
+    eligible: int
+    target: float = Field(description="the year's random inspections planned for the tier")
+    expected: float = Field(description="inspections this draw expects: x")
+    count: int = Field(description="selected: ⌊x⌋ or ⌈x⌉, its expectation x")
+    probability: float = Field(description="each eligible entity's inclusion probability x / eligible")
+
+
+class PlanDrawSummary(BaseModel):
+    period: int
+    draw_on: date
+    draw_id: str
+    tiers: dict[TierName, PlanTierCounts]
+    resting: int = Field(description="entities left out of the draw")
+
+
+class PlanTierProgress(BaseModel):
+    planned: float
+    drawn: int
+    inspected: int
+    findings: int
+    not_inspected: int
+    overdue: int = Field(description="drawn, no result grace_days after the period ended")
+
+
+class TargetedProgress(BaseModel):
+    tasks: dict[str, int] = Field(description="tasks per trigger: never counted as random")
+    outcomes: dict[str, int]
+
+
+class PlanProgress(BaseModel):
+    periods: int
+    periods_drawn: int
+    tiers: dict[TierName, PlanTierProgress]
+    total: PlanTierProgress
+    targeted: TargetedProgress
+
+
+class Plan(BaseModel):
+    plan_id: str
+    region: str
+    year: int
+    period: PlanPeriod
+    policy_version: str
+    rules: dict[str, Any] = Field(description="the policy's [plans] section the plan follows")
+    created_at: datetime
+    created_by: str | None
+    draws: list[PlanDrawSummary]
+    progress: PlanProgress
+
+
+class PlanList(BaseModel):
+    plans: list[Plan]
+
+
+class PlanDraw(BaseModel):
+    plan_id: str
+    period: int
+    draw_on: date
+    tiers: dict[TierName, PlanTierCounts]
+    draw: Draw
+
+
+class Coverage(BaseModel):
+    plan_id: str
+    draws: int
+    entities: int = Field(description="entities of the region now")
+    positive: int = Field(description="entities with a positive inclusion probability in some draw")
+    never: list[str] = Field(description="entities with none so far (the first 1000)")
+    min_probability: float | None = Field(description="the least chance of being drawn at least once so far")
+
+
+class TaskIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_id": EXAMPLE_ID,
+                    "trigger": "complaint",
+                    "reference": "投诉〔2026〕12号",
+                    "received_on": "2026-03-02",
+                }
+            ]
+        },
+    )
+    entity_id: EntityId
+    trigger: PlanTriggerName
+    reference: str = Field(min_length=1, max_length=200, description="the complaint's, alert's or referral's number")
+    received_on: BoundedDate
+
+
+class Task(BaseModel):
+    task_id: int
+    plan_id: str
+    entity_id: str
+    trigger: PlanTriggerName
+    reference: str
+    received_on: date
+    inspectors: list[str]
+    created_by: str | None
+
+
+class OutcomeIn(_Model):
+    entity_id: EntityId
+    inspector_id: str = Field(min_length=1, max_length=64, description="one of the inspectors assigned")
+    outcome: InspectionOutcome
+    finding_kind: FindingKind | None = Field(default=None, description="exactly when outcome is findings")
+    findings: str | None = Field(default=None, max_length=4000)
+    inspected_on: BoundedDate = Field(description="the day of the inspection (or of the attempt)")
+    recorded_on: BoundedDate | None = Field(default=None, description="default: today")
+    amount: float | None = Field(default=None, ge=0, le=1e13, description="fine in yuan, if any")
+
+
+class OutcomesIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcomes": [
+                        {
+                            "entity_id": EXAMPLE_ID,
+                            "inspector_id": "DD001",
+                            "outcome": "findings",
+                            "finding_kind": "counterfeit_patent",
+                            "inspected_on": "2026-03-10",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=10_000)
+
+
+class RecordedOutcome(BaseModel):
+    draw_id: str | None
+    task_id: int | None
+    entity_id: str
+    inspector_id: str
+    outcome: InspectionOutcome
+    finding_kind: str | None
+    findings: str | None
+    inspected_on: date
+    recorded_on: date
+    event_id: str | None = Field(description="the new record the inspection made (none when not inspected)")
+    event_type: InspectionEventType | None
+    ledger_seq: int | None = Field(description="the ledger decision that added the record")
+    recorded_by: str | None
+
+
+# ---- measures, eligibility checks and credit commitments (serving/eligibility.py, serving/commitments.py) --
+
+
+class MeasureInForce(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+    effect: Literal["incentive", "restriction"]
+    blocks: list[BenefitName] = Field(description="benefits a restriction refuses")
+    priority: list[BenefitName] = Field(description="benefits an incentive gives priority for")
+    basis: str = Field(description="the legal basis")
+    records: list[dict[str, Any]] = Field(
+        description="what triggers it: list entries (list, entered_on, basis, ends_on), broken commitments "
+        "(event_id, recorded_on) or the tier"
+    )
+    until: date | None = Field(description="the last day it is in force (none: while its trigger lasts)")
+
+
+class Measures(BaseModel):
+    entity_id: str
+    on: date
+    policy_version: str
+    measures: list[MeasureInForce]
+
+
+class EligibilityIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"entity_id": EXAMPLE_ID, "benefit": "funding", "on": "2026-06-01"}]},
+    )
+    entity_id: EntityId
+    benefit: BenefitName
+    on: BoundedDate | None = Field(default=None, description="default: today")
+
+
+class EligibilityBatchIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"entity_ids": [EXAMPLE_ID], "benefit": "fast_track", "on": "2026-06-01"}]},
+    )
+    entity_ids: list[EntityId] = Field(min_length=1, max_length=1000)
+    benefit: BenefitName
+    on: BoundedDate | None = Field(default=None, description="default: today")
+
+
+class Eligibility(BaseModel):
+    entity_id: str
+    benefit: BenefitName
+    on: date
+    allowed: bool = Field(description="no restriction in force blocks the benefit")
+    priority: bool = Field(description="an incentive in force gives priority for it (and nothing blocks it)")
+    because: list[MeasureInForce] = Field(description="the measures behind the answer: blocking first")
+    policy_version: str
+
+
+class EligibilityBatch(BaseModel):
+    answers: list[Eligibility] = Field(description="in the order asked")
+
+
+class CommitmentIn(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"entity_id": EXAMPLE_ID, "status": "signed", "on": "2026-03-01", "reference": "承诺书〔2026〕5号"},
+                {
+                    "entity_id": EXAMPLE_ID,
+                    "status": "broken",
+                    "on": "2026-09-01",
+                    "commitment_id": "5f0c1e1b9d8a4c3e8f7a6b5c4d3e2f10",
+                    "reference": "核查〔2026〕9号",
+                },
+            ]
+        },
+    )
+    entity_id: EntityId
+    status: Literal["signed", "kept", "broken"]
+    on: BoundedDate = Field(description="signed, or found kept or broken, on this day")
+    reference: str = Field(min_length=1, max_length=200, description="the commitment's or finding's number")
+    commitment_id: str | None = Field(
+        default=None, min_length=32, max_length=32, pattern="^[0-9a-f]{32}$", description="kept or broken: which"
+    )
+    benefit: BenefitName | None = Field(default=None, description="signed: the procedure it was signed for")
+
+
+class Commitment(BaseModel):
+    commitment_id: str
+    entity_id: str
+    status: Literal["signed", "kept", "broken"]
+    on: date
+    benefit: str | None
+    reference: str
+    event_id: str | None = Field(description="the ledger's new record (signed, broken)")
+    ledger_seq: int | None
+    recorded_by: str | None
+    list_entry: dict[str, Any] | None = Field(description="broken: the list entry the policy brings, if any")

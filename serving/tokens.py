@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from features.errors import InvalidInput
 from features.schema import REGION_PATTERN
+from models.policy import BENEFITS
 from serving.audit import record_change
 from serving.auth import ROLES, Principal, Role, expiry, hash_token, utc
 from serving.db import api_tokens
@@ -25,8 +26,15 @@ from serving.db import api_tokens
 DEFAULT_DAYS = 90
 
 
-def _check(role: str, name: str, region: str | None, days: int | None) -> None:
+def _check(role: str, name: str, region: str | None, days: int | None, benefits: tuple[str, ...] = ()) -> None:
     problems = []
+    unknown = [b for b in benefits if b not in BENEFITS]
+    if unknown:
+        problems.append(("benefits", f"benefits must be of {list(BENEFITS)}; got {unknown}"))
+    elif role == Role.DEPARTMENT and not benefits:
+        problems.append(("benefits", "a department token must name the benefits it administers"))
+    elif role != Role.DEPARTMENT and benefits:
+        problems.append(("benefits", "only a department token names benefits"))
     if role not in ROLES:
         problems.append(("role", f"role must be one of {list(ROLES)}; got {role!r}"))
     if not 1 <= len(name) <= 100:
@@ -51,13 +59,18 @@ def create_token(
     region: str | None = None,
     expires_in_days: int | None = DEFAULT_DAYS,
     by: Principal | None = None,
+    benefits: tuple[str, ...] | list[str] = (),
 ) -> tuple[int, str]:
     """Create a token for ``role`` (scoped to ``region``, expiring after ``expires_in_days`` days, ``None``
-    for never) and audit it; return its id and the token, shown once and stored hashed."""
-    _check(role, name, region, expires_in_days)
+    for never; a department's limited to ``benefits``) and audit it; return its id and the token, shown
+    once and stored hashed."""
+    benefits = tuple(dict.fromkeys(benefits))
+    _check(role, name, region, expires_in_days, benefits)
     if isinstance(target, Engine):
         with target.begin() as conn:
-            return create_token(conn, role, name, region=region, expires_in_days=expires_in_days, by=by)
+            return create_token(
+                conn, role, name, region=region, expires_in_days=expires_in_days, by=by, benefits=benefits
+            )
     token = "ipc_" + secrets.token_urlsafe(32)
     expires_at = expiry(expires_in_days)
     token_id = target.execute(
@@ -70,10 +83,11 @@ def create_token(
             created_by=by.actor if by else None,
             expires_at=expires_at,
             region=region,
+            benefits=";".join(benefits) or None,
         )
         .returning(api_tokens.c.id)
     ).scalar_one()
-    detail = {"role": role, "name": name, "region": region, "expires_at": expires_at}
+    detail = {"role": role, "name": name, "region": region, "expires_at": expires_at, "benefits": list(benefits)}
     record_change(target, by, "token.create", f"token/{token_id}", detail)
     return token_id, token
 
@@ -110,6 +124,7 @@ def list_tokens(conn: Connection, *, limit: int = 100, offset: int = 0) -> tuple
                 "name": row["name"],
                 "role": row["role"],
                 "region": row["region"],
+                "benefits": row["benefits"].split(";") if row["benefits"] else [],
                 "created_at": utc(row["created_at"]),
                 "created_by": row["created_by"],
                 "expires_at": expires_at,

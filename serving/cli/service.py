@@ -66,7 +66,7 @@ def serve(
 
 @tokens_app.command("create")
 def tokens_create(
-    role: Annotated[str, typer.Option(help="supervisor, analyst, reviewer or admin")],
+    role: Annotated[str, typer.Option(help="supervisor, analyst, reviewer, department or admin")],
     name: Annotated[str, typer.Option(help="who or what the token is for")] = "cli",
     region: Annotated[
         str | None,
@@ -74,6 +74,13 @@ def tokens_create(
     ] = None,
     expires_in: Annotated[
         int | None, typer.Option("--expires-in", help="days until it expires (default: the service's token_days)")
+    ] = None,
+    measures: Annotated[
+        str | None,
+        typer.Option(
+            help="a department token: the comma-separated benefits it administers "
+            "(funding, fee_reduction, fast_track, award_recommendation, commitment_procedure)"
+        ),
     ] = None,
 ) -> None:
     """Create an API token for ROLE and print it as the last line (only its hash is stored; audited)."""
@@ -83,10 +90,13 @@ def tokens_create(
 
     days = expires_in or load_settings().token_days
     try:
-        token_id, token = create_token(_engine(), role, name, region=region, expires_in_days=days, by=cli_principal())
+        benefits = [m.strip() for m in measures.split(",") if m.strip()] if measures else []
+        token_id, token = create_token(
+            _engine(), role, name, region=region, expires_in_days=days, by=cli_principal(), benefits=benefits
+        )
     except IPCreditError as exc:
         raise fail(exc) from None
-    scope = f", region {region}" if region else ""
+    scope = (f", region {region}" if region else "") + (f", benefits {measures}" if measures else "")
     typer.echo(f"token {token_id} for role {role} ({name}{scope}, {days} days); it is shown only once:", err=True)
     typer.echo(token)
 

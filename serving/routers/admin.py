@@ -36,7 +36,7 @@ def new_token(body: TokenIn, request: Request, principal: Admin, engine: EngineD
     days = body.expires_in_days or request.app.state.settings.token_days
     with engine.begin() as conn:
         token_id, token = create_token(
-            conn, body.role, body.name, region=body.region, expires_in_days=days, by=principal
+            conn, body.role, body.name, region=body.region, expires_in_days=days, by=principal, benefits=body.benefits
         )
         expires_at = conn.execute(select(api_tokens.c.expires_at).where(api_tokens.c.id == token_id)).scalar()
     return {
@@ -44,6 +44,7 @@ def new_token(body: TokenIn, request: Request, principal: Admin, engine: EngineD
         "name": body.name,
         "role": body.role,
         "region": body.region,
+        "benefits": body.benefits,
         "expires_at": utc(expires_at),
         "token": token,
     }
