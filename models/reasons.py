@@ -4,18 +4,24 @@ Exact TreeSHAP contributions (``Scorer.contributions``) become three JSON column
 contributions by absolute size with their bilingual sentences from the feature catalogue),
 ``contributions`` (feature -> contribution) and ``features`` (feature -> value). They are built column by
 column: scoring a million rows must not be dominated by ``json.dumps``.
+
+``rule_records`` says which records stand behind each fired rule: the records (``features.evidence``) of
+the features whose conditions held.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from features.catalogue import FEATURE_NAMES, FEATURES
 from features.columns import FeatureColumns, decoded, feature_columns
+from features.evidence import Evidence, union
+from models.policy import Policy, compiled
 
 FeatureValue = bool | int | float | str | None
 # Per feature index, per distinct value: the reason's JSON before its contribution (first in the list and
@@ -178,3 +184,29 @@ def features_json(features: pd.DataFrame | FeatureColumns) -> list[str]:
             texts = ["null" if v is None else _json_str(v) for v in values]
         columns.append((name, texts))
     return _json_objects(columns, n)
+
+
+def rule_records(
+    policy: Policy, codes: str, values: Mapping[str, FeatureValue], found: Mapping[str, Evidence]
+) -> dict[str, list[Evidence]]:
+    """The records behind each fired rule of ``codes`` (``;``-joined): per table, the records of the
+    features whose conditions hold for ``values`` (the row's feature values) — every condition of
+    ``when_all`` and those of ``when_any`` that hold — from ``found`` (``features.evidence.evidence``)."""
+    engine = compiled(policy)
+    out: dict[str, list[Evidence]] = {}
+    for code in [c for c in (codes or "").split(";") if c]:
+        if code not in engine.codes:
+            continue
+        _, _, when_all, when_any = engine.rules[engine.codes.index(code)]
+        names = [name for name, op, value in (*when_all, *when_any) if _holds(op, values.get(name), value)]
+        parts = [found[name] for name in dict.fromkeys(names) if name in found]
+        tables = dict.fromkeys(part.table for part in parts)
+        out[code] = [union(table, parts) for table in tables]
+    return out
+
+
+def _holds(op, value: FeatureValue, threshold: bool | float) -> bool:
+    """One rule condition on one stored value, as ``CompiledPolicy`` compares a feature column (a missing
+    value is NaN: it fails every comparison but ``!=``)."""
+    number = np.nan if value is None else float(value) if not isinstance(value, str) else np.nan
+    return bool(op(np.asarray([number], dtype=np.float64), threshold)[0])
