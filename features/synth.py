@@ -133,12 +133,15 @@ _CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)  # counterfeit-patent penalty rates
 P_CLIENT = 0.45  # of enterprises: served by an agency during the window
 P_MILL = 0.2  # of agencies
 MILL_WEIGHT = 3.0  # a mill agency takes on this many times the clients of another
-MILL_AGENCY_SHIFT = 0.7  # added to a mill agency's level
-MILL_CLIENT_SHIFT = 0.8  # added to a client's z while a mill agency serves it
+MILL_AGENCY_SHIFT = 0.9  # added to a mill agency's level
+MILL_CLIENT_SHIFT = 1.2  # added to a client's z while a mill agency serves it
 MILL_BURST = 2.0  # times the client's z shift, added to the logit of its filing bursts
 P_CLIENT_LEAVES = 0.3  # a client link that ends inside the window
-P_GROUPED = 0.14  # of enterprises: in a group under one legal representative
-GROUP_SD = 0.9  # sd of the level a group shares (added to each member's)
+P_GROUPED = 0.2  # of enterprises: in a group under one legal representative
+GROUP_SD = 1.2  # sd of the level a group shares (added to each member's)
+P_GROUP_TURN = 0.6  # a group whose controller turns worse at one moment, for all its members at once
+GROUP_TURN = (1.1, 0.5)  # mean and sd of that shift of z
+P_SHELL = 0.6  # a later member registered after the first one (a new company of the same people)
 P_GROUP_SHARES = 0.5  # a group member whose shares the group's first member also holds
 P_SHARED_ADDRESS = 0.04  # of enterprises: registered at an address shared with one other
 P_LATE_LINK = 0.1  # a link recorded long after it began (found in a later registry check)
@@ -696,15 +699,43 @@ def _relations(b: _Block) -> None:
     agencies = np.flatnonzero(b.agency)
     parts: list[tuple[np.ndarray, ...]] = []
 
-    def begin(a: np.ndarray, c: np.ndarray) -> np.ndarray:
-        # a link begins once both exist, at some point from two years before the window to its end
+    def begin(a: np.ndarray, c: np.ndarray, spread: bool = True) -> np.ndarray:
+        # a link begins once both exist (no earlier than two years before the window): at some point up to
+        # the end, or (``spread`` False: one group from the start) within two months
         earliest = np.maximum(np.maximum(b.reg_day[a], b.reg_day[c]), g.start - 730)
-        return earliest + (rng.random(len(a)) * np.maximum(g.end - earliest, 1)).astype(np.int64)
+        span = np.maximum(g.end - earliest, 1) if spread else np.minimum(np.maximum(g.end - earliest, 1), 60)
+        return earliest + (rng.random(len(a)) * span).astype(np.int64)
 
     def add(a: np.ndarray, c: np.ndarray, relation: str, start: np.ndarray, stop: np.ndarray) -> None:
         late = rng.random(len(a)) < P_LATE_LINK
         recorded = start + np.where(late, rng.integers(60, 720, len(a)), rng.integers(0, 45, len(a)))
         parts.append((a, c, np.full(len(a), _REL[relation], np.int8), start, stop, recorded))
+
+    # groups under one legal representative: a first member (often older) and one to three others
+    grouped = rng.permutation(firms[rng.random(len(firms)) < P_GROUPED])
+    sizes = rng.integers(2, 5, max(len(grouped) // 2, 1))
+    ends = np.cumsum(sizes)
+    keep = ends <= len(grouped)
+    ends, firsts = ends[keep], (ends - sizes)[keep]
+    group_of = np.repeat(np.arange(len(ends)), ends - firsts)
+    members = grouped[: len(group_of)]
+    b.level[members] += rng.normal(0, GROUP_SD, len(ends))[group_of]
+    turns = rng.random(len(ends)) < P_GROUP_TURN
+    size = np.where(turns, rng.normal(*GROUP_TURN, len(ends)), 0.0).astype(np.float32)
+    when = g.first[rng.integers(0, g.n, len(ends))]
+    b.link_shift[members] += size[group_of, None] * (g.first[None, :] >= when[group_of, None])
+    head = firsts[group_of]
+    member = np.arange(len(group_of))
+    others = member != head
+    a, c = grouped[head[others]], grouped[member[others]]
+    shell = rng.random(len(c)) < P_SHELL
+    b.reg_day[c[shell]] = np.maximum(
+        b.reg_day[c[shell]], np.minimum(b.reg_day[a[shell]] + rng.integers(30, 2000, int(shell.sum())), g.end - 30)
+    )
+    start = begin(a, c, spread=False)
+    add(a, c, "shared_legal_representative", start, np.full(len(a), _NULL))
+    shares = rng.random(len(a)) < P_GROUP_SHARES
+    add(a[shares], c[shares], "shareholder", start[shares], np.full(int(shares.sum()), _NULL))
 
     # agencies and their clients
     if len(agencies) and len(firms):
@@ -721,23 +752,6 @@ def _relations(b: _Block) -> None:
         begun = g.first[None, :] >= start[served, None]
         ended = (stop[served, None] != _NULL) & (g.first[None, :] >= stop[served, None])
         b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended)
-
-    # groups under one legal representative: a first member (often older) and one to three others
-    grouped = rng.permutation(firms[rng.random(len(firms)) < P_GROUPED])
-    sizes = rng.integers(2, 5, max(len(grouped) // 2, 1))
-    ends = np.cumsum(sizes)
-    keep = ends <= len(grouped)
-    ends, firsts = ends[keep], (ends - sizes)[keep]
-    group_of = np.repeat(np.arange(len(ends)), ends - firsts)
-    b.level[grouped[: len(group_of)]] += rng.normal(0, GROUP_SD, len(ends))[group_of]
-    head = firsts[group_of]
-    member = np.arange(len(group_of))
-    others = member != head
-    a, c = grouped[head[others]], grouped[member[others]]
-    start = begin(a, c)
-    add(a, c, "shared_legal_representative", start, np.full(len(a), _NULL))
-    shares = rng.random(len(a)) < P_GROUP_SHARES
-    add(a[shares], c[shares], "shareholder", start[shares], np.full(int(shares.sum()), _NULL))
 
     # shared addresses: pairs of otherwise unrelated enterprises
     pairs = rng.permutation(firms[rng.random(len(firms)) < P_SHARED_ADDRESS])
