@@ -32,7 +32,7 @@ from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.populations import PopulationCache
-from serving.routers import admin, draws, entities, health, objections, public, runs, whatif
+from serving.routers import admin, draws, entities, health, ledger, objections, public, runs, whatif
 from serving.scorers import Scorers
 from serving.scoring import SCORING_THREADS
 from serving.settings import Settings, load_settings
@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     install_page_errors(app)
-    for module in (health, entities, whatif, runs, draws, objections, public, admin):
+    for module in (health, entities, whatif, runs, draws, objections, ledger, public, admin):
         app.include_router(module.router)
     return app
 

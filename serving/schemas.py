@@ -529,6 +529,16 @@ class ObjectionIn(_Model):
 class Repair(_Model):
     event_id: str = Field(min_length=1, max_length=100)
     repaired_on: BoundedDate
+    evidence: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="what the applicant showed: codes of the policy's repair_requirements its repair rule requires",
+    )
+    basis: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="the repair decision's number or legal ground (default: the objection)",
+    )
 
 
 class DecisionIn(_Model):
@@ -595,7 +605,8 @@ class ListEntry(BaseModel):
     entered_on: date
     removed_on: date | None
     lapses_on: date | None = Field(
-        description="serious-violation entries lapse 3 years after entry, untrustworthy ones after their management period"
+        description="serious-violation entries lapse 3 years after entry, untrustworthy ones after their "
+        "management period (1 year)"
     )
     basis: str | None
 
@@ -972,3 +983,89 @@ class Commitment(BaseModel):
     ledger_seq: int | None
     recorded_by: str | None
     list_entry: dict[str, Any] | None = Field(description="broken: the list entry the policy brings, if any")
+
+
+# ---- the decision ledger (serving/ledger.py, serving/decisions.py) -------------------------------------
+
+LedgerKind = Literal["correct", "withdraw", "repair", "remove_listing", "add_event"]
+# Named here: inside the ledger models the field ``list`` (the contract's column) hides the builtin.
+EvidenceCodes = list[Annotated[str, Field(min_length=1, max_length=64)]]
+Texts = list[str]
+
+
+class LedgerDecisionIn(_Model):
+    """One decision for the ledger. Which fields a kind takes: ``correct`` event_id and the amended fields
+    (event_type, occurred_on, recorded_on, quantity, amount); ``withdraw`` event_id; ``repair`` event_id,
+    repaired_on, evidence; ``remove_listing`` entity_id, list, entered_on, removed_on, evidence;
+    ``add_event`` event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amount."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "repair",
+                    "event_id": "E1",
+                    "entity_id": EXAMPLE_ID,
+                    "repaired_on": "2025-12-01",
+                    "basis": "市监信修〔2025〕12号",
+                    "evidence": ["penalty_fulfilled", "credit_commitment"],
+                }
+            ]
+        },
+    )
+    kind: LedgerKind
+    decided_on: BoundedDate | None = Field(default=None, description="default: repaired_on / removed_on, else today")
+    event_id: str | None = Field(default=None, min_length=1, max_length=80)
+    entity_id: EntityId | None = None
+    list: ListName | None = None
+    entered_on: BoundedDate | None = None
+    event_type: EventType | None = None
+    occurred_on: BoundedDate | None = None
+    recorded_on: BoundedDate | None = None
+    quantity: int | None = Field(default=None, ge=1, le=10**9)
+    amount: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
+    repaired_on: BoundedDate | None = None
+    removed_on: BoundedDate | None = None
+    basis: str | None = Field(default=None, max_length=2000, description="decision number or legal ground")
+    evidence: EvidenceCodes | None = Field(
+        default=None, max_length=20, description="codes of the policy's repair_requirements the applicant showed"
+    )
+    note: str | None = Field(default=None, max_length=2000)
+    dataset: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="the dataset folder (under the import root) holding the record; default: the dataset of "
+        "the entity's latest stored run",
+    )
+
+
+class LedgerDecision(BaseModel):
+    seq: int
+    decision_id: str
+    kind: LedgerKind
+    decided_on: date
+    event_id: str | None
+    entity_id: str | None
+    list: str | None
+    entered_on: date | None
+    event_type: str | None
+    occurred_on: date | None
+    recorded_on: date | None
+    quantity: int | None
+    amount: float | None
+    repaired_on: date | None
+    removed_on: date | None
+    basis: str | None
+    evidence: Texts | None
+    rule: str | None = Field(description="the policy's repair rule that allowed it")
+    policy_version: str | None
+    source: str | None
+    note: str | None
+    decided_by: str | None
+    recorded_at: datetime
+
+
+class LedgerPage(BaseModel):
+    seq: int = Field(description="the ledger's latest seq")
+    decisions: list[LedgerDecision]
