@@ -2,9 +2,10 @@
 as a waterfall, a what-if of repairing records, and the decision form.
 
 The page reads ``objections.objection_detail`` (what ``GET /v1/objections/{id}`` answers) and decides
-with ``objections.decide`` (``POST /v1/objections/{id}/decision``). The what-if rescores the entity with
-the decision's own rescoring (``objections._rescore``: the model version that produced the row and the
-policy text stored with its run), stores nothing and is queued like ``POST /v1/score``. A decision made
+with ``objections.decide`` (``POST /v1/objections/{id}/decision``). The what-if rescores the entity's
+history from the run's dataset with the ticked records repaired, through ``serving.scoring`` with the
+model version that produced the row and the policy text stored with its run; it stores nothing and is
+queued like ``POST /v1/score``. A decision made
 meanwhile by someone else (409) is shown as such on the page, with what the reviewer typed kept.
 """
 
@@ -29,7 +30,7 @@ from serving.schemas import DecisionIn, ObjectionStatus
 from serving.store import run_row, score_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
-from serving.ui.history import events_of
+from serving.ui.history import events_of, history_of, repaired
 from serving.ui.render import render
 from serving.ui.svg import waterfall
 
@@ -49,7 +50,7 @@ def queue(
     """Objections of the token's region, oldest first (the open ones by default)."""
     with engine.connect() as conn:
         rows = objections.list_objections(conn, status=status, limit=QUEUE_PAGE, offset=offset, region=principal.scope)
-    return render(request, "objections.html", rows=rows, status=status, offset=offset, page=QUEUE_PAGE)
+    return render(request, "objections.html", rows=rows, shown=status, offset=offset, page=QUEUE_PAGE)
 
 
 def _objected(conn: Connection, objection_id: int, principal: Principal) -> dict[str, Any]:
@@ -130,7 +131,9 @@ def _decision(form) -> DecisionIn:
 
 @router.post("/objections/{objection_id}/what-if")
 async def what_if(objection_id: int, request: Request, principal: Reviewer, engine: EngineDep, scorers: ScorersDep):
-    """Rescore as a repair of the ticked records would, with the row's model version; nothing stored."""
+    """Rescore the entity's history with the ticked records repaired, as a repair decision would: the
+    model version that produced the row, the policy text stored with its run, the contract's validation
+    and the feature code of every scoring (``serving.scoring``); nothing is stored."""
     form = await form_of(request)
     csrf.check(request, form)
     with engine.connect() as conn:
@@ -138,20 +141,22 @@ async def what_if(objection_id: int, request: Request, principal: Reviewer, engi
         row = score_row(conn, detail["score_id"], full=True)
         run = run_row(conn, row["run_id"], with_policy=True)
     kept = {"repair": form.getlist("repair"), "repaired_on": form.get("repaired_on") or ""}
-    try:
-        body = DecisionIn.model_validate(
-            {"decision": "repair", "version": detail["version"], "repairs": _repairs(form)}
-        )
-    except ValidationError as exc:
-        return _page(request, detail, status=422, problems=invalid_input_detail(invalid(exc)), kept=kept)
+    repairs = _repairs(form)
+    if not repairs:
+        problem = InvalidInput.at("repair", "tick at least one record to repair", where="form")
+        return _page(request, detail, status=422, problems=invalid_input_detail(problem), kept=kept)
 
     def rescore() -> dict[str, Any]:
-        record, changes = objections._rescore(scorers, detail, row, run, body, principal)
-        frame = record.scores
-        answer = explanations.what_if_row(
-            {k: frame[k].to_numpy() for k in frame.columns}, scoring.policy_from_text(run["policy_text"])
-        )
-        return {"answer": answer, "changes": changes, "chart": waterfall(answer, ident="wf-what-if")}
+        frames = history_of(run["data_source"], detail["entity_id"])
+        if frames is None:
+            raise InvalidInput.at("repair", "the run's dataset cannot be read: nothing to rescore", where="form")
+        entity, events, lists = frames
+        events, as_of = repaired(events, repairs, row["as_of"])
+        ds = scoring.dataset_from_history(entity, events, lists, source=f"what-if/objection/{objection_id}")
+        policy = scoring.policy_from_text(run["policy_text"])
+        scored = scoring.score_dataset(scorers.version(str(row["model_version"])), policy, ds, as_of)
+        answer = explanations.what_if_row({k: scored[k].to_numpy() for k in scored.columns}, policy)
+        return {"answer": answer, "previous": row, "chart": waterfall(answer, ident="wf-what-if")}
 
     try:
         async with request.app.state.whatif.admit():
