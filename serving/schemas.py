@@ -420,6 +420,10 @@ class PublicSelected(BaseModel):
     entity_id: str
     name: str
     result: Outcome | None = None
+    outcome: Literal["no_findings", "findings", "not_inspected"] | None = Field(
+        default=None, description="the inspection's outcome, once recorded (POST .../outcomes)"
+    )
+    finding_kind: str | None = Field(default=None, description="what the findings were")
 
 
 class RegisterEntry(BaseModel):
@@ -451,10 +455,6 @@ class PublicRegister(BaseModel):
 
 
 class PublicDraw(RegisterEntry):
-    outcome: Literal["no_findings", "findings", "not_inspected"] | None = Field(
-        default=None, description="the inspection's outcome, once recorded (POST .../outcomes)"
-    )
-    finding_kind: str | None = Field(default=None, description="what the findings were")
     """The publishable draw (一公开) with a page of its selected entities: never a score or a tier."""
 
     limit: int
@@ -625,6 +625,9 @@ class TokenIn(_Model):
         default=None, description="scope: only entities of this division (210000 a province, 210600 a city)"
     )
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="default: the service's token_days")
+    benefits: list[BenefitName] = Field(
+        default_factory=list, max_length=10, description="a department token: the benefits it may ask about"
+    )
 
 
 class TokenOut(BaseModel):
@@ -632,6 +635,7 @@ class TokenOut(BaseModel):
     name: str
     role: RoleName
     region: str | None = None
+    benefits: list[str] = Field(default_factory=list)
     expires_at: datetime | None = None
     token: str = Field(description="shown once; only its hash is stored")
 
@@ -641,6 +645,7 @@ class TokenInfo(BaseModel):
     name: str
     role: RoleName
     region: str | None
+    benefits: list[str] = Field(default_factory=list, description="a department token's benefits")
     created_at: datetime
     created_by: str | None
     expires_at: datetime | None
@@ -702,11 +707,6 @@ class Health(BaseModel):
     policy_version: str | None
     database: Literal["ok", "unavailable"]
     reasons: list[str] = Field(description="why the service is degraded; empty when ok")
-    benefits: list[BenefitName] = Field(
-        default_factory=list, max_length=10, description="a department token: the benefits it may ask about"
-    )
-    benefits: list[str] = Field(default_factory=list)
-    benefits: list[str] = Field(default_factory=list, description="a department token's benefits")
 
 
 # ---- inspection plans and outcomes (serving/plans.py, serving/inspections.py) ----------------------------
@@ -902,7 +902,9 @@ class MeasureInForce(BaseModel):
         description="what triggers it: list entries (list, entered_on, basis, ends_on), broken commitments "
         "(event_id, recorded_on) or the tier"
     )
-    until: date | None = Field(description="the last day it is in force (none: while its trigger lasts)")
+    until: date | None = Field(
+        description="the day it ends: from then on it no longer applies (none: while its trigger lasts)"
+    )
 
 
 class Measures(BaseModel):

@@ -108,6 +108,8 @@ def test_a_department_asks_only_about_its_own_benefits_and_every_check_is_audite
         assert unknown.status_code == 404
         future = client.post("/v1/eligibility", json={"entity_id": world[0], "benefit": "funding", "on": "2027-01-01"})
         assert future.status_code == 422 and future.json()["detail"][0]["loc"] == ["body", "on"]
+        malformed = client.get("/v1/eligibility", params={"entity_id": "91210600MA0QC0K81X", "benefit": "funding"})
+        assert malformed.status_code == 422 and malformed.json()["detail"][0]["loc"] == ["query", "entity_id"]
         junk = client.post("/v1/eligibility", json={"entity_id": world[0], "benefit": "free_money"})
         assert junk.status_code == 422 and junk.json()["detail"][0]["loc"] == ["body", "benefit"]
         asked = client.post(
