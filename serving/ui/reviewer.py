@@ -20,7 +20,9 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from features import evidence
 from features.errors import Conflict, InvalidInput, NotFound
+from features.evidence import EntityHistory
 from features.schema import ADVERSE_CODES
 from serving import dates, explanations, objections, scoring
 from serving.auth import Principal, Role
@@ -30,7 +32,7 @@ from serving.schemas import DecisionIn, ObjectionStatus
 from serving.store import run_row, score_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
-from serving.ui.history import events_of, history_of, repaired
+from serving.ui.history import history_of, repaired
 from serving.ui.render import render
 from serving.ui.svg import waterfall
 
@@ -59,11 +61,16 @@ def _objected(conn: Connection, objection_id: int, principal: Principal) -> dict
     return objections.objection_detail(conn, objection_id, principal)
 
 
-def _events(detail: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The objected entity's adverse events in the run's dataset (what a repair names), or why there are none."""
-    events = events_of(detail["run"]["data_source"], detail["entity_id"])
-    if events is None:
+def _history(detail: dict[str, Any]) -> list | None:
+    """The objected entity's ``(entity, events, lists)`` in the run's dataset, or ``None``."""
+    return history_of(detail["run"]["data_source"], detail["entity_id"])
+
+
+def _events(frames: list | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The adverse events of the history (what a repair names), or why there are none."""
+    if frames is None:
         return [], "the run's dataset cannot be read: send the corrected history with a 'correct' decision"
+    events = frames[1]
     out = []
     adverse = events[events["event_type"].isin(ADVERSE_CODES)]
     for e in adverse.sort_values("recorded_on", ascending=False).itertuples(index=False):
@@ -79,9 +86,20 @@ def _events(detail: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     return out, None
 
 
+def _behind(frames: list | None, as_of: Any) -> dict[str, dict[str, Any]]:
+    """The records behind each feature at the row's date (``features.evidence``: the catalogue's own
+    definitions under the point-in-time rule), as ``{feature: {table, ids, count}}``."""
+    if frames is None:
+        return {}
+    entity, events, lists = frames
+    found = evidence.evidence(EntityHistory(entity, events, lists), as_of)
+    return {name: e.shown() for name, e in found.items()}
+
+
 def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **values: Any):
     explanation = detail["explanation"]
-    events, events_note = _events(detail)
+    frames = _history(detail)
+    events, events_note = _events(frames)
     defaults = {"what_if": None, "conflict": None, "problems": [], "kept": {}}
     return render(
         request,
@@ -92,6 +110,7 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
         chart=waterfall(explanation, href_of=lambda f: f"#feature-{f}"),
         events=events,
         events_note=events_note,
+        behind=_behind(frames, explanation["as_of"]),
         today=dates.today(),
         **(defaults | values),
     )

@@ -82,7 +82,7 @@ def waterfall(
             f'<text x="{LABEL + PLOT + 6}" y="{y + 14}" class="wf-value">{amount:+.3f}</text>'
         )
         if href:
-            shape = f'<a href="{escape(href)}" aria-label="{escape(tip)}">{shape}</a>'
+            shape = f'<a href="{escape(href)}">{shape}</a>'
         out.append(f"<g>{shape}</g>")
 
     bar(0, "基准值 base", 0.0, base, TOTAL, f"base value {base:.3f}", None)

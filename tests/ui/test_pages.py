@@ -113,6 +113,20 @@ def test_supervisor_finds_an_entity_draws_records_a_result_and_downloads_the_dra
     browser.open("/ui/draws")
     browser.check("draws")
 
+    # The region's yearly plan: made, its first period drawn, its progress counted.
+    browser.open("/ui/plans")
+    browser.find("#plan-region").clear()
+    browser.find("#plan-region").send_keys("210600")
+    browser.find('form[action="/ui/plans"] button').click()
+    wait_for(lambda: browser.find_all('form[action$="/draws"] button'))
+    browser.find('form[action$="/draws"] button').click()
+    wait_for(lambda: "/ui/draws/" in browser.driver.current_url)
+    planned = len(browser.find_all("table.selected tbody tr"))
+    browser.open("/ui/plans")
+    total = browser.find_all("section table tbody tr")[-1].text.split()
+    assert "1 / 12" in browser.text() and int(total[3]) == planned  # 合计 total: planned, drawn, ...
+    browser.check("plans")
+
 
 def test_reviewer_reads_the_waterfall_tries_a_repair_and_is_told_when_someone_decided_meanwhile(browser: Browser, site):
     entity = riskiest(site)
