@@ -3,6 +3,7 @@ OpenAPI document shows. Names follow CONTRACT sections 1, 4 and 5."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,9 @@ class RiskRow(BaseModel):
     score_id: int
     run_id: int
     supersedes_id: int | None = Field(default=None, description="the score row this one replaced, if any")
+    ledger_seq: int | None = Field(
+        default=None, description="the ledger decisions its features applied (seq <= this); null: none read"
+    )
 
 
 class Contribution(BaseModel):
@@ -306,6 +310,24 @@ class ScoreRun(BaseModel):
     row_count: int
     parent_run_id: int | None = None
     objection_id: int | None = None
+    ledger_seq: int | None = Field(
+        default=None, description="the ledger decisions its features applied (seq <= this); null: none read"
+    )
+    ledger_conflicts: list[LedgerConflict] | None = Field(
+        default=None, description="where the dataset and the ledger disagreed (the ledger held)"
+    )
+
+    @field_validator("ledger_conflicts", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class LedgerConflict(BaseModel):
+    seq: int
+    kind: str
+    target: str
+    message: str
 
 
 JobStatus = Literal["queued", "running", "done", "failed"]
