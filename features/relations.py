@@ -12,7 +12,9 @@ region, not even the id of an entity outside that region.
   evidence provider of ``Related`` features.
 - ``link_id`` / ``parse_link_id``: a link as an evidence id, ``relation:entity_id>related_id@from_on``.
 - ``visible_links``: the ids a reader may see: a link whose other end is outside the reader's region
-  keeps its relation and date but not that entity's id.
+  keeps its relation and date but not that entity's id. The evidence provider applies it with the
+  entity's own region, so whoever may read the entity (a token scoped to its region, or an unscoped one)
+  learns of links into other regions only that they exist.
 - ``relation_reason``: the reason sentence with the links counted by relation.
 
 Only frames and dates: no database, no HTTP; the serving layer passes the reader's region.
@@ -34,8 +36,8 @@ from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, RELATION_IN_FORCE,
 from features.schema import CONTROL_RELATIONS, RELATION_LABELS
 
 LINK_TABLE = "relations"
-# What a reader outside the other end's region sees in its place.
-HIDDEN = "(outside your region)"
+# What a link to an entity of another region shows in place of that entity's id.
+HIDDEN = "(another region)"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,13 @@ def visible_links(ids: Iterable[str], entity_id: str, region_of: Mapping[str, st
     return shown
 
 
+def regions_of(entities: pd.DataFrame | None) -> dict[str, str]:
+    """``entity_id -> region`` of an entities frame (empty for none)."""
+    if _empty(entities):
+        return {}
+    return dict(zip(entities["entity_id"].astype(str), entities["region"].astype(str), strict=True))
+
+
 def relation_reason(name: str, value: object, ids: Iterable[str], entity_id: str) -> tuple[str, str]:
     """The reason sentence of relationship feature ``name`` at ``value``, with the entities at the other
     ends of the cited links counted by relation, in Chinese and English: "关联主体在严重违法失信名单 2个
@@ -201,6 +210,7 @@ __all__ = [
     "counted_links",
     "link_id",
     "parse_link_id",
+    "regions_of",
     "relation_reason",
     "visible_links",
 ]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from features.build import build_features, build_features_from_frames
 from features.catalogue import Related, RelatedMeasure, Side
 from features.dataset import Dataset, load_dataset
+from features.evidence import EntityHistory, evidence
 from features.ledger import overlay_dataset
 from features.relations import HIDDEN, counted_links, link_id, parse_link_id, relation_reason, visible_links
 from features.schema import RELATIONS
@@ -330,3 +331,21 @@ def test_a_reason_counts_the_links_by_relation_and_shows_nothing_else(history):
     assert visible_links(ids, a, regions, None) == list(ids)
     with pytest.raises(ValueError, match="relation:entity_id>related_id@YYYY-MM-DD"):
         parse_link_id("shared_address:no-date")
+
+
+def test_the_evidence_of_a_relationship_feature_cites_links_and_hides_other_regions(history):
+    a, b, c = history.entity(), history.entity(region="410100"), history.entity()
+    history.listing(b, "serious_violation", date(2023, 1, 1))
+    history.listing(c, "serious_violation", date(2023, 1, 1))
+    links = links_frame([link(a, b, "shared_address", date(2021, 1, 1)), link(a, c, "shareholder", date(2022, 1, 1))])
+    f = history.frames()
+    own = [frame[frame["entity_id"] == a] for frame in (f["entities"], f["events"], f["lists"])]
+    related = tuple(frame[frame["entity_id"] != a] for frame in (f["entities"], f["events"], f["lists"]))
+    found = evidence(EntityHistory(*own, relations=links, related=related), D)
+    cited = found["related_serious_violation"]
+    assert cited.table == "relations" and cited.count == 2
+    assert cited.ids == (link_id("shareholder", a, c, date(2022, 1, 1)), f"shared_address:{a}>{HIDDEN}@2021-01-01")
+    assert b not in " ".join(cited.ids)
+    assert found["related_entities"].count == 2 and found["client_agency_adverse_36m"].count == 0
+    # No score, tier or feature value of another entity is ever part of it: only link ids.
+    assert all(i.count(":") == 1 and "@" in i for e in found.values() if e.table == "relations" for i in e.ids)
