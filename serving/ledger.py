@@ -447,12 +447,14 @@ def current_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(ledger.c.seq), 0))).scalar_one())
 
 
-def ledger_frame(conn: Connection, upto_seq: int | None = None) -> pd.DataFrame:
-    """The decisions with ``seq <= upto_seq`` (default all) in the columns of ``features.ledger``
-    (``LEDGER_COLUMNS``), normalised, ordered by seq."""
+def ledger_frame(conn: Connection, upto_seq: int | None = None, *, entity_id: str | None = None) -> pd.DataFrame:
+    """The decisions with ``seq <= upto_seq`` (default all; only those about ``entity_id`` when given) in
+    the columns of ``features.ledger`` (``LEDGER_COLUMNS``), normalised, ordered by seq."""
     stmt = select(*(ledger.c[c] for c in LEDGER_COLUMNS)).order_by(ledger.c.seq)
     if upto_seq is not None:
         stmt = stmt.where(ledger.c.seq <= upto_seq)
+    if entity_id is not None:
+        stmt = stmt.where(ledger.c.entity_id == entity_id)
     rows = conn.execute(stmt).all()
     return normalise(pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)))
 
