@@ -124,23 +124,29 @@ _TM_FILER_BY_IND = dict(F=0.50, C=0.35, I=0.40, H=0.30, R=0.30, M=0.25, L=0.25)
 _IP_BY_IND = dict(C=1.2, F=1.2, I=0.8, M=0.6, L=0.9, R=1.2, H=0.7)  # infringement (and complaint) rates
 _CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)  # counterfeit-patent penalty rates
 
-# Relationships (关联关系), links inside a block of entities. Each carries a true effect:
-# - "mill" agencies (a share of agencies) push their clients' risk up while they serve them and are
-#   themselves riskier, so clients' findings reveal the agency and the agency's sanctions its clients;
+# Relationships (关联关系), links inside a block of entities. Each carries a true effect that moves along
+# the links before it shows in an entity's own record:
+# - an agency may turn into a "mill" at some month: from then on the clients it serves burst and are
+#   found filing abnormally, and some months later the agency itself is sanctioned more, so its clients'
+#   findings announce the agency's own and its sanctions its clients' (its static level rises too);
 # - groups of enterprises run by one person (a shared legal representative, often also shareholdings)
-#   share a part of their risk level, so one member's record tells on the others (young shells above all);
+#   share a part of their risk level and may turn worse together, the first member first and the others
+#   (often young shells registered later) a few months after, so one member's record tells on the others;
 # - shared addresses are mostly coincidence (business centres): links without an effect.
 P_CLIENT = 0.45  # of enterprises: served by an agency during the window
 P_MILL = 0.2  # of agencies
 MILL_WEIGHT = 3.0  # a mill agency takes on this many times the clients of another
-MILL_AGENCY_SHIFT = 0.9  # added to a mill agency's level
+MILL_AGENCY_SHIFT = 0.9  # added to a mill agency's z from MILL_LAG months after it turns
+MILL_AGENCY_LEVEL = 0.3  # added to a mill agency's level
+MILL_LAG = (3, 13)  # months from the turn (and the clients' first findings) to the agency's own rise
 MILL_CLIENT_SHIFT = 1.2  # added to a client's z while a mill agency serves it
 MILL_BURST = 2.0  # times the client's z shift, added to the logit of its filing bursts
 P_CLIENT_LEAVES = 0.3  # a client link that ends inside the window
 P_GROUPED = 0.2  # of enterprises: in a group under one legal representative
 GROUP_SD = 1.2  # sd of the level a group shares (added to each member's)
-P_GROUP_TURN = 0.6  # a group whose controller turns worse at one moment, for all its members at once
-GROUP_TURN = (1.1, 0.5)  # mean and sd of that shift of z
+P_GROUP_TURN = 0.6  # a group whose controller turns worse: its first member, then the others
+GROUP_TURN = (1.3, 0.4)  # mean and sd of that shift of z
+GROUP_LAG = (3, 13)  # months from the first member's turn to the others'
 P_SHELL = 0.6  # a later member registered after the first one (a new company of the same people)
 P_GROUP_SHARES = 0.5  # a group member whose shares the group's first member also holds
 P_SHARED_ADDRESS = 0.04  # of enterprises: registered at an address shared with one other
@@ -722,11 +728,12 @@ def _relations(b: _Block) -> None:
     b.level[members] += rng.normal(0, GROUP_SD, len(ends))[group_of]
     turns = rng.random(len(ends)) < P_GROUP_TURN
     size = np.where(turns, rng.normal(*GROUP_TURN, len(ends)), 0.0).astype(np.float32)
-    when = g.first[rng.integers(0, g.n, len(ends))]
-    b.link_shift[members] += size[group_of, None] * (g.first[None, :] >= when[group_of, None])
+    when = rng.integers(0, g.n, len(ends))[group_of]
     head = firsts[group_of]
     member = np.arange(len(group_of))
     others = member != head
+    when = when + np.where(others, rng.integers(*GROUP_LAG, len(group_of)), 0)
+    b.link_shift[members] += size[group_of, None] * (np.arange(g.n)[None, :] >= when[:, None])
     a, c = grouped[head[others]], grouped[member[others]]
     shell = rng.random(len(c)) < P_SHELL
     b.reg_day[c[shell]] = np.maximum(
@@ -740,7 +747,10 @@ def _relations(b: _Block) -> None:
     # agencies and their clients
     if len(agencies) and len(firms):
         mill = rng.random(len(agencies)) < P_MILL
-        b.level[agencies[mill]] += MILL_AGENCY_SHIFT
+        b.level[agencies[mill]] += MILL_AGENCY_LEVEL
+        turned = rng.integers(-12, g.n, len(agencies))  # the month it turns (before the grid: from the start)
+        rise = np.arange(g.n)[None, :] >= (turned + rng.integers(*MILL_LAG, len(agencies)))[mill, None]
+        b.link_shift[agencies[mill]] += np.float32(MILL_AGENCY_SHIFT) * rise
         clients = firms[rng.random(len(firms)) < P_CLIENT]
         weight = np.where(mill, MILL_WEIGHT, 1.0)
         pick = rng.choice(len(agencies), len(clients), p=weight / weight.sum())
@@ -751,7 +761,8 @@ def _relations(b: _Block) -> None:
         served = mill[pick]
         begun = g.first[None, :] >= start[served, None]
         ended = (stop[served, None] != _NULL) & (g.first[None, :] >= stop[served, None])
-        b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended)
+        milling = np.arange(g.n)[None, :] >= turned[pick[served], None]
+        b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended & milling)
 
     # shared addresses: pairs of otherwise unrelated enterprises
     pairs = rng.permutation(firms[rng.random(len(firms)) < P_SHARED_ADDRESS])
