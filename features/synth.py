@@ -1276,7 +1276,8 @@ def _links_frame(b: _Block, ids: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city: np.ndarray) -> pd.Series:
-    """Decision numbers such as 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty."""
+    """Decision numbers such as 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty where
+    the list allows it (red, abnormal_operation)."""
     n = len(kind)
     year = (entered.view("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(str)
     num = rng.integers(1, 600, n).astype(str)
@@ -1286,7 +1287,9 @@ def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city
         [_join("国知办函运字", y, num, "号"), _join("国知局公告第", num, "号"), _join(city, "市监信", y, num, "号")],
         _join(city, "市监异字", y, "第", num, "号"),
     ).astype(object)
-    out[rng.random(n) < 0.08] = None
+    # Never on the untrustworthy or serious-violation list: an entry there without a legal ground is refused.
+    optional = (kind != _LIST["untrustworthy"]) & (kind != _LIST["serious_violation"])
+    out[(rng.random(n) < 0.08) & optional] = None
     return _str(pa.array(out.tolist(), type=pa.string()))
 
 
