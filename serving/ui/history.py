@@ -34,21 +34,42 @@ def _open(folder: str, stamp: tuple[float, ...]):
     return load_dataset(folder, threads=1)
 
 
-def history_of(data_source: str, entity_id: str, tables: tuple[str, ...] = TABLES) -> list[pd.DataFrame] | None:
-    """The entity's rows of the run's ``tables`` (the contract's typed views), or ``None`` when the dataset
-    cannot be read (a correction run's source is an objection, or the folder is gone)."""
+def _dataset(data_source: str):
+    """The run's dataset, opened once (``None`` when it cannot be read: a correction run's source is an
+    objection, or the folder is gone)."""
     folder = Path(data_source)
     try:
         stamp = _stamp(folder)
         if not stamp:
             return None
         with _LOCK:
-            ds = _open(str(folder), stamp)
-        cursor = ds.con.cursor()
-        # The id is a bound parameter, never text pasted into the SQL.
-        return [cursor.execute(f"SELECT * FROM {table} WHERE entity_id = ?", [entity_id]).df() for table in tables]
+            return _open(str(folder), stamp)
     except (DatasetError, OSError):
         return None
+
+
+def history_of(data_source: str, entity_id: str, tables: tuple[str, ...] = TABLES) -> list[pd.DataFrame] | None:
+    """The entity's rows of the run's ``tables`` (the contract's typed views), or ``None`` when the dataset
+    cannot be read."""
+    ds = _dataset(data_source)
+    if ds is None:
+        return None
+    cursor = ds.con.cursor()
+    # The id is a bound parameter, never text pasted into the SQL.
+    return [cursor.execute(f"SELECT * FROM {table} WHERE entity_id = ?", [entity_id]).df() for table in tables]
+
+
+def event_rows(data_source: str, entity_id: str) -> list[dict] | None:
+    """The entity's rows of the run's ``events`` table as plain records, newest recorded first (half the
+    time of a frame, which the timeline does not need); ``None`` when the dataset cannot be read."""
+    ds = _dataset(data_source)
+    if ds is None:
+        return None
+    cursor = ds.con.cursor().execute(
+        "SELECT * FROM events WHERE entity_id = ? ORDER BY recorded_on DESC, event_id", [entity_id]
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def events_of(data_source: str, entity_id: str) -> pd.DataFrame | None:

@@ -110,7 +110,10 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
         chart=waterfall(explanation, href_of=lambda f: f"#feature-{f}"),
         events=events,
         events_note=events_note,
-        behind=_behind(frames, explanation["as_of"]),
+        # The explanation names the records itself once the service traces rows; until then, derive them.
+        behind={}
+        if any(c.get("records") for c in explanation["contributions"])
+        else _behind(frames, explanation["as_of"]),
         today=dates.today(),
         **(defaults | values),
     )

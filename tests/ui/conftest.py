@@ -88,12 +88,13 @@ def build_world(folder: Path) -> dict[str, str]:
         for rounds in (60, 30):
             config = folder / f"fast-{rounds}.toml"
             config.write_text(FAST_TOML.format(rounds=rounds))
-            _run("train", "--data", str(data), "--config", str(config))
+            # A new world has no ledger decisions: --no-ledger says so instead of reading an empty ledger.
+            _run("train", "--data", str(data), "--config", str(config), "--no-ledger")
         # The first version is the champion the service scores with; the second waits as challenger.
         _run("promote", "1", "--reason", "the demo's first model")
         for day in (PREVIOUS, AS_OF):
             out = folder / f"scores-{day}.parquet"
-            _run("score", "--data", str(data), "--as-of", day, "--out", str(out), "--store")
+            _run("score", "--data", str(data), "--as-of", day, "--out", str(out), "--store", "--no-ledger")
         _run("inspectors", "demo", "--out", str(folder / "roster.csv"), "--count", "40")
         _run("inspectors", "load", "--file", str(folder / "roster.csv"), "--replace")
     return env
