@@ -24,7 +24,7 @@ from models.policy import Policy
 from serving import ledger
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import commitments, entities
+from serving.db import commitments, entities, lock
 from serving.store import save_list_entries
 
 STATUSES: tuple[str, ...] = ("signed", "kept", "broken")
@@ -44,6 +44,7 @@ def record(engine: Engine, policy: Policy, body: dict[str, Any], principal: Prin
     see; ``Conflict`` for a commitment already kept or broken."""
     status, entity_id, on = body["status"], body["entity_id"], body["on"]
     with engine.begin() as conn:
+        lock(conn, "ledger")  # the ledger's seq is gapless: its writers take turns from the start
         region = conn.execute(select(entities.c.region).where(entities.c.entity_id == entity_id)).scalar()
         if region is None or (principal is not None and not principal.sees(region)):
             raise NotFound(f"entity {entity_id} not found")

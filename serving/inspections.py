@@ -25,7 +25,7 @@ from features.schema import EVENTS, INSPECTION_OUTCOMES
 from serving import dates, ledger
 from serving.audit import record_change
 from serving.auth import Principal
-from serving.db import draw_selections, entities, inspection_outcomes, inspection_results, plan_tasks
+from serving.db import draw_selections, entities, inspection_outcomes, inspection_results, lock, plan_tasks
 from serving.draws import draw_record
 from serving.plans import task_row
 from serving.register import results_of
@@ -129,6 +129,7 @@ def record_outcomes(
     outcome already recorded; ``NotFound`` for a draw or task the caller may not see."""
     try:
         with engine.begin() as conn:
+            lock(conn, "ledger")  # the ledger's seq is gapless: its writers take turns from the start
             return _record_outcomes(conn, outcomes, principal, draw_id=draw_id, task_id=task_id)
     except IntegrityError as exc:  # the unique keys: another request recorded it meanwhile
         raise Conflict("an outcome was recorded meanwhile by someone else; reload the draw or task") from exc

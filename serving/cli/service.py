@@ -120,7 +120,7 @@ def tokens_list(
         expires = t["expires_at"].date().isoformat() if t["expires_at"] else "never"
         typer.echo(
             f"{t['token_id']:>6}  {t['role']:<10} {t['region'] or '-':<6}  {state:<7}  expires {expires}  "
-            f"last used {last}  {t['name']}"
+            f"last used {last}  {t['name']}" + (f"  benefits {','.join(t['benefits'])}" if t["benefits"] else "")
         )
     typer.echo(f"{len(page)} of {total} tokens", err=True)
 

@@ -220,6 +220,7 @@ def test_the_command_line_makes_department_tokens_limited_to_benefits(db_url, tm
     assert made.exit_code == 0, made.output
     listed = json.loads(runner.invoke(cli, ["tokens", "list", "--json"], env=env).output.strip().splitlines()[-1])
     assert listed["tokens"][0]["role"] == "department" and listed["tokens"][0]["benefits"] == ["funding", "fast_track"]
+    assert "benefits funding,fast_track" in runner.invoke(cli, ["tokens", "list"], env=env).output
     none = runner.invoke(cli, ["tokens", "create", "--role", "department"], env=env)
     assert none.exit_code == 2 and "benefits" in none.output
     wrong = runner.invoke(cli, ["tokens", "create", "--role", "department", "--measures", "bribes"], env=env)

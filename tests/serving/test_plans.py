@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from models.policy import PolicyError, load_policy, parse_policy
 from serving.plans import draw_counts, expected_counts
@@ -381,3 +382,37 @@ def test_plans_do_not_overlap_and_department_tokens_come_from_the_admin_api(serv
         assert bare.status_code == 422 and bare.json()["detail"][0]["loc"] == ["body", "benefits"]
     with live.client(made.json()["token"]) as department:
         assert department.get("/v1/plans").status_code == 403
+
+
+def test_the_same_outcome_posted_twice_at_once_is_recorded_once(serve, world, tokens, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    live = _start(serve, tokens)
+    with live.client(tokens["supervisor"]) as client:
+        plan_id = client.post("/v1/plans", json={"region": REGION, "year": 2026}).json()["plan_id"]
+        draw = client.post(f"/v1/plans/{plan_id}/draws").json()["draw"]
+    first = draw["selected"][0]
+    body = {
+        "outcomes": [
+            {
+                "entity_id": first["entity_id"],
+                "inspector_id": first["inspectors"][0],
+                "outcome": "no_findings",
+                "inspected_on": "2026-01-05",
+            }
+        ]
+    }
+
+    def post(_):
+        with live.client(tokens["supervisor"]) as client:
+            return client.post(f"/v1/sampling/draws/{draw['draw_id']}/outcomes", json=body).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(post, range(4)))
+    assert statuses == [201, 409, 409, 409]
+    with engine.connect() as conn:
+        added = conn.execute(
+            text("SELECT count(*) FROM ledger WHERE event_id = :e"),
+            {"e": f"INS-{draw['draw_id'][:12]}-{first['entity_id']}"},
+        ).scalar()
+    assert added == 1
