@@ -240,60 +240,27 @@ def test_plans_refuse_hostile_input(serve, world, tokens, engine):
         plan_id = client.post("/v1/plans", json={"region": REGION, "year": 2026}).json()["plan_id"]
         draw = client.post(f"/v1/plans/{plan_id}/draws").json()["draw"]
         first = draw["selected"][0]
-        # An outcome by an inspector who was not assigned, a finding without its kind, an entity not drawn.
-        wrong = client.post(
-            f"/v1/sampling/draws/{draw['draw_id']}/outcomes",
-            json={
-                "outcomes": [
-                    {
-                        "entity_id": first["entity_id"],
-                        "inspector_id": "I999",
-                        "outcome": "no_findings",
-                        "inspected_on": "2026-01-05",
-                    }
-                ]
-            },
-        )
-        assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "outcomes", 0, "inspector_id"]
-        kindless = client.post(
-            f"/v1/sampling/draws/{draw['draw_id']}/outcomes",
-            json={
-                "outcomes": [
-                    {
-                        "entity_id": first["entity_id"],
-                        "inspector_id": first["inspectors"][0],
-                        "outcome": "findings",
-                        "inspected_on": "2026-01-05",
-                    }
-                ]
-            },
-        )
-        assert kindless.status_code == 422 and kindless.json()["detail"][0]["loc"][-1] == "finding_kind"
-        future = client.post(
-            f"/v1/sampling/draws/{draw['draw_id']}/outcomes",
-            json={
-                "outcomes": [
-                    {
-                        "entity_id": first["entity_id"],
-                        "inspector_id": first["inspectors"][0],
-                        "outcome": "no_findings",
-                        "inspected_on": "2027-01-05",
-                    }
-                ]
-            },
-        )
-        assert future.status_code == 422 and future.json()["detail"][0]["loc"][-1] == "inspected_on"
+        # An outcome by an inspector who was not assigned, a finding without its kind, a day after today.
         good = {
             "entity_id": first["entity_id"],
             "inspector_id": first["inspectors"][0],
             "outcome": "no_findings",
             "inspected_on": "2026-01-05",
         }
-        assert (
-            client.post(f"/v1/sampling/draws/{draw['draw_id']}/outcomes", json={"outcomes": [good]}).status_code == 201
-        )
-        again = client.post(f"/v1/sampling/draws/{draw['draw_id']}/outcomes", json={"outcomes": [good]})
-        assert again.status_code == 409
+
+        def post(**change):
+            return client.post(f"/v1/sampling/draws/{draw['draw_id']}/outcomes", json={"outcomes": [good | change]})
+
+        wrong = post(inspector_id="I999")
+        assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "outcomes", 0, "inspector_id"]
+        kindless = post(outcome="findings")
+        assert kindless.status_code == 422 and kindless.json()["detail"][0]["loc"][-1] == "finding_kind"
+        future = post(inspected_on="2027-01-05")
+        assert future.status_code == 422 and future.json()["detail"][0]["loc"][-1] == "inspected_on"
+        stranger = post(entity_id=world[world.region == "410100"].entity_id.iloc[0])
+        assert stranger.status_code == 422 and stranger.json()["detail"][0]["loc"][-1] == "entity_id"
+        assert post().status_code == 201
+        assert post().status_code == 409
         too_many = client.post(f"/v1/sampling/draws/{draw['draw_id']}/outcomes", json={"outcomes": [good] * 10_001})
         assert too_many.status_code in (413, 422)
         # A task for an entity of another region, and an unknown trigger.
