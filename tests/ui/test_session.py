@@ -1,0 +1,145 @@
+"""The pages' safeguards over real HTTP (no browser needed): sessions, CSRF, scopes, hostile input and
+errors as pages, on a real server over SQLite and PostgreSQL with stored score rows."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from serving.tokens import create_token, revoke_token
+from tests.serving.conftest import db_url, engine, make_entities, make_lists, serve, store_run, tokens  # noqa: F401
+
+SECRET = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def live(serve, engine, tokens):  # noqa: F811
+    entities = make_entities(60, seed=3)
+    store_run(engine, entities, lists=make_lists(entities))
+    return serve(), entities
+
+
+def sign_in(client: httpx.Client, token: str, next_: str = "/ui/") -> httpx.Response:
+    page = client.get("/ui/sign-in")
+    secret = SECRET.search(page.text).group(1)
+    return client.post("/ui/sign-in", data={"csrf": secret, "token": token, "next": next_})
+
+
+def page_secret(client: httpx.Client, path: str = "/ui/") -> str:
+    return SECRET.search(client.get(path).text).group(1)
+
+
+def test_a_session_cookie_holds_no_token_and_ends_with_sign_out_or_revocation(live, engine, tokens):  # noqa: F811
+    server, _ = live
+    with server.client() as client:
+        answer = sign_in(client, tokens["supervisor"])
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/"
+        cookie = answer.headers["set-cookie"]
+        assert (
+            "ipcredit_session=" in cookie
+            and "HttpOnly" in cookie
+            and "SameSite=strict" in cookie.replace("Strict", "strict")
+        )
+        assert "Path=/ui" in cookie and tokens["supervisor"] not in cookie
+        assert client.get("/ui/").status_code == 200
+        client.post("/ui/sign-out", data={"csrf": page_secret(client)})
+        gone = client.get("/ui/")
+        assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/sign-in?next=")
+
+    # A token revoked after sign-in ends its sessions (within the verifier's cache time).
+    token_id, token = create_token(engine, "reviewer", "soon-revoked")
+    with server.client() as client:
+        sign_in(client, token)
+        assert client.get("/ui/objections").status_code == 200
+        revoke_token(engine, token_id)
+        server.server.config.app.state.tokens.forget()
+        assert client.get("/ui/objections").status_code == 303
+
+
+def test_forms_need_the_sessions_secret_and_sign_in_needs_its_own(live, tokens):  # noqa: F811
+    server, _ = live
+    with server.client() as client:
+        page = client.get("/ui/sign-in")
+        forged = client.post("/ui/sign-in", data={"csrf": "forged", "token": tokens["admin"]})
+        assert forged.status_code == 403 and "text/html" in forged.headers["content-type"]
+        assert "csrf" in forged.text and "ipcredit_session" not in forged.headers.get("set-cookie", "")
+        assert page.status_code == 200
+        sign_in(client, tokens["supervisor"])
+        refused = client.post("/ui/draws", data={"region": "210600"})
+        assert refused.status_code == 403 and "csrf" in refused.text and "<html" in refused.text
+        other = httpx.Client(base_url=server.base_url)
+        sign_in(other, tokens["supervisor"])
+        # Another session's secret is not this session's.
+        assert client.post("/ui/draws", data={"csrf": page_secret(other), "region": "210600"}).status_code == 403
+        other.close()
+
+
+def test_without_a_session_pages_are_refused_before_any_body_is_read(live):
+    server, _ = live
+    with server.client() as client:
+        answer = client.post(
+            "/ui/draws", content=b"x" * 10, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert answer.status_code == 401 and "<html" in answer.text and "Sign in again" in answer.text
+        assert client.get("/ui/entities/91210600MA0QC0K819").headers["location"] == (
+            "/ui/sign-in?next=%2Fui%2Fentities%2F91210600MA0QC0K819"
+        )
+        # The public pages need no session.
+        assert client.get("/ui/public/lists?list=serious_violation").status_code == 200
+        assert client.get("/ui/public/draws").status_code == 200
+
+
+def test_sign_in_goes_back_to_a_page_of_this_site_only(live, tokens):  # noqa: F811
+    server, _ = live
+    for target in ("//evil.example/x", "https://evil.example/", "/v1/entities", "/\\evil.example"):
+        with server.client() as client:
+            assert sign_in(client, tokens["supervisor"], next_=target).headers["location"] == "/ui/", target
+    with server.client() as client:
+        assert sign_in(client, tokens["supervisor"], next_="/ui/draws").headers["location"] == "/ui/draws"
+
+
+def test_hostile_input_gets_a_page_naming_the_field(live, tokens):  # noqa: F811
+    server, _ = live
+    with server.client() as client:
+        page = client.get("/ui/sign-in")
+        secret = SECRET.search(page.text).group(1)
+        long = client.post("/ui/sign-in", data={"csrf": secret, "token": "x" * 5000})
+        assert long.status_code == 422 and "form.token" in long.text and "<html" in long.text
+        sign_in(client, tokens["supervisor"])
+        cases = {
+            "/ui/entities/not-a-code": (422, "path.entity_id"),
+            "/ui/entities/91210600MA0QC0K819": (404, "has no stored score"),
+            "/ui/public/lists?list=red&on=2999-01-01": (422, "query.on"),
+            "/ui/public/lists?list=abnormal_operation": (422, "query.list"),
+            "/ui/draws/nope": (404, "draw nope not found"),
+            "/ui/entities?q=" + "x" * 500: (422, "query.q"),
+            "/ui/objections": (403, "needs one of"),
+            "/ui/no-such-page": (404, "Not Found"),
+        }
+        for path, (status, words) in cases.items():
+            answer = client.get(path)
+            assert answer.status_code == status, (path, answer.text[:400])
+            assert words in answer.text and "text/html" in answer.headers["content-type"], path
+        secret = page_secret(client, "/ui/draws")
+        bad = client.post("/ui/draws", data={"csrf": secret, "ratio_D": "7", "budget": "-1"})
+        assert bad.status_code == 422 and "ratios.D" in bad.text and "budget" in bad.text
+        many = client.post("/ui/draws", data={"csrf": secret, **{f"f{i}": "1" for i in range(3000)}})
+        assert many.status_code == 422 and "form" in many.text
+
+
+def test_a_region_scoped_token_sees_and_draws_its_region_only(live, engine):  # noqa: F811
+    server, entities = live
+    scoped = create_token(engine, "supervisor", "scoped", region="410000")[1]
+    inside = entities[entities.region.str.startswith("41")].entity_id.iloc[0]
+    outside = entities[entities.region.str.startswith("21")].entity_id.iloc[0]
+    with server.client() as client:
+        sign_in(client, scoped)
+        assert client.get(f"/ui/entities/{inside}").status_code == 200
+        assert client.get(f"/ui/entities/{outside}").status_code == 404
+        found = client.get("/ui/entities", params={"q": "示例企业"}).text
+        assert inside in found and outside not in found
+        secret = page_secret(client, "/ui/draws")
+        refused = client.post("/ui/draws", data={"csrf": secret, "region": "210600"})
+        assert refused.status_code == 422 and "filter.region" in refused.text
