@@ -350,7 +350,11 @@ def overlay_dataset(ds: Dataset, ledger: pd.DataFrame, *, up_to: int | None = No
     if ds.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'events_delivered'").fetchall()[0][0]:
         raise InvalidInput("this dataset already has a ledger applied; open it again to apply another")
     ds.con.register("_ledger_frame", ledger)
-    ds.con.execute("CREATE TEMP TABLE _ledger AS SELECT * FROM _ledger_frame")
+    # Dates as DATE, counts as BIGINT (the frame holds timestamps and floats): the overlaid views keep the
+    # typed views' column types.
+    cast = {**dict.fromkeys(_DATES, "DATE"), "quantity": "BIGINT"}
+    columns = ", ".join(f"CAST({c} AS {cast[c]}) AS {c}" if c in cast else c for c in LEDGER_COLUMNS)
+    ds.con.execute(f"CREATE TEMP TABLE _ledger AS SELECT {columns} FROM _ledger_frame")
     ds.con.unregister("_ledger_frame")
     ids = ledger["event_id"].dropna().unique().tolist()
     involved = (

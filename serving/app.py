@@ -32,7 +32,21 @@ from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.populations import PopulationCache
-from serving.routers import admin, draws, entities, health, ledger, measures, objections, plans, public, runs, whatif
+from serving.routers import (
+    admin,
+    draws,
+    entities,
+    health,
+    ledger,
+    measures,
+    objections,
+    plans,
+    public,
+    recourse,
+    review,
+    runs,
+    whatif,
+)
 from serving.scorers import Scorers
 from serving.scoring import SCORING_THREADS
 from serving.settings import Settings, load_settings
@@ -144,7 +158,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     install_page_errors(app)
-    for module in (health, entities, whatif, runs, draws, plans, measures, objections, ledger, public, admin):
+    routers = (
+        health,
+        entities,
+        whatif,
+        runs,
+        draws,
+        plans,
+        measures,
+        objections,
+        ledger,
+        review,
+        recourse,
+        public,
+        admin,
+    )
+    for module in routers:
         app.include_router(module.router)
     return app
 

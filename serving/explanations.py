@@ -2,7 +2,9 @@
 
 An explanation is the row's ``base_value`` and every feature's contribution (which add up to its
 ``log_odds``), each with its value and the catalogue's bilingual reason text, and the fired rules with
-their legal basis as the policy that fired them states them.
+their legal basis as the policy that fired them states them. Given a trace (``serving/traces.py``: the
+records each feature counted), every contribution and every fired rule also names its records, the first
+few ids and how many, so a reviewer can point at the exact record to object to or have repaired.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import FEATURES
+from features.evidence import Evidence
 from models.policy import Policy
+from models.reasons import rule_records
 from serving.scoring import feature_version
+from serving.traces import Trace
 
 
 def _loads(value: Any, default: Any) -> Any:
@@ -55,8 +60,15 @@ def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def fired_rules(codes: str, policy: Policy | None) -> list[dict[str, Any]]:
-    """The fired rules with their legal basis, as the policy that fired them states them."""
+def fired_rules(
+    codes: str,
+    policy: Policy | None,
+    values: Mapping[str, Any] | None = None,
+    found: Mapping[str, Evidence] | None = None,
+) -> list[dict[str, Any]]:
+    """The fired rules with their legal basis, as the policy that fired them states them; with the row's
+    feature ``values`` and ``found`` (its records per feature), each with the records behind it."""
+    traced = rule_records(policy, codes, values or {}, found) if policy is not None and found is not None else {}
     out = []
     for code in [c for c in (codes or "").split(";") if c]:
         if policy is None:
@@ -73,15 +85,19 @@ def fired_rules(codes: str, policy: Policy | None) -> list[dict[str, Any]]:
                 "effect": rule.effect,
                 "tier": rule.tier,
                 "basis": rule.basis,
+                "records": [e.shown() for e in traced[code]] if code in traced else None,
             }
         )
     return out
 
 
 def contributions(
-    contrib: str | Mapping[str, float] | None, values: str | Mapping[str, Any] | None
+    contrib: str | Mapping[str, float] | None,
+    values: str | Mapping[str, Any] | None,
+    found: Mapping[str, Evidence] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every feature's contribution with its value and bilingual reason text, largest effect first."""
+    """Every feature's contribution with its value and bilingual reason text, largest effect first; with
+    ``found`` (the records per feature), each with the records it counted."""
     contrib = _loads(contrib, {})
     values = _loads(values, {})
     out = []
@@ -100,20 +116,24 @@ def contributions(
                 "label_en": feature.label_en if feature else None,
                 "text_zh": text_zh,
                 "text_en": text_en,
+                "records": [found[name].shown()] if found is not None and name in found else None,
             }
         )
     out.sort(key=lambda c: -abs(c["contribution"]))
     return out
 
 
-def explanation(row: Mapping[str, Any], policy: Policy | None) -> dict[str, Any]:
-    """A stored score row as the API's ``Explanation``."""
+def explanation(row: Mapping[str, Any], policy: Policy | None, trace: Trace | None = None) -> dict[str, Any]:
+    """A stored score row as the API's ``Explanation``; with its ``trace``, naming the records."""
+    found = trace.found if trace is not None else None
+    values = _loads(row.get("features"), {})
     return {
         **_scored(row),
         "base_value": row.get("base_value"),
         "log_odds": row.get("log_odds"),
-        "contributions": contributions(row.get("contributions"), row.get("features")),
-        "rules": fired_rules(row["rules"], policy),
+        "contributions": contributions(row.get("contributions"), values, found),
+        "rules": fired_rules(row["rules"], policy, values, found),
+        "trace": trace.view() if trace is not None else None,
         "model_version": row["model_version"],
         "policy_version": row["policy_version"],
         "feature_version": row["feature_version"],
@@ -130,9 +150,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def what_if_row(columns: Mapping[str, np.ndarray | list], policy: Policy) -> dict[str, Any]:
-    """The first row of a scorer's output (``score_history``) as the API's ``ScoreResponse``."""
+def what_if_row(columns: Mapping[str, np.ndarray | list], policy: Policy, trace: Trace | None = None) -> dict[str, Any]:
+    """The first row of a scorer's output (``score_history``) as the API's ``ScoreResponse``; with the
+    posted history's ``trace``, naming the records behind each contribution and fired rule."""
     row = {k: _plain(v[0]) for k, v in columns.items()}
+    found = trace.found if trace is not None else None
+    values = _loads(row.get("features"), {})
     return {
         "entity_id": row["entity_id"],
         "as_of": row["as_of"],
@@ -145,8 +168,9 @@ def what_if_row(columns: Mapping[str, np.ndarray | list], policy: Policy) -> dic
         "reasons": _loads(row.get("reasons"), []),
         "policy_version": row.get("policy_version") or policy.version_tag,
         "feature_version": row.get("feature_version") or feature_version(),
-        "fired_rules": fired_rules(row.get("rules") or "", policy),
+        "fired_rules": fired_rules(row.get("rules") or "", policy, values, found),
         "base_value": row.get("base_value"),
         "log_odds": row.get("log_odds"),
-        "contributions": contributions(row.get("contributions"), row.get("features")),
+        "contributions": contributions(row.get("contributions"), values, found),
+        "trace": trace.view() if trace is not None else None,
     }

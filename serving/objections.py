@@ -35,9 +35,10 @@ from sqlalchemy.exc import IntegrityError
 
 from features.dataset import DatasetError, load_dataset
 from features.errors import Conflict, Forbidden, InvalidInput, NotFound
+from features.evidence import EntityHistory
 from features.ledger import AMENDABLE, overlay_dataset, overlay_frames
 from models.policy import Policy
-from serving import explanations, ledger, scoring
+from serving import explanations, ledger, scoring, traces
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import entities, objections, scores
@@ -127,7 +128,8 @@ def objection_detail(conn: Connection, objection_id: int, principal: Principal |
     if objection["result_score_id"]:
         result = explanations.risk_row(score_row(conn, objection["result_score_id"]))
     run_view = {k: v for k, v in run.items() if k not in ("policy_text", "id")} | {"run_id": run["id"]}
-    return {**objection, "explanation": explanations.explanation(row, policy), "run": run_view, "result": result}
+    explanation = explanations.explanation(row, policy, traces.trace_row(conn, row))
+    return {**objection, "explanation": explanation, "run": run_view, "result": result}
 
 def list_objections(
     conn: Connection, *, status: str | None, limit: int, offset: int, region: str | None = None
@@ -305,6 +307,9 @@ def _rescore(
     as_of: date = row["as_of"]
     changes: dict[str, Any] = {"history": "posted" if decision.history is not None else run["data_source"]}
     if decision.decision == "repair":
+        # Only a record that fed the row objected to may be repaired by deciding on it (422 naming the id).
+        posted = EntityHistory(entity, events, lists) if decision.history is not None else None
+        traces.check_repair_ids(engine, row, [r.event_id for r in decision.repairs], posted)
         planned = _planned_repairs(events, decision, objection["objection_id"], rules)
         events = events.copy()
         events["repaired_on"] = pd.to_datetime(events["repaired_on"])

@@ -105,6 +105,22 @@ class RiskRow(BaseModel):
     )
 
 
+class Records(BaseModel):
+    """The records behind a contribution or a fired rule (``features/evidence.py``): the first few ids."""
+
+    table: str = Field(description="events, lists (ids list@entered_on), entities (the entity's own row), …")
+    ids: list[str] = Field(description="the first few ids, most recent first")
+    count: int = Field(ge=0, description="how many records there are in all")
+
+
+class TraceInfo(BaseModel):
+    """Where the records come from: traced from the row's history, and checked against its features."""
+
+    traced: bool
+    verified: bool = Field(description="the features rebuilt from the history equal the stored ones")
+    note: str | None = Field(default=None, description="why the records cannot be traced, if they cannot")
+
+
 class Contribution(BaseModel):
     feature: str
     value: Any = None
@@ -113,6 +129,9 @@ class Contribution(BaseModel):
     label_en: str | None = None
     text_zh: str | None = None
     text_en: str | None = None
+    records: list[Records] | None = Field(default=None, description="the records the feature counted")
+
+
 
 
 class FiredRule(BaseModel):
@@ -122,6 +141,7 @@ class FiredRule(BaseModel):
     effect: Literal["force", "floor", "cap"]
     tier: TierName
     basis: str = Field(description="the legal basis of the rule")
+    records: list[Records] | None = Field(default=None, description="the records behind its conditions")
 
 
 class Explanation(BaseModel):
@@ -142,6 +162,7 @@ class Explanation(BaseModel):
     feature_version: str
     score_id: int
     run_id: int
+    trace: TraceInfo | None = None
 
 
 class BatchRiskRequest(_Model):
@@ -250,6 +271,19 @@ _WHAT_IF_EXAMPLE = {
 class ScoreRequest(History):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_WHAT_IF_EXAMPLE]})
     as_of: BoundedDate
+    model_version: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$",
+        description="score with this model version (the champion's, or one that scored a stored row); "
+        "default the champion",
+    )
+    policy_version: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9:.+_-]{0,63}$",
+        description="tier with this policy version (the current one, or one stored with a run); default the current",
+    )
+
+
 
 
 class ScoreResponse(BaseModel):
@@ -271,6 +305,7 @@ class ScoreResponse(BaseModel):
     base_value: float | None
     log_odds: float | None
     contributions: list[Contribution]
+    trace: TraceInfo | None = None
 
 
 # ---- score runs ---------------------------------------------------------------------------------------
@@ -615,6 +650,76 @@ class ObjectionDetail(Objection):
     explanation: Explanation = Field(description="the full snapshot that produced the tier objected to")
     run: ScoreRun
     result: RiskRow | None = None
+
+
+# ---- the review queue and recourse -------------------------------------------------------------------
+
+QueueReason = Literal["objection", "disagreement", "policy_review"]
+
+
+class QueueReasonEntry(BaseModel):
+    reason: QueueReason
+    since: datetime | None = Field(description="since when this reason holds (UTC)")
+    detail: str
+
+
+class QueueItem(BaseModel):
+    kind: Literal["objection", "row"] = Field(description="an open objection, or a flagged row without one")
+    objection_id: int | None
+    score_id: int
+    entity_id: str
+    region: str
+    as_of: date
+    tier: TierName
+    model_tier: TierName
+    since: datetime = Field(description="since when the item has waited (UTC): its oldest reason")
+    reasons: list[QueueReasonEntry]
+
+
+class ReviewQueue(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    region: str | None
+    reason: QueueReason | None
+    items: list[QueueItem]
+
+
+class RecourseStep(BaseModel):
+    table: Literal["events", "lists"]
+    id: str = Field(description="the event_id, or list@entered_on for a list entry")
+    kind: str = Field(description="the event type or the list")
+    action: Literal["repair", "remove", "lapse"]
+    possible_from: date = Field(description="the earliest day the step becomes possible")
+    rule: str | None = Field(description="the policy's repair rule allowing it (none for a lapse)")
+    basis: str | None
+    features: list[str] = Field(description="the features that counted the record")
+
+
+class RecoursePlan(BaseModel):
+    steps: list[RecourseStep]
+    on: date = Field(description="the day the lower tier is reached: the last step's, or the row's date")
+    tier: TierName
+    score: float
+    tier_without_steps: TierName = Field(description="the tier on that day had nothing been done")
+
+
+class Recourse(BaseModel):
+    """The fewest records whose repair or lapse lowers a stored row's tier, with the row's own model and
+    policy; exact, by trying every set of candidates."""
+
+    score_id: int
+    entity_id: str
+    as_of: date
+    tier: TierName
+    score: float
+    model_version: str
+    policy_version: str
+    candidates: list[RecourseStep]
+    evaluated: int = Field(description="how many sets of candidates were rescored")
+    plan: RecoursePlan | None
+    note: str | None
+    trace: TraceInfo
 
 
 # ---- public lists, admin ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from features.errors import NotFound
-from serving import explanations, scoring
+from serving import explanations, scoring, traces
 from serving.auth import Principal, Role
 from serving.deps import AuditorDep, EngineDep, check_entity_id, require
 from serving.errors import responses
@@ -52,15 +52,18 @@ async def risk(entity_id: EntityPath, principal: Reader, request: Request) -> Re
 )
 def explanation(entity_id: EntityPath, principal: Reader, engine: EngineDep, auditor: AuditorDep) -> dict:
     """``base_value`` plus every feature's contribution gives ``log_odds``; the fired rules come with
-    their legal basis from the policy the row was scored with."""
+    their legal basis from the policy the row was scored with. Each contribution and fired rule names the
+    records behind it (the first few ids and how many), traced from the row's dataset and ledger at its
+    date; ``trace`` says whether they could be (a changed dataset is said, not papered over)."""
     check_entity_id(entity_id)
     with engine.connect() as conn:
         row = latest_score(conn, entity_id, full=True)
         if row is None or not principal.sees(row["entity_region"]):
             raise _not_scored(entity_id)
         run = run_row(conn, row["run_id"], with_policy=True)
+        trace = traces.trace_row(conn, row)
     auditor.record(principal, "explanation.read", f"entity/{entity_id}", {"score_id": row["id"]})
-    return explanations.explanation(row, scoring.policy_from_text(run["policy_text"]))
+    return explanations.explanation(row, scoring.policy_from_text(run["policy_text"]), trace)
 
 
 @router.post(

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from features.errors import NotFound
-from serving import objections
+from serving import objections, recourse
 from serving.auth import Principal, Role
 from serving.deps import AuditorDep, EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
-from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn, ObjectionStatus
+from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn, ObjectionStatus, Recourse
 
 router = APIRouter(prefix="/v1/objections", tags=["objections"])
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
@@ -62,6 +62,29 @@ def read(objection_id: ObjectionId, principal: Reviewer, engine: EngineDep, audi
         detail = objections.objection_detail(conn, _existing(objection_id), principal)
     auditor.record(principal, "objection.read", f"objection/{objection_id}", {"score_id": detail["score_id"]})
     return detail
+
+
+@router.get(
+    "/{objection_id}/recourse",
+    response_model=Recourse,
+    summary="recourse for the row an objection is about",
+    responses=responses(401, 403, 404, 409, 503),
+)
+def recourse_(
+    objection_id: ObjectionId,
+    principal: Reviewer,
+    engine: EngineDep,
+    scorers: ScorersDep,
+    policy: PolicyDep,
+    auditor: AuditorDep,
+) -> dict:
+    """``GET /v1/scores/{score_id}/recourse`` for the score row the objection is about: the fewest
+    records whose repair or lapse lowers its tier, with the row's own model and policy."""
+    with engine.connect() as conn:
+        score_id = objections.get_objection(conn, _existing(objection_id), principal)["score_id"]
+    answer = recourse.recourse(engine, scorers, score_id, principal, policy)
+    auditor.record(principal, "recourse.read", f"objection/{objection_id}", {"score_id": score_id})
+    return answer
 
 
 @router.post(

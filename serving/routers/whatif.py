@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
+import pandas as pd
 from fastapi import APIRouter, Depends, Request
 
-from serving import explanations, ledger, scoring
+from features.evidence import EntityHistory
+from models.policy import Policy
+from models.scorer import Scorer
+from serving import explanations, ledger, scoring, traces
 from serving.auth import Principal, Role
 from serving.deps import EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import ScoreRequest, ScoreResponse
+from serving.versions import named_policy, named_scorer
 
 router = APIRouter(tags=["scoring"])
 
@@ -31,27 +36,36 @@ async def score(
     request: Request,
 ) -> dict:
     """Scores the posted entity, events and lists as of ``as_of`` with the champion model and the
-    current policy, returning the score row and its explanation. The decision ledger's decisions about the
-    posted entity are laid over the history first, as every run lays them over its dataset (a repaired
-    record counts for nothing from its repair on). Nothing is stored or audited as a change: this is how a
-    reviewer sees the effect of a correction before deciding."""
-    scorer = scorers.require_champion()
+    current policy — or with ``model_version`` / ``policy_version``, those of a stored row, to check what
+    its recourse promises — returning the score row and its explanation, each contribution and fired rule
+    naming the posted records behind it. The decision ledger's decisions about the posted entity are laid
+    over the history first, as every run lays them over its dataset (a repaired record counts for nothing
+    from its repair on). Nothing is stored or audited as a change: this is how a reviewer sees the effect
+    of a correction before deciding."""
+    if body.model_version is None and body.policy_version is None:
+        scorer = scorers.require_champion()
+    else:
+        with engine.connect() as conn:
+            scorer = named_scorer(conn, scorers, body.model_version)
+            policy = named_policy(conn, policy, body.policy_version)
     # CPU-bound work, one request at a time per process (scoring.SCORING_THREADS): threads that each
     # hold the GIL for milliseconds and release it in many short library calls make every one of them
     # wait for the others (8 concurrent requests: 34 instead of 59 requests/s); queued on the event loop,
     # each runs at full speed and the loop stays free for other routes. The queue is bounded
     # (Settings.whatif_queue): past it a request gets 503 with Retry-After at once.
-    # The ledger's decisions about this entity hold in a what-if as in every run.
+    # The ledger's decisions about this entity hold in a what-if as in every run (a repaired record of the
+    # posted history counts for nothing from its repair on).
     with engine.connect() as conn:
         decisions = ledger.ledger_frame(conn, entity_id=body.entity.entity_id)
     async with request.app.state.whatif.admit():
-        columns = await anyio.to_thread.run_sync(
-            scoring.score_history,
-            scorer,
-            policy,
-            body,
-            body.as_of,
-            decisions,
-            limiter=request.app.state.scoring_threads,
+        columns, trace = await anyio.to_thread.run_sync(
+            _score_and_trace, scorer, policy, body, decisions, limiter=request.app.state.scoring_threads
         )
-    return explanations.what_if_row(columns, policy)
+    return explanations.what_if_row(columns, policy, trace)
+
+
+def _score_and_trace(
+    scorer: Scorer, policy: Policy, body: ScoreRequest, decisions: pd.DataFrame
+) -> tuple[dict, traces.Trace]:
+    columns = scoring.score_history(scorer, policy, body, body.as_of, decisions)
+    return columns, traces.trace_history(EntityHistory(*scoring.overlaid_frames(body, decisions)), body.as_of)

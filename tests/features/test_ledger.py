@@ -203,3 +203,39 @@ def test_an_invalid_ledger_is_refused_with_its_rows_and_columns():
     assert ("ledger", 2, "kind") in paths and ("ledger", 2, "seq") in paths
     assert {("ledger", 3, "event_type"), ("ledger", 3, "recorded_on"), ("ledger", 3, "quantity")} <= paths
     assert ("ledger", 4, "kind") in paths
+
+
+def test_the_overlaid_views_keep_the_typed_views_column_types(history):
+    eid = history.entity()
+    event = history.event(eid, "infringement_penalty", date(2022, 1, 10), date(2022, 2, 1))
+    history.listing(eid, "red", date(2022, 3, 1))
+    ds = history.dataset()
+    types = {t: ds.con.execute(f"DESCRIBE {t}").fetchall() for t in ("events", "lists")}
+    overlay_dataset(
+        ds,
+        _ledger(
+            {"kind": "correct", "event_id": event, "decided_on": "2023-01-01", "amount": 5.0},
+            {"kind": "repair", "event_id": event, "decided_on": "2023-02-01", "repaired_on": "2023-02-01"},
+            {
+                "kind": "add_event",
+                "event_id": "N1",
+                "entity_id": eid,
+                "event_type": "inspection_failed",
+                "occurred_on": "2023-01-01",
+                "recorded_on": "2023-01-02",
+                "quantity": 1,
+                "decided_on": "2023-01-03",
+            },
+            {
+                "kind": "remove_listing",
+                "entity_id": eid,
+                "list": "red",
+                "entered_on": "2022-03-01",
+                "removed_on": "2023-03-01",
+                "decided_on": "2023-03-01",
+            },
+        ),
+    )
+    for table, before in types.items():
+        after = ds.con.execute(f"DESCRIBE {table}").fetchall()
+        assert [(c[0], c[1]) for c in after] == [(c[0], c[1]) for c in before], table

@@ -260,6 +260,7 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
             json={"decision": "correct", "version": 1, "history": corrected, "note": "belongs to another entity"},
         )
         assert response.status_code == 200, response.text
+        assert response.json()["changes"]["ledger_seqs"] == [3]
         decisions = reviewer.get("/v1/ledger/decisions", params={"entity_id": other}).json()
     assert [(d["kind"], d["event_id"]) for d in decisions["decisions"]] == [("withdraw", withdrawn.event_id)]
     with live.client(tokens["analyst"]) as analyst:
