@@ -131,6 +131,7 @@ def objection_detail(conn: Connection, objection_id: int, principal: Principal |
     explanation = explanations.explanation(row, policy, traces.trace_row(conn, row))
     return {**objection, "explanation": explanation, "run": run_view, "result": result}
 
+
 def list_objections(
     conn: Connection, *, status: str | None, limit: int, offset: int, region: str | None = None
 ) -> list[dict[str, Any]]:
@@ -238,7 +239,12 @@ def decide(
                 rescored = replace(rescored, ledger_seq=seqs[-1])
             run_id = save_score_run(conn, rescored)
             new_score_id = conn.execute(select(scores.c.id).where(scores.c.run_id == run_id)).scalar_one()
-            conn.execute(update(objections).where(objections.c.id == objection_id).values(result_score_id=new_score_id))
+            # With the ledger seqs the decision wrote, known only now.
+            conn.execute(
+                update(objections)
+                .where(objections.c.id == objection_id)
+                .values(result_score_id=new_score_id, changes=json.dumps(changes, ensure_ascii=False, default=str))
+            )
         record_change(
             conn,
             principal,
