@@ -17,10 +17,11 @@ from sqlalchemy import Connection, or_, select
 from features.errors import NotFound
 from features.schema import EVENT_TYPE_BY_CODE, INDUSTRIES, KINDS
 from serving import dates, draws, explanations, inspections, register, scoring
+from serving import objections as objections_
 from serving.auth import Principal, Role
 from serving.db import entities, inspection_results, list_entries, objections
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
-from serving.schemas import DrawRequest, InspectionResults
+from serving.schemas import DrawRequest, InspectionResults, ObjectionIn
 from serving.store import entity_row, latest_score, run_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
@@ -191,6 +192,27 @@ def entity_page(entity_id: str, request: Request, principal: Reader, engine: Eng
         timeline=timeline,
         timeline_note=note,
     )
+
+
+@router.post("/entities/{entity_id}/objections")
+async def file_objection(entity_id: str, request: Request, principal: Reader, engine: EngineDep):
+    """File the entity's objection against its current score row (``POST /v1/objections``: one open
+    objection per row, only against the current row; another region's entity does not exist here)."""
+    check_entity_id(entity_id)
+    form = await form_of(request)
+    csrf.check(request, form)
+    with engine.connect() as conn:
+        row = latest_score(conn, entity_id)
+    if row is None or not principal.sees(row["entity_region"]):
+        raise NotFound(f"entity {entity_id} has no stored score")
+    try:
+        body = ObjectionIn.model_validate({"score_id": row["id"], "grounds": form.get("grounds")})
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+    from anyio import to_thread
+
+    await to_thread.run_sync(objections_.file_objection, engine, body.score_id, body.grounds, principal)
+    return RedirectResponse(f"/ui/entities/{entity_id}#h-timeline", status_code=303)
 
 
 # ---- draws ----------------------------------------------------------------------------------------------
