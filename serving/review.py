@@ -172,7 +172,15 @@ def review_queue(
     queue = _items(prefix, reason)
     total = conn.execute(select(func.count()).select_from(queue)).scalar_one()
     page = conn.execute(
-        select(queue, objections.c.grounds, objections.c.filed_by, scores.c.tier, scores.c.model_tier, scores.c.as_of)
+        select(
+            queue,
+            objections.c.grounds,
+            objections.c.filed_by,
+            objections.c.filed_at,
+            scores.c.tier,
+            scores.c.model_tier,
+            scores.c.as_of,
+        )
         .select_from(
             queue.join(scores, scores.c.id == queue.c.score_id).outerjoin(
                 objections, objections.c.id == queue.c.objection_id
@@ -192,7 +200,7 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         reasons.append(
             {
                 "reason": "objection",
-                "since": row["since"],
+                "since": row["filed_at"],
                 "detail": f"objection {row['objection_id']} filed by {row['filed_by']}: {row['grounds'][:200]}",
             }
         )

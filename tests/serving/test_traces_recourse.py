@@ -229,6 +229,8 @@ def test_the_review_queue_holds_each_item_until_it_is_decided(live, world, score
         assert merged["objection_id"] == objection["objection_id"]
         assert {r["reason"] for r in merged["reasons"]} >= {"objection"}
         assert merged["since"] == target["since"], "the row waited before the objection was filed"
+        filed = next(r for r in merged["reasons"] if r["reason"] == "objection")
+        assert filed["since"][:19] == objection["filed_at"][:19] and filed["since"] > target["since"]
         assert ("row", target["score_id"]) not in items
         assert items[("objection", int(plain.id))]["reasons"][0]["reason"] == "objection"
         only = reviewer.get("/v1/review-queue", params={"reason": "objection"}).json()
@@ -273,3 +275,28 @@ def test_the_review_queue_refuses_hostile_paging_and_other_regions(live, world, 
     with live.client() as anonymous:
         assert anonymous.get("/v1/review-queue").status_code == 401
     assert json.loads(json.dumps(mine))["total"] == len(mine["items"])
+
+
+def test_rows_of_linked_entities_are_traced_and_reproduced_with_their_links(live, world, tokens, tmp_path, engine):
+    """With the optional relations table, a row's history brings the links and the linked entities'
+    records, so its features (relationship features included) are rebuilt exactly and recourse starts
+    from the row itself."""
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    for name in ("entities", "events", "lists", "relations"):
+        getattr(world, name).to_parquet(folder / f"{name}.parquet", index=False)
+    with live.client(tokens["analyst"]) as analyst:
+        run = make_run(analyst, {"dataset": str(folder), "as_of": AS_OF.isoformat()})
+    rows = _rows(engine, run["run_id"]).set_index("entity_id")
+    links = world.relations
+    linked = [e for e in dict.fromkeys([*links.entity_id, *links.related_id]) if e in rows.index]
+    chosen = [e for e in linked if rows.loc[e, "tier"] in ("C", "D")][:3] or linked[:3]
+    assert chosen
+    with live.client(tokens["reviewer"]) as reviewer:
+        for entity_id in chosen:
+            explained = reviewer.get(f"/v1/entities/{entity_id}/explanation").json()
+            assert explained["trace"]["traced"] and explained["trace"]["verified"], explained["trace"]
+            answer = reviewer.get(f"/v1/scores/{int(rows.loc[entity_id, 'id'])}/recourse")
+            assert answer.status_code in (200, 409), answer.text
+            if answer.status_code == 409:
+                assert "candidate" in answer.json()["detail"], answer.json()["detail"]
