@@ -24,11 +24,11 @@ from features import evidence
 from features.errors import Conflict, InvalidInput, NotFound
 from features.evidence import EntityHistory
 from features.schema import ADVERSE_CODES
-from serving import dates, explanations, objections, scoring
+from serving import dates, explanations, objections, recourse, review, scoring
 from serving.auth import Principal, Role
 from serving.deps import AuditorDep, EngineDep, ScorersDep, require
 from serving.errors import invalid_input_detail
-from serving.schemas import DecisionIn, ObjectionStatus
+from serving.schemas import DecisionIn, ObjectionStatus, QueueReason
 from serving.store import run_row, score_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
@@ -46,13 +46,37 @@ def queue(
     request: Request,
     principal: Reviewer,
     engine: EngineDep,
-    status: Annotated[ObjectionStatus | None, Query()] = "open",
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    auditor: AuditorDep,
+    reason: Annotated[QueueReason | None, Query()] = None,
+    status: Annotated[ObjectionStatus | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
 ):
-    """Objections of the token's region, oldest first (the open ones by default)."""
+    """The review queue (``GET /v1/review-queue``: open objections and flagged rows, oldest first, the
+    token's region); with ``status``, the objections in that state (``GET /v1/objections``)."""
     with engine.connect() as conn:
-        rows = objections.list_objections(conn, status=status, limit=QUEUE_PAGE, offset=offset, region=principal.scope)
-    return render(request, "objections.html", rows=rows, shown=status, offset=offset, page=QUEUE_PAGE)
+        if status is None:
+            page = review.review_queue(conn, principal, reason=reason, limit=QUEUE_PAGE, offset=offset)
+            rows = None
+        else:
+            page = None
+            rows = objections.list_objections(
+                conn, status=status, limit=QUEUE_PAGE, offset=offset, region=principal.scope
+            )
+    if page is not None:
+        auditor.record(
+            principal, "review_queue.read", "review-queue", {"reason": reason, "offset": offset, "page": True}
+        )
+    return render(
+        request,
+        "objections.html",
+        queue=page,
+        rows=rows,
+        reason=reason,
+        shown=status,
+        reasons=review.REASONS,
+        offset=offset,
+        page=QUEUE_PAGE,
+    )
 
 
 def _objected(conn: Connection, objection_id: int, principal: Principal) -> dict[str, Any]:
@@ -100,7 +124,7 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
     explanation = detail["explanation"]
     frames = _history(detail)
     events, events_note = _events(frames)
-    defaults = {"what_if": None, "conflict": None, "problems": [], "kept": {}}
+    defaults = {"what_if": None, "conflict": None, "problems": [], "kept": {}, "recourse": None}
     return render(
         request,
         "objection.html",
@@ -127,6 +151,29 @@ def objection_page(objection_id: int, request: Request, principal: Reviewer, eng
         principal, "objection.read", f"objection/{objection_id}", {"score_id": detail["score_id"], "page": True}
     )
     return _page(request, detail)
+
+
+@router.get("/objections/{objection_id}/recourse")
+async def recourse_page(
+    objection_id: int,
+    request: Request,
+    principal: Reviewer,
+    engine: EngineDep,
+    scorers: ScorersDep,
+    auditor: AuditorDep,
+):
+    """The objection's page with the recourse of its row (``GET /v1/scores/{id}/recourse``): the fewest
+    records whose repair or lapse lowers the tier, each from the day it becomes possible."""
+    with engine.connect() as conn:
+        detail = _objected(conn, objection_id, principal)
+    policy = request.app.state.policy
+    score_id = detail["score_id"]
+    try:
+        answer = await anyio.to_thread.run_sync(recourse.recourse, engine, scorers, score_id, principal, policy)
+    except Conflict as exc:
+        return _page(request, detail, recourse={"none": str(exc)})
+    auditor.record(principal, "recourse.read", f"score/{score_id}", {"plan": answer["plan"] is not None, "page": True})
+    return _page(request, detail, recourse=answer)
 
 
 def _repairs(form) -> list[dict[str, str]]:

@@ -150,6 +150,12 @@ def test_reviewer_reads_the_waterfall_tries_a_repair_and_is_told_when_someone_de
     assert "#feature-" in target and browser.find_all(f"tr#{target.split('#')[1]}")
     browser.check("objection")
 
+    # Recourse: the fewest records whose repair or lapse lowers the tier (or why it cannot say).
+    browser.find('a[href$="/recourse#recourse"]').click()
+    answer = wait_for(lambda: browser.find_all('section[aria-labelledby="recourse"] [role="status"]'))
+    assert answer[0].text.strip()
+    browser.check("objection-recourse")
+
     boxes = browser.find_all('form[action$="/what-if"] input[name="repair"]')
     assert boxes, "the riskiest entity has adverse records to repair"
     for box in boxes:
