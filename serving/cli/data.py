@@ -22,7 +22,7 @@ from features.dataset import DatasetError, load_dataset
 from features.schema import TABLES, ColumnType, Table
 from features.validate import validate_dataset
 from serving.cli.app import app, check_output_path, fail, open_dataset, parse_date, print_problems, write_frame
-from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, refuse_spark_with_ledger
+from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
 
 console = Console(stderr=True)
 
@@ -185,11 +185,14 @@ def features(
         t0 = time.perf_counter()
         ds = open_dataset(data)
         applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
-        refuse_spark_with_ledger(engine, applied)
         timings["validate"] = time.perf_counter() - t0
         progress.update(task, advance=1, description="building features")
         t0 = time.perf_counter()
-        table = build_features(ds, day) if engine == "duckdb" else _spark_features(data, day, out)
+        if engine == "duckdb":
+            table = build_features(ds, day)
+        else:
+            with spark_folder(ds, data, applied, out) as folder:
+                table = _spark_features(folder, day, out)
         timings["features"] = time.perf_counter() - t0
         progress.update(task, advance=1, description=f"writing {out.name}")
         t0 = time.perf_counter()

@@ -10,11 +10,15 @@ Where the commands read the ledger from (``ledger_options``):
 - ``--no-ledger``: the delivery alone, said on stderr.
 
 What was applied (the seq, the count) and every disagreement between the folder and the ledger is printed
-on stderr; ``--engine spark`` refuses a non-empty ledger rather than build other features than DuckDB would.
+on stderr. ``--engine spark`` reads the dataset with the ledger laid over it (``spark_folder``: DuckDB's
+overlaid tables written as Parquet for the run), so both engines build from the same rows.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +29,7 @@ from rich.console import Console
 
 from features.dataset import Dataset
 from features.errors import InvalidInput
+from features.schema import TABLES
 from serving.cli.app import app, check_output_path, exit_code, fail, print_problems, write_frame
 
 ledger_app = typer.Typer(
@@ -141,15 +146,25 @@ def apply_ledger(ds: Dataset, ledger_file: Path | None, ledger_seq: int | None, 
     return Applied(seq=latest, decisions=report.decisions, conflicts=ledger.conflicts_json(report))
 
 
-def refuse_spark_with_ledger(engine: str, applied: Applied) -> None:
-    """``--engine spark`` builds features from the folder itself: refuse rather than diverge from DuckDB
-    when decisions apply."""
-    if engine == "spark" and applied.decisions:
-        raise fail(
-            f"--engine spark cannot apply the decision ledger ({applied.decisions} decision(s) up to seq "
-            f"{applied.seq}): its features would differ from the DuckDB engine's. Run with --engine duckdb, or "
-            "with --no-ledger to build on the delivery alone; nothing was written"
-        )
+@contextmanager
+def spark_folder(ds: Dataset, data: Path, applied: Applied, beside: Path) -> Iterator[Path]:
+    """The folder ``--engine spark`` reads: ``data`` itself when no decision applies; else the dataset with
+    the ledger laid over it (DuckDB's overlaid views), written as Parquet beside ``beside`` and removed
+    afterwards, so Spark builds from exactly the rows DuckDB builds from."""
+    if not applied.decisions:
+        yield data
+        return
+    folder = beside.parent / f".{beside.name}.ledger"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        with err.status(f"laying the ledger over {data} for Spark"):
+            for table in TABLES:
+                target = folder / f"{table.name}.parquet"
+                ds.con.execute(f"COPY (SELECT * FROM {table.name}) TO '{target}' (FORMAT parquet)")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @ledger_app.command("export")

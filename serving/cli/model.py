@@ -33,7 +33,7 @@ from serving.cli.app import (
     parse_date,
     write_frame,
 )
-from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, refuse_spark_with_ledger
+from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
 
 if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
     from models.evaluate import Evaluation
@@ -274,7 +274,6 @@ def score(
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
     applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
-    refuse_spark_with_ledger(engine, applied)
     uri = model or settings.serving_model_uri
     try:
         with err.status(f"loading {uri}"):
@@ -286,7 +285,10 @@ def score(
         raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
     t0 = time.perf_counter()
     if engine == "spark":  # features and scores in one Spark job: its time is reported as scoring
-        scores = _spark_scores(data, day, scorer, policy, top_k=top_k, details=store, parts=parts, out_file=out_file)
+        with spark_folder(ds, data, applied, out_file) as folder:
+            scores = _spark_scores(
+                folder, day, scorer, policy, top_k=top_k, details=store, parts=parts, out_file=out_file
+            )
         seconds_features = 0.0
     else:
         with err.status(f"building features as of {day}"):

@@ -1,6 +1,6 @@
 """The command line and the decision ledger: `features` (and so `score` and `train`, which share the same
 step) lay the service database's ledger over the folder, or an exported file, or none; `--ledger-seq`
-reproduces an earlier state; conflicts are said on stderr; `--engine spark` refuses a non-empty ledger;
+reproduces an earlier state; conflicts are said on stderr; `--engine spark` builds from the same overlaid rows;
 `ledger export` / `ledger import` move the ledger, validated row by row and idempotent."""
 
 from __future__ import annotations
@@ -123,9 +123,11 @@ def test_features_apply_the_service_ledger_and_say_what_they_did(tmp_path, deliv
     assert too_far.exit_code == 2 and "latest decision 2" in too_far.output
     mixed = _features(tmp_path, folder, env, "--no-ledger", "--ledger-seq", "1", name="y.parquet")[0]
     assert mixed.exit_code == 2
+    # Spark builds from the same overlaid rows: the same table, bit for bit, and nothing left behind.
     spark, out_spark = _features(tmp_path, folder, env, "--engine", "spark", name="spark.parquet")
-    assert spark.exit_code == 2 and "--engine spark cannot apply the decision ledger" in spark.output
-    assert not out_spark.exists()
+    assert spark.exit_code == 0, spark.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out_spark), pd.read_parquet(out))
+    assert not (tmp_path / ".spark.parquet.ledger").exists()
 
 
 def test_export_then_import_moves_the_ledger_once_and_a_bad_file_changes_nothing(tmp_path, delivery):
