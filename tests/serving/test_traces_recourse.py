@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import json
 from itertools import combinations
+from pathlib import Path
 
+import lightgbm as lgb
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from features.build import build_features
+from features.dataset import Dataset
 from features.evidence import unprovided
+from models.policy import load_policy
+from models.scorer import Scorer
+from serving import scoring
+from serving.store import ScoreRunRecord, save_score_run
 from serving.tokens import create_token
 from tests.serving import test_scoring as scoring_tests
+from tests.serving.conftest import POLICY_PATH
 from tests.serving.test_scoring import AS_OF, history, make_run
 
 # The fixtures of test_scoring.py: the world, its small trained scorer, its dataset folder, a live server.
@@ -300,3 +310,82 @@ def test_rows_of_linked_entities_are_traced_and_reproduced_with_their_links(live
             assert answer.status_code in (200, 409), answer.text
             if answer.status_code == 409:
                 assert "candidate" in answer.json()["detail"], answer.json()["detail"]
+
+
+def _register(scorer_dir, tracking_uri: str) -> str:
+    """Register a scorer directory as a version of model ``ipcredit`` in the MLflow store, as
+    ``models.registry.log_training`` logs one (models from code, the scorer and the policy as artifacts)."""
+    import mlflow
+
+    from models import registry
+
+    client = registry.connect(tracking_uri)
+    experiment = registry.ensure_experiment(client, registry.default_artifact_root(tracking_uri, None))
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.pyfunc.log_model(
+            name=registry.MODEL_ARTIFACT,
+            python_model=str(Path(registry.__file__).with_name("mlflow_model.py")),
+            artifacts={"scorer": str(scorer_dir), "policy": str(POLICY_PATH)},
+            registered_model_name=registry.MODEL_NAME,
+            await_registration_for=0,
+        )
+    return str(info.registered_model_version)
+
+
+def test_recourse_uses_the_rows_own_model_not_the_champion(
+    serve, world, model_dir, dataset_dir, tokens, engine, tmp_path
+):
+    """Two registered versions in a real MLflow store: the row was scored by version 1, the champion is
+    version 2. Recourse loads version 1 from the registry (with version 2 the row would not even be
+    reproduced), and what-if with the row's model version gives exactly the promised tier and score."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    own = Scorer.load(model_dir)
+    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    matrix = own.matrix(build_features(ds, AS_OF))
+    labels = np.arange(len(matrix)) % 7 == 0  # another model: trees fitted to other labels
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": 2}, lgb.Dataset(matrix, label=labels), 15
+    )
+    other = Scorer(booster, own.calibrator, own.feature_names, own.feature_version)
+    assert _register(model_dir, tracking_uri) == "1"
+    assert _register(other.save(tmp_path / "other"), tracking_uri) == "2"
+    live = serve(model_uri="models:/ipcredit/2")
+
+    scorer = Scorer.load(model_dir, model_version="1")
+    rows = scoring.score_dataset(scorer, load_policy(POLICY_PATH), ds, AS_OF)
+    policy_text = POLICY_PATH.read_text(encoding="utf-8")
+    save_score_run(
+        engine,
+        ScoreRunRecord(
+            scores=rows,
+            entities=world.entities,
+            as_of=AS_OF,
+            dataset_fingerprint="world",
+            data_source=str(dataset_dir),
+            policy_text=policy_text,
+            policy_version=load_policy(POLICY_PATH).version_tag,
+            model_version="1",
+            feature_version=scoring.feature_version_of(rows),
+        ),
+    )
+    with engine.connect() as conn:
+        stored = pd.read_sql(text("SELECT * FROM scores ORDER BY id"), conn)
+    with live.client(tokens["reviewer"]) as reviewer:
+        assert reviewer.get("/health").json()["model_version"] == "2"
+        found = None
+        for row in stored[stored.tier.isin(["C", "D"])].itertuples():
+            answer = reviewer.get(f"/v1/scores/{row.id}/recourse")
+            assert answer.status_code in (200, 409), answer.text
+            if answer.status_code == 200 and answer.json()["plan"]:
+                found = (row, answer.json())
+                break
+        assert found, "a C/D row with a plan"
+        row, answer = found
+        assert answer["model_version"] == "1"
+        plan = answer["plan"]
+        done = _what_if(reviewer, world, row.entity_id, plan["on"], plan["steps"], "1", row.policy_version)
+        assert done["model_version"] == "1" and done["tier"] == plan["tier"]
+        assert done["score"] == pytest.approx(plan["score"], rel=1e-9)
+        body = {"as_of": str(row.as_of), **history(world, row.entity_id)}
+        with_champion = reviewer.post("/v1/score", json=body).json()
+        assert with_champion["model_version"] == "2" and with_champion["score"] != pytest.approx(row.score)
