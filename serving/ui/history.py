@@ -1,5 +1,5 @@
-"""An entity's history in the dataset its score run read, for the entity and objection pages, and that
-history with records repaired (the objection page's what-if).
+"""An entity's history in the dataset its score run read, for the entity and objection pages, and the
+date a what-if repair is scored at.
 
 The dataset is opened with ``features.dataset.load_dataset`` (the typed ``events`` view of the contract,
 as ``serving/objections.py`` reads it for a repair) and kept open for the next page: opening the views
@@ -78,34 +78,25 @@ def events_of(data_source: str, entity_id: str) -> pd.DataFrame | None:
     return found[0] if found is not None else None
 
 
-def repaired(events: pd.DataFrame, repairs: list[dict[str, str]], as_of: date) -> tuple[pd.DataFrame, date]:
-    """``events`` with the named records repaired on their dates, and the date to score at: the row's
-    date or the latest repair, whichever is later (a repair counts from its date on). ``InvalidInput`` at
-    ``("repairs", i, field)`` for a record the history does not hold or a date before it was recorded."""
-    events = events.copy()
-    events["repaired_on"] = pd.to_datetime(events["repaired_on"])
+def repair_day(events: pd.DataFrame, repairs: list[dict[str, str]], as_of: date) -> date:
+    """The date to score a repair at: the row's date or the latest repair, whichever is later (a repair
+    counts from its date on). ``InvalidInput`` at ``("repairs", i, field)`` for a record the history does
+    not hold, a malformed date or one before the record was recorded."""
     known = events["event_id"].astype(str)
     latest = as_of
     for i, repair in enumerate(repairs):
         named = known == repair["event_id"]
+        where = ("repairs", i)
         if not named.any():
-            raise InvalidInput.at(
-                ("repairs", i, "event_id"), "no such record in the history", repair["event_id"], where="form"
-            )
+            raise InvalidInput.at((*where, "event_id"), "no such record", repair["event_id"], where="form")
         try:
             day = date.fromisoformat(repair["repaired_on"])
         except ValueError as exc:
-            raise InvalidInput.at(
-                ("repairs", i, "repaired_on"), f"must be a date: {exc}", repair["repaired_on"], where="form"
-            ) from exc
+            message = f"must be a date YYYY-MM-DD: {exc}"
+            raise InvalidInput.at((*where, "repaired_on"), message, repair["repaired_on"], where="form") from exc
         recorded = pd.to_datetime(events.loc[named, "recorded_on"]).max().date()
         if day < recorded:
-            raise InvalidInput.at(
-                ("repairs", i, "repaired_on"),
-                f"must be on or after the record's recorded_on ({recorded})",
-                str(day),
-                where="form",
-            )
-        events.loc[named, "repaired_on"] = pd.Timestamp(day)
+            message = f"must be on or after the record's recorded_on ({recorded})"
+            raise InvalidInput.at((*where, "repaired_on"), message, str(day), where="form")
         latest = max(latest, day)
-    return events, latest
+    return latest

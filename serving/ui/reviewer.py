@@ -3,9 +3,9 @@ as a waterfall, a what-if of repairing records, and the decision form.
 
 The page reads ``objections.objection_detail`` (what ``GET /v1/objections/{id}`` answers) and decides
 with ``objections.decide`` (``POST /v1/objections/{id}/decision``). The what-if rescores the entity's
-history from the run's dataset with the ticked records repaired, through ``serving.scoring`` with the
-model version that produced the row and the policy text stored with its run; it stores nothing and is
-queued like ``POST /v1/score``. A decision made
+history the row was scored from (``serving.traces``) with the ticked records repaired — only records that
+fed the row — with the model version that produced the row and the policy text stored with its run; it
+stores nothing and is queued like ``POST /v1/score``. A decision made
 meanwhile by someone else (409) is shown as such on the page, with what the reviewer typed kept.
 """
 
@@ -24,7 +24,7 @@ from features import evidence
 from features.errors import Conflict, InvalidInput, NotFound
 from features.evidence import EntityHistory
 from features.schema import ADVERSE_CODES
-from serving import dates, explanations, objections, recourse, review, scoring
+from serving import dates, explanations, objections, recourse, review, scoring, traces
 from serving.auth import Principal, Role
 from serving.deps import AuditorDep, EngineDep, ScorersDep, require
 from serving.errors import invalid_input_detail
@@ -32,7 +32,7 @@ from serving.schemas import DecisionIn, ObjectionStatus, QueueReason
 from serving.store import run_row, score_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
-from serving.ui.history import history_of, repaired
+from serving.ui.history import history_of, repair_day
 from serving.ui.render import render
 from serving.ui.svg import waterfall
 
@@ -200,9 +200,10 @@ def _decision(form) -> DecisionIn:
 
 @router.post("/objections/{objection_id}/what-if")
 async def what_if(objection_id: int, request: Request, principal: Reviewer, engine: EngineDep, scorers: ScorersDep):
-    """Rescore the entity's history with the ticked records repaired, as a repair decision would: the
-    model version that produced the row, the policy text stored with its run, the contract's validation
-    and the feature code of every scoring (``serving.scoring``); nothing is stored."""
+    """Rescore the row's history with the ticked records repaired, as a repair decision would: the history
+    the row was scored from (``traces.row_history``: its dataset with the ledger laid over), only records
+    that fed the row (``traces.check_repairs``), the model version that produced the row and the policy
+    text stored with its run; nothing is stored."""
     form = await form_of(request)
     csrf.check(request, form)
     with engine.connect() as conn:
@@ -216,14 +217,17 @@ async def what_if(objection_id: int, request: Request, principal: Reviewer, engi
         return _page(request, detail, status=422, problems=invalid_input_detail(problem), kept=kept)
 
     def rescore() -> dict[str, Any]:
-        frames = history_of(run["data_source"], detail["entity_id"])
-        if frames is None:
-            raise InvalidInput.at("repair", "the run's dataset cannot be read: nothing to rescore", where="form")
-        entity, events, lists = frames
-        events, as_of = repaired(events, repairs, row["as_of"])
-        ds = scoring.dataset_from_history(entity, events, lists, source=f"what-if/objection/{objection_id}")
+        with engine.connect() as conn:
+            try:
+                history = traces.row_history(conn, row)
+            except traces.TraceUnavailable as exc:
+                raise InvalidInput.at("repair", f"the row's history cannot be read back: {exc}", where="form") from exc
+        trace = traces.trace_history(history, row["as_of"], json.loads(row["features"] or "{}"))
+        traces.check_repairs(trace, [r["event_id"] for r in repairs], row["id"])
+        as_of = repair_day(history.events, repairs, row["as_of"])
+        features = traces.features_of(traces.with_repairs(history, repairs), as_of)
         policy = scoring.policy_from_text(run["policy_text"])
-        scored = scoring.score_dataset(scorers.version(str(row["model_version"])), policy, ds, as_of)
+        scored = scorers.version(str(row["model_version"])).score(features, policy)
         answer = explanations.what_if_row({k: scored[k].to_numpy() for k in scored.columns}, policy)
         return {"answer": answer, "previous": row, "chart": waterfall(answer, ident="wf-what-if")}
 
