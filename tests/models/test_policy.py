@@ -222,3 +222,49 @@ def test_a_policy_is_compiled_once(policy):
 def test_a_policy_error_is_invalid_input():
     with pytest.raises(InvalidInput, match=r"edited\.toml: not valid TOML"):
         parse_policy("version = ", source="edited.toml")
+
+
+# ---- repair rules and list lifecycles (issue 9) --------------------------------------------------------
+
+
+def test_repair_rules_say_what_can_be_repaired_when_and_on_what_evidence(policy):
+    from datetime import date
+
+    from models.policy import RepairRule, Unrepairable
+
+    penalty = policy.repair_rule(event_type="infringement_penalty")
+    assert isinstance(penalty, RepairRule) and penalty.after_months == 6 and penalty.basis
+    assert penalty.possible_from(date(2025, 8, 31)) == date(2026, 2, 28)  # calendar months
+    assert set(penalty.requires) <= set(policy.repair_requirements)
+    assert policy.repair_rule(list_name="serious_violation").after_months == 12
+    assert policy.repair_rule(list_name="untrustworthy").after_months == 6
+    assert isinstance(policy.repair_rule(event_type="infringement_judgment"), Unrepairable)
+    assert policy.repair_rule(event_type="patent_filed") is None  # nothing to repair
+    assert policy.lifecycle.untrustworthy_management_years == 1
+    assert policy.lifecycle.serious_violation_lapse_years == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("untrustworthy_management_years = 1", "untrustworthy_management_years = 2", "features are built with"),
+        ("serious_violation_lapse_years = 3", "serious_violation_lapse_years = 5", "retrained model"),
+        (
+            'requires = ["cause_removed"]\nbasis = "《企业信息公示',
+            'requires = ["a_form"]\nbasis = "《企业信息公示',
+            "a_form",
+        ),
+        ('event_types = ["annual_report_late"]', 'event_types = ["infringement_penalty"]', "two repair rules"),
+        ('event_types = ["annual_report_late"]', 'event_types = ["no_such_type"]', "event catalogue"),
+        ('list = "red"', 'list = "blue"', "list must be one of"),
+        ('event_types = ["infringement_judgment", ', 'event_types = ["infringement_penalty", ', "unrepairable"),
+        ("after_months = 12", "after_months = -1", "after_months"),
+    ],
+)
+def test_an_inconsistent_repair_or_lifecycle_section_is_refused(old, new, message):
+    from serving.settings import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "models" / "policy.toml").read_text(encoding="utf-8")
+    assert old in text
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text.replace(old, new, 1), source="edited.toml")

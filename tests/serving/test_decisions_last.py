@@ -241,6 +241,14 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
         carried = make_run(analyst, folder, M2)
     assert not carried["ledger_conflicts"]
     pd.testing.assert_frame_equal(stored_rows(engine, carried["run_id"]), a)
+    # One that disagrees (a later repair date) is reported in the run; the earlier date holds.
+    events.loc[events.event_id == event_id, "repaired_on"] = pd.Timestamp("2025-10-25")
+    events.to_parquet(folder / "events.parquet", index=False)
+    with live.client(tokens["analyst"]) as analyst:
+        disagreeing = make_run(analyst, folder, M2)
+    [conflict] = disagreeing["ledger_conflicts"]
+    assert conflict["seq"] == 1 and conflict["target"] == event_id and "the earlier date holds" in conflict["message"]
+    pd.testing.assert_frame_equal(stored_rows(engine, disagreeing["run_id"]), a)
     world.events.to_parquet(folder / "events.parquet", index=False)
 
     # A corrected history survives later runs: an objection decided with a record withdrawn.
@@ -266,7 +274,7 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
     with live.client(tokens["analyst"]) as analyst:
         later = make_run(analyst, folder, M3)
         row = analyst.get(f"/v1/entities/{other}/risk").json()
-    assert later["ledger_seq"] == 3 and row["as_of"] == M3.isoformat()
+    assert later["ledger_seq"] == 3 and row["as_of"] == M3.isoformat() and row["ledger_seq"] == 3
     with live.client(tokens["reviewer"]) as reviewer:
         expected = reviewer.post("/v1/score", json={**corrected, "as_of": M3.isoformat()}).json()
     assert expected["score"] == pytest.approx(row["score"], rel=1e-12, abs=1e-15)

@@ -205,3 +205,21 @@ def test_export_then_import_is_idempotent_and_a_bad_file_names_row_and_column(en
         assert ledger.current_seq(conn) == 1
         assert ledger.export_frame(conn)["decision_id"].tolist() == exported["decision_id"].tolist()
     other.dispose()
+
+
+def test_an_older_delivery_never_resurrects_a_removed_entry_nor_moves_its_removal(engine, world):
+    from serving.store import save_list_entries
+
+    entry = make_lists(world).iloc[[4]].reset_index(drop=True)  # untrustworthy, entered 2025-02-10, open
+    eid = entry.loc[0, "entity_id"]
+
+    def removed_on() -> date | None:
+        with engine.connect() as conn:
+            return conn.execute(select(list_entries.c.removed_on).where(list_entries.c.entity_id == eid)).scalar()
+
+    with engine.begin() as conn:
+        save_list_entries(conn, entry.assign(removed_on="2025-08-01"))  # a delivery removes it
+    for older in (entry, entry.assign(removed_on="2025-09-30")):  # deliveries made before, imported again
+        with engine.begin() as conn:
+            save_list_entries(conn, older)
+        assert removed_on() == date(2025, 8, 1)
