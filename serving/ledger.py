@@ -129,8 +129,14 @@ def _has_view(ds: Dataset, name: str) -> bool:
 
 
 def _plain_row(frame: pd.DataFrame) -> dict[str, Any]:
+    return plain_record(frame.iloc[0])
+
+
+def plain_record(row: pd.Series | Mapping[str, Any]) -> dict[str, Any]:
+    """A record (a row of a contract table) as plain values, what ``append`` takes as its ``record``:
+    missing values as ``None``, dates as dates, numpy scalars as Python ones, codes as text."""
     out: dict[str, Any] = {}
-    for key, value in frame.iloc[0].to_dict().items():
+    for key, value in dict(row).items():
         if value is None or (not isinstance(value, str) and pd.isna(value)):
             out[key] = None
         elif isinstance(value, pd.Timestamp | datetime):

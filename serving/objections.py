@@ -384,7 +384,7 @@ def _planned_repairs(events: pd.DataFrame, decision: DecisionIn, objection_id: i
             raise InvalidInput.at(
                 ("repairs", i, "event_id"), f"no event {repair.event_id} in the entity's history", repair.event_id
             )
-        record = _record(named.iloc[0])
+        record = ledger.plain_record(named.iloc[0])
         wanted = {
             "kind": "repair",
             "event_id": repair.event_id,
@@ -399,21 +399,6 @@ def _planned_repairs(events: pd.DataFrame, decision: DecisionIn, objection_id: i
             raise exc.under("repairs", i) from exc
         planned.append(Planned(wanted, record))
     return planned
-
-
-def _record(row: pd.Series) -> dict[str, Any]:
-    """One history row as plain values (dates as dates)."""
-    out: dict[str, Any] = {}
-    for key, value in row.to_dict().items():
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            out[key] = None
-        elif isinstance(value, pd.Timestamp | datetime):
-            out[key] = value.date()
-        elif hasattr(value, "item"):
-            out[key] = value.item()
-        else:
-            out[key] = value
-    return out
 
 
 def _planned_corrections(
@@ -448,7 +433,7 @@ def _planned_corrections(
             continue
         old = current.loc[event_id]
         amended = {c: new[c] for c in AMENDABLE if not _same(old[c], new[c])}
-        record = _record(old) | {"event_id": event_id}
+        record = ledger.plain_record(old) | {"event_id": event_id}
         if amended:
             planned.append(
                 _checked(
@@ -464,7 +449,7 @@ def _planned_corrections(
             wanted = {"kind": "repair", "event_id": event_id, "repaired_on": repaired, "basis": basis}
             planned.append(_checked(wanted, record, rules, ("events", i, "repaired_on")))
     for event_id in current.index.difference(posted.index):
-        record = _record(current.loc[event_id]) | {"event_id": event_id}
+        record = ledger.plain_record(current.loc[event_id]) | {"event_id": event_id}
         planned.append(_checked({"kind": "withdraw", "event_id": event_id, "basis": basis}, record, rules, ("events",)))
     key = ["list", "entered_on"]
     seen = seen_lists.assign(entered_on=pd.to_datetime(seen_lists["entered_on"])).set_index(key)

@@ -104,49 +104,36 @@ def test_list_rule_is_the_same_in_sql_pandas_and_sqlalchemy(rows, as_of):
 
 
 @pytest.mark.parametrize(
-    ("entered", "as_of", "in_force"),
+    ("list_name", "entered", "as_of", "in_force"),
     [
-        (date(2020, 2, 29), date(2023, 2, 27), True),
-        (date(2020, 2, 29), date(2023, 2, 28), False),  # the anniversary of 29 February is 28 February
-        (date(2021, 6, 30), date(2024, 6, 29), True),
-        (date(2021, 6, 30), date(2024, 6, 30), False),
+        ("serious_violation", date(2020, 2, 29), date(2023, 2, 27), True),
+        ("serious_violation", date(2020, 2, 29), date(2023, 2, 28), False),  # 29 February's anniversary
+        ("serious_violation", date(2021, 6, 30), date(2024, 6, 29), True),
+        ("serious_violation", date(2021, 6, 30), date(2024, 6, 30), False),
+        ("untrustworthy", date(2024, 2, 29), date(2025, 2, 27), True),
+        ("untrustworthy", date(2024, 2, 29), date(2025, 2, 28), False),
+        ("untrustworthy", date(2025, 1, 10), date(2026, 1, 9), True),  # the management period: a year
+        ("untrustworthy", date(2025, 1, 10), date(2026, 1, 10), False),
     ],
 )
-def test_serious_violation_entry_lapses_on_its_third_anniversary_in_both_engines(entered, as_of, in_force):
+def test_an_entry_lapses_on_the_anniversary_of_its_period_in_every_engine(list_name, entered, as_of, in_force):
     frame = _dated(
-        pd.DataFrame({"list": ["serious_violation"], "entered_on": [entered], "removed_on": [None]}),
+        pd.DataFrame({"list": [list_name], "entered_on": [entered], "removed_on": [None]}),
         ("entered_on", "removed_on"),
     )
     assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == [in_force]
     assert _sql_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
     assert _sqlalchemy_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
-    lapses_on = SERIOUS_VIOLATION_LAPSE.ends_on("serious_violation", entered)
+    lapses_on = pointintime.lapses_on(list_name, entered)
     assert (as_of < lapses_on) is in_force
-    assert SERIOUS_VIOLATION_LAPSE.ends_on("red", entered) is None
-
-
-@pytest.mark.parametrize(
-    ("entered", "as_of", "in_force"),
-    [
-        (date(2024, 2, 29), date(2025, 2, 27), True),
-        (date(2024, 2, 29), date(2025, 2, 28), False),  # the anniversary of 29 February is 28 February
-        (date(2025, 1, 10), date(2026, 1, 9), True),
-        (date(2025, 1, 10), date(2026, 1, 10), False),
-    ],
-)
-def test_untrustworthy_entry_lapses_after_its_management_period_in_every_engine(entered, as_of, in_force):
-    frame = _dated(
-        pd.DataFrame({"list": ["untrustworthy"], "entered_on": [entered], "removed_on": [None]}),
-        ("entered_on", "removed_on"),
+    assert lapses_on == min(
+        d
+        for d in (SERIOUS_VIOLATION_LAPSE.ends_on(list_name, entered), UNTRUSTWORTHY_LAPSE.ends_on(list_name, entered))
+        if d
     )
-    assert pointintime.mask(LIST_IN_FORCE, frame, as_of).tolist() == [in_force]
-    assert _sql_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
-    assert _sqlalchemy_keep(LIST_IN_FORCE, frame, as_of) == [in_force]
-    assert (as_of < pointintime.lapses_on("untrustworthy", entered)) is in_force
-    assert pointintime.list_entry_ends("untrustworthy", entered, date(2024, 12, 1)) == min(
-        date(2024, 12, 1), pointintime.lapses_on("untrustworthy", entered)
-    )
-    assert pointintime.lapses_on("red", entered) is None
+    removed = date(2024, 12, 1)
+    assert pointintime.list_entry_ends(list_name, entered, removed) == min(removed, lapses_on)
+    assert pointintime.lapses_on("red", entered) is None and SERIOUS_VIOLATION_LAPSE.ends_on("red", entered) is None
 
 
 def _copy_feature_code(tmp_path: Path) -> Path:

@@ -328,3 +328,34 @@ def bare_history(as_of: str, entity_id: str = "91210600MA0QC0K819", **entity) ->
         "registered_on": "2020-01-01",
     }
     return {"as_of": as_of, "entity": {**base, **entity}}
+
+
+# ---- a small real model --------------------------------------------------------------------------------
+
+
+def train_scorer(world, snapshots, folder: Path, *, model_version: str, rounds: int = 40) -> Path:
+    """A small LightGBM scorer fitted on ``world``'s features and outcomes at ``snapshots``, calibrated and
+    saved as a scorer directory under ``folder`` (served with ``model_uri``): no MLflow registry needed."""
+    import lightgbm as lgb
+
+    from features.build import FEATURE_VERSION, build_features, model_matrix
+    from features.catalogue import FEATURE_NAMES
+    from features.dataset import Dataset
+    from features.snapshots import build_outcomes
+    from models.calibration import Calibrator
+    from models.scorer import Scorer
+
+    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    frames = [build_features(ds, day).merge(build_outcomes(ds, day), on="entity_id") for day in snapshots]
+    data = pd.concat(frames, ignore_index=True)
+    matrix = model_matrix(data)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "verbose": -1, "seed": 1},
+        lgb.Dataset(matrix, label=data["outcome"]),
+        num_boost_round=rounds,
+    )
+    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
+    scorer = Scorer(
+        booster, calibrator, list(FEATURE_NAMES), FEATURE_VERSION, metadata={"model_version": model_version}
+    )
+    return scorer.save(folder / "scorer")

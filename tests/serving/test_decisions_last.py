@@ -13,19 +13,15 @@ import json
 from dataclasses import replace
 from datetime import date
 
-import lightgbm as lgb
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from features.build import FEATURE_VERSION, build_features, model_matrix
-from features.catalogue import FEATURE_NAMES
+from features.build import build_features
 from features.dataset import Dataset
-from features.snapshots import build_outcomes
 from features.synth import generate
-from models.calibration import Calibrator
-from models.scorer import Scorer
 from serving.tokens import create_token
+from tests.serving.conftest import train_scorer
 
 M1, M2, M3 = date(2025, 9, 30), date(2025, 10, 31), date(2025, 12, 31)
 TODAY = M3
@@ -66,21 +62,8 @@ def world(request):
 
 @pytest.fixture(scope="module")
 def model_dir(world, tmp_path_factory):
-    ds = Dataset.from_frames(world.entities, world.events, world.lists)
-    frames = []
-    for snapshot in (date(2022, 12, 31), date(2023, 12, 31), date(2024, 6, 30)):
-        features = build_features(ds, snapshot)
-        frames.append(features.merge(build_outcomes(ds, snapshot), on="entity_id"))
-    data = pd.concat(frames, ignore_index=True)
-    matrix = model_matrix(data)
-    booster = lgb.train(
-        {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "verbose": -1, "seed": 1},
-        lgb.Dataset(matrix, label=data["outcome"]),
-        num_boost_round=30,
-    )
-    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
-    scorer = Scorer(booster, calibrator, list(FEATURE_NAMES), FEATURE_VERSION, metadata={"model_version": "3"})
-    return scorer.save(tmp_path_factory.mktemp("model") / "scorer")
+    snapshots = (date(2022, 12, 31), date(2023, 12, 31), date(2024, 6, 30))
+    return train_scorer(world, snapshots, tmp_path_factory.mktemp("model"), model_version="3", rounds=30)
 
 
 @pytest.fixture
@@ -134,6 +117,18 @@ def repairable(world) -> pd.Series:
     return found.iloc[0]
 
 
+def repair_of(record: pd.Series) -> dict:
+    """A ledger repair of ``record`` within the rules: past its 6 months, with the evidence required."""
+    return {
+        "kind": "repair",
+        "event_id": record.event_id,
+        "entity_id": record.entity_id,
+        "repaired_on": REPAIRED_ON.isoformat(),
+        "basis": "市监信修〔2025〕21号",
+        "evidence": EVIDENCE,
+    }
+
+
 def stored_rows(engine, run_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -166,14 +161,7 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
     entry = next(e for e in public["entries"] if e["entity_id"] == untrustworthy)
     assert entry["lapses_on"] == "2025-10-01"
 
-    repair = {
-        "kind": "repair",
-        "event_id": event_id,
-        "entity_id": eid,
-        "repaired_on": REPAIRED_ON.isoformat(),
-        "basis": "市监信修〔2025〕21号",
-        "evidence": EVIDENCE,
-    }
+    repair = repair_of(record)
     with live.client(tokens["reviewer"]) as reviewer:
         decided = reviewer.post("/v1/ledger/decisions", json=repair)
         assert decided.status_code == 201, decided.text
@@ -283,18 +271,11 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
 
 def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, folder, tokens, serve, engine):
     record = repairable(world)
-    eid, event_id = record.entity_id, record.event_id
+    eid = record.entity_id
     with live.client(tokens["analyst"]) as analyst:
         make_run(analyst, folder, M1)
         assert analyst.post("/v1/ledger/decisions", json={"kind": "repair"}).status_code == 403
-    repair = {
-        "kind": "repair",
-        "event_id": event_id,
-        "entity_id": eid,
-        "repaired_on": REPAIRED_ON.isoformat(),
-        "basis": "市监信修〔2025〕21号",
-        "evidence": EVIDENCE,
-    }
+    repair = repair_of(record)
     recorded = pd.Timestamp(record.recorded_on).date()
     too_early = (pd.Timestamp(recorded) + pd.DateOffset(months=2)).date()
     possible = (pd.Timestamp(recorded) + pd.DateOffset(months=6)).date()

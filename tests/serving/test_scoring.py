@@ -10,17 +10,11 @@ import json
 import threading
 from datetime import date
 
-import lightgbm as lgb
 import pandas as pd
 import pytest
 
-from features.build import FEATURE_VERSION, build_features, model_matrix
-from features.catalogue import FEATURE_NAMES
-from features.dataset import Dataset
-from features.snapshots import build_outcomes
 from features.synth import generate
-from models.calibration import Calibrator
-from models.scorer import Scorer
+from tests.serving.conftest import train_scorer
 
 AS_OF = date(2024, 12, 31)
 
@@ -32,21 +26,8 @@ def world():
 
 @pytest.fixture(scope="module")
 def model_dir(world, tmp_path_factory):
-    ds = Dataset.from_frames(world.entities, world.events, world.lists)
-    frames = []
-    for snapshot in (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30)):
-        features = build_features(ds, snapshot)
-        frames.append(features.merge(build_outcomes(ds, snapshot), on="entity_id"))
-    data = pd.concat(frames, ignore_index=True)
-    matrix = model_matrix(data)
-    booster = lgb.train(
-        {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "verbose": -1, "seed": 1},
-        lgb.Dataset(matrix, label=data["outcome"]),
-        num_boost_round=40,
-    )
-    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
-    scorer = Scorer(booster, calibrator, list(FEATURE_NAMES), FEATURE_VERSION, metadata={"model_version": "7"})
-    return scorer.save(tmp_path_factory.mktemp("model") / "scorer")
+    snapshots = (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30))
+    return train_scorer(world, snapshots, tmp_path_factory.mktemp("model"), model_version="7")
 
 
 @pytest.fixture
