@@ -1,5 +1,5 @@
-"""The supervisor's pages: find an entity and read its page; make a draw, read it, record its results,
-download it as CSV. Each calls what the API's routes call (``serving/store.py``, ``explanations``,
+"""The supervisor's pages: find an entity and read its page; make a draw, read it, record its inspections'
+outcomes, download it as CSV. Each calls what the API's routes call (``serving/store.py``, ``explanations``,
 ``draws``, ``inspections``) with the same roles and region scope, and reads are audited the same way."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,9 +20,9 @@ from features.schema import EVENT_TYPE_BY_CODE, INDUSTRIES, KINDS
 from serving import dates, draws, explanations, inspections, register, scoring
 from serving import objections as objections_
 from serving.auth import Principal, Role
-from serving.db import entities, inspection_results, list_entries, objections
+from serving.db import entities, inspection_outcomes, inspection_results, list_entries, objections
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
-from serving.schemas import DrawRequest, InspectionResults, ObjectionIn
+from serving.schemas import DrawRequest, ObjectionIn, OutcomesIn
 from serving.store import entity_row, latest_score, run_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
@@ -35,6 +36,18 @@ SEARCH_LIMIT = 50
 QUERY_MAX = 100
 # Rows of a draw shown per page (the CSV has them all).
 DRAW_PAGE = 200
+CSV_COLUMNS = (
+    "entity_id",
+    "name",
+    "tier",
+    "inclusion_probability",
+    "inspectors",
+    "result",
+    "outcome",
+    "finding_kind",
+    "inspected_by",
+    "inspected_on",
+)
 LIST_NAMES_ZH = {
     "red": "守信红名单",
     "untrustworthy": "失信名单",
@@ -295,13 +308,24 @@ def draw_page(
     with engine.connect() as conn:
         drawn = draws.get_draw(conn, draw_id, principal, offset=offset, limit=DRAW_PAGE)
         names = _names(conn, [s["entity_id"] for s in drawn["selected"]])
+        outcomes = _outcomes(conn, draw_id)
     auditor.record(principal, "draw.read", f"draw/{draw_id}", {"offset": offset, "rows": len(drawn["selected"])})
-    return render(request, "draw.html", draw=drawn, names=names, offset=offset, page=DRAW_PAGE, today=dates.today())
+    return render(
+        request,
+        "draw.html",
+        draw=drawn,
+        names=names,
+        outcomes=outcomes,
+        finding_kinds=inspections.FINDING_KINDS,
+        offset=offset,
+        page=DRAW_PAGE,
+        today=dates.today(),
+    )
 
 
-def results_of_form(form) -> InspectionResults:
-    """The results form (``outcome_<id>``, ``inspected_on_<id>``, ``amount_<id>``, ``findings_<id>``) as the
-    API's ``InspectionResults``: the rows with an outcome chosen."""
+def outcomes_of_form(form) -> OutcomesIn:
+    """The outcomes form (``outcome_<id>``, ``inspector_<id>``, ``finding_kind_<id>``, ``inspected_on_<id>``,
+    ``amount_<id>``, ``findings_<id>``) as the API's ``OutcomesIn``: the rows with an outcome chosen."""
     rows = []
     for key in form:
         if not key.startswith("outcome_") or not form.get(key):
@@ -310,44 +334,57 @@ def results_of_form(form) -> InspectionResults:
         row: dict[str, Any] = {
             "entity_id": entity_id,
             "outcome": form.get(key),
+            "inspector_id": form.get(f"inspector_{entity_id}") or None,
             "inspected_on": form.get(f"inspected_on_{entity_id}") or None,
         }
-        if form.get(f"amount_{entity_id}"):
-            row["amount"] = form.get(f"amount_{entity_id}")
-        if form.get(f"findings_{entity_id}"):
-            row["findings"] = form.get(f"findings_{entity_id}")
+        for name in ("finding_kind", "amount", "findings"):
+            if form.get(f"{name}_{entity_id}"):
+                row[name] = form.get(f"{name}_{entity_id}")
         rows.append(row)
     try:
-        return InspectionResults.model_validate({"results": rows})
+        return OutcomesIn.model_validate({"outcomes": rows})
     except ValidationError as exc:
         raise invalid(exc) from exc
 
 
-@router.post("/draws/{draw_id}/results")
-async def post_results(draw_id: str, request: Request, principal: Supervisor, engine: EngineDep):
-    """Record the chosen results as ``POST /v1/sampling/draws/{id}/results`` does, then show the draw."""
+@router.post("/draws/{draw_id}/outcomes")
+async def post_outcomes(draw_id: str, request: Request, principal: Supervisor, engine: EngineDep):
+    """Record the chosen outcomes as ``POST /v1/sampling/draws/{id}/outcomes`` does (by an assigned
+    inspector, into the decision ledger), then show the draw."""
     form = await form_of(request)
     csrf.check(request, form)
-    body = results_of_form(form)
+    body = outcomes_of_form(form)
     from anyio import to_thread
 
     await to_thread.run_sync(
-        inspections.record_results, engine, draw_id, [r.model_dump() for r in body.results], principal
+        partial(inspections.record_outcomes, draw_id=draw_id),
+        engine,
+        [o.model_dump() for o in body.outcomes],
+        principal,
     )
     return RedirectResponse(f"/ui/draws/{draw_id}#results", status_code=303)
 
 
+def _outcomes(conn: Connection, draw_id: str) -> dict[str, dict[str, Any]]:
+    """The outcomes recorded for the draw's entities (who inspected, what was found, or could not)."""
+    stmt = select(inspection_outcomes).where(inspection_outcomes.c.draw_id == draw_id)
+    return {r["entity_id"]: dict(r) for r in conn.execute(stmt).mappings()}
+
+
 @router.get("/draws/{draw_id}/csv")
 def draw_csv(draw_id: str, principal: Supervisor, engine: EngineDep, auditor: AuditorDep) -> Response:
-    """Every selected entity of the draw as CSV: id, name, tier, inclusion probability, inspectors, result."""
+    """Every selected entity of the draw as CSV: id, name, tier, inclusion probability, inspectors, the
+    result, and the outcome recorded by an inspector (with its kind, who and when)."""
     with engine.connect() as conn:
         drawn = draws.get_draw(conn, draw_id, principal)
         names = _names(conn, [s["entity_id"] for s in drawn["selected"]])
+        outcomes = _outcomes(conn, draw_id)
     auditor.record(principal, "draw.read", f"draw/{draw_id}", {"rows": len(drawn["selected"]), "format": "csv"})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["entity_id", "name", "tier", "inclusion_probability", "inspectors", "result"])
+    writer.writerow(CSV_COLUMNS)
     for s in drawn["selected"]:
+        done = outcomes.get(s["entity_id"], {})
         writer.writerow(
             [
                 s["entity_id"],
@@ -356,6 +393,10 @@ def draw_csv(draw_id: str, principal: Supervisor, engine: EngineDep, auditor: Au
                 s["inclusion_probability"],
                 ";".join(s["inspectors"]),
                 s["result"] or "",
+                done.get("outcome") or "",
+                done.get("finding_kind") or "",
+                done.get("inspector_id") or "",
+                done.get("inspected_on") or "",
             ]
         )
     return Response(

@@ -95,16 +95,20 @@ def test_supervisor_finds_an_entity_draws_records_a_result_and_downloads_the_dra
     assert rows and all("INS" in r.text for r in rows)  # every selected entity has its inspectors
     browser.check("draw")
 
-    first = browser.find("table.selected tbody tr select").get_attribute("name").removeprefix("outcome_")
+    first = (
+        browser.find("table.selected tbody tr select[name^=outcome_]").get_attribute("name").removeprefix("outcome_")
+    )
     from selenium.webdriver.support.ui import Select
 
-    Select(browser.find(f'select[name="outcome_{first}"]')).select_by_value("failed")
+    Select(browser.find(f'select[name="outcome_{first}"]')).select_by_value("findings")
+    Select(browser.find(f'select[name="finding_kind_{first}"]')).select_by_value("counterfeit_patent")
     browser.driver.execute_script(
         "document.querySelector(arguments[0]).value = '2026-01-10'", f'input[name="inspected_on_{first}"]'
     )
     browser.find(f'input[name="findings_{first}"]').send_keys("假冒专利标识")
-    browser.find('form[action$="/results"] button[type=submit]').click()
-    wait_for(lambda: "不合格" in browser.text())
+    browser.find('form[action$="/outcomes"] button[type=submit]').click()
+    wait_for(lambda: "发现问题" in browser.find("table.selected tbody").text)
+    assert "counterfeit_patent" in browser.find("table.selected tbody").text
     browser.check("draw-with-result")
 
     csv = browser.driver.execute_async_script(
@@ -112,8 +116,11 @@ def test_supervisor_finds_an_entity_draws_records_a_result_and_downloads_the_dra
         f"/ui/draws/{draw_id}/csv",
     )
     lines = csv.strip().splitlines()
-    assert lines[0] == "entity_id,name,tier,inclusion_probability,inspectors,result"
-    assert any(line.startswith(first) and line.endswith(",failed") for line in lines[1:])
+    assert (
+        lines[0]
+        == "entity_id,name,tier,inclusion_probability,inspectors,result,outcome,finding_kind,inspected_by,inspected_on"
+    )
+    assert any(line.startswith(first) and ",failed,findings,counterfeit_patent,INS" in line for line in lines[1:])
     assert len(lines) - 1 == len(rows)
 
     browser.open("/ui/draws")
