@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,7 @@ class AtDate:
     def __init__(self, history: EntityHistory, as_of: date) -> None:
         self.history = history
         self.as_of = as_of
+        self._windows: dict[int, int] = {}
 
     @cached_property
     def _events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -113,16 +114,21 @@ class AtDate:
         """A mask over the counted events: the ones ``agg`` reads (its types, in its window), as
         ``features/build.py`` selects them; for ``amount``, only those with an amount."""
         _, codes, ago, amount = self._events
-        wanted = np.zeros(len(EVENT_CODES) + 1, dtype=bool)  # the last slot: a type outside the catalogue
-        wanted[[_CODE[t] for t in agg.types]] = True
-        keep = wanted[codes]
+        keep = _wanted(agg.types)[codes]
         if agg.months is not None:
-            keep &= ago < window_days(self.as_of, agg.months)
+            keep &= ago < self._days(agg.months)
         if agg.skip_months:
-            keep &= ago >= window_days(self.as_of, agg.skip_months)
+            keep &= ago >= self._days(agg.skip_months)
         if agg.measure is Measure.AMOUNT:
             keep &= amount != 0
         return keep
+
+    def _days(self, months: int) -> int:
+        """``window_days(D, months)``, worked out once per window."""
+        days = self._windows.get(months)
+        if days is None:
+            days = self._windows[months] = window_days(self.as_of, months)
+        return days
 
     def event_ids(self, keep: np.ndarray) -> tuple[str, ...]:
         """The ids of the counted events under ``keep``, most recent first, each once."""
@@ -140,6 +146,15 @@ class AtDate:
 
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
+
+
+@lru_cache(maxsize=256)
+def _wanted(types: tuple[str, ...]) -> np.ndarray:
+    """A lookup by type code: True for ``types`` (the last slot, a type outside the catalogue, False)."""
+    wanted = np.zeros(len(EVENT_CODES) + 1, dtype=bool)
+    wanted[[_CODE[t] for t in types]] = True
+    wanted.flags.writeable = False
+    return wanted
 
 
 Provider = Callable[[Any, AtDate], Evidence]
