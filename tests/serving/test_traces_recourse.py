@@ -19,13 +19,13 @@ from sqlalchemy import text
 from features.build import build_features
 from features.dataset import Dataset
 from features.evidence import unprovided
-from models.policy import load_policy
+from models.policy import load_policy, parse_policy
 from models.scorer import Scorer
 from serving import scoring
 from serving.store import ScoreRunRecord, save_score_run
 from serving.tokens import create_token
 from tests.serving import test_scoring as scoring_tests
-from tests.serving.conftest import POLICY_PATH
+from tests.serving.conftest import POLICY_PATH, make_scores
 from tests.serving.test_scoring import AS_OF, history, make_run
 
 # The fixtures of test_scoring.py: the world, its small trained scorer, its dataset folder, a live server.
@@ -110,7 +110,15 @@ def test_a_repair_naming_a_record_that_did_not_feed_the_row_is_refused(live, wor
         [problem] = response.json()["detail"]
         assert problem["loc"] == ["body", "repairs", 0, "event_id"] and not_fed in problem["msg"]
         assert f"did not feed score row {row['score_id']}" in problem["msg"]
-        assert reviewer.get(f"/v1/objections/{objection['objection_id']}").json()["status"] == "open"
+        detail = reviewer.get(f"/v1/objections/{objection['objection_id']}").json()
+        assert detail["status"] == "open"
+        # The snapshot objected to names its records too: the ids a repair may take.
+        snapshot = detail["explanation"]
+        assert snapshot["trace"]["traced"] and snapshot["score_id"] == row["score_id"]
+        adverse = next(c for c in snapshot["contributions"] if c["feature"] == "adverse_all")["records"][0]
+        assert not_fed not in adverse["ids"] and adverse["count"] == next(
+            c["value"] for c in snapshot["contributions"] if c["feature"] == "adverse_all"
+        )
 
 
 def _what_if(client, world, entity_id: str, as_of, steps, model_version: str, policy_version: str) -> dict:
@@ -389,3 +397,39 @@ def test_recourse_uses_the_rows_own_model_not_the_champion(
         body = {"as_of": str(row.as_of), **history(world, row.entity_id)}
         with_champion = reviewer.post("/v1/score", json=body).json()
         assert with_champion["model_version"] == "2" and with_champion["score"] != pytest.approx(row.score)
+
+
+def test_what_if_tiers_with_a_policy_a_stored_run_used(live, world, tokens, engine):
+    """A run stored under another policy version (its text kept with the run): what-if can tier with it."""
+    text_now = POLICY_PATH.read_text(encoding="utf-8")
+    older = text_now.replace('version = "', 'version = "1999.', 1).replace(
+        "A = 0.03, B = 0.10, C = 0.30", "A = 0.5, B = 0.6, C = 0.7"
+    )
+    assert older != text_now
+    policy = parse_policy(older, source="older")
+    entities = world.entities.iloc[:3]
+    scores = make_scores(entities)
+    scores["policy_version"] = policy.version_tag
+    save_score_run(
+        engine,
+        ScoreRunRecord(
+            scores=scores,
+            entities=entities,
+            as_of=AS_OF,
+            dataset_fingerprint="older",
+            data_source="tests",
+            policy_text=older,
+            policy_version=policy.version_tag,
+            model_version="7",
+            feature_version="test",
+        ),
+    )
+    entity_id = _counted(world, world.events.entity_id.iloc[0]).entity_id.iloc[0]
+    body = {"as_of": AS_OF.isoformat(), **history(world, entity_id)}
+    with live.client(tokens["reviewer"]) as reviewer:
+        now = reviewer.post("/v1/score", json=body).json()
+        then = reviewer.post("/v1/score", json={**body, "policy_version": policy.version_tag, "model_version": "7"})
+        assert then.status_code == 200, then.text
+        then = then.json()
+    assert then["policy_version"] == policy.version_tag != now["policy_version"]
+    assert then["score"] == now["score"] and then["model_tier"] == policy.model_tiers([then["score"]])[0]
