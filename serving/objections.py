@@ -447,7 +447,7 @@ def _planned_corrections(
             and (pd.isna(repaired_now.get(event_id)) or pd.Timestamp(repaired) < repaired_now.get(event_id))
         ):
             wanted = {"kind": "repair", "event_id": event_id, "repaired_on": repaired, "basis": basis}
-            planned.append(_checked(wanted, record, rules, ("events", i, "repaired_on")))
+            planned.append(_checked(wanted, record, rules, ("events", i)))
     for event_id in current.index.difference(posted.index):
         record = ledger.plain_record(current.loc[event_id]) | {"event_id": event_id}
         planned.append(_checked({"kind": "withdraw", "event_id": event_id, "basis": basis}, record, rules, ("events",)))

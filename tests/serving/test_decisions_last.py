@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from features.build import build_features
-from features.dataset import Dataset
+from features.dataset import Dataset, load_dataset
 from features.synth import generate
+from serving import ledger
 from serving.tokens import create_token
 from tests.serving.conftest import train_scorer
 
@@ -268,6 +269,18 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
     assert expected["score"] == pytest.approx(row["score"], rel=1e-12, abs=1e-15)
     assert (expected["tier"], expected["rules"]) == (row["tier"], row["rules"])
 
+    # An appeal reproduces a row exactly from (dataset, as_of, ledger seq): the M2 rows, rebuilt now that a
+    # later decision exists, with the decisions up to the seq they recorded.
+    rebuilt = load_dataset(folder)
+    with engine.connect() as conn:
+        ledger.apply(rebuilt, conn, second["ledger_seq"])
+    features = build_features(rebuilt, M2).set_index("entity_id")
+    stored = a.set_index("entity_id")
+    for entity in (eid, other, untrustworthy, serious):
+        values = json.loads(stored.loc[entity, "features"])
+        for name in ("adverse_12m", "adverse_decayed", "on_untrustworthy_list", "on_serious_violation_list"):
+            assert values[name] == pytest.approx(features.loc[entity, name]), (entity, name)
+
 
 def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, folder, tokens, serve, engine):
     record = repairable(world)
@@ -317,3 +330,25 @@ def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, 
     _, scoped = create_token(engine, "reviewer", "scoped-reviewer", region=foreign)
     with live.client(scoped) as reviewer:
         assert reviewer.post("/v1/ledger/decisions", json=repair).status_code == 404
+
+    # A correction cannot add a list entry (the ledger records early removals only), nor break a repair rule.
+    with live.client(tokens["analyst"]) as filer:
+        current = filer.get(f"/v1/entities/{eid}/risk").json()
+        objection = filer.post("/v1/objections", json={"score_id": current["score_id"], "grounds": "有误"}).json()
+    corrected = history(world, eid, M1)
+    del corrected["as_of"]
+    added = {"entity_id": eid, "list": "red", "entered_on": "2025-01-01", "removed_on": None, "basis": "x"}
+    early = json.loads(json.dumps(corrected))
+    for event in early["events"]:
+        if event["event_id"] == record.event_id:
+            event["repaired_on"] = (pd.Timestamp(record.recorded_on) + pd.DateOffset(months=1)).date().isoformat()
+    url = f"/v1/objections/{objection['objection_id']}/decision"
+    with live.client(tokens["reviewer"]) as reviewer:
+        listed = {**corrected, "lists": [*corrected["lists"], added]}
+        detail = _detail(reviewer.post(url, json={"decision": "correct", "version": 1, "history": listed}))
+        assert detail[0]["loc"][:3] == ["body", "history", "lists"] and "cannot add a list entry" in detail[0]["msg"]
+        detail = _detail(reviewer.post(url, json={"decision": "correct", "version": 1, "history": early}))
+        assert detail[0]["loc"] == ["body", "history", "events", detail[0]["loc"][3], "repaired_on"]
+        assert "REPAIR_PENALTY" in detail[0]["msg"] and "can be repaired from" in detail[0]["msg"]
+        assert reviewer.get("/v1/ledger/decisions").json()["seq"] == 0
+        assert reviewer.get(f"/v1/objections/{objection['objection_id']}").json()["status"] == "open"
