@@ -21,6 +21,7 @@ from features.dataset import Dataset, DatasetError
 from features.errors import InvalidInput, Problem
 from features.ledger import overlay_frames
 from features.schema import ENTITIES, EVENTS, LISTS, ColumnType, Table
+from features.single import single_features
 from features.validate import check_frames
 from models.policy import Policy, parse_policy
 from models.scorer import Scorer
@@ -114,7 +115,12 @@ def score_history(
     database: the in-memory feature path, then the scorer, with ``ledger``'s decisions (those about the
     posted entity) laid over the history first. Returns the scorer's columns (``Scorer.score_columns``:
     what ``Scorer.score`` frames), one item per scored row."""
-    features = build_features_from_frames(*overlaid_frames(history, ledger), as_of)
+    if ledger is None or ledger.empty:
+        # No decision to lay over: the one-history path over the request's own records (features.single,
+        # the same catalogue and point-in-time rule, the same row bit for bit) instead of pandas frames.
+        features = single_features(history.entity, history.events, history.lists, as_of)
+    else:
+        features = build_features_from_frames(*overlaid_frames(history, ledger), as_of)
     if features.empty:
         raise _not_registered(as_of)
     return scorer.score_columns(features, policy)

@@ -21,7 +21,9 @@ from features.build import FEATURE_VERSION, build_features, build_features_from_
 from features.catalogue import CATEGORIES, FEATURE_NAMES, FEATURES
 from features.columns import feature_columns
 from features.dataset import Dataset
+from features.errors import InvalidInput
 from features.schema import ENTITIES, EVENTS, LISTS
+from features.single import single_features
 from features.snapshots import build_outcomes
 from features.synth import generate
 from models.calibration import Calibrator
@@ -32,7 +34,7 @@ from serving import db
 from serving.explanations import what_if_row
 from serving.lookups import Lookups
 from serving.schemas import ScoreRequest
-from serving.scoring import history_frames
+from serving.scoring import history_frames, score_history
 from serving.store import latest_score
 from tests.serving.conftest import POLICY_PATH, make_entities, store_run
 
@@ -275,3 +277,61 @@ def test_a_model_trained_on_other_features_is_not_served(scorer, serve, tmp_path
     health = live.client().get("/health").json()
     assert health["status"] == "degraded" and health["model_version"] is None
     assert any("features version" in reason for reason in health["reasons"]), health["reasons"]
+
+
+# ---- the one-history feature path (features.single) -------------------------------------------------------
+
+
+def _varied_entities(world, k: int = 60) -> list[str]:
+    """The busiest history, listed ones, one without events, and a random sample of the rest."""
+    counts = world.events.entity_id.value_counts()
+    listed = list(dict.fromkeys(world.lists.entity_id))
+    quiet = [i for i in world.entities.entity_id if i not in set(world.events.entity_id)]
+    rng = np.random.default_rng(15)
+    sample = rng.choice(world.entities.entity_id.to_numpy(), size=k, replace=False).tolist()
+    return list(dict.fromkeys([counts.index[0], *listed[:10], *quiet[:3], *sample]))
+
+
+def _plain_columns(scorer, policy, request: ScoreRequest, as_of: date) -> dict:
+    """What-if scoring the way it was: the history as pandas frames, ``build_features_from_frames``."""
+    return scorer.score_columns(build_features_from_frames(*history_frames(request), as_of), policy)
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, date(2022, 6, 30), date(2024, 2, 29)])
+def test_what_if_features_and_scores_are_the_frame_path(world, scorer, policy, as_of):
+    """On the world's histories (records after the date included: the requests carry them all) the fast
+    path gives the frame path's feature row and every scored column, bit for bit."""
+    scored = 0
+    for entity_id in _varied_entities(world):
+        request = _request(world, entity_id)
+        expected = build_features_from_frames(*history_frames(request), as_of)
+        got = single_features(request.entity, request.events, request.lists, as_of)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        if expected.empty:
+            with pytest.raises(InvalidInput, match="registered_on"):
+                score_history(scorer, policy, request, as_of)
+            continue
+        fast, plain = score_history(scorer, policy, request, as_of), _plain_columns(scorer, policy, request, as_of)
+        assert list(fast) == list(plain)
+        for name, values in plain.items():
+            assert list(fast[name]) == list(values), (entity_id, name)
+        scored += 1
+    assert scored >= 40
+
+
+def test_what_if_over_http_answers_what_the_frame_path_scores(world, scorer, policy, serve, tokens, tmp_path, db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the feature path does not depend on the database")
+    live = serve(model_uri=str(scorer.save(tmp_path / "model")))
+    with live.client(tokens["analyst"]) as client:
+        for entity_id in _varied_entities(world, k=2)[:8]:
+            request = _request(world, entity_id)
+            body = request.model_dump_json().encode()
+            response = client.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 200, response.text[:500]
+            got = response.json()
+            plain = {k: v[0] for k, v in _plain_columns(scorer, policy, request, AS_OF).items()}
+            for name in ("score", "base_value", "log_odds", "model_tier", "tier", "rules", "review"):
+                assert got[name] == (plain[name].item() if hasattr(plain[name], "item") else plain[name]), name
+            shown = [{k: r[k] for k in ("feature", "value", "contribution")} for r in json.loads(plain["reasons"])]
+            assert [{k: r[k] for k in ("feature", "value", "contribution")} for r in got["reasons"]] == shown
