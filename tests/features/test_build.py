@@ -82,13 +82,16 @@ def test_serious_violation_entry_lapses_three_years_after_entry(history):
 
 def test_list_removal_and_other_lists_do_not_lapse(history):
     eid = history.entity()
-    history.listing(eid, "untrustworthy", date(2015, 3, 1))  # no removal: stays in force
+    history.listing(eid, "untrustworthy", D - timedelta(days=200))  # no removal, within its year: in force
     history.listing(eid, "abnormal_operation", date(2021, 1, 1), removed_on=D)  # removed on D: not in force
-    history.listing(eid, "red", date(2020, 1, 1), removed_on=D + timedelta(days=1))
+    history.listing(eid, "red", date(2015, 1, 1), removed_on=D + timedelta(days=1))  # red never lapses
+    lapsed = history.entity()
+    history.listing(lapsed, "untrustworthy", date(2015, 3, 1))  # no removal, its management period long over
     r = row(history)
     assert r["on_untrustworthy_list"]
     assert not r["on_abnormal_operation_list"]
     assert r["on_red_list"]
+    assert not row(history, entity=1)["on_untrustworthy_list"]
 
 
 def test_empty_lists_and_no_events(history):
