@@ -60,30 +60,33 @@ def _flagged(table) -> ColumnElement[bool]:
     return or_(table.c.review == True, _gap(table) >= DISAGREEMENT_GAP)  # noqa: E712 (SQL, not Python)
 
 
-def _decided(score_id: ColumnElement[int]) -> ColumnElement[bool]:
-    return exists().where(objections.c.score_id == score_id, objections.c.status != "open")
-
-
-def _streak_start(row) -> ColumnElement:
-    """When the entity's unbroken series of flagged, undecided rows ending at ``row`` began: the earliest
-    run time of its rows after the last one that was not flagged or was decided."""
-    before = scores.alias("before")
-    barrier = (
-        select(func.coalesce(func.max(before.c.id), 0))
-        .where(
-            before.c.entity_id == row.c.entity_id,
-            before.c.id < row.c.id,
-            or_(not_(_flagged(before)), _decided(before.c.id)),
+def _series(entity_ids) -> object:
+    """Per score row of the entities ``entity_ids`` (a selectable of ids): ``id`` and ``series_since``, when
+    the unbroken series of flagged, undecided rows it belongs to began (NULL for a row that is not flagged
+    or was decided). One pass over those entities' rows with window functions: a row that is not flagged
+    or has a decided objection starts a new series; a series began at its earliest row's run time."""
+    row = scores.alias("series_row")
+    runs = score_runs.alias("series_runs")
+    decided = (
+        select(objections.c.score_id).where(objections.c.status != "open").group_by(objections.c.score_id)
+    ).subquery("decided")
+    breaks = case((or_(not_(_flagged(row)), decided.c.score_id.is_not(None)), 1), else_=0)
+    marked = (
+        select(
+            row.c.id,
+            row.c.entity_id,
+            runs.c.created_at,
+            breaks.label("breaks"),
+            func.sum(breaks).over(partition_by=row.c.entity_id, order_by=row.c.id).label("series"),
         )
-        .scalar_subquery()
+        .select_from(row.join(runs, runs.c.id == row.c.run_id).outerjoin(decided, decided.c.score_id == row.c.id))
+        .where(row.c.entity_id.in_(entity_ids))
+    ).subquery("marked")
+    since = func.min(case((marked.c.breaks == 0, marked.c.created_at), else_=null())).over(
+        partition_by=(marked.c.entity_id, marked.c.series)
     )
-    streak = scores.alias("streak")
-    runs = score_runs.alias("streak_runs")
-    return (
-        select(func.min(runs.c.created_at))
-        .select_from(streak.join(runs, runs.c.id == streak.c.run_id))
-        .where(streak.c.entity_id == row.c.entity_id, streak.c.id > barrier, streak.c.id <= row.c.id)
-        .scalar_subquery()
+    return select(marked.c.id, case((marked.c.breaks == 0, since), else_=null()).label("series_since")).subquery(
+        "series"
     )
 
 
@@ -92,7 +95,15 @@ def _items(region: str | None, reason: Reason | None):
     ``since`` (the item's), ``flag_since`` (the row's series, when flagged)."""
     row = scores.alias("row")
     flagged = _flagged(row)
-    flag_since = case((flagged, _streak_start(row)), else_=null())
+    in_region = entities.c.region.startswith(region, autoescape=True) if region is not None else None
+    open_rows = select(objections.c.entity_id).where(objections.c.status == "open")
+    current = (
+        select(entities.c.entity_id)
+        .select_from(entities.join(row, row.c.id == entities.c.score_id))
+        .where(flagged, *([in_region] if in_region is not None else []))
+    )
+    series = _series(union_all(open_rows, current))
+    flag_since = series.c.series_since
     objection_items = (
         select(
             literal("objection").label("kind"),
@@ -109,9 +120,9 @@ def _items(region: str | None, reason: Reason | None):
             _gap(row).label("gap"),
         )
         .select_from(
-            objections.join(row, row.c.id == objections.c.score_id).join(
-                entities, entities.c.entity_id == objections.c.entity_id
-            )
+            objections.join(row, row.c.id == objections.c.score_id)
+            .join(entities, entities.c.entity_id == objections.c.entity_id)
+            .outerjoin(series, series.c.id == row.c.id)
         )
         .where(objections.c.status == "open")
     )
@@ -122,17 +133,17 @@ def _items(region: str | None, reason: Reason | None):
             row.c.id.label("score_id"),
             row.c.entity_id,
             entities.c.region,
-            _streak_start(row).label("since"),
-            _streak_start(row).label("flag_since"),
+            flag_since.label("since"),
+            flag_since.label("flag_since"),
             row.c.review,
             _gap(row).label("gap"),
         )
-        .select_from(entities.join(row, row.c.id == entities.c.score_id))
+        .select_from(entities.join(row, row.c.id == entities.c.score_id).join(series, series.c.id == row.c.id))
         .where(flagged, not_(exists().where(objections.c.score_id == row.c.id)))
     )
-    if region is not None:
-        objection_items = objection_items.where(entities.c.region.startswith(region, autoescape=True))
-        row_items = row_items.where(entities.c.region.startswith(region, autoescape=True))
+    if in_region is not None:
+        objection_items = objection_items.where(in_region)
+        row_items = row_items.where(in_region)
     if reason == "objection":
         return objection_items.subquery("queue")
     if reason == "disagreement":

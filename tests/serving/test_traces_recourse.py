@@ -7,6 +7,7 @@ A small LightGBM scorer trained on the synthetic world serves a real uvicorn ser
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from itertools import combinations
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from serving import scoring
 from serving.store import ScoreRunRecord, save_score_run
 from serving.tokens import create_token
 from tests.serving import test_scoring as scoring_tests
-from tests.serving.conftest import POLICY_PATH, make_scores
+from tests.serving.conftest import POLICY_PATH, make_entities, make_scores
 from tests.serving.test_scoring import AS_OF, history, make_run
 
 # The fixtures of test_scoring.py: the world, its small trained scorer, its dataset folder, a live server.
@@ -433,3 +434,56 @@ def test_what_if_tiers_with_a_policy_a_stored_run_used(live, world, tokens, engi
         then = then.json()
     assert then["policy_version"] == policy.version_tag != now["policy_version"]
     assert then["score"] == now["score"] and then["model_tier"] == policy.model_tiers([then["score"]])[0]
+
+
+def test_a_flagged_rows_wait_counts_from_the_start_of_its_unbroken_series(serve, tokens, engine):
+    """Three monthly runs: an entity flagged in all three waits since the first; one flagged, then not,
+    then flagged again, since the third; one whose flagged row was decided (upheld), since the run after."""
+    entities = make_entities(6, seed=3)
+    ids = entities.entity_id.tolist()
+    flags = {ids[0]: (True, True, True), ids[1]: (True, False, True), ids[2]: (True, True, True)}
+    policy = load_policy(POLICY_PATH)
+    runs = []
+    for month, as_of in enumerate((date(2025, 9, 30), date(2025, 10, 31), date(2025, 11, 30))):
+        scores = make_scores(entities, as_of=as_of, seed=month)
+        scores["review"] = [flags.get(e, (False,) * 3)[month] for e in ids]
+        scores["tier"] = scores["model_tier"]  # no disagreement: only the policy's flag puts a row in
+        record = ScoreRunRecord(
+            scores=scores,
+            entities=entities,
+            as_of=as_of,
+            dataset_fingerprint=f"m{month}",
+            data_source="tests",
+            policy_text=POLICY_PATH.read_text(encoding="utf-8"),
+            policy_version=policy.version_tag,
+            model_version="1",
+            feature_version="test",
+        )
+        runs.append(save_score_run(engine, record))
+        if month == 0:  # the first row of ids[2] is decided: upheld after an objection
+            with engine.begin() as conn:
+                score_id = conn.execute(
+                    text("SELECT id FROM scores WHERE run_id = :r AND entity_id = :e"), {"r": runs[0], "e": ids[2]}
+                ).scalar_one()
+                conn.execute(
+                    text(
+                        "INSERT INTO objections (score_id, entity_id, grounds, filed_by, filed_at, status, version)"
+                        " VALUES (:s, :e, 'x', 'a#1', :t, 'upheld', 2)"
+                    ),
+                    {"s": score_id, "e": ids[2], "t": datetime.now(UTC)},
+                )
+    with engine.connect() as conn:
+        created = dict(conn.execute(text("SELECT id, created_at FROM score_runs")).all())
+    live = serve()
+    with live.client(tokens["reviewer"]) as reviewer:
+        queue = reviewer.get("/v1/review-queue").json()
+    since = {i["entity_id"]: i["since"] for i in queue["items"]}
+    assert set(since) == {ids[0], ids[1], ids[2]}
+
+    def same(a: str, b) -> bool:
+        return pd.Timestamp(a).tz_localize(None) == pd.Timestamp(b).tz_localize(None)
+
+    assert same(since[ids[0]], created[runs[0]])
+    assert same(since[ids[1]], created[runs[2]])
+    assert same(since[ids[2]], created[runs[1]])
+    assert queue["items"][0]["entity_id"] == ids[0], "the longest wait comes first"
