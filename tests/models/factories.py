@@ -109,6 +109,20 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["inspection_passed_all"] = frame["inspection_passed_36m"] + extra.poisson(0.5, n)
     frame["inspection_fail_share_all"] = (failed_all + 1) / (failed_all + frame["inspection_passed_all"] + 2)
     frame["complaints_decayed"] = 0.8 * complaints12 + 0.2 * extra.poisson(0.5 * complaints12 + 0.1)
+    # Relationships (issue 16), from a generator of their own as well: most entities have no link.
+    linked = np.random.default_rng([seed, 2])
+    related = np.where(linked.random(n) < 0.1, linked.integers(1, 4, n), 0)
+    frame["related_entities"] = related
+    frame["related_serious_violation"] = linked.binomial(related, 0.02)
+    frame["related_untrustworthy"] = linked.binomial(related, 0.03)
+    frame["related_adverse_36m"] = linked.poisson(0.4 * related)
+    frame["related_adverse_12m"] = linked.binomial(frame["related_adverse_36m"], 0.4)
+    clients = np.where(agency, linked.poisson(5.0, n), 0)
+    with_findings = linked.binomial(clients, 0.05)
+    frame["agency_clients_36m"] = clients
+    frame["agency_client_findings_36m"] = with_findings + linked.binomial(with_findings, 0.3)
+    frame["agency_client_finding_share_36m"] = np.where(clients > 0, with_findings / np.maximum(clients, 1), 0.0)
+    frame["client_agency_adverse_36m"] = np.where(~agency & (linked.random(n) < 0.4), linked.poisson(0.3, n), 0)
     out = conform(pd.DataFrame(frame)[["entity_id", "as_of", *FEATURE_NAMES]])
     logit = (
         -3.0
