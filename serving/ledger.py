@@ -469,9 +469,16 @@ def apply(ds: Dataset, conn: Connection, upto_seq: int | None = None) -> Overlay
     """Lay the stored ledger (decisions up to ``upto_seq``, default all) over ``ds``; what it did."""
     if upto_seq is None:
         upto_seq = current_seq(conn)
-    report = overlay_dataset(ds, ledger_frame(conn, upto_seq))
+    decisions = ledger_frame(conn, upto_seq)
+    if decisions.empty:  # nothing decided: the typed views stay as they are (no extra joins to run)
+        return OverlayReport(seq=upto_seq, decisions=0, conflicts=_no_conflicts())
+    report = overlay_dataset(ds, decisions)
     # With no decision the report says seq 0; a run still records the seq it read up to.
     return OverlayReport(seq=upto_seq, decisions=report.decisions, conflicts=report.conflicts)
+
+
+def _no_conflicts() -> pd.DataFrame:
+    return pd.DataFrame(columns=["seq", "kind", "target", "message"])
 
 
 def conflicts_json(report: OverlayReport) -> str | None:

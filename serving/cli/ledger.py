@@ -102,7 +102,7 @@ def _database_has_ledger(settings) -> bool:
 
 def apply_ledger(ds: Dataset, ledger_file: Path | None, ledger_seq: int | None, no_ledger: bool) -> Applied:
     """Lay the ledger the options name over ``ds`` (see the module docstring); print what it did."""
-    from features.ledger import LEDGER_COLUMNS, empty_ledger, normalise, overlay_dataset
+    from features.ledger import LEDGER_COLUMNS, normalise, overlay_dataset
     from serving import ledger
     from serving.db import open_store
     from serving.settings import load_settings
@@ -123,7 +123,7 @@ def apply_ledger(ds: Dataset, ledger_file: Path | None, ledger_seq: int | None, 
             if ledger_seq:
                 raise fail(f"--ledger-seq {ledger_seq}: there is no service database, so no ledger to read")
             err.print("no service database yet: no ledger decisions applied (seq 0)")
-            decisions, latest, where = empty_ledger(), 0, "no service database"
+            return Applied(seq=0, decisions=0, conflicts=None)
         else:
             engine = open_store(settings.db_url)
             with engine.connect() as conn:
@@ -136,6 +136,9 @@ def apply_ledger(ds: Dataset, ledger_file: Path | None, ledger_seq: int | None, 
             raise fail(f"--ledger-seq must not be after the ledger's latest decision {latest}; got {ledger_seq}")
         decisions = decisions[decisions["seq"] <= ledger_seq]
         latest = ledger_seq
+    if decisions.empty:  # nothing decided: the typed views stay as they are (no extra joins to run)
+        err.print(f"ledger from {where}: no decision applied (seq {latest})")
+        return Applied(seq=latest, decisions=0, conflicts=None)
     try:
         report = overlay_dataset(ds, decisions)
     except InvalidInput as exc:

@@ -92,7 +92,7 @@ def test_features_apply_the_service_ledger_and_say_what_they_did(tmp_path, deliv
     env = _env(tmp_path)
     result, _ = _features(tmp_path, folder, env, name="none-yet.parquet")
     assert result.exit_code == 0, result.output
-    assert "0 decision(s) applied, up to seq 0" in result.output
+    assert "no decision applied (seq 0)" in result.output
     _decide(env, folder, a, penalty)
 
     applied, out = _features(tmp_path, folder, env, name="ledger.parquet")
