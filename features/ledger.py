@@ -295,7 +295,10 @@ ended AS (
 ),
 corr AS (SELECT * FROM _ledger WHERE kind = 'correct' {_LATEST}),
 added AS (SELECT * FROM _ledger WHERE kind = 'add_event' {_LATEST}),
-delivered AS (SELECT * FROM events_delivered QUALIFY row_number() OVER (PARTITION BY event_id) = 1)
+delivered AS (
+    SELECT * FROM events_delivered WHERE event_id IN (SELECT event_id FROM corr)
+    QUALIFY row_number() OVER (PARTITION BY event_id) = 1
+)
 SELECT e.event_id, e.entity_id, e.event_type, e.occurred_on, e.recorded_on, e.quantity, e.amount,
        least(e.repaired_on, rep.r, ended.d) AS repaired_on
 FROM events_delivered e LEFT JOIN rep USING (event_id) LEFT JOIN ended USING (event_id)
