@@ -181,18 +181,21 @@ def regions_of(entities: pd.DataFrame | None) -> dict[str, str]:
     return dict(zip(entities["entity_id"].astype(str), entities["region"].astype(str), strict=True))
 
 
-def relation_reason(name: str, value: object, ids: Iterable[str], entity_id: str) -> tuple[str, str]:
+def relation_reason(name: str, value: object, ids: Iterable[str]) -> tuple[str, str]:
     """The reason sentence of relationship feature ``name`` at ``value``, with the entities at the other
     ends of the cited links counted by relation, in Chinese and English: "关联主体在严重违法失信名单 2个
     （同一法定代表人2个）" / "related entities on the serious-violation list: 2 (shared legal representative 2)".
-    Only counts and relation names: nothing of the other entities themselves."""
+    Only counts and relation names: nothing of the other entities themselves. Each pair of entities is
+    counted once per relation (two periods of one link are one), an end hidden by ``visible_links`` once
+    per link (it is another entity each time)."""
     feature = FEATURES[name]
     if not isinstance(feature.spec, Related):
         raise ValueError(f"{name} is not a relationship feature")
-    ends: dict[str, set[str]] = {}
+    ends: dict[str, set[tuple]] = {}
     for text in ids:
         link = parse_link_id(text)
-        ends.setdefault(link.relation, set()).add(link.other(entity_id))
+        hidden = link.from_on if HIDDEN in (link.entity_id, link.related_id) else None
+        ends.setdefault(link.relation, set()).add((frozenset((link.entity_id, link.related_id)), hidden))
     counts = Counter({relation: len(others) for relation, others in ends.items()})
     shown = format_value(value, feature.dtype)
     zh, en = f"{feature.label_zh} {shown}{feature.unit_zh}", f"{feature.label_en}: {shown}"

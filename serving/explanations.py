@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FEATURES
+from features.catalogue import FEATURES, Related
 from features.evidence import Evidence
+from features.relations import relation_reason
 from models.policy import Policy
 from models.reasons import rule_records
 from serving.scoring import feature_version
@@ -107,6 +108,9 @@ def contributions(
         text_zh = text_en = None
         if feature is not None:
             text_zh, text_en = feature.describe(value)
+        if isinstance(feature.spec if feature else None, Related) and found is not None and name in found:
+            # A relationship reason names the relations of the links it cites, never the entities.
+            text_zh, text_en = relation_reason(name, value, found[name].ids)
         out.append(
             {
                 "feature": name,

@@ -320,7 +320,7 @@ def test_a_reason_counts_the_links_by_relation_and_shows_nothing_else(history):
         link_id("shareholder", a, c, date(2022, 1, 1)),
         link_id("shared_legal_representative", a, b, date(2021, 1, 1)),
     )
-    zh, en = relation_reason("related_serious_violation", 2, ids, a)
+    zh, en = relation_reason("related_serious_violation", 2, ids)
     assert en == "related entities on the serious-violation list: 2 (shared legal representative 2, shareholder 1)"
     assert zh == "关联主体在严重违法失信名单 2个（同一法定代表人2个、股东关系1个）"
     # A reader scoped to 210600 sees the links to c, and of the link to b (Zhengzhou) only that it exists.

@@ -94,6 +94,9 @@ def test_an_explanation_cites_links_and_leaks_no_other_region_score_or_tier(
     [records] = cited["records"]
     assert records["table"] == "relations" and records["count"] >= 1
     assert any(HIDDEN in i for i in records["ids"]), records
+    # The reason names the relations of the links it cites, e.g. "(shared legal representative 1)".
+    assert cited["text_en"].startswith("unrepaired adverse records of related entities in the last 36 months: ")
+    assert cited["text_en"].endswith(")") and "（" in cited["text_zh"]
     text = response.text
     for other in outside:
         assert other not in text, f"the explanation names {other}, an entity outside region {region}"
