@@ -132,8 +132,6 @@ class Contribution(BaseModel):
     records: list[Records] | None = Field(default=None, description="the records the feature counted")
 
 
-
-
 class FiredRule(BaseModel):
     code: str
     name_zh: str
@@ -282,8 +280,6 @@ class ScoreRequest(History):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9:.+_-]{0,63}$",
         description="tier with this policy version (the current one, or one stored with a run); default the current",
     )
-
-
 
 
 class ScoreResponse(BaseModel):
