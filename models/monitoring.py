@@ -50,6 +50,9 @@ class Binning:
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     expected: tuple[float, ...] = ()  # the reference share of each bin
+    # Bins (e[i-1], e[i]]: a point mass at an edge (the zeros of a sparse count) is a bin of its own, so more
+    # entities with any event shows. References stored before this was kept have [e[i-1], e[i]) bins.
+    right_closed: bool = True
 
     def counts(self, values: np.ndarray | pd.Series) -> np.ndarray:
         """Rows per bin of ``values`` (the missing bin last)."""
@@ -60,7 +63,7 @@ class Binning:
             index = np.where(index < 0, len(self.categories), index)  # unknown category counts with missing
             return np.bincount(index, minlength=len(self.categories) + 1)
         known = series.to_numpy(dtype=float, na_value=np.nan)
-        index = np.searchsorted(np.asarray(self.edges), known, side="right")
+        index = np.searchsorted(np.asarray(self.edges), known, side="left" if self.right_closed else "right")
         index = np.where(missing, len(self.edges) + 1, index)
         return np.bincount(index, minlength=len(self.edges) + 2)
 
@@ -70,11 +73,18 @@ class Binning:
             "edges": list(self.edges),
             "categories": list(self.categories),
             "expected": list(self.expected),
+            "right_closed": self.right_closed,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Binning:
-        return cls(data["name"], tuple(data["edges"]), tuple(data["categories"]), tuple(data["expected"]))
+        return cls(
+            data["name"],
+            tuple(data["edges"]),
+            tuple(data["categories"]),
+            tuple(data["expected"]),
+            right_closed=data.get("right_closed", False),
+        )
 
 
 def _binning(name: str, values: pd.Series, bins: int, categorical: bool) -> Binning:

@@ -150,12 +150,17 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
     return report
 
 
+def report_json(report: dict[str, Any]) -> str:
+    """The text of ``report.json``: the same figures give the same bytes."""
+    return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into ``out`` atomically (temporary files, then renames)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in (
-        ("report.json", json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True)),
+        ("report.json", report_json(report)),
         ("report.html", render_html(report)),
     ):
         target = out / name

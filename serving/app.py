@@ -32,7 +32,7 @@ from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.populations import PopulationCache
-from serving.routers import admin, draws, entities, health, objections, public, runs, whatif
+from serving.routers import admin, draws, entities, health, objections, public, reports, runs, whatif
 from serving.scorers import Scorers
 from serving.scoring import SCORING_THREADS
 from serving.settings import Settings, load_settings
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = JobRunner(engine, settings.job_queue, statement_timeout_ms=settings.job_statement_timeout_ms)
         app.state.jobs = jobs
         app.state.population_cache = PopulationCache()
+        metrics.watch_reports(engine)
         _publish_commitment(engine)
         threading.Thread(target=_warm, args=(engine, app.state.population_cache), daemon=True).start()
         # What was loaded at start lives as long as the service: keep it out of the collector's scans so
@@ -138,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     install_page_errors(app)
-    for module in (health, entities, whatif, runs, draws, objections, public, admin):
+    for module in (health, entities, whatif, runs, draws, objections, public, reports, admin):
         app.include_router(module.router)
     return app
 
