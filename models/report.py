@@ -260,6 +260,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _provincial(summary: dict[str, Any]) -> list[str]:
+    """Tiers by region, the month's decisions (objections and the ledger) and each plan's progress."""
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    parts = [_table([flat])]
+    for key, title in (
+        ("objections_decided_this_month", "本月异议决定 · objections decided this month"),
+        ("ledger_decisions_this_month", "本月台账决定（修复、更正、移出、检查结果）· ledger decisions this month"),
+    ):
+        if key in summary:
+            decided = summary[key]
+            parts += [f"<h3>{title}</h3>", _table([decided]) if decided else "<p>无 · none</p>"]
+    if "tiers_by_region" in summary:
+        parts += ["<h3>分地区分级 · tiers by region</h3>", _table(summary["tiers_by_region"])]
+    if "plans" in summary:
+        parts += [
+            "<h3>抽查计划进度 · inspection plan progress</h3>",
+            _table(summary["plans"]) if summary["plans"] else "<p>本年无计划 · no plan this year</p>",
+        ]
+    return parts
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (inline SVG, no script, no external asset)."""
     drift_rows = [
@@ -293,7 +314,7 @@ def render_html(report: dict[str, Any]) -> str:
         sections += ["<h2>成熟结果 · estimate vs realised (12 months on)</h2>", _table(report["matured"])]
     sections += ["<h2>公平性 · fairness</h2>", _table(report["fairness"])]
     if report.get("provincial"):
-        sections += ["<h2>全省汇总 · provincial summary</h2>", _table([report["provincial"]])]
+        sections += ["<h2>全省汇总 · provincial summary</h2>", *_provincial(report["provincial"])]
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:1rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:2px 6px}"

@@ -25,12 +25,15 @@ from features.dataset import Dataset
 from features.errors import NotFound, Unavailable
 from features.snapshots import OUTCOME_MONTHS, build_outcomes
 from models.monitoring import Reference
+from models.policy import TIERS
 from models.report import MonthInputs, render_html, report_json
 from models.scorer import Scorer
+from serving import plans
 from serving.db import (
     draw_selections,
     entities,
     inspection_results,
+    ledger,
     monitoring_reports,
     objections,
     score_runs,
@@ -146,10 +149,31 @@ def month_inputs(
                 past = _rows(conn, matured_run["id"])
                 outcomes = build_outcomes(dataset, matured_run["as_of"])
                 matured = past.merge(outcomes, on="entity_id", how="inner")
+        ledger_decided = conn.execute(
+            select(ledger.c.kind, func.count())
+            .where(and_(ledger.c.decided_on > month_start, ledger.c.decided_on <= as_of))
+            .group_by(ledger.c.kind)
+        ).all()
+        plan_progress = [
+            {"region": plan["region"], "plan_id": plan["plan_id"], **plan["progress"]["total"]}
+            for plan in plans.list_plans(conn, None, year=as_of.year, on=as_of)
+        ]
+    regions = rows.get("region", pd.Series(dtype=object)).astype(str)
+    tiers_by_region = (
+        pd.crosstab(regions, rows["tier"].astype(str)).reindex(columns=list(TIERS), fill_value=0)
+        if len(rows)
+        else pd.DataFrame(columns=list(TIERS))
+    )
     provincial = {
         "run_id": run["id"],
         "run_as_of": run["as_of"].isoformat(),
-        "decisions_this_month": {str(decision): int(n) for decision, n in decided},
+        "objections_decided_this_month": {str(decision): int(n) for decision, n in decided},
+        "ledger_decisions_this_month": {str(kind): int(n) for kind, n in sorted(ledger_decided)},
+        "tiers_by_region": [
+            {"region": region, **{t: int(n) for t, n in counts.items()}}
+            for region, counts in tiers_by_region.sort_index().iterrows()
+        ],
+        "plans": sorted(plan_progress, key=lambda p: (p["region"], p["plan_id"])),
     }
     return MonthInputs(
         as_of=as_of,

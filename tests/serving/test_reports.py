@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from features import uscc
 from features.synth import generate
+from models.policy import load_policy
 from serving.cli import app
 from serving.db import open_store
+from serving.plans import create_plan
 from serving.tokens import create_token
-from tests.serving.conftest import settings_for, start_server
+from tests.serving.conftest import POLICY_PATH, settings_for, start_server
 
 runner = CliRunner()
 BEFORE, AFTER = "2025-06-30", "2025-12-31"
@@ -92,6 +94,10 @@ def test_drift_half_way_is_flagged_reported_served_and_gauged(db_url, tmp_path, 
     # The run before the drift comes from the first delivery, the one after from the later one.
     run("score", "--data", delivered, "--as-of", BEFORE, "--out", tmp_path / "before.csv", "--store")
     run("score", "--data", drifted, "--as-of", AFTER, "--out", tmp_path / "after.csv", "--store")
+    region = str(world.entities["region"].iloc[0])
+    store = open_store(db_url)
+    create_plan(store, load_policy(POLICY_PATH), {"region": region, "year": 2025}, None)
+    store.dispose()
     for day in (BEFORE, AFTER):
         run("report", "--as-of", day, "--out", tmp_path / f"report-{day}", "--no-log")
     before = json.loads((tmp_path / f"report-{BEFORE}" / "report.json").read_text(encoding="utf-8"))
@@ -100,6 +106,13 @@ def test_drift_half_way_is_flagged_reported_served_and_gauged(db_url, tmp_path, 
     assert {"industry", "complaint_received_12m"} <= newly, after["drift_flagged"]
     assert newly <= INJECTED | {"score"}, newly  # nothing that was not drifted
     assert not INJECTED & set(before["drift_flagged"])
+    # The provincial summary: tiers by region over every entity, the region's plan with its progress.
+    provincial = after["provincial"]
+    assert sum(sum(r[t] for t in "ABCD") for r in provincial["tiers_by_region"]) == after["entities"]
+    assert [p["region"] for p in provincial["plans"]] == [region]
+    assert provincial["plans"][0]["planned"] > 0 and provincial["plans"][0]["drawn"] == 0
+    assert provincial["ledger_decisions_this_month"] == {}
+    assert "抽查计划进度" in (tmp_path / f"report-{AFTER}" / "report.html").read_text(encoding="utf-8")
     # Issued again from the same runs: the same report, kept once.
     again = run("report", "--as-of", AFTER, "--out", tmp_path / "again", "--no-log")
     assert "kept as report 2 " in " ".join(again.stderr.split())
