@@ -249,7 +249,11 @@ def _table(records: list[dict[str, Any]], columns: list[str] | None = None) -> s
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in records
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # Wide tables (fairness) scroll in their own box, which the keyboard can reach, instead of the page.
+    return (
+        "<div class='scroll' tabindex='0' role='region' aria-label='表格 · table'>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def _cell(value: Any) -> str:
@@ -318,7 +322,7 @@ def render_html(report: dict[str, Any]) -> str:
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:1rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "svg{max-width:100%;height:auto}"
+        "svg{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}"
     )
     return (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
