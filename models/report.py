@@ -30,6 +30,7 @@ from models.monitoring import (
     drift_table,
     expected_performance,
     fairness_frame,
+    group_violation_rates,
     migration_matrix,
     violation_rates,
 )
@@ -127,6 +128,17 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
         rates["predicted_rate"] = rates["tier"].map(expected)
         report["violation_rates"] = _records(rates)
         report["targeted_excluded"] = int((~inputs.inspections["random"].astype(bool)).sum())
+        inspected_groups = groups.assign(entity_id=run["entity_id"].to_numpy()).merge(
+            random[["entity_id", "finding", "inclusion_probability"]], on="entity_id", how="inner"
+        )
+        if len(inspected_groups) and len(groups.columns):
+            report["fairness_findings"] = _records(
+                group_violation_rates(
+                    inspected_groups[list(groups.columns)],
+                    inspected_groups["finding"].to_numpy(dtype=float),
+                    inspected_groups["inclusion_probability"].to_numpy(dtype=float),
+                )
+            )
     if inputs.matured is not None and len(inputs.matured):
         m = inputs.matured
         y = m["outcome"].to_numpy(dtype=float)
@@ -317,6 +329,11 @@ def render_html(report: dict[str, Any]) -> str:
     if "matured" in report:
         sections += ["<h2>成熟结果 · estimate vs realised (12 months on)</h2>", _table(report["matured"])]
     sections += ["<h2>公平性 · fairness</h2>", _table(report["fairness"])]
+    if report.get("fairness_findings"):
+        sections += [
+            "<h3>随机抽查发现率（按组）· findings rate among random inspections, by group</h3>",
+            _table(report["fairness_findings"]),
+        ]
     if report.get("provincial"):
         sections += ["<h2>全省汇总 · provincial summary</h2>", *_provincial(report["provincial"])]
     style = (
