@@ -36,7 +36,7 @@ from features.catalogue import (
 from features.dataset import Dataset
 from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date, window_days
 from features.schema import EVENT_CODES
-from features.sql import DUCKDB, related_features, relation_query, weights_at
+from features.sql import DUCKDB, related_features, relation_steps, weights_at
 from features.version import FEATURE_VERSION
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
@@ -253,12 +253,20 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
 
 def _related_columns(ds: Dataset, as_of: date, entity_ids: pd.Series) -> dict[str, np.ndarray] | None:
     """The relationship features of the entities ``entity_ids`` (in that order) from
-    ``features.sql.relation_query`` run on DuckDB, or None when the dataset has no links at all (the
-    query is not run: a dataset without ``relations`` costs what it always did)."""
+    ``features.sql.relation_steps`` run on DuckDB one step at a time (each a temporary table, dropped at
+    the end), or None when the dataset has no links at all (nothing is run: a dataset without
+    ``relations`` costs what it always did)."""
     [(links,)] = ds.con.execute("SELECT count(*) FROM relations").fetchall()
     if not links:
         return None
-    found = ds.con.sql(relation_query(as_of, DUCKDB)).to_arrow_table().to_pandas()
+    steps = relation_steps(as_of, DUCKDB)
+    try:
+        for name, body in steps:
+            ds.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {body}")
+        found = ds.con.sql(f"SELECT * FROM {steps[-1][0]}").to_arrow_table().to_pandas()
+    finally:
+        for name, _ in reversed(steps):
+            ds.con.execute(f"DROP TABLE IF EXISTS {name}")
     at = pd.Index(entity_ids.astype(str)).get_indexer(found["entity_id"].astype(str))
     here = at >= 0
     out = {}

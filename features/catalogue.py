@@ -177,14 +177,15 @@ class Feature:
 
     def describe(self, value: object) -> tuple[str, str]:
         """The reason sentence for this feature at ``value``, in Chinese and English."""
-        shown = _format_value(value, self.dtype)
+        shown = format_value(value, self.dtype)
         if self.dtype == "bool":
             yes = bool(value) if value is not None and not pd.isna(value) else False
             return f"{self.label_zh}：{'是' if yes else '否'}", f"{self.label_en}: {'yes' if yes else 'no'}"
         return f"{self.label_zh} {shown}{self.unit_zh}", f"{self.label_en}: {shown}"
 
 
-def _format_value(value: object, dtype: str) -> str:
+def format_value(value: object, dtype: str) -> str:
+    """A feature value as a reason shows it: whole numbers with separators, others to two decimals."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "—"
     if dtype == "int" or (isinstance(value, float) and float(value).is_integer() and dtype != "float"):

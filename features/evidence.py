@@ -10,7 +10,9 @@ conditions the feature build applies — so there is no second, hand-written lis
   makes the next one the latest);
 - a ``Ratio`` counts the records of its numerator and of its denominator;
 - ``OnList`` counts the entries of its list in force at D;
-- an ``Attribute`` is a field of the entity's own row.
+- an ``Attribute`` is a field of the entity's own row;
+- a ``Related`` feature counts links: the ``relations`` rows behind its value, as
+  ``features.relations.counted_links`` finds them (ids ``relation:entity_id>related_id@from_on``).
 
 A feature family of another source registers its own provider for its spec type (``register``): the
 provider receives the spec and an ``AtDate`` (the entity's ``EntityHistory`` at D, with what every provider
@@ -31,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import pointintime
-from features.catalogue import FEATURES, Aggregate, Attribute, Measure, OnList, Ratio
+from features import pointintime, relations
+from features.catalogue import FEATURES, Aggregate, Attribute, Measure, OnList, Ratio, Related
 from features.pointintime import as_date, window_days
 from features.schema import EVENT_CODES
 
@@ -238,3 +240,16 @@ def _on_list(spec: OnList, at: AtDate) -> Evidence:
 @register(Attribute)
 def _attribute(spec: Attribute, at: AtDate) -> Evidence:
     return Evidence("entities", _unique(at.history.entity["entity_id"].astype(str)))
+
+
+@register(Related)
+def _related(spec: Related, at: AtDate) -> Evidence:
+    """The links behind the value; a link to an entity of another region than this one's does not show
+    that entity's id (need to know: whoever may read this entity learns only that the link exists)."""
+    history = at.history
+    if history.entity.empty:
+        return Evidence(relations.LINK_TABLE)
+    entity_id, region = str(history.entity["entity_id"].iloc[0]), str(history.entity["region"].iloc[0])
+    found = relations.counted_links(spec, entity_id, history.relations, history.related, at.as_of)
+    regions = relations.regions_of(history.related[0] if history.related is not None else None)
+    return Evidence(relations.LINK_TABLE, tuple(relations.visible_links(found, entity_id, regions, region)))

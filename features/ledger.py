@@ -229,8 +229,8 @@ def overlay_frames(
         .groupby("event_id")["decided_on"]
         .min()
     )
-    events["repaired_on"] = _earliest(events["repaired_on"], events["event_id"].map(repairs))
-    events["repaired_on"] = _earliest(events["repaired_on"], events["event_id"].map(ended))
+    events["repaired_on"] = _earliest(events["repaired_on"], _lookup(events["event_id"], repairs))
+    events["repaired_on"] = _earliest(events["repaired_on"], _lookup(events["event_id"], ended))
 
     corrections = by_kind[DecisionKind.CORRECT]
     if len(corrections):
@@ -244,7 +244,7 @@ def overlay_frames(
         final = corrected.copy()
         decided = amended["decided_on"].to_numpy()
         corrected["recorded_on"] = np.maximum(corrected["recorded_on"].to_numpy(), decided)
-        corrected["repaired_on"] = corrected["event_id"].map(repairs)
+        corrected["repaired_on"] = _lookup(corrected["event_id"], repairs)
         events = pd.concat([events, corrected[events.columns]], ignore_index=True)
         outcome = pd.concat(
             [outcome[~outcome["event_id"].isin(final["event_id"])], final[outcome.columns]], ignore_index=True
@@ -253,7 +253,7 @@ def overlay_frames(
 
     added = by_kind[DecisionKind.ADD_EVENT].drop_duplicates("event_id", keep="last")
     if len(added):
-        new = added.assign(repaired_on=added["event_id"].map(repairs))[list(EVENTS.column_names)]
+        new = added.assign(repaired_on=_lookup(added["event_id"], repairs))[list(EVENTS.column_names)]
         new["quantity"] = new["quantity"].astype("int64")
         # Known from its decision on: a record entered later than its recorded_on never reaches back.
         known = new.assign(recorded_on=np.maximum(new["recorded_on"].to_numpy(), added["decided_on"].to_numpy()))
@@ -271,6 +271,13 @@ def overlay_frames(
         lists[list(LISTS.column_names)].reset_index(drop=True),
         outcome[list(EVENTS.column_names)].reset_index(drop=True),
     )
+
+
+def _lookup(keys: pd.Series, dates: pd.Series) -> pd.Series:
+    """``dates`` (indexed by event id) for each of ``keys``, NaT where there is none (``Series.map`` of an
+    empty date series gives floats)."""
+    found = pd.to_datetime(dates).astype("datetime64[s]").reindex(keys.to_numpy())
+    return pd.Series(found.to_numpy(), index=keys.index, dtype="datetime64[s]")
 
 
 def _earliest(a: pd.Series, b: pd.Series) -> pd.Series:

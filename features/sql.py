@@ -384,13 +384,11 @@ def _neighbour_values(side: Side, columns: _RelatedColumns) -> str:
     for c in columns.records.values():
         parts.append(f"CAST(sum(coalesce(rr.{c}, 0)) AS BIGINT) AS {c}")
         parts.append(f"count(*) FILTER (WHERE rr.{c} > 0) AS with_{c}")
-    return f"""{side}_values AS (
-    SELECT p.entity_id, {", ".join(parts)}
-    FROM {side}_pairs p
-    LEFT JOIN related_lists rl ON rl.entity_id = p.related_id
-    LEFT JOIN related_records rr ON rr.entity_id = p.related_id
-    GROUP BY p.entity_id
-)"""
+    return f"""SELECT p.entity_id, {", ".join(parts)}
+    FROM rel_{side}_pairs p
+    LEFT JOIN rel_lists rl ON rl.entity_id = p.related_id
+    LEFT JOIN rel_records rr ON rr.entity_id = p.related_id
+    GROUP BY p.entity_id"""
 
 
 def _share(with_: str, of: str) -> str:
@@ -398,7 +396,7 @@ def _share(with_: str, of: str) -> str:
 
 
 def _related_value(spec: Related, columns: _RelatedColumns) -> str:
-    """A relationship feature from the per-side values (``v_<side>``), NULL when the entity has no link."""
+    """A relationship feature from its side's values (``v_<side>``)."""
     v = f"v_{spec.side}"
     if spec.measure is RelatedMeasure.ENTITIES:
         return f"{v}.entities"
@@ -411,18 +409,21 @@ def _related_value(spec: Related, columns: _RelatedColumns) -> str:
     return f"{v}.{c}" if spec.measure is RelatedMeasure.RECORDS else _share(f"{v}.with_{c}", f"{v}.entities")
 
 
-def relation_ctes(as_of: date | str, dialect: Dialect) -> str:
-    """The common table expressions that end in ``related``: one row per entity with a link, one column per
-    relationship feature of the catalogue (NULL-free), from the typed tables ``relations``, ``events`` and
-    ``lists``. One hop: the entity's links, and the records of the entities at their other ends.
+def relation_steps(as_of: date | str, dialect: Dialect) -> list[tuple[str, str]]:
+    """The relationship features as named SELECT steps, each reading the typed tables ``relations``,
+    ``events``, ``lists`` or earlier steps; the last, ``rel_related``, has one row per entity with a link
+    and one column per relationship feature of the catalogue (NULL-free). One hop: the entity's links,
+    and the records of the entities at their other ends. Spark runs them as common table expressions of
+    the feature query (``relation_ctes``); DuckDB one at a time as temporary tables (``build.py``), so
+    its memory is that of one step however many there are.
 
-    - ``links``: the links known at D (``RELATION_KNOWN``), ``in_force`` when also not ended by D;
-    - ``ties_pairs``: the control ties in force, from either end, each related entity once;
-      ``agencies_pairs``: a client's agencies in force; ``served``: an agency's links in force within the
-      client window (ended, if at all, less than that window before D);
-    - ``related_records`` / ``related_lists``: the records that count at D (``EVENT_COUNTS``) and the list
-      entries in force (``LIST_IN_FORCE``) of the entities at the other ends, and nobody else's;
-    - ``clients_values``: per agency, its clients, their findings through its links and the share of
+    - ``rel_links``: the links known at D (``RELATION_KNOWN``), ``in_force`` when also not ended by D;
+    - ``rel_ties_pairs``: the control ties in force, from either end, each related entity once;
+      ``rel_agencies_pairs``: a client's agencies in force; ``rel_served``: an agency's links in force
+      within the client window (ended, if at all, less than that window before D);
+    - ``rel_records`` / ``rel_lists``: the records that count at D (``EVENT_COUNTS``) and the list entries
+      in force (``LIST_IN_FORCE``) of the entities at the other ends (``rel_touched``), nobody else's;
+    - ``rel_clients_values``: per agency, its clients, their findings through its links and the share of
       clients with any.
     """
     as_of = pointintime.as_date(as_of)
@@ -442,86 +443,93 @@ def relation_ctes(as_of: date | str, dialect: Dialect) -> str:
         f"AS {c}"
         for (types, months), c in columns.through.items()
     )
-    client_parts = ["count(*) AS entities"]
+    # A client may have had several links with the agency (never overlapping): counted once.
+    client_parts = ["count(DISTINCT tl.client_id) AS entities"]
     for c in columns.through.values():
-        client_parts += [f"CAST(sum({c}) AS BIGINT) AS {c}", f"count(*) FILTER (WHERE {c} > 0) AS with_{c}"]
+        client_parts += [
+            f"CAST(sum(tl.{c}) AS BIGINT) AS {c}",
+            f"count(DISTINCT CASE WHEN tl.{c} > 0 THEN tl.client_id END) AS with_{c}",
+        ]
     window = columns.client_window
     ended = "TRUE" if window is None else f"{dialect.days('x.to_on', day)} < {window_days(as_of, window)}"
-    values = [f"coalesce({_related_value(f.spec, columns)}, {_zero(f)}) AS {f.name}" for f in features]
-    selected = ",\n           ".join(values)
+    branches = []
+    for side in (Side.TIES, Side.AGENCIES, Side.CLIENTS):
+        values = [
+            f"{_related_value(f.spec, columns) if f.spec.side is side else _null(f)} AS {f.name}" for f in features
+        ]
+        branches.append(f"SELECT v_{side}.entity_id, {', '.join(values)} FROM rel_{side}_values v_{side}")
+    union = "\n        UNION ALL ".join(branches)
+    selected = ",\n           ".join(f"coalesce(max(k.{f.name}), {_zero(f)}) AS {f.name}" for f in features)
     types = _in("ev.event_type", columns.types) if columns.types else "FALSE"
-    return f"""links AS (
-    SELECT x.entity_id, x.related_id, x.relation, x.from_on, x.to_on,
+    steps = {
+        "links": f"""SELECT x.entity_id, x.related_id, x.relation, x.from_on, x.to_on,
            {pointintime.sql(RELATION_IN_FORCE, as_of, "x")} AS in_force
     FROM relations x
-    WHERE {pointintime.sql(RELATION_KNOWN, as_of, "x")} AND x.entity_id <> x.related_id
-), ties_pairs AS (
-    SELECT DISTINCT t.entity_id, t.related_id FROM (
-        SELECT x.entity_id, x.related_id FROM links x WHERE x.in_force AND {control}
+    WHERE {pointintime.sql(RELATION_KNOWN, as_of, "x")} AND x.entity_id <> x.related_id""",
+        "ties_pairs": f"""SELECT DISTINCT t.entity_id, t.related_id FROM (
+        SELECT x.entity_id, x.related_id FROM rel_links x WHERE x.in_force AND {control}
         UNION ALL
-        SELECT x.related_id AS entity_id, x.entity_id AS related_id FROM links x WHERE x.in_force AND {control}
-    ) t
-), agencies_pairs AS (
-    SELECT DISTINCT x.related_id AS entity_id, x.entity_id AS related_id
-    FROM links x WHERE x.in_force AND x.relation = 'agency_client'
-), served AS (
-    SELECT x.entity_id AS agency_id, x.related_id AS client_id, x.from_on, x.to_on
-    FROM links x WHERE x.relation = 'agency_client' AND (x.to_on IS NULL OR {ended})
-), touched AS (
-    SELECT related_id AS id FROM ties_pairs
-    UNION SELECT related_id AS id FROM agencies_pairs
-    UNION SELECT client_id AS id FROM served
-), related_events AS (
-    SELECT ev.entity_id, ev.event_type, ev.occurred_on, {dialect.days("ev.occurred_on", day)} AS ago
-    FROM events ev JOIN touched t ON t.id = ev.entity_id
+        SELECT x.related_id AS entity_id, x.entity_id AS related_id FROM rel_links x WHERE x.in_force AND {control}
+    ) t""",
+        "agencies_pairs": """SELECT x.related_id AS entity_id, x.entity_id AS related_id
+    FROM rel_links x WHERE x.in_force AND x.relation = 'agency_client'""",
+        "served": f"""SELECT x.entity_id AS agency_id, x.related_id AS client_id, x.from_on, x.to_on
+    FROM rel_links x WHERE x.relation = 'agency_client' AND (x.to_on IS NULL OR {ended})""",
+        "touched": """SELECT DISTINCT t.id FROM (
+        SELECT related_id AS id FROM rel_ties_pairs
+        UNION ALL SELECT related_id AS id FROM rel_agencies_pairs
+        UNION ALL SELECT client_id AS id FROM rel_served
+    ) t""",
+        "events": f"""SELECT ev.entity_id, ev.event_type, ev.occurred_on, {dialect.days("ev.occurred_on", day)} AS ago
+    FROM events ev JOIN rel_touched t ON t.id = ev.entity_id
     WHERE {pointintime.sql(EVENT_COUNTS, as_of, "ev")} AND {types}
-      AND {_within(columns.longest, as_of, dialect.days("ev.occurred_on", day))}
-), related_records AS (
-    SELECT re.entity_id{", " + record_columns if record_columns else ""}
-    FROM related_events re
-    GROUP BY re.entity_id
-), related_lists AS (
-    SELECT l.entity_id{", " + list_columns if list_columns else ""}
-    FROM lists l JOIN touched t ON t.id = l.entity_id
+      AND {_within(columns.longest, as_of, dialect.days("ev.occurred_on", day))}""",
+        "records": f"""SELECT re.entity_id{", " + record_columns if record_columns else ""}
+    FROM rel_events re
+    GROUP BY re.entity_id""",
+        "lists": f"""SELECT l.entity_id{", " + list_columns if list_columns else ""}
+    FROM lists l JOIN rel_touched t ON t.id = l.entity_id
     WHERE {pointintime.sql(LIST_IN_FORCE, as_of, "l")}
-    GROUP BY l.entity_id
-), {_neighbour_values(Side.TIES, columns)}, {_neighbour_values(Side.AGENCIES, columns)}, through_links AS (
-    SELECT s.agency_id, s.client_id{", " + through_columns if through_columns else ""}
-    FROM served s
-    LEFT JOIN related_events re ON re.entity_id = s.client_id AND re.occurred_on >= s.from_on
+    GROUP BY l.entity_id""",
+        "ties_values": _neighbour_values(Side.TIES, columns),
+        "agencies_values": _neighbour_values(Side.AGENCIES, columns),
+        "through_links": f"""SELECT s.agency_id, s.client_id{", " + through_columns if through_columns else ""}
+    FROM rel_served s
+    LEFT JOIN rel_events re ON re.entity_id = s.client_id AND re.occurred_on >= s.from_on
          AND (s.to_on IS NULL OR re.occurred_on < s.to_on)
-    GROUP BY s.agency_id, s.client_id, s.from_on
-), through_pairs AS (
-    SELECT tl.agency_id, tl.client_id{"".join(f", sum(tl.{c}) AS {c}" for c in columns.through.values())}
-    FROM through_links tl
-    GROUP BY tl.agency_id, tl.client_id
-), clients_values AS (
-    SELECT tp.agency_id AS entity_id, {", ".join(client_parts)}
-    FROM through_pairs tp
-    GROUP BY tp.agency_id
-), linked AS (
-    SELECT entity_id FROM ties_values
-    UNION SELECT entity_id FROM agencies_values
-    UNION SELECT entity_id FROM clients_values
-), related AS (
-    SELECT k.entity_id,
+    GROUP BY s.agency_id, s.client_id, s.from_on""",
+        "clients_values": f"""SELECT tl.agency_id AS entity_id, {", ".join(client_parts)}
+    FROM rel_through_links tl
+    GROUP BY tl.agency_id""",
+        "related": f"""SELECT k.entity_id,
            {selected}
-    FROM linked k
-    LEFT JOIN ties_values v_ties ON v_ties.entity_id = k.entity_id
-    LEFT JOIN agencies_values v_agencies ON v_agencies.entity_id = k.entity_id
-    LEFT JOIN clients_values v_clients ON v_clients.entity_id = k.entity_id
-)"""
+    FROM (
+        {union}
+    ) k
+    GROUP BY k.entity_id""",
+    }
+    return [(f"rel_{name}", body) for name, body in steps.items()]
+
+
+def relation_ctes(as_of: date | str, dialect: Dialect) -> str:
+    """``relation_steps`` as common table expressions, the last one ``rel_related`` (for ``feature_query``)."""
+    return ", ".join(f"{name} AS (\n    {body}\n)" for name, body in relation_steps(as_of, dialect))
 
 
 def _zero(f: Feature) -> str:
     return double(0.0) if f.dtype == "float" else "0"
 
 
+def _null(f: Feature) -> str:
+    """A missing value of the feature's SQL type (each side's branch fills only its own features)."""
+    return f"CAST(NULL AS {'DOUBLE' if f.dtype == 'float' else 'BIGINT'})"
+
+
 def relation_query(as_of: date | str, dialect: Dialect) -> str:
     """The relationship features at ``as_of`` alone: ``entity_id`` and one column per relationship feature,
     one row per entity with a link known at D (every other entity has zeros). The same text
     ``feature_query`` embeds, so the numpy build (which runs this on DuckDB) and Spark agree."""
-    return f"WITH {relation_ctes(as_of, dialect)}\nSELECT * FROM related ORDER BY entity_id\n"
+    return f"WITH {relation_ctes(as_of, dialect)}\nSELECT * FROM rel_related ORDER BY entity_id\n"
 
 
 def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) -> str:
@@ -587,6 +595,6 @@ SELECT {select_sql}
 FROM registered r
 LEFT JOIN per_entity ea ON ea.entity_id = r.entity_id
 LEFT JOIN entity_lists el ON el.entity_id = r.entity_id
-LEFT JOIN related rv ON rv.entity_id = r.entity_id
+LEFT JOIN rel_related rv ON rv.entity_id = r.entity_id
 {"ORDER BY r.entity_id" if ordered else ""}
 """

@@ -124,21 +124,30 @@ _TM_FILER_BY_IND = dict(F=0.50, C=0.35, I=0.40, H=0.30, R=0.30, M=0.25, L=0.25)
 _IP_BY_IND = dict(C=1.2, F=1.2, I=0.8, M=0.6, L=0.9, R=1.2, H=0.7)  # infringement (and complaint) rates
 _CP_BY_IND = dict(C=1.5, F=1.3, M=1.0)  # counterfeit-patent penalty rates
 
-# Relationships (关联关系), links inside a block of entities. Each carries a true effect:
-# - "mill" agencies (a share of agencies) push their clients' risk up while they serve them and are
-#   themselves riskier, so clients' findings reveal the agency and the agency's sanctions its clients;
+# Relationships (关联关系), links inside a block of entities. Each carries a true effect that moves along
+# the links before it shows in an entity's own record:
+# - an agency may turn into a "mill" at some month: from then on the clients it serves burst and are
+#   found filing abnormally, and some months later the agency itself is sanctioned more, so its clients'
+#   findings announce the agency's own and its sanctions its clients' (its static level rises too);
 # - groups of enterprises run by one person (a shared legal representative, often also shareholdings)
-#   share a part of their risk level, so one member's record tells on the others (young shells above all);
+#   share a part of their risk level and may turn worse together, the first member first and the others
+#   (often young shells registered later) a few months after, so one member's record tells on the others;
 # - shared addresses are mostly coincidence (business centres): links without an effect.
 P_CLIENT = 0.45  # of enterprises: served by an agency during the window
 P_MILL = 0.2  # of agencies
 MILL_WEIGHT = 3.0  # a mill agency takes on this many times the clients of another
-MILL_AGENCY_SHIFT = 0.7  # added to a mill agency's level
-MILL_CLIENT_SHIFT = 0.8  # added to a client's z while a mill agency serves it
+MILL_AGENCY_SHIFT = 0.9  # added to a mill agency's z from MILL_LAG months after it turns
+MILL_AGENCY_LEVEL = 0.3  # added to a mill agency's level
+MILL_LAG = (3, 13)  # months from the turn (and the clients' first findings) to the agency's own rise
+MILL_CLIENT_SHIFT = 1.2  # added to a client's z while a mill agency serves it
 MILL_BURST = 2.0  # times the client's z shift, added to the logit of its filing bursts
 P_CLIENT_LEAVES = 0.3  # a client link that ends inside the window
-P_GROUPED = 0.14  # of enterprises: in a group under one legal representative
-GROUP_SD = 0.9  # sd of the level a group shares (added to each member's)
+P_GROUPED = 0.2  # of enterprises: in a group under one legal representative
+GROUP_SD = 1.2  # sd of the level a group shares (added to each member's)
+P_GROUP_TURN = 0.6  # a group whose controller turns worse: its first member, then the others
+GROUP_TURN = (1.3, 0.4)  # mean and sd of that shift of z
+GROUP_LAG = (3, 13)  # months from the first member's turn to the others'
+P_SHELL = 0.6  # a later member registered after the first one (a new company of the same people)
 P_GROUP_SHARES = 0.5  # a group member whose shares the group's first member also holds
 P_SHARED_ADDRESS = 0.04  # of enterprises: registered at an address shared with one other
 P_LATE_LINK = 0.1  # a link recorded long after it began (found in a later registry check)
@@ -696,20 +705,52 @@ def _relations(b: _Block) -> None:
     agencies = np.flatnonzero(b.agency)
     parts: list[tuple[np.ndarray, ...]] = []
 
-    def begin(a: np.ndarray, c: np.ndarray) -> np.ndarray:
-        # a link begins once both exist, at some point from two years before the window to its end
+    def begin(a: np.ndarray, c: np.ndarray, spread: bool = True) -> np.ndarray:
+        # a link begins once both exist (no earlier than two years before the window): at some point up to
+        # the end, or (``spread`` False: one group from the start) within two months
         earliest = np.maximum(np.maximum(b.reg_day[a], b.reg_day[c]), g.start - 730)
-        return earliest + (rng.random(len(a)) * np.maximum(g.end - earliest, 1)).astype(np.int64)
+        span = np.maximum(g.end - earliest, 1) if spread else np.minimum(np.maximum(g.end - earliest, 1), 60)
+        return earliest + (rng.random(len(a)) * span).astype(np.int64)
 
     def add(a: np.ndarray, c: np.ndarray, relation: str, start: np.ndarray, stop: np.ndarray) -> None:
         late = rng.random(len(a)) < P_LATE_LINK
         recorded = start + np.where(late, rng.integers(60, 720, len(a)), rng.integers(0, 45, len(a)))
         parts.append((a, c, np.full(len(a), _REL[relation], np.int8), start, stop, recorded))
 
+    # groups under one legal representative: a first member (often older) and one to three others
+    grouped = rng.permutation(firms[rng.random(len(firms)) < P_GROUPED])
+    sizes = rng.integers(2, 5, max(len(grouped) // 2, 1))
+    ends = np.cumsum(sizes)
+    keep = ends <= len(grouped)
+    ends, firsts = ends[keep], (ends - sizes)[keep]
+    group_of = np.repeat(np.arange(len(ends)), ends - firsts)
+    members = grouped[: len(group_of)]
+    b.level[members] += rng.normal(0, GROUP_SD, len(ends))[group_of]
+    turns = rng.random(len(ends)) < P_GROUP_TURN
+    size = np.where(turns, rng.normal(*GROUP_TURN, len(ends)), 0.0).astype(np.float32)
+    when = rng.integers(0, g.n, len(ends))[group_of]
+    head = firsts[group_of]
+    member = np.arange(len(group_of))
+    others = member != head
+    when = when + np.where(others, rng.integers(*GROUP_LAG, len(group_of)), 0)
+    b.link_shift[members] += size[group_of, None] * (np.arange(g.n)[None, :] >= when[:, None])
+    a, c = grouped[head[others]], grouped[member[others]]
+    shell = rng.random(len(c)) < P_SHELL
+    b.reg_day[c[shell]] = np.maximum(
+        b.reg_day[c[shell]], np.minimum(b.reg_day[a[shell]] + rng.integers(30, 2000, int(shell.sum())), g.end - 30)
+    )
+    start = begin(a, c, spread=False)
+    add(a, c, "shared_legal_representative", start, np.full(len(a), _NULL))
+    shares = rng.random(len(a)) < P_GROUP_SHARES
+    add(a[shares], c[shares], "shareholder", start[shares], np.full(int(shares.sum()), _NULL))
+
     # agencies and their clients
     if len(agencies) and len(firms):
         mill = rng.random(len(agencies)) < P_MILL
-        b.level[agencies[mill]] += MILL_AGENCY_SHIFT
+        b.level[agencies[mill]] += MILL_AGENCY_LEVEL
+        turned = rng.integers(-12, g.n, len(agencies))  # the month it turns (before the grid: from the start)
+        rise = np.arange(g.n)[None, :] >= (turned + rng.integers(*MILL_LAG, len(agencies)))[mill, None]
+        b.link_shift[agencies[mill]] += np.float32(MILL_AGENCY_SHIFT) * rise
         clients = firms[rng.random(len(firms)) < P_CLIENT]
         weight = np.where(mill, MILL_WEIGHT, 1.0)
         pick = rng.choice(len(agencies), len(clients), p=weight / weight.sum())
@@ -720,24 +761,8 @@ def _relations(b: _Block) -> None:
         served = mill[pick]
         begun = g.first[None, :] >= start[served, None]
         ended = (stop[served, None] != _NULL) & (g.first[None, :] >= stop[served, None])
-        b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended)
-
-    # groups under one legal representative: a first member (often older) and one to three others
-    grouped = rng.permutation(firms[rng.random(len(firms)) < P_GROUPED])
-    sizes = rng.integers(2, 5, max(len(grouped) // 2, 1))
-    ends = np.cumsum(sizes)
-    keep = ends <= len(grouped)
-    ends, firsts = ends[keep], (ends - sizes)[keep]
-    group_of = np.repeat(np.arange(len(ends)), ends - firsts)
-    b.level[grouped[: len(group_of)]] += rng.normal(0, GROUP_SD, len(ends))[group_of]
-    head = firsts[group_of]
-    member = np.arange(len(group_of))
-    others = member != head
-    a, c = grouped[head[others]], grouped[member[others]]
-    start = begin(a, c)
-    add(a, c, "shared_legal_representative", start, np.full(len(a), _NULL))
-    shares = rng.random(len(a)) < P_GROUP_SHARES
-    add(a[shares], c[shares], "shareholder", start[shares], np.full(int(shares.sum()), _NULL))
+        milling = np.arange(g.n)[None, :] >= turned[pick[served], None]
+        b.link_shift[clients[served]] += np.float32(MILL_CLIENT_SHIFT) * (begun & ~ended & milling)
 
     # shared addresses: pairs of otherwise unrelated enterprises
     pairs = rng.permutation(firms[rng.random(len(firms)) < P_SHARED_ADDRESS])
@@ -1251,7 +1276,8 @@ def _links_frame(b: _Block, ids: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city: np.ndarray) -> pd.Series:
-    """Decision numbers such as 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty."""
+    """Decision numbers such as 国知局公告第512号 or 丹东市监信〔2023〕12号; some exports leave it empty where
+    the list allows it (red, abnormal_operation)."""
     n = len(kind)
     year = (entered.view("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(str)
     num = rng.integers(1, 600, n).astype(str)
@@ -1261,7 +1287,9 @@ def _basis(rng: np.random.Generator, kind: np.ndarray, entered: np.ndarray, city
         [_join("国知办函运字", y, num, "号"), _join("国知局公告第", num, "号"), _join(city, "市监信", y, num, "号")],
         _join(city, "市监异字", y, "第", num, "号"),
     ).astype(object)
-    out[rng.random(n) < 0.08] = None
+    # Never on the untrustworthy or serious-violation list: an entry there without a legal ground is refused.
+    optional = (kind != _LIST["untrustworthy"]) & (kind != _LIST["serious_violation"])
+    out[(rng.random(n) < 0.08) & optional] = None
     return _str(pa.array(out.tolist(), type=pa.string()))
 
 

@@ -21,6 +21,7 @@ from features.schema import (
     EVENTS,
     KINDS,
     LIST_NAMES,
+    LISTS,
     REGION_PATTERN,
     RELATION_TYPES,
     RELATIONS,
@@ -251,6 +252,24 @@ def _reference_problems(table: Table, present: dict[str, str], entity_ids_presen
     )
 
 
+# Lists no entry may be on without a legal ground (CONTRACT section 1: "an entry without one is refused").
+LISTS_NEEDING_BASIS: tuple[str, ...] = ("untrustworthy", "serious_violation")
+
+
+def _basis_problems(present: dict[str, str]) -> str | None:
+    """An untrustworthy or serious-violation entry without a ``basis`` (missing, empty, or no such column)."""
+    if "list" not in present:
+        return None
+    basis = "trim(CAST(basis AS VARCHAR))" if "basis" in present else "CAST(NULL AS VARCHAR)"
+    needing = ", ".join(f"'{name}'" for name in LISTS_NEEDING_BASIS)
+    return (
+        "SELECT 'lists' AS tbl, _row AS row, 'basis' AS col, CAST(NULL AS VARCHAR) AS value, "
+        "'is required for an entry of the ' || CAST(list AS VARCHAR) || ' list: no list entry without a legal "
+        f"ground (the decision number or legal basis)' AS message, {LISTS.column_names.index('basis')} AS col_order "
+        f"FROM raw_lists WHERE CAST(list AS VARCHAR) IN ({needing}) AND coalesce({basis}, '') = ''"
+    )
+
+
 def _relation_problems(ds: Dataset, present: dict[str, str], entity_ids_present: bool) -> str | None:
     """The checks of a link that span columns or rows: ``related_id`` known and not ``entity_id`` itself,
     an ``agency_client`` link starting at an agency, and no link given twice over overlapping periods
@@ -323,6 +342,7 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
             lambda t=table, p=present: _duplicate_problems(ds, t, p),
             lambda t=table, p=present: _reference_problems(t, p, entity_ids_present),
             lambda t=table, p=present: _relation_problems(ds, p, entity_ids_present) if t is RELATIONS else None,
+            lambda t=table, p=present: _basis_problems(p) if t is LISTS else None,
         ):
             sql = build()
             if sql:

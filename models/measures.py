@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from features import pointintime
-from features.pointintime import LIST_IN_FORCE, SERIOUS_VIOLATION_LAPSE
+from features.pointintime import LIST_IN_FORCE
 from models.policy import BENEFITS, Measure, Policy
 
 _LIST_TRIGGERS = {"red_list": "red", "untrustworthy": "untrustworthy", "serious_violation": "serious_violation"}
@@ -38,7 +38,8 @@ class EntityState:
 
 @dataclass(frozen=True)
 class InForce:
-    """One measure in force on a date, with the records that trigger it and the day it ends (None: open)."""
+    """One measure in force on a date, with the records that trigger it and the day it ends — the first
+    day it no longer applies (None: open)."""
 
     measure: Measure
     records: list[dict[str, Any]]
@@ -68,15 +69,14 @@ def _entries_in_force(state: EntityState, list_name: str, on: date) -> list[dict
     for row in active.to_dict("records"):
         entered = pd.Timestamp(row["entered_on"]).date()
         removed = None if pd.isna(row.get("removed_on")) else pd.Timestamp(row["removed_on"]).date()
-        lapses = SERIOUS_VIOLATION_LAPSE.ends_on(list_name, entered)
-        ends = [d for d in (removed, lapses) if d is not None]
+        ends = pointintime.list_entry_ends(list_name, entered, removed)
         out.append(
             {
                 "kind": "list_entry",
                 "list": list_name,
                 "entered_on": entered.isoformat(),
                 "basis": row.get("basis"),
-                "ends_on": min(ends).isoformat() if ends else None,
+                "ends_on": None if ends is None else ends.isoformat(),
             }
         )
     return out

@@ -77,6 +77,10 @@ cat <<TXT
   features:          $DEMO_DIR/features.parquet
   MLflow runs:       .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db  (then http://127.0.0.1:5000)
   API docs:          http://$HOST:$PORT/docs
+  pages:             http://$HOST:$PORT/ui/sign-in  (public, no sign-in: http://$HOST:$PORT/ui/public/draws)
+  sign in with:      supervisor $SUPERVISOR
+                     reviewer   $REVIEWER
+                     analyst    $ANALYST
   example requests:  $DEMO_DIR/requests.sh  (copy a line, or: bash $DEMO_DIR/requests.sh)
 
 $(cat "$DEMO_DIR/requests.sh")

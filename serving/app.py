@@ -32,7 +32,20 @@ from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.populations import PopulationCache
-from serving.routers import admin, draws, entities, health, objections, public, reports, runs, whatif
+from serving.routers import (
+    admin,
+    draws,
+    entities,
+    health,
+    ledger,
+    measures,
+    objections,
+    plans,
+    public,
+    reports,
+    runs,
+    whatif,
+)
 from serving.scorers import Scorers
 from serving.scoring import SCORING_THREADS
 from serving.settings import Settings, load_settings
@@ -58,8 +71,15 @@ TAGS = [
     {"name": "scoring", "description": "what-if scoring of one history (stores nothing)"},
     {"name": "score runs", "description": "immutable scoring runs"},
     {"name": "sampling", "description": "双随机 draws, inspection results, events export"},
+    {"name": "plans", "description": "yearly inspection plans by region, their draws, targeted tasks and outcomes"},
+    {
+        "name": "measures",
+        "description": "incentives and restrictions in force; eligibility checks for other departments "
+        "(`department` tokens, limited to the benefits they administer); credit commitments",
+    },
     {"name": "objections", "description": "异议 and 信用修复: file, review, decide"},
     {"name": "public", "description": "一公开: published draws and lists, no token"},
+    {"name": "monitoring", "description": "monthly monitoring reports: drift, performance, fairness, plan progress"},
     {"name": "admin", "description": "tokens, the inspector roster, the audit log"},
 ]
 
@@ -139,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     register_error_handlers(app)
     install_page_errors(app)
-    for module in (health, entities, whatif, runs, draws, objections, public, reports, admin):
+    for module in (health, entities, whatif, runs, draws, plans, measures, objections, ledger, public, reports, admin):
         app.include_router(module.router)
     return app
 

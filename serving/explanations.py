@@ -51,6 +51,7 @@ def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "score_id": row["id"],
         "run_id": row["run_id"],
         "supersedes_id": row.get("supersedes_id"),
+        "ledger_seq": row.get("ledger_seq"),
     }
 
 

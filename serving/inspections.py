@@ -6,7 +6,8 @@ Each result of a selected entity becomes an ``inspection_passed`` or ``inspectio
 ``record_outcomes`` records the full outcome of an inspection — no findings, findings of a kind, or could
 not inspect — by entity and inspector, for a draw's selected entity or a plan's targeted task
 (``serving/plans.py``). An inspection that took place is also a new record for the next score run
-(``inspection_passed`` / ``inspection_failed``) and, for a draw, the result its public page shows.
+(``inspection_passed`` / ``inspection_failed``), added through the decision ledger (``serving/ledger.py``,
+decision ``add_event``) so every later run counts it, and for a draw the result its public page shows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from features.errors import Conflict, InvalidInput, Problem
 from features.schema import EVENTS, INSPECTION_OUTCOMES
-from serving import dates
+from serving import dates, ledger
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import draw_selections, entities, inspection_outcomes, inspection_results, plan_tasks
@@ -215,6 +216,21 @@ def _record_outcomes(
                         recorded_at=now,
                     )
                 )
+        seq = None
+        if event_id is not None:  # a new record for the next score run, through the decision ledger
+            decision = {
+                "kind": "add_event",
+                "event_id": event_id,
+                "entity_id": o["entity_id"],
+                "event_type": event_type,
+                "occurred_on": o["inspected_on"],
+                "recorded_on": recorded_on,
+                "quantity": 1,
+                "amount": o.get("amount"),
+                "basis": f"{where}: {o.get('finding_kind') or o['outcome']}",
+                "note": f"inspected by {o['inspector_id']}",
+            }
+            seq = ledger.append(conn, decision, principal, source=source)
         row = {
             "draw_id": draw_id,
             "task_id": task_id,
@@ -226,7 +242,7 @@ def _record_outcomes(
             "inspected_on": o["inspected_on"],
             "recorded_on": recorded_on,
             "event_id": event_id,
-            "ledger_seq": None,
+            "ledger_seq": seq,
             "recorded_by": principal.actor if principal else None,
             "recorded_at": now,
         }

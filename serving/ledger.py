@@ -20,8 +20,9 @@ The public API other modules call:
 - ``list_decisions``, ``export_frame``, ``import_frame``, ``event_record``, ``list_record``.
 
 Decisions are validated against the rules of the domain: no decision dated after today
-(``serving/dates.py``) or before the record it is about; a repair takes effect on its ``repaired_on``
-(never before its decision) and only as the policy's repair rules allow (``models/policy.toml``
+(``serving/dates.py``) or before the record it is about (a repair or a removal is dated by its
+``repaired_on`` / ``removed_on`` unless it gives ``decided_on``); a repair is granted only as the policy's
+repair rules allow (``models/policy.toml``
 ``[[repairs]]``: which records, how long after publication, what the applicant must show); an early
 removal likewise. A refusal is ``InvalidInput`` at the field, naming the rule and the first day the
 request becomes possible.
@@ -214,9 +215,11 @@ def check_decision(
         raise InvalidInput(problems[:PROBLEM_LIMIT], total=len(problems))
 
     today = dates.today()
+    dated_by = "decided_on"
     if fields.get("decided_on") is None:
         # A repair or a removal is decided on the day it takes effect unless the decision says otherwise.
-        fields["decided_on"] = fields.get("repaired_on") or fields.get("removed_on") or today
+        dated_by = next((f for f in ("repaired_on", "removed_on") if fields.get(f) is not None), "decided_on")
+        fields["decided_on"] = fields.get(dated_by) or today
     if kind in ABOUT_EVENT:
         if record is None:
             raise InvalidInput.at(
@@ -247,7 +250,7 @@ def check_decision(
         if isinstance(recorded, date) and decided < recorded:
             problems.append(
                 Problem(
-                    ("decided_on",),
+                    (dated_by,),
                     f"a decision must not be dated before its record: {fields['event_id']} was recorded on "
                     f"{recorded.isoformat()}",
                     decided.isoformat(),
@@ -261,31 +264,15 @@ def check_decision(
                 Problem(("recorded_on",), "the corrected record's recorded_on must be on or after its occurred_on")
             )
     elif kind == DecisionKind.REPAIR:
-        if fields["repaired_on"] < decided:
-            problems.append(
-                Problem(
-                    ("repaired_on",),
-                    f"a repair takes effect on or after its decision ({decided.isoformat()}), never before",
-                    fields["repaired_on"].isoformat(),
-                )
-            )
         rule = _repair_rule(problems, policy, fields, event_type=str(record.get("event_type")), start=record)
     elif kind == DecisionKind.REMOVE_LISTING:
         entered: date = fields["entered_on"]
         if decided < entered:
             problems.append(
                 Problem(
-                    ("decided_on",),
+                    (dated_by,),
                     f"a decision must not be dated before its record: the entry was entered on {entered.isoformat()}",
                     decided.isoformat(),
-                )
-            )
-        if fields["removed_on"] < decided:
-            problems.append(
-                Problem(
-                    ("removed_on",),
-                    f"a removal takes effect on or after its decision ({decided.isoformat()}), never before",
-                    fields["removed_on"].isoformat(),
                 )
             )
         rule = _repair_rule(problems, policy, fields, list_name=str(fields["list"]), start={"entered_on": entered})
@@ -460,12 +447,14 @@ def current_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(ledger.c.seq), 0))).scalar_one())
 
 
-def ledger_frame(conn: Connection, upto_seq: int | None = None) -> pd.DataFrame:
-    """The decisions with ``seq <= upto_seq`` (default all) in the columns of ``features.ledger``
-    (``LEDGER_COLUMNS``), normalised, ordered by seq."""
+def ledger_frame(conn: Connection, upto_seq: int | None = None, *, entity_id: str | None = None) -> pd.DataFrame:
+    """The decisions with ``seq <= upto_seq`` (default all; only those about ``entity_id`` when given) in
+    the columns of ``features.ledger`` (``LEDGER_COLUMNS``), normalised, ordered by seq."""
     stmt = select(*(ledger.c[c] for c in LEDGER_COLUMNS)).order_by(ledger.c.seq)
     if upto_seq is not None:
         stmt = stmt.where(ledger.c.seq <= upto_seq)
+    if entity_id is not None:
+        stmt = stmt.where(ledger.c.entity_id == entity_id)
     rows = conn.execute(stmt).all()
     return normalise(pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)))
 

@@ -25,6 +25,7 @@ and one 409, never a 500. A region-scoped token sees only objections about its r
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -34,7 +35,9 @@ from sqlalchemy.exc import IntegrityError
 
 from features.dataset import DatasetError, load_dataset
 from features.errors import Conflict, Forbidden, InvalidInput, NotFound
-from serving import explanations, scoring
+from features.ledger import AMENDABLE, overlay_dataset, overlay_frames
+from models.policy import Policy
+from serving import explanations, ledger, scoring
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import entities, objections, scores
@@ -126,7 +129,6 @@ def objection_detail(conn: Connection, objection_id: int, principal: Principal |
     run_view = {k: v for k, v in run.items() if k not in ("policy_text", "id")} | {"run_id": run["id"]}
     return {**objection, "explanation": explanations.explanation(row, policy), "run": run_view, "result": result}
 
-
 def list_objections(
     conn: Connection, *, status: str | None, limit: int, offset: int, region: str | None = None
 ) -> list[dict[str, Any]]:
@@ -155,13 +157,25 @@ def _history_from_run(data_source: str, entity_id: str) -> tuple[pd.DataFrame, p
 
 
 def decide(
-    engine: Engine, scorers: Scorers, objection_id: int, decision: DecisionIn, principal: Principal
+    engine: Engine,
+    scorers: Scorers,
+    objection_id: int,
+    decision: DecisionIn,
+    principal: Principal,
+    *,
+    policy: Policy | None = None,
 ) -> dict[str, Any]:
     """Apply a reviewer's decision; return the updated objection.
 
+    A ``repair`` or ``correct`` decision is also written to the decision ledger (``serving/ledger.py``) in
+    the same transaction, so every later run keeps it: each repair as a ``repair`` decision, checked
+    against the repair rules of ``policy`` (the service's; default the run's); a corrected history as the
+    ``correct``, ``withdraw``, ``add_event``, ``repair`` and ``remove_listing`` decisions that turn the
+    records the row saw (the delivery with the ledger applied) into the posted ones.
+
     ``Conflict`` when the objection was decided meanwhile, ``decision.version`` is not its version or a
     newer row supersedes the one objected to; ``Forbidden`` when the caller filed it; ``InvalidInput``
-    when the corrected history or the repairs do not fit the objection's entity.
+    when the corrected history or the repairs do not fit the objection's entity or break a repair rule.
     """
     with engine.connect() as conn:
         objection = get_objection(conn, objection_id, principal)
@@ -178,8 +192,10 @@ def decide(
 
     rescored: ScoreRunRecord | None = None
     changes: dict[str, Any] | None = None
+    planned: list[Planned] = []
+    rules = policy or scoring.policy_from_text(run["policy_text"])
     if decision.decision != "uphold":
-        rescored, changes = _rescore(scorers, objection, row, run, decision, principal)
+        rescored, changes, planned = _rescore(engine, scorers, objection, row, run, decision, principal, rules)
 
     status = STATUS_AFTER[decision.decision]
     now = datetime.now(UTC)
@@ -206,8 +222,18 @@ def decide(
         if result.rowcount != 1:
             raise Conflict(_conflict_message(conn, objection_id))
         _check_current(conn, row)  # a run saved since the reading above may have superseded the row
+        seqs = [
+            ledger.append(
+                conn, p.decision, principal, policy=rules, record=p.record, source=f"objection/{objection_id}"
+            )
+            for p in planned
+        ]
+        if changes is not None and seqs:
+            changes["ledger_seqs"] = seqs
         new_score_id = None
         if rescored is not None:
+            if seqs:
+                rescored = replace(rescored, ledger_seq=seqs[-1])
             run_id = save_score_run(conn, rescored)
             new_score_id = conn.execute(select(scores.c.id).where(scores.c.run_id == run_id)).scalar_one()
             conn.execute(update(objections).where(objections.c.id == objection_id).values(result_score_id=new_score_id))
@@ -241,17 +267,31 @@ def _conflict_message(conn: Connection, objection_id: int) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A ledger decision an objection decision makes, with the record it is about."""
+
+    decision: dict[str, Any]
+    record: dict[str, Any] | None
+
+
 def _rescore(
+    engine: Engine,
     scorers: Scorers,
     objection: dict[str, Any],
     row: dict[str, Any],
     run: dict[str, Any],
     decision: DecisionIn,
     principal: Principal,
-) -> tuple[ScoreRunRecord, dict[str, Any]]:
+    rules: Policy,
+) -> tuple[ScoreRunRecord, dict[str, Any], list[Planned]]:
     """The objection's row rescored after a ``correct`` or ``repair`` decision with the model version
-    that produced it and the policy text stored with its run, as the run to save; and what changed."""
+    that produced it and the policy text stored with its run, as the run to save; what changed; and the
+    ledger decisions to record (checked here already, before the rescoring)."""
     entity_id = objection["entity_id"]
+    planned: list[Planned] = []
+    with engine.connect() as conn:
+        existing = ledger.ledger_frame(conn)
     if decision.history is not None:
         if decision.history.entity.entity_id != entity_id:
             raise InvalidInput.at(
@@ -265,6 +305,7 @@ def _rescore(
     as_of: date = row["as_of"]
     changes: dict[str, Any] = {"history": "posted" if decision.history is not None else run["data_source"]}
     if decision.decision == "repair":
+        planned = _planned_repairs(events, decision, objection["objection_id"], rules)
         events = events.copy()
         events["repaired_on"] = pd.to_datetime(events["repaired_on"])
         known = set(events["event_id"].astype(str))
@@ -284,6 +325,8 @@ def _rescore(
             events.loc[named, "repaired_on"] = pd.Timestamp(repair.repaired_on)
         as_of = max(as_of, *(r.repaired_on for r in decision.repairs))
         changes["repairs"] = [r.model_dump(mode="json") for r in decision.repairs]
+    elif decision.history is not None:
+        planned, changes["ledger"] = _planned_corrections(run, entity_id, events, lists, existing, decision, rules)
     changes["as_of"] = as_of.isoformat()
     scorer = scorers.version(str(row["model_version"]))
     policy = scoring.policy_from_text(run["policy_text"])
@@ -294,6 +337,10 @@ def _rescore(
         if decision.history is None:
             raise
         raise exc.under("history") from exc  # the posted history's paths, under the field that holds it
+    if decision.decision == "repair":
+        # The decisions already in the ledger hold in the rescored row too (a corrected history is the
+        # reviewer's whole statement of the records: it is scored as posted).
+        overlay_dataset(ds, existing)
     rescored = scoring.score_dataset(scorer, policy, ds, as_of)
     changes["previous"] = {"score": row["score"], "tier": row["tier"]}
     changes["rescored"] = {"score": float(rescored["score"].iloc[0]), "tier": str(rescored["tier"].iloc[0])}
@@ -313,4 +360,158 @@ def _rescore(
         objection_id=objection_id,
         supersedes={row["entity_id"]: row["id"]},
     )
-    return record, changes
+    return record, changes, planned
+
+
+def _planned_repairs(events: pd.DataFrame, decision: DecisionIn, objection_id: int, rules: Policy) -> list[Planned]:
+    """One ``repair`` ledger decision per repair, checked against the repair rules (problems at
+    ``("repairs", i, field)``)."""
+    planned = []
+    for i, repair in enumerate(decision.repairs or []):
+        named = events[events["event_id"].astype(str) == repair.event_id]
+        if named.empty:
+            raise InvalidInput.at(
+                ("repairs", i, "event_id"), f"no event {repair.event_id} in the entity's history", repair.event_id
+            )
+        record = _record(named.iloc[0])
+        wanted = {
+            "kind": "repair",
+            "event_id": repair.event_id,
+            "repaired_on": repair.repaired_on,
+            "basis": repair.basis or f"objection {objection_id}",
+            "evidence": repair.evidence,
+            "note": decision.note,
+        }
+        try:
+            ledger.check_decision(wanted, policy=rules, record=record)
+        except InvalidInput as exc:
+            raise exc.under("repairs", i) from exc
+        planned.append(Planned(wanted, record))
+    return planned
+
+
+def _record(row: pd.Series) -> dict[str, Any]:
+    """One history row as plain values (dates as dates)."""
+    out: dict[str, Any] = {}
+    for key, value in row.to_dict().items():
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            out[key] = None
+        elif isinstance(value, pd.Timestamp | datetime):
+            out[key] = value.date()
+        elif hasattr(value, "item"):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
+
+
+def _planned_corrections(
+    run: dict[str, Any],
+    entity_id: str,
+    events: pd.DataFrame,
+    lists: pd.DataFrame,
+    existing: pd.DataFrame,
+    decision: DecisionIn,
+    rules: Policy,
+) -> tuple[list[Planned], str]:
+    """The ledger decisions that turn the records the row saw — the run's delivery with the ledger laid
+    over it — into the posted corrected history: an amended record is corrected, a missing one
+    withdrawn, a new one added, a newly repaired one repaired, an entry newly removed removed early. A
+    correction cannot add or delete a list entry (the ledger records early removals only). When the run's
+    dataset cannot be read, nothing can be compared: the rescored row stands alone, and the answer says so."""
+    try:
+        _, seen_events, seen_lists = _history_from_run(run["data_source"], entity_id)
+    except InvalidInput:
+        return [], "not recorded: the run's dataset cannot be read, so the correction holds for this row only"
+    basis = f"objection on run {run['id']}: corrected history"
+    seen_events, seen_lists, current = overlay_frames(seen_events, seen_lists, existing)
+    current = current.drop_duplicates("event_id", keep="last").set_index("event_id")
+    repaired_now = seen_events.groupby("event_id")["repaired_on"].min()
+    posted = events.assign(event_id=events["event_id"].astype(str)).set_index("event_id")
+    planned: list[Planned] = []
+    for i, (event_id, new) in enumerate(posted.iterrows()):
+        if event_id not in current.index:
+            fields = {c: new[c] for c in ("event_type", "occurred_on", "recorded_on", "quantity", "amount")}
+            wanted = {"kind": "add_event", "event_id": event_id, "entity_id": entity_id, "basis": basis, **fields}
+            planned.append(_checked(wanted, None, rules, ("events", i)))
+            continue
+        old = current.loc[event_id]
+        amended = {c: new[c] for c in AMENDABLE if not _same(old[c], new[c])}
+        record = _record(old) | {"event_id": event_id}
+        if amended:
+            planned.append(
+                _checked(
+                    {"kind": "correct", "event_id": event_id, "basis": basis, **amended}, record, rules, ("events", i)
+                )
+            )
+        repaired = new.get("repaired_on")
+        if (
+            repaired is not None
+            and not pd.isna(repaired)
+            and (pd.isna(repaired_now.get(event_id)) or pd.Timestamp(repaired) < repaired_now.get(event_id))
+        ):
+            wanted = {"kind": "repair", "event_id": event_id, "repaired_on": repaired, "basis": basis}
+            planned.append(_checked(wanted, record, rules, ("events", i, "repaired_on")))
+    for event_id in current.index.difference(posted.index):
+        record = _record(current.loc[event_id]) | {"event_id": event_id}
+        planned.append(_checked({"kind": "withdraw", "event_id": event_id, "basis": basis}, record, rules, ("events",)))
+    key = ["list", "entered_on"]
+    seen = seen_lists.assign(entered_on=pd.to_datetime(seen_lists["entered_on"])).set_index(key)
+    new_lists = lists.assign(entered_on=pd.to_datetime(lists["entered_on"])).set_index(key)
+    for i, (where, entry) in enumerate(new_lists.iterrows()):
+        if where not in seen.index:
+            raise InvalidInput.at(
+                ("history", "lists", i), "a correction cannot add a list entry: the ledger records early removals only"
+            )
+        before = seen.loc[where]
+        before = before.iloc[0] if isinstance(before, pd.DataFrame) else before
+        removed = entry.get("removed_on")
+        if (
+            removed is not None
+            and not pd.isna(removed)
+            and (pd.isna(before["removed_on"]) or pd.Timestamp(removed) < pd.Timestamp(before["removed_on"]))
+        ):
+            wanted = {
+                "kind": "remove_listing",
+                "entity_id": entity_id,
+                "list": where[0],
+                "entered_on": where[1],
+                "removed_on": removed,
+                "basis": basis,
+            }
+            planned.append(_checked(wanted, None, rules, ("lists", i)))
+    missing = seen.index.difference(new_lists.index)
+    if len(missing):
+        raise InvalidInput.at(
+            ("history", "lists"),
+            f"a correction cannot delete list entries ({[f'{n} {pd.Timestamp(d).date()}' for n, d in missing]}): "
+            "the ledger records early removals only",
+        )
+    return planned, f"{len(planned)} decision(s) recorded in the ledger"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if (a is None or (not isinstance(a, str) and pd.isna(a))) and (
+        b is None or (not isinstance(b, str) and pd.isna(b))
+    ):
+        return True
+    if isinstance(a, pd.Timestamp | datetime | date) or isinstance(b, pd.Timestamp | datetime | date):
+        return pd.Timestamp(a) == pd.Timestamp(b)
+    if isinstance(a, int | float) or isinstance(b, int | float):
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+    return str(a) == str(b)
+
+
+def _checked(wanted: dict[str, Any], record: dict[str, Any] | None, rules: Policy, where: tuple) -> Planned:
+    wanted = {k: (v.date() if isinstance(v, pd.Timestamp) else v) for k, v in wanted.items()}
+    wanted = {
+        k: (None if not isinstance(v, str | list) and v is not None and pd.isna(v) else v) for k, v in wanted.items()
+    }
+    try:
+        ledger.check_decision(wanted, policy=rules, record=record)
+    except InvalidInput as exc:
+        raise exc.under("history", *where) from exc
+    return Planned(wanted, record)

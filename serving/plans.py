@@ -112,6 +112,15 @@ def create_plan(engine: Engine, policy: Policy, body: dict[str, Any], principal:
     }
     try:
         with engine.begin() as conn:
+            lock(conn, "draws")  # plans and their draws change together
+            prefix = region_prefix(region)
+            for other, other_region in conn.execute(select(plans.c.id, plans.c.region).where(plans.c.year == year)):
+                theirs = region_prefix(other_region)
+                if theirs.startswith(prefix) or prefix.startswith(theirs):
+                    raise Conflict(
+                        f"region {region} overlaps region {other_region}, which has plan {other} for {year}: "
+                        "one plan covers an entity in a year"
+                    )
             conn.execute(plans.insert(), [row])
             record_change(conn, principal, "plan.create", f"plan/{plan_id}", {"region": region, "year": year})
     except IntegrityError as exc:
@@ -249,6 +258,14 @@ def expected_counts(
     return out
 
 
+def draw_counts(expected: dict[str, float], eligible: dict[str, int], seed: int) -> dict[str, int]:
+    """Each tier's count: ``⌊x⌋`` plus one with probability ``x − ⌊x⌋`` (the seed's stream 2), so its
+    expectation is exactly ``x``; never more than the eligible entities."""
+    coins = np.random.default_rng([seed, 2]).random(len(TIERS))
+    counts = {t: math.floor(expected[t]) + int(coins[i] < expected[t] % 1) for i, t in enumerate(TIERS)}
+    return {t: min(counts[t], eligible[t]) for t in TIERS}
+
+
 def next_draw(
     engine: Engine, policy: Policy, plan_id: str, principal: Principal | None, cache: PopulationCache | None = None
 ) -> dict[str, Any]:
@@ -317,12 +334,7 @@ def next_draw(
         }
         seed = sampling.derive_seed(inputs)
         # ⌊x⌋ plus one with probability x − ⌊x⌋: the expected count is x exactly.
-        coins = np.random.default_rng([seed, 2]).random(len(TIERS))
-        n = {
-            t: math.floor(expected[t]["expected"]) + int(coins[i] < expected[t]["expected"] % 1)
-            for i, t in enumerate(TIERS)
-        }
-        n = {t: min(n[t], eligible[t]) for t in TIERS}
+        n = draw_counts({t: expected[t]["expected"] for t in TIERS}, eligible, seed)
         allocation = sampling.Allocation(eligible, n, probability)
         drawn = sampling.draw(
             chosen_from, policy.sampling, roster, seed=seed, per_entity=per_entity, allocation=allocation

@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from features.validate import load_valid_dataset
 from models.policy import TIERS, Policy
 from models.scorefile import SCORE_COLUMNS
 from models.scorer import Scorer
-from serving import dates, scoring
+from serving import dates, ledger, scoring
 from serving.auth import Principal
 from serving.store import ScoreRunRecord, save_audited
 
@@ -303,14 +303,23 @@ def make_run(
     *,
     statement_timeout_ms: int = 0,
 ) -> int:
-    """Validate, score (or import) and store one run with its audit row in one transaction; its id."""
+    """Validate, score (or import) and store one run with its audit row in one transaction; its id.
+
+    The decision ledger, every decision up to its latest seq, is laid over the dataset first
+    (``serving/ledger.py``): the run records that seq and where folder and ledger disagree. An imported
+    score file was scored elsewhere: its rows keep the ``ledger_seq`` column they carry (if any), and the
+    stored list entries still follow the ledger."""
     dates.check_at(request.as_of, "as_of")
     ds = open_dataset(request.folder, request.root)
+    with engine.connect() as conn:
+        report = ledger.apply(ds, conn)
     created_by = principal.actor if principal else None
     if request.score_file is not None:
         run = imported_run(ds, request.as_of, request.score_file, policy, policy_text, created_by=created_by)
+        run = replace(run, ledger_seq=_file_ledger_seq(run.scores))
     elif scorer is not None:
         run = scored_run(ds, request.as_of, scorer, policy, policy_text, created_by=created_by)
+        run = replace(run, ledger_seq=report.seq, ledger_conflicts=ledger.conflicts_json(report))
     else:
         raise ValueError("a run needs a scorer or a score file")
     return save_audited(
@@ -319,4 +328,16 @@ def make_run(
         principal,
         statement_timeout_ms=statement_timeout_ms,
         imported=request.score_file is not None,
+        ledger_seq=run.ledger_seq,
+        ledger_conflicts=len(report.conflicts),
     )
+
+
+def _file_ledger_seq(frame: pd.DataFrame) -> int | None:
+    """The one ``ledger_seq`` an imported score file's rows carry, else ``None``."""
+    if "ledger_seq" not in frame.columns or not len(frame):
+        return None
+    values = pd.to_numeric(frame["ledger_seq"], errors="coerce").dropna().unique()
+    if len(values) != 1 or values[0] < 0 or values[0] != int(values[0]):
+        raise InvalidInput.at(("score_file", "ledger_seq"), "must be one whole number >= 0 throughout")
+    return int(values[0])

@@ -3,6 +3,7 @@ OpenAPI document shows. Names follow CONTRACT sections 1, 4 and 5."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -99,6 +100,9 @@ class RiskRow(BaseModel):
     score_id: int
     run_id: int
     supersedes_id: int | None = Field(default=None, description="the score row this one replaced, if any")
+    ledger_seq: int | None = Field(
+        default=None, description="the ledger decisions its features applied (seq <= this); null: none read"
+    )
 
 
 class Contribution(BaseModel):
@@ -306,6 +310,24 @@ class ScoreRun(BaseModel):
     row_count: int
     parent_run_id: int | None = None
     objection_id: int | None = None
+    ledger_seq: int | None = Field(
+        default=None, description="the ledger decisions its features applied (seq <= this); null: none read"
+    )
+    ledger_conflicts: list[LedgerConflict] | None = Field(
+        default=None, description="where the dataset and the ledger disagreed (the ledger held)"
+    )
+
+    @field_validator("ledger_conflicts", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class LedgerConflict(BaseModel):
+    seq: int
+    kind: str
+    target: str
+    message: str
 
 
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -420,6 +442,10 @@ class PublicSelected(BaseModel):
     entity_id: str
     name: str
     result: Outcome | None = None
+    outcome: Literal["no_findings", "findings", "not_inspected"] | None = Field(
+        default=None, description="the inspection's outcome, once recorded (POST .../outcomes)"
+    )
+    finding_kind: str | None = Field(default=None, description="what the findings were")
 
 
 class RegisterEntry(BaseModel):
@@ -451,10 +477,6 @@ class PublicRegister(BaseModel):
 
 
 class PublicDraw(RegisterEntry):
-    outcome: Literal["no_findings", "findings", "not_inspected"] | None = Field(
-        default=None, description="the inspection's outcome, once recorded (POST .../outcomes)"
-    )
-    finding_kind: str | None = Field(default=None, description="what the findings were")
     """The publishable draw (一公开) with a page of its selected entities: never a score or a tier."""
 
     limit: int
@@ -529,6 +551,16 @@ class ObjectionIn(_Model):
 class Repair(_Model):
     event_id: str = Field(min_length=1, max_length=100)
     repaired_on: BoundedDate
+    evidence: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="what the applicant showed: codes of the policy's repair_requirements its repair rule requires",
+    )
+    basis: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="the repair decision's number or legal ground (default: the objection)",
+    )
 
 
 class DecisionIn(_Model):
@@ -595,7 +627,8 @@ class ListEntry(BaseModel):
     entered_on: date
     removed_on: date | None
     lapses_on: date | None = Field(
-        description="serious-violation entries lapse 3 years after entry, untrustworthy ones after their management period"
+        description="serious-violation entries lapse 3 years after entry, untrustworthy ones after their "
+        "management period (1 year)"
     )
     basis: str | None
 
@@ -614,6 +647,9 @@ class TokenIn(_Model):
         default=None, description="scope: only entities of this division (210000 a province, 210600 a city)"
     )
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="default: the service's token_days")
+    benefits: list[BenefitName] = Field(
+        default_factory=list, max_length=10, description="a department token: the benefits it may ask about"
+    )
 
 
 class TokenOut(BaseModel):
@@ -621,6 +657,7 @@ class TokenOut(BaseModel):
     name: str
     role: RoleName
     region: str | None = None
+    benefits: list[str] = Field(default_factory=list)
     expires_at: datetime | None = None
     token: str = Field(description="shown once; only its hash is stored")
 
@@ -630,6 +667,7 @@ class TokenInfo(BaseModel):
     name: str
     role: RoleName
     region: str | None
+    benefits: list[str] = Field(default_factory=list, description="a department token's benefits")
     created_at: datetime
     created_by: str | None
     expires_at: datetime | None
@@ -691,11 +729,6 @@ class Health(BaseModel):
     policy_version: str | None
     database: Literal["ok", "unavailable"]
     reasons: list[str] = Field(description="why the service is degraded; empty when ok")
-    benefits: list[BenefitName] = Field(
-        default_factory=list, max_length=10, description="a department token: the benefits it may ask about"
-    )
-    benefits: list[str] = Field(default_factory=list)
-    benefits: list[str] = Field(default_factory=list, description="a department token's benefits")
 
 
 # ---- inspection plans and outcomes (serving/plans.py, serving/inspections.py) ----------------------------
@@ -891,7 +924,9 @@ class MeasureInForce(BaseModel):
         description="what triggers it: list entries (list, entered_on, basis, ends_on), broken commitments "
         "(event_id, recorded_on) or the tier"
     )
-    until: date | None = Field(description="the last day it is in force (none: while its trigger lasts)")
+    until: date | None = Field(
+        description="the day it ends: from then on it no longer applies (none: while its trigger lasts)"
+    )
 
 
 class Measures(BaseModel):
@@ -1019,3 +1054,89 @@ class ReportJob(BaseModel):
     report_id: int | None = None
     report: ReportSummary | None = None
     problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
+
+
+# ---- the decision ledger (serving/ledger.py, serving/decisions.py) -------------------------------------
+
+LedgerKind = Literal["correct", "withdraw", "repair", "remove_listing", "add_event"]
+# Named here: inside the ledger models the field ``list`` (the contract's column) hides the builtin.
+EvidenceCodes = list[Annotated[str, Field(min_length=1, max_length=64)]]
+Texts = list[str]
+
+
+class LedgerDecisionIn(_Model):
+    """One decision for the ledger. Which fields a kind takes: ``correct`` event_id and the amended fields
+    (event_type, occurred_on, recorded_on, quantity, amount); ``withdraw`` event_id; ``repair`` event_id,
+    repaired_on, evidence; ``remove_listing`` entity_id, list, entered_on, removed_on, evidence;
+    ``add_event`` event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amount."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "repair",
+                    "event_id": "E1",
+                    "entity_id": EXAMPLE_ID,
+                    "repaired_on": "2025-12-01",
+                    "basis": "市监信修〔2025〕12号",
+                    "evidence": ["penalty_fulfilled", "credit_commitment"],
+                }
+            ]
+        },
+    )
+    kind: LedgerKind
+    decided_on: BoundedDate | None = Field(default=None, description="default: repaired_on / removed_on, else today")
+    event_id: str | None = Field(default=None, min_length=1, max_length=80)
+    entity_id: EntityId | None = None
+    list: ListName | None = None
+    entered_on: BoundedDate | None = None
+    event_type: EventType | None = None
+    occurred_on: BoundedDate | None = None
+    recorded_on: BoundedDate | None = None
+    quantity: int | None = Field(default=None, ge=1, le=10**9)
+    amount: float | None = Field(default=None, ge=0, le=1e15, allow_inf_nan=False)
+    repaired_on: BoundedDate | None = None
+    removed_on: BoundedDate | None = None
+    basis: str | None = Field(default=None, max_length=2000, description="decision number or legal ground")
+    evidence: EvidenceCodes | None = Field(
+        default=None, max_length=20, description="codes of the policy's repair_requirements the applicant showed"
+    )
+    note: str | None = Field(default=None, max_length=2000)
+    dataset: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="the dataset folder (under the import root) holding the record; default: the dataset of "
+        "the entity's latest stored run",
+    )
+
+
+class LedgerDecision(BaseModel):
+    seq: int
+    decision_id: str
+    kind: LedgerKind
+    decided_on: date
+    event_id: str | None
+    entity_id: str | None
+    list: str | None
+    entered_on: date | None
+    event_type: str | None
+    occurred_on: date | None
+    recorded_on: date | None
+    quantity: int | None
+    amount: float | None
+    repaired_on: date | None
+    removed_on: date | None
+    basis: str | None
+    evidence: Texts | None
+    rule: str | None = Field(description="the policy's repair rule that allowed it")
+    policy_version: str | None
+    source: str | None
+    note: str | None
+    decided_by: str | None
+    recorded_at: datetime
+
+
+class LedgerPage(BaseModel):
+    seq: int = Field(description="the ledger's latest seq")
+    decisions: list[LedgerDecision]

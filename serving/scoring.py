@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from features.build import FEATURE_VERSION, build_features, build_features_from_frames
 from features.dataset import Dataset, DatasetError
 from features.errors import InvalidInput, Problem
+from features.ledger import overlay_frames
 from features.schema import ENTITIES, EVENTS, LISTS, ColumnType, Table
 from features.validate import check_frames
 from models.policy import Policy, parse_policy
@@ -94,11 +95,26 @@ def dataset_from_history(entity: pd.DataFrame, events: pd.DataFrame, lists: pd.D
     return ds
 
 
-def score_history(scorer: Scorer, policy: Policy, history: History, as_of: date) -> dict[str, np.ndarray | list]:
+def overlaid_frames(
+    history: History, ledger: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``history_frames`` with the ledger's decisions (``features.ledger`` columns) laid over them, as a
+    dataset folder gets them in a run (``features.ledger.overlay_frames``)."""
+    entity, events, lists = history_frames(history)
+    if ledger is None or ledger.empty:
+        return entity, events, lists
+    events, lists, _ = overlay_frames(events, lists, ledger)
+    return entity, events, lists
+
+
+def score_history(
+    scorer: Scorer, policy: Policy, history: History, as_of: date, ledger: pd.DataFrame | None = None
+) -> dict[str, np.ndarray | list]:
     """Score one posted history (already checked against the contract by its request model) without a
-    database: the in-memory feature path, then the scorer. Returns the scorer's columns
-    (``Scorer.score_columns``: what ``Scorer.score`` frames), one item per scored row."""
-    features = build_features_from_frames(*history_frames(history), as_of)
+    database: the in-memory feature path, then the scorer, with ``ledger``'s decisions (those about the
+    posted entity) laid over the history first. Returns the scorer's columns (``Scorer.score_columns``:
+    what ``Scorer.score`` frames), one item per scored row."""
+    features = build_features_from_frames(*overlaid_frames(history, ledger), as_of)
     if features.empty:
         raise _not_registered(as_of)
     return scorer.score_columns(features, policy)

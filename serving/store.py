@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, String, any_, bindparam, select
+from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -143,6 +143,8 @@ class ScoreRunRecord:
     parent_run_id: int | None = None
     objection_id: int | None = None
     supersedes: Mapping[str, int] = field(default_factory=dict)
+    ledger_seq: int | None = None  # the ledger decisions the features applied (seq <= this); None: none read
+    ledger_conflicts: str | None = None  # JSON: where the delivery and the ledger disagreed
 
 
 def save_score_run(target: Engine | Session | Connection, run: ScoreRunRecord) -> int:
@@ -239,6 +241,8 @@ def _save(conn: Connection, run: ScoreRunRecord) -> int:
             row_count=len(run.scores),
             parent_run_id=run.parent_run_id,
             objection_id=run.objection_id,
+            ledger_seq=run.ledger_seq,
+            ledger_conflicts=run.ledger_conflicts,
         )
         .returning(score_runs.c.id)
     ).scalar_one()
@@ -262,6 +266,7 @@ def _save(conn: Connection, run: ScoreRunRecord) -> int:
     for name in ("contributions", "features"):
         columns[name] = [to_json(v) for v in frame[name]] if name in frame.columns else [None] * n
     columns["supersedes_id"] = [run.supersedes.get(e) for e in columns["entity_id"]]
+    columns["ledger_seq"] = [run.ledger_seq] * n
     columns["run_id"] = [run_id] * n
     columns["policy_version"] = [run.policy_version] * n
     columns["feature_version"] = [run.feature_version] * n
@@ -328,9 +333,15 @@ def save_list_entries(conn: Connection, frame: pd.DataFrame, *, run_id: int | No
         for i, (e, name) in enumerate(zip(frame["entity_id"], frame["list"], strict=True))
     ]
     stmt = _insert(conn)(list_entries)
+    # A removal, once stored (by a delivery or a ledger decision), stays as it is: a later import of an
+    # older delivery never resurrects the entry nor moves its removal date.
     stmt = stmt.on_conflict_do_update(
         index_elements=[list_entries.c.entity_id, list_entries.c.list, list_entries.c.entered_on],
-        set_={"removed_on": stmt.excluded.removed_on, "basis": stmt.excluded.basis, "run_id": stmt.excluded.run_id},
+        set_={
+            "removed_on": func.coalesce(list_entries.c.removed_on, stmt.excluded.removed_on),
+            "basis": stmt.excluded.basis,
+            "run_id": stmt.excluded.run_id,
+        },
     )
     for start in range(0, len(rows), _CHUNK):
         conn.execute(stmt, rows[start : start + _CHUNK])

@@ -22,6 +22,7 @@ from features.dataset import DatasetError, load_dataset
 from features.schema import TABLES, ColumnType, Table
 from features.validate import validate_dataset
 from serving.cli.app import app, check_output_path, fail, open_dataset, parse_date, print_problems, write_frame
+from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, refuse_spark_with_ledger
 
 console = Console(stderr=True)
 
@@ -168,8 +169,12 @@ def features(
     as_of: Annotated[str, typer.Option("--as-of", help="as-of date YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="output file, .parquet or .csv")],
     engine: Annotated[str, typer.Option(help="duckdb, or spark (pip install '.[spark]'; IPCREDIT_SPARK_*)")] = "duckdb",
+    ledger_file: LedgerFile = None,
+    ledger_seq: LedgerSeq = None,
+    no_ledger: NoLedger = False,
 ) -> None:
-    """Write the point-in-time feature table: one row per entity registered by the as-of date."""
+    """Write the point-in-time feature table: one row per entity registered by the as-of date, with the
+    decision ledger laid over the dataset (the service database's, ``--ledger FILE``, or ``--no-ledger``)."""
     if engine not in ("duckdb", "spark"):
         raise fail(f"--engine must be duckdb or spark; got {engine!r}")
     day = parse_date(as_of, "--as-of")  # bounded: not after today (demo-data's simulated range is not)
@@ -179,6 +184,8 @@ def features(
         task = progress.add_task("validating", total=3)
         t0 = time.perf_counter()
         ds = open_dataset(data)
+        applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
+        refuse_spark_with_ledger(engine, applied)
         timings["validate"] = time.perf_counter() - t0
         progress.update(task, advance=1, description="building features")
         t0 = time.perf_counter()

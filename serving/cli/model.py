@@ -33,6 +33,7 @@ from serving.cli.app import (
     parse_date,
     write_frame,
 )
+from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, refuse_spark_with_ledger
 
 if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
     from models.evaluate import Evaluation
@@ -110,8 +111,14 @@ def train(
         ),
     ] = 16,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
+    ledger_file: LedgerFile = None,
+    ledger_seq: LedgerSeq = None,
+    no_ledger: NoLedger = False,
 ) -> None:
     """Build point-in-time snapshots, train, evaluate out of time, log to MLflow and register a version.
+
+    The decision ledger is laid over the dataset first (features, and outcomes on each record's final
+    version): the service database's, ``--ledger FILE``, or none with ``--no-ledger``.
 
     The last line printed is one JSON object: run_id, model_version, promoted, gate and the metrics.
     """
@@ -129,6 +136,7 @@ def train(
         raise fail(exc) from None
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
+    applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
     plan = plan_snapshots(ds, as_of_end=end, count=quarters)
     for line in plan.describe():
         err.print(line)
@@ -157,7 +165,12 @@ def train(
                 policy,
                 config=cfg,
                 feature_version=FEATURE_VERSION,
-                data={"source": str(data), "fingerprint": ds.fingerprint, "snapshot_plan": plan.describe()},
+                data={
+                    "source": str(data),
+                    "fingerprint": ds.fingerprint,
+                    "snapshot_plan": plan.describe(),
+                    "ledger_seq": applied.seq,
+                },
                 progress=lambda message: status.update(message),
             )
             evaluation = evaluate_model(
@@ -240,8 +253,15 @@ def score(
     parts: Annotated[
         Path | None, typer.Option(help="with --engine spark: keep the executors' partitioned Parquet here")
     ] = None,
+    ledger_file: LedgerFile = None,
+    ledger_seq: LedgerSeq = None,
+    no_ledger: NoLedger = False,
 ) -> None:
-    """Score every entity registered by the as-of date; write the score file (CONTRACT section 4)."""
+    """Score every entity registered by the as-of date; write the score file (CONTRACT section 4).
+
+    The decision ledger is laid over the dataset first: the service database's (every decision, or up to
+    ``--ledger-seq``), ``--ledger FILE``, or none with ``--no-ledger``; the score file and a stored run
+    record the seq in ``ledger_seq``, and disagreements between folder and ledger are printed."""
     if engine not in ("duckdb", "spark"):
         raise fail(f"--engine must be duckdb or spark; got {engine!r}")
     from features.build import FEATURE_VERSION, build_features
@@ -253,6 +273,8 @@ def score(
     check_output_path(out_file)
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
+    applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
+    refuse_spark_with_ledger(engine, applied)
     uri = model or settings.serving_model_uri
     try:
         with err.status(f"loading {uri}"):
@@ -282,6 +304,8 @@ def score(
                 progress=lambda rows: progress.update(task, advance=rows),
             )
     seconds_score = time.perf_counter() - t0
+    if applied.seq is not None:
+        scores["ledger_seq"] = applied.seq  # an extra column of the score file: the decisions it applied
     if store:
         from serving.auth import cli_principal
         from serving.db import open_store
@@ -298,6 +322,8 @@ def score(
             policy_version=policy.version_tag,
             model_version=str(scorer.model_version),
             feature_version=scorer.feature_version,
+            ledger_seq=applied.seq,
+            ledger_conflicts=applied.conflicts,
         )
         with err.status("saving the run in the service database"):
             try:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from features.errors import Forbidden
+from features.errors import Forbidden, InvalidInput
 from serving import commitments, dates, eligibility
 from serving.auth import Principal, Role
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
@@ -22,6 +22,7 @@ from serving.schemas import (
     EligibilityBatchIn,
     EligibilityIn,
     Measures,
+    entity_id_problem,
 )
 
 router = APIRouter(tags=["measures"])
@@ -101,7 +102,8 @@ def check_get(
     benefit: Benefit,
     on: Annotated[date | None, Query(description="the day (default today)")] = None,
 ) -> dict:
-    check_entity_id(entity_id)
+    if problem := entity_id_problem(entity_id):
+        raise InvalidInput.at("entity_id", problem, entity_id, where="query")
     return _check(engine, policy, auditor, principal, [entity_id], benefit, dates.check_query(on, "on"))[0]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from features.errors import NotFound
 from serving import objections
 from serving.auth import Principal, Role
-from serving.deps import AuditorDep, EngineDep, ScorersDep, require
+from serving.deps import AuditorDep, EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn, ObjectionStatus
 
@@ -71,15 +71,22 @@ def read(objection_id: ObjectionId, principal: Reviewer, engine: EngineDep, audi
     responses=responses(401, 403, 404, 409, 422, 503),
 )
 def decide(
-    objection_id: ObjectionId, body: DecisionIn, principal: Reviewer, engine: EngineDep, scorers: ScorersDep
+    objection_id: ObjectionId,
+    body: DecisionIn,
+    principal: Reviewer,
+    engine: EngineDep,
+    scorers: ScorersDep,
+    policy: PolicyDep,
 ) -> dict:
     """``uphold`` keeps the row. ``correct`` rescores the corrected ``history`` as of the row's date with
     the same model version and the policy text stored with its run; ``repair`` marks the named records
     repaired and rescores as of the repair date. The new row is linked to the objection and supersedes the
     old one. ``version`` must be the version read: a decision made meanwhile by someone else gives 409, as
     does a row superseded since it was objected to (naming the newer row). Whoever filed the objection may
-    not decide it (403)."""
-    return objections.decide(engine, scorers, _existing(objection_id), body, principal)
+    not decide it (403). A ``repair`` or ``correct`` decision is also written to the decision ledger, so
+    every later run keeps it; a repair is checked against the policy's repair rules (422 naming the rule
+    and the first day it becomes possible)."""
+    return objections.decide(engine, scorers, _existing(objection_id), body, principal, policy=policy)
 
 
 def _existing(objection_id: int) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from serving.ui import analyst, public, reviewer, signin, supervisor
+from serving.ui import analyst, plans, public, reviewer, signin, supervisor
 from serving.ui.render import STATIC, install_page_errors
 
 __all__ = ["install_page_errors", "mount"]
@@ -24,6 +24,6 @@ def mount(app: FastAPI) -> None:
     sessions = Sessions()
     app.state.ui_sessions = sessions
     app.add_middleware(PageGate, sessions=sessions)
-    for module in (signin, supervisor, reviewer, analyst, public):
+    for module in (signin, supervisor, plans, reviewer, analyst, public):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

@@ -9,6 +9,7 @@ serves the new champion. The report is ``serving.reports.month_inputs`` → ``mo
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Annotated
 
@@ -34,6 +35,20 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 RUNS_SHOWN = 50
 REASON_MAX = 5000
+# The registry's listing is kept this long (a promotion here clears it; one by the command line shows
+# within this time): MLflow reads every version's run, a hundred milliseconds the page cannot spend.
+VERSIONS_SECONDS = 10.0
+_versions: dict[str, tuple[float, list[dict]]] = {}
+
+
+def versions(tracking_uri: str) -> list[dict]:
+    """``registry.list_versions`` as records, kept ``VERSIONS_SECONDS``."""
+    now = time.monotonic()
+    kept = _versions.get(tracking_uri)
+    if kept is None or kept[0] <= now:
+        kept = (now + VERSIONS_SECONDS, registry.list_versions(tracking_uri=tracking_uri).to_dict(orient="records"))
+        _versions[tracking_uri] = kept
+    return kept[1]
 
 
 @router.get("/models")
@@ -47,12 +62,11 @@ async def models_page(request: Request, principal: Analyst, engine: EngineDep):
                 dict(r)
                 for r in conn.execute(select(*columns).order_by(score_runs.c.id.desc()).limit(RUNS_SHOWN)).mappings()
             ]
-        versions = registry.list_versions(tracking_uri=request.app.state.settings.tracking_uri)
-        return runs, versions.to_dict(orient="records")
+        return runs, versions(request.app.state.settings.tracking_uri)
 
-    runs, versions = await anyio.to_thread.run_sync(read)
+    runs, listed = await anyio.to_thread.run_sync(read)
     serving = request.app.state.scorers.model_version
-    return render(request, "models.html", runs=runs, versions=versions, serving=serving)
+    return render(request, "models.html", runs=runs, versions=listed, serving=serving)
 
 
 @router.post("/models/promote")
@@ -79,6 +93,7 @@ async def promote(request: Request, principal: Analyst, engine: EngineDep):
                 conn, principal, "model.promote", f"model/{version}", {"reason": reason, "replaced": previous}
             )
         request.app.state.scorers.load_champion()
+        _versions.pop(settings.tracking_uri, None)
 
     await anyio.to_thread.run_sync(run)
     return RedirectResponse("/ui/models#versions", status_code=303)

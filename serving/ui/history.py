@@ -1,4 +1,5 @@
-"""An entity's events in the dataset its score run read, for the entity and objection pages.
+"""An entity's history in the dataset its score run read, for the entity and objection pages, and that
+history with records repaired (the objection page's what-if).
 
 The dataset is opened with ``features.dataset.load_dataset`` (the typed ``events`` view of the contract,
 as ``serving/objections.py`` reads it for a repair) and kept open for the next page: opening the views
@@ -11,14 +12,17 @@ between threads).
 from __future__ import annotations
 
 import threading
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from features.dataset import DatasetError, load_dataset
+from features.errors import InvalidInput
 
 _LOCK = threading.Lock()
+TABLES = ("entities", "events", "lists")
 
 
 def _stamp(folder: Path) -> tuple[float, ...]:
@@ -30,17 +34,78 @@ def _open(folder: str, stamp: tuple[float, ...]):
     return load_dataset(folder, threads=1)
 
 
-def events_of(data_source: str, entity_id: str) -> pd.DataFrame | None:
-    """The entity's rows of the run's ``events`` table, or ``None`` when the dataset cannot be read (a
-    correction run's source is an objection, or the folder is gone)."""
+def _dataset(data_source: str):
+    """The run's dataset, opened once (``None`` when it cannot be read: a correction run's source is an
+    objection, or the folder is gone)."""
     folder = Path(data_source)
     try:
         stamp = _stamp(folder)
         if not stamp:
             return None
         with _LOCK:
-            ds = _open(str(folder), stamp)
-        # The id is a bound parameter, never text pasted into the SQL.
-        return ds.con.cursor().execute("SELECT * FROM events WHERE entity_id = ?", [entity_id]).df()
+            return _open(str(folder), stamp)
     except (DatasetError, OSError):
         return None
+
+
+def history_of(data_source: str, entity_id: str, tables: tuple[str, ...] = TABLES) -> list[pd.DataFrame] | None:
+    """The entity's rows of the run's ``tables`` (the contract's typed views), or ``None`` when the dataset
+    cannot be read."""
+    ds = _dataset(data_source)
+    if ds is None:
+        return None
+    cursor = ds.con.cursor()
+    # The id is a bound parameter, never text pasted into the SQL.
+    return [cursor.execute(f"SELECT * FROM {table} WHERE entity_id = ?", [entity_id]).df() for table in tables]
+
+
+def event_rows(data_source: str, entity_id: str) -> list[dict] | None:
+    """The entity's rows of the run's ``events`` table as plain records, newest recorded first (half the
+    time of a frame, which the timeline does not need); ``None`` when the dataset cannot be read."""
+    ds = _dataset(data_source)
+    if ds is None:
+        return None
+    cursor = ds.con.cursor().execute(
+        "SELECT * FROM events WHERE entity_id = ? ORDER BY recorded_on DESC, event_id", [entity_id]
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def events_of(data_source: str, entity_id: str) -> pd.DataFrame | None:
+    """The entity's rows of the run's ``events`` table (``None``: the dataset cannot be read)."""
+    found = history_of(data_source, entity_id, ("events",))
+    return found[0] if found is not None else None
+
+
+def repaired(events: pd.DataFrame, repairs: list[dict[str, str]], as_of: date) -> tuple[pd.DataFrame, date]:
+    """``events`` with the named records repaired on their dates, and the date to score at: the row's
+    date or the latest repair, whichever is later (a repair counts from its date on). ``InvalidInput`` at
+    ``("repairs", i, field)`` for a record the history does not hold or a date before it was recorded."""
+    events = events.copy()
+    events["repaired_on"] = pd.to_datetime(events["repaired_on"])
+    known = events["event_id"].astype(str)
+    latest = as_of
+    for i, repair in enumerate(repairs):
+        named = known == repair["event_id"]
+        if not named.any():
+            raise InvalidInput.at(
+                ("repairs", i, "event_id"), "no such record in the history", repair["event_id"], where="form"
+            )
+        try:
+            day = date.fromisoformat(repair["repaired_on"])
+        except ValueError as exc:
+            raise InvalidInput.at(
+                ("repairs", i, "repaired_on"), f"must be a date: {exc}", repair["repaired_on"], where="form"
+            ) from exc
+        recorded = pd.to_datetime(events.loc[named, "recorded_on"]).max().date()
+        if day < recorded:
+            raise InvalidInput.at(
+                ("repairs", i, "repaired_on"),
+                f"must be on or after the record's recorded_on ({recorded})",
+                str(day),
+                where="form",
+            )
+        events.loc[named, "repaired_on"] = pd.Timestamp(day)
+        latest = max(latest, day)
+    return events, latest

@@ -43,6 +43,7 @@ ROLE_NAMES = {
 NAV = (
     ("/ui/", "首页", "Home", None),
     ("/ui/draws", "双随机抽查", "Draws", (Role.SUPERVISOR,)),
+    ("/ui/plans", "检查计划", "Plans", (Role.SUPERVISOR,)),
     ("/ui/objections", "异议复核", "Objections", (Role.REVIEWER,)),
     ("/ui/models", "模型与评分批次", "Models and runs", (Role.ANALYST,)),
     ("/ui/public/lists", "公示名单", "Public lists", ()),

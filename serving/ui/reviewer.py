@@ -2,9 +2,10 @@
 as a waterfall, a what-if of repairing records, and the decision form.
 
 The page reads ``objections.objection_detail`` (what ``GET /v1/objections/{id}`` answers) and decides
-with ``objections.decide`` (``POST /v1/objections/{id}/decision``). The what-if rescores the entity with
-the decision's own rescoring (``objections._rescore``: the model version that produced the row and the
-policy text stored with its run), stores nothing and is queued like ``POST /v1/score``. A decision made
+with ``objections.decide`` (``POST /v1/objections/{id}/decision``). The what-if rescores the entity's
+history from the run's dataset with the ticked records repaired, through ``serving.scoring`` with the
+model version that produced the row and the policy text stored with its run; it stores nothing and is
+queued like ``POST /v1/score``. A decision made
 meanwhile by someone else (409) is shown as such on the page, with what the reviewer typed kept.
 """
 
@@ -19,7 +20,9 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from features import evidence
 from features.errors import Conflict, InvalidInput, NotFound
+from features.evidence import EntityHistory
 from features.schema import ADVERSE_CODES
 from serving import dates, explanations, objections, scoring
 from serving.auth import Principal, Role
@@ -29,7 +32,7 @@ from serving.schemas import DecisionIn, ObjectionStatus
 from serving.store import run_row, score_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
-from serving.ui.history import events_of
+from serving.ui.history import history_of, repaired
 from serving.ui.render import render
 from serving.ui.svg import waterfall
 
@@ -49,7 +52,7 @@ def queue(
     """Objections of the token's region, oldest first (the open ones by default)."""
     with engine.connect() as conn:
         rows = objections.list_objections(conn, status=status, limit=QUEUE_PAGE, offset=offset, region=principal.scope)
-    return render(request, "objections.html", rows=rows, status=status, offset=offset, page=QUEUE_PAGE)
+    return render(request, "objections.html", rows=rows, shown=status, offset=offset, page=QUEUE_PAGE)
 
 
 def _objected(conn: Connection, objection_id: int, principal: Principal) -> dict[str, Any]:
@@ -58,11 +61,16 @@ def _objected(conn: Connection, objection_id: int, principal: Principal) -> dict
     return objections.objection_detail(conn, objection_id, principal)
 
 
-def _events(detail: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The objected entity's adverse events in the run's dataset (what a repair names), or why there are none."""
-    events = events_of(detail["run"]["data_source"], detail["entity_id"])
-    if events is None:
+def _history(detail: dict[str, Any]) -> list | None:
+    """The objected entity's ``(entity, events, lists)`` in the run's dataset, or ``None``."""
+    return history_of(detail["run"]["data_source"], detail["entity_id"])
+
+
+def _events(frames: list | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The adverse events of the history (what a repair names), or why there are none."""
+    if frames is None:
         return [], "the run's dataset cannot be read: send the corrected history with a 'correct' decision"
+    events = frames[1]
     out = []
     adverse = events[events["event_type"].isin(ADVERSE_CODES)]
     for e in adverse.sort_values("recorded_on", ascending=False).itertuples(index=False):
@@ -78,9 +86,20 @@ def _events(detail: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     return out, None
 
 
+def _behind(frames: list | None, as_of: Any) -> dict[str, dict[str, Any]]:
+    """The records behind each feature at the row's date (``features.evidence``: the catalogue's own
+    definitions under the point-in-time rule), as ``{feature: {table, ids, count}}``."""
+    if frames is None:
+        return {}
+    entity, events, lists = frames
+    found = evidence.evidence(EntityHistory(entity, events, lists), as_of)
+    return {name: e.shown() for name, e in found.items()}
+
+
 def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **values: Any):
     explanation = detail["explanation"]
-    events, events_note = _events(detail)
+    frames = _history(detail)
+    events, events_note = _events(frames)
     defaults = {"what_if": None, "conflict": None, "problems": [], "kept": {}}
     return render(
         request,
@@ -91,6 +110,10 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
         chart=waterfall(explanation, href_of=lambda f: f"#feature-{f}"),
         events=events,
         events_note=events_note,
+        # The explanation names the records itself once the service traces rows; until then, derive them.
+        behind={}
+        if any(c.get("records") for c in explanation["contributions"])
+        else _behind(frames, explanation["as_of"]),
         today=dates.today(),
         **(defaults | values),
     )
@@ -130,7 +153,9 @@ def _decision(form) -> DecisionIn:
 
 @router.post("/objections/{objection_id}/what-if")
 async def what_if(objection_id: int, request: Request, principal: Reviewer, engine: EngineDep, scorers: ScorersDep):
-    """Rescore as a repair of the ticked records would, with the row's model version; nothing stored."""
+    """Rescore the entity's history with the ticked records repaired, as a repair decision would: the
+    model version that produced the row, the policy text stored with its run, the contract's validation
+    and the feature code of every scoring (``serving.scoring``); nothing is stored."""
     form = await form_of(request)
     csrf.check(request, form)
     with engine.connect() as conn:
@@ -138,20 +163,22 @@ async def what_if(objection_id: int, request: Request, principal: Reviewer, engi
         row = score_row(conn, detail["score_id"], full=True)
         run = run_row(conn, row["run_id"], with_policy=True)
     kept = {"repair": form.getlist("repair"), "repaired_on": form.get("repaired_on") or ""}
-    try:
-        body = DecisionIn.model_validate(
-            {"decision": "repair", "version": detail["version"], "repairs": _repairs(form)}
-        )
-    except ValidationError as exc:
-        return _page(request, detail, status=422, problems=invalid_input_detail(invalid(exc)), kept=kept)
+    repairs = _repairs(form)
+    if not repairs:
+        problem = InvalidInput.at("repair", "tick at least one record to repair", where="form")
+        return _page(request, detail, status=422, problems=invalid_input_detail(problem), kept=kept)
 
     def rescore() -> dict[str, Any]:
-        record, changes = objections._rescore(scorers, detail, row, run, body, principal)
-        frame = record.scores
-        answer = explanations.what_if_row(
-            {k: frame[k].to_numpy() for k in frame.columns}, scoring.policy_from_text(run["policy_text"])
-        )
-        return {"answer": answer, "changes": changes, "chart": waterfall(answer, ident="wf-what-if")}
+        frames = history_of(run["data_source"], detail["entity_id"])
+        if frames is None:
+            raise InvalidInput.at("repair", "the run's dataset cannot be read: nothing to rescore", where="form")
+        entity, events, lists = frames
+        events, as_of = repaired(events, repairs, row["as_of"])
+        ds = scoring.dataset_from_history(entity, events, lists, source=f"what-if/objection/{objection_id}")
+        policy = scoring.policy_from_text(run["policy_text"])
+        scored = scoring.score_dataset(scorers.version(str(row["model_version"])), policy, ds, as_of)
+        answer = explanations.what_if_row({k: scored[k].to_numpy() for k in scored.columns}, policy)
+        return {"answer": answer, "previous": row, "chart": waterfall(answer, ident="wf-what-if")}
 
     try:
         async with request.app.state.whatif.admit():

@@ -24,7 +24,7 @@ from serving.schemas import DrawRequest, InspectionResults
 from serving.store import entity_row, latest_score, run_row
 from serving.ui import csrf
 from serving.ui.forms import form_of, invalid
-from serving.ui.history import events_of
+from serving.ui.history import event_rows
 from serving.ui.render import render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -77,9 +77,9 @@ def find(request: Request, principal: Reader, engine: EngineDep, q: Annotated[st
     return render(request, "search.html", q=q, found=found, limit=SEARCH_LIMIT)
 
 
-def _event_note(event: Any, as_of: date) -> str:
+def _event_note(event: dict[str, Any], as_of: date) -> str:
     """What an event's dates mean for the score of ``as_of`` (the point-in-time rule, said in words)."""
-    recorded, repaired = _day(event.recorded_on), _day(event.repaired_on)
+    recorded, repaired = _day(event["recorded_on"]), _day(event["repaired_on"])
     if recorded and recorded > as_of:
         return f"记录于评分日期之后，未计入本评分 recorded after {as_of}: not in this score"
     if repaired and repaired <= as_of:
@@ -94,22 +94,23 @@ def _timeline(conn: Connection, entity_id: str, data_source: str, as_of: date) -
     by the service and objection decisions; and why the dataset's events are missing, if they are."""
     items: list[dict[str, Any]] = []
     note = None
-    events = events_of(data_source, entity_id)
+    events = event_rows(data_source, entity_id)
     if events is None:
         note = "评分数据集已不可读，未列出其事件。 The run's dataset cannot be read: its events are not shown."
     if events is not None:
-        for event in events.itertuples(index=False):
-            kind = EVENT_TYPE_BY_CODE.get(event.event_type)
+        for event in events:
+            code = event["event_type"]
+            kind = EVENT_TYPE_BY_CODE.get(code)
+            amount = event["amount"]
             items.append(
                 {
-                    "on": _day(event.recorded_on),
+                    "on": _day(event["recorded_on"]),
                     "kind": "event",
-                    "zh": kind.label_zh if kind else event.event_type,
-                    "en": kind.label_en if kind else event.event_type,
-                    "what": f"{event.event_type} × {event.quantity}"
-                    + (f" · ¥{event.amount:,.0f}" if event.amount == event.amount and event.amount else ""),
+                    "zh": kind.label_zh if kind else code,
+                    "en": kind.label_en if kind else code,
+                    "what": f"{code} × {event['quantity']}" + (f" · ¥{amount:,.0f}" if amount else ""),
                     "note": _event_note(event, as_of),
-                    "ref": str(event.event_id),
+                    "ref": str(event["event_id"]),
                 }
             )
     for entry in conn.execute(select(list_entries).where(list_entries.c.entity_id == entity_id)).mappings():

@@ -38,16 +38,10 @@ def waterfall(
     top = contributions[:shown]
     rest = contributions[shown:]
     steps: list[tuple[str, str, float, str | None]] = [
-        (
-            f"{c.get('label_zh') or c['feature']} {c.get('label_en') or ''}".strip(),
-            c["feature"],
-            c["contribution"],
-            None,
-        )
-        for c in top
+        (_short(c.get("label_zh") or c["feature"]), c["feature"], c["contribution"], c.get("label_en")) for c in top
     ]
     if rest:
-        steps.append((f"其余 {len(rest)} 项 other features", "", sum(c["contribution"] for c in rest), None))
+        steps.append((f"其余 {len(rest)} 项", "", sum(c["contribution"] for c in rest), f"{len(rest)} other features"))
     end = explanation.get("log_odds")
     end = float(end) if end is not None else base + sum(c["contribution"] for c in contributions)
     running = [base]
@@ -71,7 +65,7 @@ def waterfall(
     )
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="waterfall" viewBox="0 0 {WIDTH} {height}" '
-        f'role="img" aria-labelledby="{ident}-title {ident}-desc" preserveAspectRatio="xMinYMin meet">',
+        f'role="group" aria-labelledby="{ident}-title {ident}-desc" preserveAspectRatio="xMinYMin meet">',
         f'<title id="{ident}-title">{escape(title)}</title><desc id="{ident}-desc">{escape(desc)}</desc>',
         f'<line x1="{x(0):.1f}" y1="0" x2="{x(0):.1f}" y2="{rows * ROW}" stroke="#999" stroke-dasharray="3,3"/>',
     ]
@@ -88,14 +82,15 @@ def waterfall(
             f'<text x="{LABEL + PLOT + 6}" y="{y + 14}" class="wf-value">{amount:+.3f}</text>'
         )
         if href:
-            shape = f'<a href="{escape(href)}" aria-label="{escape(tip)}">{shape}</a>'
+            shape = f'<a href="{escape(href)}">{shape}</a>'
         out.append(f"<g>{shape}</g>")
 
-    bar(0, "基准值 base value", 0.0, base, TOTAL, f"base value {base:.3f}", None)
-    for i, (label, feature, amount, _) in enumerate(steps, start=1):
+    bar(0, "基准值 base", 0.0, base, TOTAL, f"base value {base:.3f}", None)
+    for i, (label, feature, amount, english) in enumerate(steps, start=1):
         start = running[i - 1]
         value = next((c.get("value") for c in top if c["feature"] == feature), None) if feature else None
-        tip = f"{label}: {amount:+.3f}" + (f" (value {value})" if value is not None else "")
+        full = next((c.get("label_zh") for c in top if c["feature"] == feature), None) or label
+        tip = f"{full} {english or ''}: {amount:+.3f}" + (f" (value {value})" if value is not None else "")
         href = href_of(feature) if (href_of and feature) else None
         bar(i, label, start, start + amount, UP if amount > 0 else DOWN, tip, href)
     bar(rows - 1, "对数几率 log-odds", 0.0, end, TOTAL, f"log-odds {end:.3f}", None)
@@ -104,6 +99,11 @@ def waterfall(
         out.append(f'<text x="{x(tick):.1f}" y="{axis_y}" text-anchor="middle" class="wf-axis">{tick:g}</text>')
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def _short(text: str, width: int = 16) -> str:
+    """A bar's label cut to fit beside it (the whole label is in the bar's title)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _ticks(low: float, high: float) -> list[float]:

@@ -27,7 +27,12 @@ def test_demo_data_validate_features_end_to_end(tmp_path):
         [str(exe), "demo-data", "--out", str(data), "--entities", "400", "--seed", "3"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in data.iterdir()) == ["entities.parquet", "events.parquet", "lists.parquet"]
+    assert sorted(p.name for p in data.iterdir()) == [
+        "entities.parquet",
+        "events.parquet",
+        "lists.parquet",
+        "relations.parquet",
+    ]
     done = subprocess.run([str(exe), "validate", "--data", str(data)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "valid" in done.stderr

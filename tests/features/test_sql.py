@@ -39,12 +39,14 @@ def world():
 
 def write_world(world, folder: Path, layout: str) -> Path:
     """The world as a dataset folder: ``files`` (one Parquet file per table), ``csv``, or ``partitioned``
-    (entities by region, events by month of occurrence, lists in two files)."""
+    (entities by region, events by month of occurrence, lists in two files, relations in one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("entities", "events", "lists"):
+    for name in ("entities", "events", "lists", "relations"):
         frame = getattr(world, name)
         if layout == "csv":
             frame.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+        elif name == "relations":
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
         elif layout == "files" or name == "lists":
             if layout == "files":
                 frame.to_parquet(folder / f"{name}.parquet", index=False)
@@ -81,7 +83,8 @@ def test_the_rendered_sql_is_the_golden_file(dialect):
 
 
 def test_duckdb_runs_the_rendered_sql_to_the_same_bits(world):
-    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    assert len(world.relations), "the demo world links entities: the relationship features are compared too"
+    ds = Dataset.from_frames(world.entities, world.events, world.lists, relations=world.relations)
     for as_of in DATES:
         pd.testing.assert_frame_equal(run_duckdb(ds, as_of), build_features(ds, as_of), check_exact=True)
 

@@ -18,6 +18,7 @@ from features.schema import (
     KINDS,
     LIST_NAMES,
     LISTS,
+    RELATIONS,
     ColumnType,
 )
 from features.synth import World, generate, generate_chunks
@@ -47,7 +48,7 @@ def adverse_rates(world: World, as_of: str) -> tuple[float, float, float]:
 # --- reproducibility ---------------------------------------------------------------------------------
 def test_the_same_seed_gives_the_same_world(world):
     again = generate(N, seed=7)
-    for table in ("entities", "events", "lists"):
+    for table in ("entities", "events", "lists", "relations"):
         pd.testing.assert_frame_equal(getattr(world, table), getattr(again, table))
 
 
@@ -64,14 +65,15 @@ def test_chunks_do_not_change_the_world_and_keep_entities_whole():
     for c in chunks:
         ids = set(c.entities.entity_id)
         assert set(c.events.entity_id) <= ids and set(c.lists.entity_id) <= ids
-    for table in ("entities", "events", "lists"):
+        assert set(c.relations.entity_id) <= ids
+    for table in ("entities", "events", "lists", "relations"):
         joined = pd.concat([getattr(c, table) for c in chunks], ignore_index=True)
         pd.testing.assert_frame_equal(joined, getattr(whole, table))
 
 
 def test_zero_entities_gives_empty_typed_tables():
     empty = generate(0)
-    assert [len(empty.entities), len(empty.events), len(empty.lists)] == [0, 0, 0]
+    assert [len(empty.entities), len(empty.events), len(empty.lists), len(empty.relations)] == [0, 0, 0, 0]
     assert list(empty.events.columns) == EVENTS.column_names
 
 
@@ -89,7 +91,7 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 
 # --- the contract ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("table", [ENTITIES, EVENTS, LISTS], ids=lambda t: t.name)
+@pytest.mark.parametrize("table", [ENTITIES, EVENTS, LISTS, RELATIONS], ids=lambda t: t.name)
 def test_columns_and_dtypes_are_the_contracts(world, table):
     frame = getattr(world, table.name)
     assert list(frame.columns) == table.column_names
@@ -246,3 +248,23 @@ def test_filing_bursts_precede_abnormal_filing_findings(world):
     assert len(findings) > 0
     share_with_burst = findings.entity_id.isin(big.entity_id).mean()
     assert share_with_burst > 0.5
+
+
+def test_links_are_valid_and_carry_their_true_effect(world):
+    from features.dataset import Dataset
+    from features.validate import validate_dataset
+
+    links = world.relations
+    assert set(links.relation) == {"agency_client", "shared_legal_representative", "shareholder", "shared_address"}
+    ds = Dataset.from_frames(world.entities, world.events, world.lists, relations=links)
+    assert validate_dataset(ds).ok
+    # Members of a group under one legal representative share risk: a member's 12-month outcome is more
+    # likely when another member of its group had one in the same year.
+    d = pd.Timestamp("2022-12-31")
+    ev = world.events[world.events.event_type.isin(ADVERSE_CODES)]
+    hit = set(ev[(ev.recorded_on > d) & (ev.recorded_on <= d + pd.DateOffset(months=12))].entity_id)
+    groups = links[links.relation == "shared_legal_representative"]
+    pairs = [(a, b) for a, b in zip(groups.entity_id, groups.related_id, strict=True)]
+    with_hit = np.mean([b in hit for a, b in pairs if a in hit])
+    without_hit = np.mean([b in hit for a, b in pairs if a not in hit])
+    assert with_hit > 1.5 * without_hit, (with_hit, without_hit)

@@ -211,3 +211,19 @@ def test_booleans_written_in_csv_words(history, tmp_path):
     assert validate_dataset(ds).ok
     assert ds.table("entities")["online_seller"].tolist() == [True, False]
     assert date(2015, 1, 1) == ds.table("entities")["registered_on"].iloc[0].date()
+
+
+@pytest.mark.parametrize("basis", [None, "", "   "])
+def test_an_untrustworthy_or_serious_violation_entry_without_a_legal_basis_is_refused(history, tmp_path, basis):
+    eid = history.entity()
+    history.listing(eid, "untrustworthy", date(2024, 1, 1), basis=basis)
+    history.listing(eid, "serious_violation", date(2024, 2, 1), basis=basis)
+    history.listing(eid, "red", date(2024, 3, 1), basis=basis)  # optional there
+    history.listing(eid, "abnormal_operation", date(2024, 4, 1), basis=basis)
+    found = [p for p in problems_of(history.dataset()) if p[2] == "basis"]
+    assert [(p[0], p[1]) for p in found] == [("lists", 1), ("lists", 2)]
+    history.write(tmp_path / "csv", fmt="csv")  # the same from a file
+    assert [p[:3] for p in problems_of(load_dataset(tmp_path / "csv")) if p[2] == "basis"] == [
+        ("lists", 1, "basis"),
+        ("lists", 2, "basis"),
+    ]

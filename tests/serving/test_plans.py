@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from models.policy import PolicyError, load_policy, parse_policy
+from serving.plans import draw_counts, expected_counts
 from tests.serving.conftest import POLICY_PATH, make_entities, make_lists, roster, store_run
 
 TODAY = date(2026, 12, 31)
@@ -313,3 +315,69 @@ def test_plans_refuse_hostile_input(serve, world, tokens, engine):
         assert client.get("/v1/plans").json()["plans"] == []
     with live.client(tokens["analyst"]) as client:
         assert client.post("/v1/plans", json={"region": REGION, "year": 2025}).status_code == 403
+
+
+def test_a_draws_count_has_its_expected_value_exactly():
+    # The stored probability x / E is exact only if the count's expectation is x: check the randomised
+    # rounding over 20,000 seeds (tolerance: 4 standard errors of a Bernoulli mean).
+    expected = {"A": 0.245, "B": 11.6833, "C": 18.4625, "D": 6.0}
+    eligible = {"A": 98, "B": 1402, "C": 422, "D": 49}
+    runs = 20_000
+    totals = dict.fromkeys("ABCD", 0)
+    for seed in range(runs):
+        for tier, n in draw_counts(expected, eligible, seed).items():
+            assert math.floor(expected[tier]) <= n <= math.ceil(expected[tier])
+            totals[tier] += n
+    for tier, x in expected.items():
+        frac = x % 1
+        tolerance = 4 * math.sqrt(frac * (1 - frac) / runs) + 1e-12
+        assert abs(totals[tier] / runs - x) <= tolerance, (tier, totals[tier] / runs, x)
+    assert draw_counts({"A": 5.0, "B": 0.0, "C": 0.0, "D": 3.7}, {"A": 2, "B": 0, "C": 0, "D": 9}, 1)["A"] == 2
+
+
+def test_expected_counts_keep_everyone_eligible_above_the_floor():
+    spec = load_policy(POLICY_PATH).plans
+    sizes = {"A": 100, "B": 1000, "C": 400, "D": 50}
+    # The target is met already: the floor m x E / P still gives every eligible entity a chance.
+    done = {"A": 10, "B": 500, "C": 800, "D": 200}
+    out = expected_counts(spec, sizes, sizes, done, k=6, periods=12, floor=0.01)
+    for tier in "ABCD":
+        assert out[tier]["probability"] == pytest.approx(0.01 / 12)
+    # Early in the year: the rest of the target over the remaining draws, at most everyone eligible.
+    out = expected_counts(spec, sizes, {"A": 100, "B": 1000, "C": 400, "D": 3}, {}, k=1, periods=12, floor=0.01)
+    assert out["B"]["expected"] == pytest.approx(0.10 * 1000 / 12)
+    assert out["D"]["expected"] == 3 and out["D"]["probability"] == 1.0
+    assert expected_counts(spec, sizes, {"A": 0, "B": 0, "C": 0, "D": 0}, {}, k=1, periods=12, floor=0.01)["A"] == {
+        "target": 3.0,
+        "expected": 0.0,
+        "probability": 0.0,
+    }
+
+
+def test_the_policy_refuses_rest_periods_that_would_exempt_anyone():
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"rest_days\.A must lie between 0 and 273"):
+        parse_policy(text.replace("rest_days = { A = 270,", "rest_days = { A = 300,"))
+    with pytest.raises(PolicyError, match="must not give D"):
+        parse_policy(text.replace("rest_days = { A = 270,", "rest_days = { D = 30, A = 270,"))
+
+
+def test_plans_do_not_overlap_and_department_tokens_come_from_the_admin_api(serve, world, tokens):
+    live = _start(serve, tokens)
+    with live.client(tokens["supervisor"]) as client:
+        assert client.post("/v1/plans", json={"region": REGION, "year": 2026}).status_code == 201
+        district = client.post("/v1/plans", json={"region": "210602", "year": 2026})
+        assert district.status_code == 409 and "overlaps region 210600" in district.json()["detail"]
+        assert client.post("/v1/plans", json={"region": "410100", "year": 2026}).status_code == 201
+        assert client.post("/v1/plans", json={"region": "210602", "year": 2025}).status_code == 201
+        assert [p["region"] for p in client.get("/v1/plans", params={"year": 2026}).json()["plans"]] == [
+            "210600",
+            "410100",
+        ]
+    with live.client(tokens["admin"]) as admin:
+        made = admin.post("/v1/admin/tokens", json={"role": "department", "benefits": ["fee_reduction"]})
+        assert made.status_code == 201 and made.json()["benefits"] == ["fee_reduction"]
+        bare = admin.post("/v1/admin/tokens", json={"role": "department"})
+        assert bare.status_code == 422 and bare.json()["detail"][0]["loc"] == ["body", "benefits"]
+    with live.client(made.json()["token"]) as department:
+        assert department.get("/v1/plans").status_code == 403

@@ -94,11 +94,15 @@ def adverse_entity(world) -> str:
     return recent.entity_id.value_counts().index[0]
 
 
+# What the policy's repair rules require of an applicant (models/policy.toml [[repairs]]): all of it.
+EVIDENCE = ["penalty_fulfilled", "credit_commitment", "training"]
+
+
 def decision_for(objection: dict, event_ids: list[str], repaired_on: str) -> dict:
     return {
         "decision": "repair",
         "version": objection["version"],
-        "repairs": [{"event_id": e, "repaired_on": repaired_on} for e in event_ids],
+        "repairs": [{"event_id": e, "repaired_on": repaired_on, "evidence": EVIDENCE} for e in event_ids],
     }
 
 
@@ -154,7 +158,7 @@ def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, wor
             for e in history(world, entity_id)["events"]
             if e["event_type"] in ("infringement_penalty", "abnormal_patent_filing")
             and e["repaired_on"] is None
-            and e["recorded_on"] <= AS_OF.isoformat()
+            and e["recorded_on"] <= "2024-06-30"  # repairable 6 months after publication: by AS_OF
         ]
         too_early = {**decision_for(objection, adverse[:1], "2000-01-01")}
         response = reviewer.post(f"/v1/objections/{objection['objection_id']}/decision", json=too_early)

@@ -85,86 +85,82 @@ WITH registered AS (
     FROM lists l
     WHERE l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31') AND NOT (l.list = 'untrustworthy' AND l.entered_on <= DATE '2024-12-31')
     GROUP BY l.entity_id
-), links AS (
+), rel_links AS (
     SELECT x.entity_id, x.related_id, x.relation, x.from_on, x.to_on,
            x.recorded_on <= DATE '2025-12-31' AND x.from_on <= DATE '2025-12-31' AND (x.to_on IS NULL OR x.to_on > DATE '2025-12-31') AS in_force
     FROM relations x
     WHERE x.recorded_on <= DATE '2025-12-31' AND x.from_on <= DATE '2025-12-31' AND x.entity_id <> x.related_id
-), ties_pairs AS (
+), rel_ties_pairs AS (
     SELECT DISTINCT t.entity_id, t.related_id FROM (
-        SELECT x.entity_id, x.related_id FROM links x WHERE x.in_force AND x.relation IN ('shared_legal_representative', 'shareholder', 'shared_address')
+        SELECT x.entity_id, x.related_id FROM rel_links x WHERE x.in_force AND x.relation IN ('shared_legal_representative', 'shareholder', 'shared_address')
         UNION ALL
-        SELECT x.related_id AS entity_id, x.entity_id AS related_id FROM links x WHERE x.in_force AND x.relation IN ('shared_legal_representative', 'shareholder', 'shared_address')
+        SELECT x.related_id AS entity_id, x.entity_id AS related_id FROM rel_links x WHERE x.in_force AND x.relation IN ('shared_legal_representative', 'shareholder', 'shared_address')
     ) t
-), agencies_pairs AS (
-    SELECT DISTINCT x.related_id AS entity_id, x.entity_id AS related_id
-    FROM links x WHERE x.in_force AND x.relation = 'agency_client'
-), served AS (
+), rel_agencies_pairs AS (
+    SELECT x.related_id AS entity_id, x.entity_id AS related_id
+    FROM rel_links x WHERE x.in_force AND x.relation = 'agency_client'
+), rel_served AS (
     SELECT x.entity_id AS agency_id, x.related_id AS client_id, x.from_on, x.to_on
-    FROM links x WHERE x.relation = 'agency_client' AND (x.to_on IS NULL OR datediff(DATE '2025-12-31', x.to_on) < 1096)
-), touched AS (
-    SELECT related_id AS id FROM ties_pairs
-    UNION SELECT related_id AS id FROM agencies_pairs
-    UNION SELECT client_id AS id FROM served
-), related_events AS (
+    FROM rel_links x WHERE x.relation = 'agency_client' AND (x.to_on IS NULL OR datediff(DATE '2025-12-31', x.to_on) < 1096)
+), rel_touched AS (
+    SELECT DISTINCT t.id FROM (
+        SELECT related_id AS id FROM rel_ties_pairs
+        UNION ALL SELECT related_id AS id FROM rel_agencies_pairs
+        UNION ALL SELECT client_id AS id FROM rel_served
+    ) t
+), rel_events AS (
     SELECT ev.entity_id, ev.event_type, ev.occurred_on, datediff(DATE '2025-12-31', ev.occurred_on) AS ago
-    FROM events ev JOIN touched t ON t.id = ev.entity_id
+    FROM events ev JOIN rel_touched t ON t.id = ev.entity_id
     WHERE ev.recorded_on <= DATE '2025-12-31' AND (ev.repaired_on IS NULL OR ev.repaired_on > DATE '2025-12-31') AND ev.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed')
       AND datediff(DATE '2025-12-31', ev.occurred_on) < 1096
-), related_records AS (
+), rel_records AS (
     SELECT re.entity_id, count(*) FILTER (WHERE re.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed') AND re.ago < 365) AS n0, count(*) FILTER (WHERE re.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing', 'infringement_penalty', 'counterfeit_patent_penalty', 'infringement_judgment', 'agency_misconduct', 'false_materials', 'commitment_breach', 'refusal_to_comply', 'inspection_failed') AND re.ago < 1096) AS n1
-    FROM related_events re
+    FROM rel_events re
     GROUP BY re.entity_id
-), related_lists AS (
+), rel_lists AS (
     SELECT l.entity_id, max(CASE WHEN l.list = 'serious_violation' THEN 1 ELSE 0 END) AS l0, max(CASE WHEN l.list = 'untrustworthy' THEN 1 ELSE 0 END) AS l1
-    FROM lists l JOIN touched t ON t.id = l.entity_id
+    FROM lists l JOIN rel_touched t ON t.id = l.entity_id
     WHERE l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31') AND NOT (l.list = 'untrustworthy' AND l.entered_on <= DATE '2024-12-31')
     GROUP BY l.entity_id
-), ties_values AS (
+), rel_ties_values AS (
     SELECT p.entity_id, count(*) AS entities, CAST(sum(coalesce(rl.l0, 0)) AS BIGINT) AS l0, CAST(sum(coalesce(rl.l1, 0)) AS BIGINT) AS l1, CAST(sum(coalesce(rr.n0, 0)) AS BIGINT) AS n0, count(*) FILTER (WHERE rr.n0 > 0) AS with_n0, CAST(sum(coalesce(rr.n1, 0)) AS BIGINT) AS n1, count(*) FILTER (WHERE rr.n1 > 0) AS with_n1
-    FROM ties_pairs p
-    LEFT JOIN related_lists rl ON rl.entity_id = p.related_id
-    LEFT JOIN related_records rr ON rr.entity_id = p.related_id
+    FROM rel_ties_pairs p
+    LEFT JOIN rel_lists rl ON rl.entity_id = p.related_id
+    LEFT JOIN rel_records rr ON rr.entity_id = p.related_id
     GROUP BY p.entity_id
-), agencies_values AS (
+), rel_agencies_values AS (
     SELECT p.entity_id, count(*) AS entities, CAST(sum(coalesce(rl.l0, 0)) AS BIGINT) AS l0, CAST(sum(coalesce(rl.l1, 0)) AS BIGINT) AS l1, CAST(sum(coalesce(rr.n0, 0)) AS BIGINT) AS n0, count(*) FILTER (WHERE rr.n0 > 0) AS with_n0, CAST(sum(coalesce(rr.n1, 0)) AS BIGINT) AS n1, count(*) FILTER (WHERE rr.n1 > 0) AS with_n1
-    FROM agencies_pairs p
-    LEFT JOIN related_lists rl ON rl.entity_id = p.related_id
-    LEFT JOIN related_records rr ON rr.entity_id = p.related_id
+    FROM rel_agencies_pairs p
+    LEFT JOIN rel_lists rl ON rl.entity_id = p.related_id
+    LEFT JOIN rel_records rr ON rr.entity_id = p.related_id
     GROUP BY p.entity_id
-), through_links AS (
+), rel_through_links AS (
     SELECT s.agency_id, s.client_id, count(re.entity_id) FILTER (WHERE re.event_type IN ('abnormal_patent_filing', 'malicious_trademark_filing') AND re.ago < 1096) AS t0
-    FROM served s
-    LEFT JOIN related_events re ON re.entity_id = s.client_id AND re.occurred_on >= s.from_on
+    FROM rel_served s
+    LEFT JOIN rel_events re ON re.entity_id = s.client_id AND re.occurred_on >= s.from_on
          AND (s.to_on IS NULL OR re.occurred_on < s.to_on)
     GROUP BY s.agency_id, s.client_id, s.from_on
-), through_pairs AS (
-    SELECT tl.agency_id, tl.client_id, sum(tl.t0) AS t0
-    FROM through_links tl
-    GROUP BY tl.agency_id, tl.client_id
-), clients_values AS (
-    SELECT tp.agency_id AS entity_id, count(*) AS entities, CAST(sum(t0) AS BIGINT) AS t0, count(*) FILTER (WHERE t0 > 0) AS with_t0
-    FROM through_pairs tp
-    GROUP BY tp.agency_id
-), linked AS (
-    SELECT entity_id FROM ties_values
-    UNION SELECT entity_id FROM agencies_values
-    UNION SELECT entity_id FROM clients_values
-), related AS (
+), rel_clients_values AS (
+    SELECT tl.agency_id AS entity_id, count(DISTINCT tl.client_id) AS entities, CAST(sum(tl.t0) AS BIGINT) AS t0, count(DISTINCT CASE WHEN tl.t0 > 0 THEN tl.client_id END) AS with_t0
+    FROM rel_through_links tl
+    GROUP BY tl.agency_id
+), rel_related AS (
     SELECT k.entity_id,
-           coalesce(v_ties.entities, 0) AS related_entities,
-           coalesce(v_ties.l0, 0) AS related_serious_violation,
-           coalesce(v_ties.l1, 0) AS related_untrustworthy,
-           coalesce(v_ties.n0, 0) AS related_adverse_12m,
-           coalesce(v_ties.n1, 0) AS related_adverse_36m,
-           coalesce(v_clients.entities, 0) AS agency_clients_36m,
-           coalesce(v_clients.t0, 0) AS agency_client_findings_36m,
-           coalesce(CASE WHEN v_clients.entities > 0 THEN CAST(v_clients.with_t0 AS DOUBLE) / CAST(v_clients.entities AS DOUBLE) ELSE CAST('0.0' AS DOUBLE) END, CAST('0.0' AS DOUBLE)) AS agency_client_finding_share_36m,
-           coalesce(v_agencies.n1, 0) AS client_agency_adverse_36m
-    FROM linked k
-    LEFT JOIN ties_values v_ties ON v_ties.entity_id = k.entity_id
-    LEFT JOIN agencies_values v_agencies ON v_agencies.entity_id = k.entity_id
-    LEFT JOIN clients_values v_clients ON v_clients.entity_id = k.entity_id
+           coalesce(max(k.related_entities), 0) AS related_entities,
+           coalesce(max(k.related_serious_violation), 0) AS related_serious_violation,
+           coalesce(max(k.related_untrustworthy), 0) AS related_untrustworthy,
+           coalesce(max(k.related_adverse_12m), 0) AS related_adverse_12m,
+           coalesce(max(k.related_adverse_36m), 0) AS related_adverse_36m,
+           coalesce(max(k.agency_clients_36m), 0) AS agency_clients_36m,
+           coalesce(max(k.agency_client_findings_36m), 0) AS agency_client_findings_36m,
+           coalesce(max(k.agency_client_finding_share_36m), CAST('0.0' AS DOUBLE)) AS agency_client_finding_share_36m,
+           coalesce(max(k.client_agency_adverse_36m), 0) AS client_agency_adverse_36m
+    FROM (
+        SELECT v_ties.entity_id, v_ties.entities AS related_entities, v_ties.l0 AS related_serious_violation, v_ties.l1 AS related_untrustworthy, v_ties.n0 AS related_adverse_12m, v_ties.n1 AS related_adverse_36m, CAST(NULL AS BIGINT) AS agency_clients_36m, CAST(NULL AS BIGINT) AS agency_client_findings_36m, CAST(NULL AS DOUBLE) AS agency_client_finding_share_36m, CAST(NULL AS BIGINT) AS client_agency_adverse_36m FROM rel_ties_values v_ties
+        UNION ALL SELECT v_agencies.entity_id, CAST(NULL AS BIGINT) AS related_entities, CAST(NULL AS BIGINT) AS related_serious_violation, CAST(NULL AS BIGINT) AS related_untrustworthy, CAST(NULL AS BIGINT) AS related_adverse_12m, CAST(NULL AS BIGINT) AS related_adverse_36m, CAST(NULL AS BIGINT) AS agency_clients_36m, CAST(NULL AS BIGINT) AS agency_client_findings_36m, CAST(NULL AS DOUBLE) AS agency_client_finding_share_36m, v_agencies.n1 AS client_agency_adverse_36m FROM rel_agencies_values v_agencies
+        UNION ALL SELECT v_clients.entity_id, CAST(NULL AS BIGINT) AS related_entities, CAST(NULL AS BIGINT) AS related_serious_violation, CAST(NULL AS BIGINT) AS related_untrustworthy, CAST(NULL AS BIGINT) AS related_adverse_12m, CAST(NULL AS BIGINT) AS related_adverse_36m, v_clients.entities AS agency_clients_36m, v_clients.t0 AS agency_client_findings_36m, CASE WHEN v_clients.entities > 0 THEN CAST(v_clients.with_t0 AS DOUBLE) / CAST(v_clients.entities AS DOUBLE) ELSE CAST('0.0' AS DOUBLE) END AS agency_client_finding_share_36m, CAST(NULL AS BIGINT) AS client_agency_adverse_36m FROM rel_clients_values v_clients
+    ) k
+    GROUP BY k.entity_id
 )
 SELECT r.entity_id AS entity_id,
        DATE '2025-12-31' AS as_of,
@@ -233,5 +229,5 @@ SELECT r.entity_id AS entity_id,
 FROM registered r
 LEFT JOIN per_entity ea ON ea.entity_id = r.entity_id
 LEFT JOIN entity_lists el ON el.entity_id = r.entity_id
-LEFT JOIN related rv ON rv.entity_id = r.entity_id
+LEFT JOIN rel_related rv ON rv.entity_id = r.entity_id
 ORDER BY r.entity_id
