@@ -350,7 +350,10 @@ def overlay_dataset(ds: Dataset, ledger: pd.DataFrame, *, up_to: int | None = No
     if ds.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'events_delivered'").fetchall()[0][0]:
         raise InvalidInput("this dataset already has a ledger applied; open it again to apply another")
     ds.con.register("_ledger_frame", ledger)
-    ds.con.execute("CREATE TEMP TABLE _ledger AS SELECT * FROM _ledger_frame")
+    # The delivered views' dates are DATE; pandas hands timestamps over, and a UNION with them would turn
+    # every overlaid date into a TIMESTAMP.
+    dates = ", ".join(f"CAST({c} AS DATE) AS {c}" for c in _DATES)
+    ds.con.execute(f"CREATE TEMP TABLE _ledger AS SELECT * REPLACE ({dates}) FROM _ledger_frame")
     ds.con.unregister("_ledger_frame")
     ids = ledger["event_id"].dropna().unique().tolist()
     involved = (
