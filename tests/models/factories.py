@@ -109,6 +109,21 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["inspection_passed_all"] = frame["inspection_passed_36m"] + extra.poisson(0.5, n)
     frame["inspection_fail_share_all"] = (failed_all + 1) / (failed_all + frame["inspection_passed_all"] + 2)
     frame["complaints_decayed"] = 0.8 * complaints12 + 0.2 * extra.poisson(0.5 * complaints12 + 0.1)
+    # Relationships (a generator of their own too): links to other entities and what is on record about them.
+    links = np.random.default_rng([seed, 2])
+    related = links.poisson(0.4, n)
+    frame["related_entities"] = related
+    frame["related_serious_violation"] = links.binomial(related, 0.03)
+    frame["related_untrustworthy"] = links.binomial(related, 0.06)
+    frame["related_adverse_36m"] = links.poisson(0.3 * related)
+    frame["related_adverse_12m"] = links.binomial(frame["related_adverse_36m"], 0.4)
+    clients = np.where(agency, links.poisson(25, n), 0)
+    frame["agency_clients_36m"] = clients
+    frame["agency_client_findings_36m"] = links.binomial(clients, 0.05)
+    frame["agency_client_finding_share_36m"] = np.where(
+        clients > 0, frame["agency_client_findings_36m"] / np.maximum(clients, 1), np.nan
+    )
+    frame["client_agency_adverse_36m"] = np.where(agency, 0, links.poisson(0.2, n))
     out = conform(pd.DataFrame(frame)[["entity_id", "as_of", *FEATURE_NAMES]])
     logit = (
         -3.0
