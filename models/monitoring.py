@@ -50,6 +50,9 @@ class Binning:
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     expected: tuple[float, ...] = ()  # the reference share of each bin
+    # Bins (e[i-1], e[i]]: a point mass at an edge (the zeros of a sparse count) is a bin of its own, so more
+    # entities with any event shows. References stored before this was kept have [e[i-1], e[i]) bins.
+    right_closed: bool = True
 
     def counts(self, values: np.ndarray | pd.Series) -> np.ndarray:
         """Rows per bin of ``values`` (the missing bin last)."""
@@ -60,7 +63,7 @@ class Binning:
             index = np.where(index < 0, len(self.categories), index)  # unknown category counts with missing
             return np.bincount(index, minlength=len(self.categories) + 1)
         known = series.to_numpy(dtype=float, na_value=np.nan)
-        index = np.searchsorted(np.asarray(self.edges), known, side="right")
+        index = np.searchsorted(np.asarray(self.edges), known, side="left" if self.right_closed else "right")
         index = np.where(missing, len(self.edges) + 1, index)
         return np.bincount(index, minlength=len(self.edges) + 2)
 
@@ -70,11 +73,18 @@ class Binning:
             "edges": list(self.edges),
             "categories": list(self.categories),
             "expected": list(self.expected),
+            "right_closed": self.right_closed,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Binning:
-        return cls(data["name"], tuple(data["edges"]), tuple(data["categories"]), tuple(data["expected"]))
+        return cls(
+            data["name"],
+            tuple(data["edges"]),
+            tuple(data["categories"]),
+            tuple(data["expected"]),
+            right_closed=data.get("right_closed", False),
+        )
 
 
 def _binning(name: str, values: pd.Series, bins: int, categorical: bool) -> Binning:
@@ -265,35 +275,62 @@ def violation_rates(
     """
     tiers = np.asarray(tiers)
     y = np.asarray(findings, dtype=float)
+    pi = _probabilities(inclusion_probability)
+    z = stats.norm.ppf(0.5 + level / 2)
+    return pd.DataFrame([{"tier": tier, **_hajek(y[tiers == tier], pi[tiers == tier], z)} for tier in TIERS])
+
+
+def group_violation_rates(
+    groups: pd.DataFrame,
+    findings: np.ndarray,
+    inclusion_probability: np.ndarray,
+    *,
+    min_inspected: int = 30,
+    tolerance: float = 0.05,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per group value (industry, region, kind, online seller): the findings rate among *random*
+    inspections, Hájek-weighted as in ``violation_rates``, with its interval. A group is ``measured`` from
+    ``min_inspected`` inspected entities and ``flagged`` only when its interval lies wholly beyond the
+    rate of all inspected entities ± ``tolerance``: one standard for all, checked where it can be."""
+    y = np.asarray(findings, dtype=float)
+    pi = _probabilities(inclusion_probability)
+    z = stats.norm.ppf(0.5 + level / 2)
+    overall = _hajek(y, pi, z)["rate"]
+    rows = []
+    for column in groups.columns:
+        values = groups[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            mask = values == value
+            cell = _hajek(y[mask], pi[mask], z)
+            measured = cell["inspected"] >= min_inspected
+            beyond = cell["low"] > overall + tolerance or cell["high"] < overall - tolerance
+            rows.append(
+                {"group": column, "value": value, **cell, "overall": overall, "measured": bool(measured)}
+                | {"flagged": bool(measured and beyond)}
+            )
+    return pd.DataFrame(rows)
+
+
+def _probabilities(inclusion_probability: np.ndarray) -> np.ndarray:
     pi = np.asarray(inclusion_probability, dtype=float)
     if np.any((pi <= 0) | (pi > 1)):
         raise ValueError("inclusion_probability must be in (0, 1]")
-    z = stats.norm.ppf(0.5 + level / 2)
-    rows = []
-    for tier in TIERS:
-        mask = tiers == tier
-        w = 1 / pi[mask]
-        if not mask.any():
-            rows.append(
-                {"tier": tier, "inspected": 0, "findings": 0, "rate": math.nan, "low": math.nan, "high": math.nan}
-            )
-            continue
-        rate = float(np.sum(w * y[mask]) / np.sum(w))
-        variance = float(np.sum(w**2 * (1 - pi[mask]) * (y[mask] - rate) ** 2) / np.sum(w) ** 2)
-        # All or nothing found (or a census): the plain count is the effective size.
-        size = rate * (1 - rate) / variance if variance > 0 else float(mask.sum())
-        low, high = _wilson(rate, size, z)
-        rows.append(
-            {
-                "tier": tier,
-                "inspected": int(mask.sum()),
-                "findings": int(y[mask].sum()),
-                "rate": rate,
-                "low": low,
-                "high": high,
-            }
-        )
-    return pd.DataFrame(rows)
+    return pi
+
+
+def _hajek(y: np.ndarray, pi: np.ndarray, z: float) -> dict[str, Any]:
+    """Hájek's rate of findings ``y`` among entities inspected with probabilities ``pi``, with Wilson's
+    interval at the effective size of its linearised Poisson-sampling variance."""
+    if not len(y):
+        return {"inspected": 0, "findings": 0, "rate": math.nan, "low": math.nan, "high": math.nan}
+    w = 1 / pi
+    rate = float(np.sum(w * y) / np.sum(w))
+    variance = float(np.sum(w**2 * (1 - pi) * (y - rate) ** 2) / np.sum(w) ** 2)
+    # All or nothing found (or a census): the plain count is the effective size.
+    size = rate * (1 - rate) / variance if variance > 0 else float(len(y))
+    low, high = _wilson(rate, size, z)
+    return {"inspected": len(y), "findings": int(y.sum()), "rate": rate, "low": low, "high": high}
 
 
 def _wilson(p: float, n: float, z: float) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from models.monitoring import (
     drift_table,
     expected_performance,
     fairness_frame,
+    group_violation_rates,
     migration_matrix,
     violation_rates,
 )
@@ -127,6 +128,17 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
         rates["predicted_rate"] = rates["tier"].map(expected)
         report["violation_rates"] = _records(rates)
         report["targeted_excluded"] = int((~inputs.inspections["random"].astype(bool)).sum())
+        inspected_groups = groups.assign(entity_id=run["entity_id"].to_numpy()).merge(
+            random[["entity_id", "finding", "inclusion_probability"]], on="entity_id", how="inner"
+        )
+        if len(inspected_groups) and len(groups.columns):
+            report["fairness_findings"] = _records(
+                group_violation_rates(
+                    inspected_groups[list(groups.columns)],
+                    inspected_groups["finding"].to_numpy(dtype=float),
+                    inspected_groups["inclusion_probability"].to_numpy(dtype=float),
+                )
+            )
     if inputs.matured is not None and len(inputs.matured):
         m = inputs.matured
         y = m["outcome"].to_numpy(dtype=float)
@@ -150,12 +162,17 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
     return report
 
 
+def report_json(report: dict[str, Any]) -> str:
+    """The text of ``report.json``: the same figures give the same bytes."""
+    return json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into ``out`` atomically (temporary files, then renames)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in (
-        ("report.json", json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True)),
+        ("report.json", report_json(report)),
         ("report.html", render_html(report)),
     ):
         target = out / name
@@ -244,7 +261,11 @@ def _table(records: list[dict[str, Any]], columns: list[str] | None = None) -> s
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in records
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # Wide tables (fairness) scroll in their own box, which the keyboard can reach, instead of the page.
+    return (
+        "<div class='scroll' tabindex='0' role='region' aria-label='表格 · table'>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def _cell(value: Any) -> str:
@@ -253,6 +274,27 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _provincial(summary: dict[str, Any]) -> list[str]:
+    """Tiers by region, the month's decisions (objections and the ledger) and each plan's progress."""
+    flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+    parts = [_table([flat])]
+    for key, title in (
+        ("objections_decided_this_month", "本月异议决定 · objections decided this month"),
+        ("ledger_decisions_this_month", "本月台账决定（修复、更正、移出、检查结果）· ledger decisions this month"),
+    ):
+        if key in summary:
+            decided = summary[key]
+            parts += [f"<h3>{title}</h3>", _table([decided]) if decided else "<p>无 · none</p>"]
+    if "tiers_by_region" in summary:
+        parts += ["<h3>分地区分级 · tiers by region</h3>", _table(summary["tiers_by_region"])]
+    if "plans" in summary:
+        parts += [
+            "<h3>抽查计划进度 · inspection plan progress</h3>",
+            _table(summary["plans"]) if summary["plans"] else "<p>本年无计划 · no plan this year</p>",
+        ]
+    return parts
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -287,12 +329,17 @@ def render_html(report: dict[str, Any]) -> str:
     if "matured" in report:
         sections += ["<h2>成熟结果 · estimate vs realised (12 months on)</h2>", _table(report["matured"])]
     sections += ["<h2>公平性 · fairness</h2>", _table(report["fairness"])]
+    if report.get("fairness_findings"):
+        sections += [
+            "<h3>随机抽查发现率（按组）· findings rate among random inspections, by group</h3>",
+            _table(report["fairness_findings"]),
+        ]
     if report.get("provincial"):
-        sections += ["<h2>全省汇总 · provincial summary</h2>", _table([report["provincial"]])]
+        sections += ["<h2>全省汇总 · provincial summary</h2>", *_provincial(report["provincial"])]
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:1rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "svg{max-width:100%;height:auto}"
+        "svg{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}"
     )
     return (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"

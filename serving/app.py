@@ -43,6 +43,7 @@ from serving.routers import (
     plans,
     public,
     recourse,
+    reports,
     review,
     runs,
     whatif,
@@ -80,6 +81,7 @@ TAGS = [
     },
     {"name": "objections", "description": "异议 and 信用修复: file, review, decide"},
     {"name": "public", "description": "一公开: published draws and lists, no token"},
+    {"name": "monitoring", "description": "monthly monitoring reports: drift, performance, fairness, plan progress"},
     {"name": "admin", "description": "tokens, the inspector roster, the audit log"},
 ]
 
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = JobRunner(engine, settings.job_queue, statement_timeout_ms=settings.job_statement_timeout_ms)
         app.state.jobs = jobs
         app.state.population_cache = PopulationCache()
+        metrics.watch_reports(engine)
         _publish_commitment(engine)
         threading.Thread(target=_warm, args=(engine, app.state.population_cache), daemon=True).start()
         # What was loaded at start lives as long as the service: keep it out of the collector's scans so
@@ -171,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         review,
         recourse,
         public,
+        reports,
         admin,
     )
     for module in routers:

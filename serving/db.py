@@ -418,6 +418,23 @@ jobs = Table(
     Column("problem", Text),  # JSON problem details when it failed
 )
 
+# Monthly monitoring reports as issued (models/report.py): the figures and the page, never changed.
+monitoring_reports = Table(
+    "monitoring_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False),
+    Column("run_id", Id, ForeignKey("score_runs.id"), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("policy_version", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),  # of report.json: the same report is kept once
+    Column("figures", Text, nullable=False),  # report.json
+    Column("html", Text, nullable=False),  # report.html
+    Index(None, "as_of"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -445,6 +462,7 @@ APPEND_ONLY: tuple[str, ...] = (
     "plan_draws",
     "inspection_outcomes",
     "commitments",
+    "monitoring_reports",
 )
 
 

@@ -460,11 +460,13 @@ def _outcomes_by_draw(conn: Connection, draw_ids: list[str]) -> dict[tuple[str, 
     return found
 
 
-def progress(conn: Connection, plan: dict[str, Any], done: list[dict[str, Any]]) -> dict[str, Any]:
+def progress(
+    conn: Connection, plan: dict[str, Any], done: list[dict[str, Any]], *, on: date | None = None
+) -> dict[str, Any]:
     """Planned, drawn, inspected, findings, could not inspect and overdue, per tier and in all, and the
-    targeted tasks apart (never counted as random)."""
+    targeted tasks apart (never counted as random); overdue as of ``on`` (default today)."""
     spec: PlanPolicy = plan["spec"]
-    today = dates.today()
+    today = on or dates.today()
     counts = done[-1]["tiers"] if done else None
     if counts is None:
         everyone = population(conn, {"region": region_prefix(plan["region"])})
@@ -540,10 +542,11 @@ def _public(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_plan(conn: Connection, plan_id: str, principal: Principal | None) -> dict[str, Any]:
-    """A plan with its draws (period, day, per-tier counts and probabilities) and its progress."""
+def get_plan(conn: Connection, plan_id: str, principal: Principal | None, *, on: date | None = None) -> dict[str, Any]:
+    """A plan with its draws (period, day, per-tier counts and probabilities) and its progress (as of
+    ``on``, default today: the monthly report asks as of its month, so it reads the same later)."""
     plan = _plan_row(conn, plan_id, principal)
-    done = _plan_draws(conn, plan_id)
+    done = [d for d in _plan_draws(conn, plan_id) if on is None or d["draw_on"] <= on]
     return {
         **_public(plan),
         "draws": [
@@ -556,18 +559,21 @@ def get_plan(conn: Connection, plan_id: str, principal: Principal | None) -> dic
             }
             for d in done
         ],
-        "progress": progress(conn, plan, done),
+        "progress": progress(conn, plan, done, on=on),
     }
 
 
-def list_plans(conn: Connection, principal: Principal | None, *, year: int | None = None) -> list[dict[str, Any]]:
+def list_plans(
+    conn: Connection, principal: Principal | None, *, year: int | None = None, on: date | None = None
+) -> list[dict[str, Any]]:
     """The plans the caller may see (a region-scoped token: its region's), with their progress."""
     stmt = select(plans.c.id).order_by(plans.c.year.desc(), plans.c.region)
     if year is not None:
         stmt = stmt.where(plans.c.year == year)
     if principal is not None and principal.scope is not None:
         stmt = stmt.where(plans.c.region.startswith(principal.scope, autoescape=True))
-    return [get_plan(conn, plan_id, principal) for plan_id in conn.execute(stmt.limit(1000)).scalars()]
+    ids = conn.execute(stmt.limit(1000)).scalars().all()
+    return [get_plan(conn, plan_id, principal, on=on) for plan_id in ids]
 
 
 def coverage(conn: Connection, plan_id: str, principal: Principal | None) -> dict[str, Any]:

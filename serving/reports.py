@@ -1,4 +1,5 @@
-"""The monthly report's inputs, read from the service database (``models/report.py`` computes and renders).
+"""The monthly report in the service: its inputs read from the database (``models/report.py`` computes and
+renders), and the reports as issued, kept once each and read back by the routes and ``/metrics``.
 
 For an as-of date D: the newest batch run at or before D and the one before it; random-draw inspection
 results recorded in the twelve months up to D with the tier and inclusion probability each selected
@@ -8,9 +9,11 @@ reach twelve months past it, the batch run of a year before with its realised ou
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 from dateutil.relativedelta import relativedelta
@@ -22,9 +25,20 @@ from features.dataset import Dataset
 from features.errors import NotFound, Unavailable
 from features.snapshots import OUTCOME_MONTHS, build_outcomes
 from models.monitoring import Reference
-from models.report import MonthInputs
+from models.policy import TIERS
+from models.report import MonthInputs, render_html, report_json
 from models.scorer import Scorer
-from serving.db import draw_selections, entities, inspection_results, objections, score_runs, scores
+from serving import plans
+from serving.db import (
+    draw_selections,
+    entities,
+    inspection_results,
+    ledger,
+    monitoring_reports,
+    objections,
+    score_runs,
+    scores,
+)
 
 
 def _run_before(conn, as_of: date, *, strictly: bool = False) -> dict | None:
@@ -135,10 +149,31 @@ def month_inputs(
                 past = _rows(conn, matured_run["id"])
                 outcomes = build_outcomes(dataset, matured_run["as_of"])
                 matured = past.merge(outcomes, on="entity_id", how="inner")
+        ledger_decided = conn.execute(
+            select(ledger.c.kind, func.count())
+            .where(and_(ledger.c.decided_on > month_start, ledger.c.decided_on <= as_of))
+            .group_by(ledger.c.kind)
+        ).all()
+        plan_progress = [
+            {"region": plan["region"], "plan_id": plan["plan_id"], **plan["progress"]["total"]}
+            for plan in plans.list_plans(conn, None, year=as_of.year, on=as_of)
+        ]
+    regions = rows.get("region", pd.Series(dtype=object)).astype(str)
+    tiers_by_region = (
+        pd.crosstab(regions, rows["tier"].astype(str)).reindex(columns=list(TIERS), fill_value=0)
+        if len(rows)
+        else pd.DataFrame(columns=list(TIERS))
+    )
     provincial = {
         "run_id": run["id"],
         "run_as_of": run["as_of"].isoformat(),
-        "decisions_this_month": {str(decision): int(n) for decision, n in decided},
+        "objections_decided_this_month": {str(decision): int(n) for decision, n in decided},
+        "ledger_decisions_this_month": {str(kind): int(n) for kind, n in sorted(ledger_decided)},
+        "tiers_by_region": [
+            {"region": region, **{t: int(n) for t, n in counts.items()}}
+            for region, counts in tiers_by_region.sort_index().iterrows()
+        ],
+        "plans": sorted(plan_progress, key=lambda p: (p["region"], p["plan_id"])),
     }
     return MonthInputs(
         as_of=as_of,
@@ -152,3 +187,59 @@ def month_inputs(
         matured=matured,
         provincial=provincial,
     )
+
+
+# ---- reports as issued --------------------------------------------------------------------------------------
+
+REPORT_SUMMARY = ("id", "as_of", "run_id", "model_version", "policy_version", "created_at", "created_by", "sha256")
+
+
+def store_report(engine: Engine, figures: dict[str, Any], created_by: str) -> int:
+    """Keep a report (its ``report.json`` text and its page) and return its id; a report with the same
+    figures is kept once, and storing it again returns the first one's id."""
+    text = report_json(figures)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with engine.begin() as conn:
+        existing = conn.execute(select(monitoring_reports.c.id).where(monitoring_reports.c.sha256 == digest)).all()
+        if existing:
+            return int(existing[0][0])
+        result = conn.execute(
+            monitoring_reports.insert().values(
+                as_of=date.fromisoformat(figures["as_of"]),
+                run_id=int(figures["run_id"]),
+                model_version=str(figures["model_version"]),
+                policy_version=str(figures["policy_version"]),
+                created_at=datetime.now(UTC),
+                created_by=created_by,
+                sha256=digest,
+                figures=text,
+                html=render_html(figures),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def list_reports(conn, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Reports as issued, newest month first (and the latest issued first within a month)."""
+    columns = [monitoring_reports.c[name] for name in REPORT_SUMMARY]
+    query = (
+        select(*columns)
+        .order_by(monitoring_reports.c.as_of.desc(), monitoring_reports.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(row) for row in conn.execute(query).mappings().all()]
+
+
+def report_row(conn, report_id: int) -> dict[str, Any]:
+    """One report as issued with its figures and page; NotFound when there is none."""
+    rows = conn.execute(select(monitoring_reports).where(monitoring_reports.c.id == report_id)).mappings().all()
+    if not rows:
+        raise NotFound(f"no monitoring report {report_id}")
+    return dict(rows[0])
+
+
+def latest_report_id(conn) -> int | None:
+    """The id of the report issued last, or None before the first."""
+    rows = conn.execute(select(func.max(monitoring_reports.c.id))).all()
+    return None if rows[0][0] is None else int(rows[0][0])

@@ -1110,6 +1110,53 @@ class Commitment(BaseModel):
     list_entry: dict[str, Any] | None = Field(description="broken: the list entry the policy brings, if any")
 
 
+# ---- monitoring reports -------------------------------------------------------------------------------
+
+
+class ReportRequest(_Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"as_of": "2025-12-31", "dataset": "var/demo/data"}]},
+    )
+    as_of: BoundedDate = Field(description="the month: the report watches the newest batch run at or before it")
+    dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00]+$",
+        description="optional dataset folder under the import root, to set the run of a year before beside its "
+        "realised outcomes",
+    )
+
+
+class ReportSummary(BaseModel):
+    """A monthly monitoring report as issued (its figures at ``/v1/reports/{id}``, its page at ``…/html``)."""
+
+    report_id: int
+    as_of: date
+    run_id: int
+    model_version: str
+    policy_version: str
+    created_at: datetime
+    created_by: str
+    sha256: str = Field(description="of report.json: the same figures, the same report")
+
+
+class ReportJob(BaseModel):
+    """A report being computed in the background (``POST /v1/reports`` answers 202 with its Location)."""
+
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    created_by: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    request: dict[str, Any]
+    report_id: int | None = None
+    report: ReportSummary | None = None
+    problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
+
+
 # ---- the decision ledger (serving/ledger.py, serving/decisions.py) -------------------------------------
 
 LedgerKind = Literal["correct", "withdraw", "repair", "remove_listing", "add_event"]

@@ -418,6 +418,9 @@ def report(
         Path | None, typer.Option(help="dataset folder, to compare the run of a year before with its outcomes")
     ] = None,
     log: Annotated[bool, typer.Option(help="also log the report to MLflow (experiment ipcredit-monitoring)")] = True,
+    store: Annotated[
+        bool, typer.Option(help="also keep the report in the service database (served at /v1/reports, /metrics)")
+    ] = True,
 ) -> None:
     """The monthly monitoring report of the stored run at or before the date: drift, expected and
     realised performance, random-draw violation rates, fairness, provincial summary."""
@@ -444,6 +447,12 @@ def report(
     except IPCreditError as exc:
         raise fail(exc) from None
     json_path, html_path = write_report(figures, out_dir)
+    if store:
+        from serving.auth import cli_principal
+        from serving.reports import store_report
+
+        report_id = store_report(engine, figures, cli_principal().actor)
+        err.print(f"kept as report {report_id} in the service database")
     if log:
         run_id = registry.log_report(
             out_dir, figures, tracking_uri=settings.tracking_uri, artifact_root=_artifact_root(settings)
