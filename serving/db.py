@@ -342,7 +342,8 @@ plan_draws = Table(
     Column("period", Integer, primary_key=True, autoincrement=False),  # 1..12 (months) or 1..4 (quarters)
     Column("draw_id", String(32), ForeignKey("draws.id"), nullable=False, unique=True),
     Column("draw_on", Date, nullable=False),  # the period's first day
-    Column("tiers", Text, nullable=False),  # JSON tier -> {population, resting, eligible, target, expected, count, probability}
+    # JSON tier -> {population, resting, eligible, target, expected, count, probability}
+    Column("tiers", Text, nullable=False),
     Column("resting", Text, nullable=False),  # JSON list of the entity ids left out (inspected within their rest)
 )
 
