@@ -117,10 +117,11 @@ class JobRunner:
         self._executor.shutdown(wait=True)
 
 
-def job_row(conn: Connection, job_id: str) -> dict[str, Any]:
-    """A job as stored, its JSON fields read; ``NotFound`` when there is no such job."""
+def job_row(conn: Connection, job_id: str, kind: str | None = None) -> dict[str, Any]:
+    """A job as stored, its JSON fields read; ``NotFound`` when there is no such job (of ``kind``, when
+    given: a report job is not found among score-run jobs, nor the other way round)."""
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
-    if row is None:
+    if row is None or (kind is not None and row["kind"] != kind):
         raise NotFound(f"job {job_id} not found")
     out = {k: v for k, v in row.items() if k != "id"} | {"job_id": row["id"]}
     out["request"] = json.loads(row["request"])
@@ -128,12 +129,12 @@ def job_row(conn: Connection, job_id: str) -> dict[str, Any]:
     return out
 
 
-def wait(engine: Engine, job_id: str, seconds: float, *, poll: float = 0.1) -> dict[str, Any]:
-    """The job once it is done or failed, or as it is after ``seconds``."""
+def wait(engine: Engine, job_id: str, seconds: float, *, kind: str | None = None, poll: float = 0.1) -> dict[str, Any]:
+    """The job (of ``kind``) once it is done or failed, or as it is after ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
         with engine.connect() as conn:
-            row = job_row(conn, job_id)
+            row = job_row(conn, job_id, kind)
         if row["status"] in ("done", "failed") or time.monotonic() >= deadline:
             return row
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

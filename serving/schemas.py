@@ -364,8 +364,8 @@ class LedgerConflict(BaseModel):
 JobStatus = Literal["queued", "running", "done", "failed"]
 
 
-class ScoreRunJob(BaseModel):
-    """A score run being made in the background (``POST /v1/score-runs`` answers 202 with its Location)."""
+class _Job(BaseModel):
+    """Work done in the background (``serving/jobs.py``): what was asked, how far it got, what went wrong."""
 
     job_id: str
     status: JobStatus
@@ -374,9 +374,14 @@ class ScoreRunJob(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     request: dict[str, Any]
+    problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
+
+
+class ScoreRunJob(_Job):
+    """A score run being made in the background (``POST /v1/score-runs`` answers 202 with its Location)."""
+
     run_id: int | None = None
     run: ScoreRun | None = None
-    problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
 
 
 # ---- sampling -----------------------------------------------------------------------------------------
@@ -1142,19 +1147,11 @@ class ReportSummary(BaseModel):
     sha256: str = Field(description="of report.json: the same figures, the same report")
 
 
-class ReportJob(BaseModel):
+class ReportJob(_Job):
     """A report being computed in the background (``POST /v1/reports`` answers 202 with its Location)."""
 
-    job_id: str
-    status: JobStatus
-    created_at: datetime
-    created_by: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    request: dict[str, Any]
     report_id: int | None = None
     report: ReportSummary | None = None
-    problem: dict[str, Any] | None = Field(default=None, description="the problem details of a failed job")
 
 
 # ---- the decision ledger (serving/ledger.py, serving/decisions.py) -------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from features.errors import Forbidden, NotFound
+from features.errors import Forbidden
 from models.report import build_report
 from serving import jobs, reports, runs
 from serving.auth import Principal, Role
@@ -84,9 +84,7 @@ def get_job(
 
 
 def _job(engine, job_id: str, wait: float) -> dict:
-    row = jobs.wait(engine, job_id, wait)
-    if row["kind"] != "report":
-        raise NotFound(f"job {job_id} not found")
+    row = jobs.wait(engine, job_id, wait, kind="report")
     row["report_id"] = row.pop("run_id")
     if row["report_id"] is not None:
         with engine.connect() as conn:

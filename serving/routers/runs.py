@@ -94,7 +94,7 @@ def get_job(
 
 
 def _job(engine, job_id: str, wait: float) -> dict:
-    row = jobs.wait(engine, job_id, wait)
+    row = jobs.wait(engine, job_id, wait, kind="score_run")
     if row["run_id"] is not None:
         with engine.connect() as conn:
             run = run_row(conn, row["run_id"])

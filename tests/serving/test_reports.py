@@ -20,24 +20,13 @@ from serving.cli import app
 from serving.db import open_store
 from serving.plans import create_plan
 from serving.tokens import create_token
+from tests.models.factories import fast_toml
 from tests.serving.conftest import POLICY_PATH, settings_for, start_server
 
 runner = CliRunner()
 BEFORE, AFTER = "2025-06-30", "2025-12-31"
 DRIFT_FROM = pd.Timestamp("2025-07-01")
 INJECTED = {"industry", "complaint_received_3m", "complaint_received_12m", "complaints_decayed"}
-FAST_TOML = """
-[lightgbm]
-num_threads = 1
-[boosting]
-max_rounds = 60
-early_stopping_rounds = 10
-[evaluation]
-shap_sample = 300
-scorecard_max_rows = 5000
-min_group_rows = 100
-min_group_positives = 5
-"""
 
 
 def _write(folder, entities, events, lists):
@@ -83,7 +72,7 @@ def test_drift_half_way_is_flagged_reported_served_and_gauged(db_url, tmp_path, 
     _write(drifted, *_drifted(world))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("IPCREDIT_DATABASE_URL", db_url)
-    (tmp_path / "fast.toml").write_text(FAST_TOML)
+    (tmp_path / "fast.toml").write_text(fast_toml())
 
     def run(*args):
         result = runner.invoke(app, [str(a) for a in args])
@@ -157,6 +146,8 @@ def test_drift_half_way_is_flagged_reported_served_and_gauged(db_url, tmp_path, 
             assert job.status_code == 202, job.text
             assert job.headers["location"].startswith("/v1/reports/jobs/")
             assert job.json()["status"] == "done" and job.json()["report_id"] == 2, job.json()
+            # A report job is not a score-run job, nor the other way round.
+            assert http.get(f"/v1/score-runs/jobs/{job.json()['job_id']}").status_code == 404
             for body in ({"as_of": "2999-01-01"}, {"as_of": AFTER, "seed": 1}, {"as_of": AFTER, "dataset": "../.."}):
                 refused = http.post("/v1/reports", json=body)
                 assert refused.status_code == 422, (body, refused.text)
