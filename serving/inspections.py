@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
@@ -29,20 +29,13 @@ from serving.db import draw_selections, entities, inspection_outcomes, inspectio
 from serving.draws import draw_record
 from serving.plans import task_row
 from serving.register import results_of
+from serving.schemas import FindingKind, InspectionOutcome
 
 # What an inspection found: no findings, findings (with their kind), or the entity could not be inspected
 # (closed, absent, refused access): no record is made of the last, and the entity does not rest.
-OUTCOMES: tuple[str, ...] = ("no_findings", "findings", "not_inspected")
-FINDING_KINDS: tuple[str, ...] = (
-    "infringement",
-    "counterfeit_patent",
-    "abnormal_filing",
-    "agency_misconduct",
-    "false_materials",
-    "commitment_breach",
-    "record_keeping",
-    "other",
-)
+# The code lists are the request models' (serving/schemas.py), named once.
+OUTCOMES: tuple[str, ...] = get_args(InspectionOutcome)
+FINDING_KINDS: tuple[str, ...] = get_args(FindingKind)
 _EVENT_OF = {"no_findings": INSPECTION_OUTCOMES["passed"], "findings": INSPECTION_OUTCOMES["failed"]}
 
 # Up to this many named entities are looked up by id; more, and the whole selection is read.

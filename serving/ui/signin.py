@@ -31,8 +31,13 @@ def _secure(request: Request) -> bool:
 @router.get("/sign-in")
 def sign_in_page(request: Request, next: str | None = None):
     """The sign-in form, with a fresh double-submit secret."""
+    return _sign_in_form(request, _next(next))
+
+
+def _sign_in_form(request: Request, target: str, *, status: int = 200, problem: str | None = None):
+    """The sign-in form for ``target``, its double-submit secret fresh in the form and in a cookie."""
     secret = csrf.sign_in_secret()
-    response = render(request, "sign_in.html", next=_next(next), signin_csrf=secret, problem=None)
+    response = render(request, "sign_in.html", status=status, next=target, signin_csrf=secret, problem=problem)
     response.set_cookie(
         csrf.SIGN_IN_COOKIE,
         secret,
@@ -57,25 +62,9 @@ async def sign_in(request: Request):
     principal = await run_in_threadpool(verifier.verify, token)
     target = _next(str(form.get("next") or ""))
     if principal is None:
-        secret = csrf.sign_in_secret()
-        response = render(
-            request,
-            "sign_in.html",
-            status=401,
-            next=target,
-            signin_csrf=secret,
-            problem="令牌无效、已撤销或已过期。 The token is invalid, revoked or expired.",
+        return _sign_in_form(
+            request, target, status=401, problem="令牌无效、已撤销或已过期。 The token is invalid, revoked or expired."
         )
-        response.set_cookie(
-            csrf.SIGN_IN_COOKIE,
-            secret,
-            max_age=3600,
-            path="/ui/sign-in",
-            httponly=True,
-            samesite="strict",
-            secure=_secure(request),
-        )
-        return response
     sessions: Sessions = request.app.state.ui_sessions
     session_id, _ = sessions.open(token, principal)
     response = RedirectResponse(target, status_code=303)
