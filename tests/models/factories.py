@@ -163,3 +163,19 @@ def _industry_weights() -> np.ndarray:
 
 
 assert [f.name for f in CATALOGUE] == FEATURE_NAMES
+
+
+def fast_toml(rounds: int = 60) -> str:
+    """A training config for tests through the command line: small, quick, one LightGBM thread."""
+    return f"""
+[lightgbm]
+num_threads = 1
+[boosting]
+max_rounds = {rounds}
+early_stopping_rounds = 10
+[evaluation]
+shap_sample = 300
+scorecard_max_rows = 5000
+min_group_rows = 100
+min_group_positives = 5
+"""

@@ -18,21 +18,10 @@ from features.build import build_features
 from features.dataset import load_dataset
 from models.scorefile import SCORE_COLUMNS
 from serving.cli import app
+from tests.models.factories import fast_toml
 
 runner = CliRunner()
 AS_OF = "2025-12-31"
-FAST_TOML = """
-[lightgbm]
-num_threads = 1
-[boosting]
-max_rounds = 60
-early_stopping_rounds = 10
-[evaluation]
-shap_sample = 300
-scorecard_max_rows = 5000
-min_group_rows = 100
-min_group_positives = 5
-"""
 
 
 @pytest.fixture
@@ -42,7 +31,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
     (tmp_path / "mlruns").mkdir()
     config = tmp_path / "fast.toml"
-    config.write_text(FAST_TOML)
+    config.write_text(fast_toml())
     return tmp_path
 
 

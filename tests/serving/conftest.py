@@ -333,9 +333,12 @@ def bare_history(as_of: str, entity_id: str = "91210600MA0QC0K819", **entity) ->
 # ---- a small real model --------------------------------------------------------------------------------
 
 
-def train_scorer(world, snapshots, folder: Path, *, model_version: str, rounds: int = 40) -> Path:
+def train_scorer(
+    world, snapshots, folder: Path, *, model_version: str, rounds: int = 40, relations: bool = False
+) -> Path:
     """A small LightGBM scorer fitted on ``world``'s features and outcomes at ``snapshots``, calibrated and
-    saved as a scorer directory under ``folder`` (served with ``model_uri``): no MLflow registry needed."""
+    saved as a scorer directory under ``folder`` (served with ``model_uri``): no MLflow registry needed.
+    With ``relations`` the world's links feed the relationship features (so they carry contributions)."""
     import lightgbm as lgb
 
     from features.build import FEATURE_VERSION, build_features, model_matrix
@@ -345,7 +348,8 @@ def train_scorer(world, snapshots, folder: Path, *, model_version: str, rounds: 
     from models.calibration import Calibrator
     from models.scorer import Scorer
 
-    ds = Dataset.from_frames(world.entities, world.events, world.lists)
+    links = world.relations if relations else None
+    ds = Dataset.from_frames(world.entities, world.events, world.lists, relations=links)
     frames = [build_features(ds, day).merge(build_outcomes(ds, day), on="entity_id") for day in snapshots]
     data = pd.concat(frames, ignore_index=True)
     matrix = model_matrix(data)

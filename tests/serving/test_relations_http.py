@@ -7,19 +7,15 @@ from __future__ import annotations
 
 from datetime import date
 
-import lightgbm as lgb
-import pandas as pd
 import pytest
 
-from features.build import FEATURE_VERSION, build_features, model_matrix
+from features.build import build_features
 from features.dataset import Dataset
 from features.relations import HIDDEN
-from features.snapshots import build_outcomes
 from features.sql import related_features
 from features.synth import generate
-from models.calibration import Calibrator
-from models.scorer import Scorer
 from serving.tokens import create_token
+from tests.serving.conftest import train_scorer
 from tests.serving.test_scoring import AS_OF, make_run
 
 RELATED = [f.name for f in related_features()]
@@ -33,20 +29,8 @@ def world():
 @pytest.fixture(scope="module")
 def model_dir(world, tmp_path_factory):
     """A small scorer trained with the relationship features (so they carry contributions)."""
-    ds = Dataset.from_frames(world.entities, world.events, world.lists, relations=world.relations)
-    frames = []
-    for snapshot in (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30)):
-        frames.append(build_features(ds, snapshot).merge(build_outcomes(ds, snapshot), on="entity_id"))
-    data = pd.concat(frames, ignore_index=True)
-    matrix = model_matrix(data)
-    booster = lgb.train(
-        {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "verbose": -1, "seed": 1},
-        lgb.Dataset(matrix, label=data["outcome"]),
-        num_boost_round=40,
-    )
-    calibrator = Calibrator("platt").fit(booster.predict(matrix, raw_score=True), data["outcome"].to_numpy())
-    scorer = Scorer(booster, calibrator, list(matrix.columns), FEATURE_VERSION, metadata={"model_version": "16"})
-    return scorer.save(tmp_path_factory.mktemp("model") / "scorer")
+    snapshots = (date(2021, 12, 31), date(2022, 12, 31), date(2023, 6, 30))
+    return train_scorer(world, snapshots, tmp_path_factory.mktemp("model"), model_version="16", relations=True)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from serving.cli import app as cli
 from serving.db import open_store
 from serving.settings import PROJECT_ROOT
 from serving.tokens import create_token
+from tests.models.factories import fast_toml
 from tests.serving.conftest import Running, settings_for, start_server
 
 CHROMIUM = Path(os.environ.get("IPCREDIT_CHROMIUM", "/usr/bin/chromium"))
@@ -36,18 +37,6 @@ PREVIOUS = "2025-11-30"
 # "Today" for the pages: a fixed date after the demo's as-of, so dates shown and checked do not move.
 AS_OF_TODAY = "2026-01-20"
 ENTITIES = 1500
-FAST_TOML = """
-[lightgbm]
-num_threads = 1
-[boosting]
-max_rounds = {rounds}
-early_stopping_rounds = 10
-[evaluation]
-shap_sample = 300
-scorecard_max_rows = 5000
-min_group_rows = 100
-min_group_positives = 5
-"""
 
 needs_chromium = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -87,7 +76,7 @@ def build_world(folder: Path) -> dict[str, str]:
         _run("demo-data", "--out", str(data), "--entities", str(ENTITIES), "--seed", "7")
         for rounds in (60, 30):
             config = folder / f"fast-{rounds}.toml"
-            config.write_text(FAST_TOML.format(rounds=rounds))
+            config.write_text(fast_toml(rounds))
             # A new world has no ledger decisions: --no-ledger says so instead of reading an empty ledger.
             _run("train", "--data", str(data), "--config", str(config), "--no-ledger")
         # The first version is the champion the service scores with; the second waits as challenger.
