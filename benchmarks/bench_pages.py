@@ -74,6 +74,10 @@ def main() -> None:
         api = {"Authorization": f"Bearer {tokens['supervisor']}"}
         score_id = client.get(f"/v1/entities/{entity}/risk", headers=api).json()["score_id"]
         objection = client.post("/v1/objections", json={"score_id": score_id, "grounds": "bench"}, headers=api).json()
+        if "objection_id" not in objection:  # a reused world: the row's objection is open already
+            reviewer = {"Authorization": f"Bearer {tokens['reviewer']}"}
+            listed = client.get("/v1/objections", params={"status": "open"}, headers=reviewer).json()
+            objection = next(o for o in listed if o["score_id"] == score_id)
         draw = client.post("/v1/sampling/draws", json={"filter": {"region": region}}, headers=api).json()
         client.cookies.clear()
         pages = {

@@ -51,7 +51,7 @@ from serving.routers import (
 from serving.scorers import Scorers
 from serving.scoring import SCORING_THREADS
 from serving.settings import Settings, load_settings
-from serving.ui import install_page_errors, mount
+from serving.ui import ProblemPages, install_page_errors, mount
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rate=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
     )
+    app.add_middleware(ProblemPages)  # the limits' refusals to a page are pages too
     if settings.today is not None:
         app.add_middleware(PinToday, day=settings.today)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

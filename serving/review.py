@@ -181,10 +181,10 @@ def review_queue(
     """One page of the queue, oldest first (see the module docstring), with the total."""
     prefix = scope_region(principal, region)
     queue = _items(prefix, reason)
-    total = conn.execute(select(func.count()).select_from(queue)).scalar_one()
     page = conn.execute(
         select(
             queue,
+            func.count().over().label("total"),  # the queue is computed once for the page and its size
             objections.c.grounds,
             objections.c.filed_by,
             objections.c.filed_at,
@@ -201,7 +201,10 @@ def review_queue(
         .limit(limit)
         .offset(offset)
     ).mappings()
-    items = [_item(dict(r)) for r in page]
+    found = [dict(r) for r in page]
+    # Past the end (or an empty queue) the page holds no size: count alone.
+    total = found[0]["total"] if found else conn.execute(select(func.count()).select_from(queue)).scalar_one()
+    items = [_item(r) for r in found]
     return {"total": total, "limit": limit, "offset": offset, "region": region, "reason": reason, "items": items}
 
 

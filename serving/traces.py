@@ -9,15 +9,25 @@ from the same history and compared with the stored ones: if the dataset changed 
 answer says the records cannot be traced instead of naming records that did not produce the row.
 
 Repair decisions use the same trace: a repair may only name a record that fed the row.
+
+A trace is computed once per stored row and dataset state and then kept (``trace_row``: the last
+``TRACES_KEPT`` of them, per process): a row, its run chain and the ledger decisions up to its seq never
+change, and the key holds the dataset folder's stamp (``folder_stamp``), so a changed
+delivery is traced, and verified, afresh. Rebuilding the history and its features costs a few hundred
+milliseconds; the pages and routes that show a row's records read it every time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -88,6 +98,14 @@ def row_history(conn: Connection, row: Mapping[str, Any]) -> EntityHistory:
     of its own ledger decisions). A row from before the ledger, rescored by a repair, gets the repairs its
     objection recorded. ``TraceUnavailable`` when the dataset cannot be read, or a corrected history was
     posted before decisions went to the ledger (it was not kept)."""
+    source, repairs = _origin(conn, row)
+    history = dataset_history(source, str(row["entity_id"]), conn, row.get("ledger_seq"))
+    return with_repairs(history, repairs)
+
+
+def _origin(conn: Connection, row: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The dataset folder of the batch run ``row`` descends from, and the repairs recorded on the way
+    (rows rescored before the ledger); ``TraceUnavailable`` as ``row_history`` says."""
     run = run_row(conn, row["run_id"])
     seq = row.get("ledger_seq")
     repairs: list[dict[str, Any]] = []
@@ -100,8 +118,7 @@ def row_history(conn: Connection, row: Mapping[str, Any]) -> EntityHistory:
         run = run_row(conn, run["parent_run_id"]) if run.get("parent_run_id") else None
     if run is None:
         raise TraceUnavailable(f"score row {row['id']} descends from no dataset")
-    history = dataset_history(str(run["data_source"]), str(row["entity_id"]), conn, seq)
-    return with_repairs(history, repairs)
+    return str(run["data_source"]), repairs
 
 
 def _decision_changes(conn: Connection, objection_id: int | None) -> dict[str, Any]:
@@ -145,14 +162,59 @@ def trace_history(history: EntityHistory, as_of: date, stored: Mapping[str, Any]
     return Trace(as_of, evidence(history, as_of), history, verified=bool(stored))
 
 
+def folder_stamp(path: str | Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the contents of a dataset folder cheaply: every file under it (table folders
+    included) with its modification time and size; ``()`` when it is not a folder. A cache keyed by it
+    reads a replaced, added or removed file afresh."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return ()
+    found = []
+    for file in sorted(folder.rglob("*")):
+        if file.is_file():
+            status = file.stat()
+            found.append((str(file.relative_to(folder)), status.st_mtime_ns, status.st_size))
+    return tuple(found)
+
+
+TRACES_KEPT = 256
+_TRACES: OrderedDict[tuple, Trace] = OrderedDict()
+_TRACES_LOCK = threading.Lock()
+
+
 def trace_row(conn: Connection, row: Mapping[str, Any]) -> Trace:
-    """The trace of a stored row (``score_row(..., full=True)``): never raises, a ``note`` says why not."""
+    """The trace of a stored row (``score_row(..., full=True)``): never raises, a ``note`` says why not.
+    Kept per row and dataset state (see the module docstring)."""
     as_of = row["as_of"]
+    try:
+        source, _ = _origin(conn, row)
+    except TraceUnavailable as exc:
+        return Trace(as_of, None, note=f"the records cannot be traced: {exc}")
+    features = str(row.get("features") or "")
+    key = (
+        conn.engine.url.render_as_string(hide_password=False),
+        row.get("id"),
+        row.get("ledger_seq"),
+        hashlib.sha256(features.encode()).hexdigest(),
+        source,
+        folder_stamp(source),
+    )
+    with _TRACES_LOCK:
+        kept = _TRACES.get(key)
+        if kept is not None:
+            _TRACES.move_to_end(key)
+            return kept
     try:
         history = row_history(conn, row)
     except TraceUnavailable as exc:
         return Trace(as_of, None, note=f"the records cannot be traced: {exc}")
-    return trace_history(history, as_of, _loads(row.get("features")))
+    trace = trace_history(history, as_of, _loads(row.get("features")))
+    if row.get("id") is not None:
+        with _TRACES_LOCK:
+            _TRACES[key] = trace
+            while len(_TRACES) > TRACES_KEPT:
+                _TRACES.popitem(last=False)
+    return trace
 
 
 def _loads(value: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 ``mount(app)`` adds the page routers, the vendored static files under ``/ui/static`` and the session gate
 (``session.PageGate``, inside the request limits: call it before adding them). ``install_page_errors(app)``
-(after the API's error handlers) answers errors under ``/ui/`` as pages. Each page module is as thin as a
+(after the API's error handlers) answers errors under ``/ui/`` as pages, and ``ProblemPages`` (outside
+the request limits) the refusals made before any route. Each page module is as thin as a
 JSON route: it reads a form or a path, calls the domain function the API route calls, and renders a
 template of ``serving/templates``.
 """
@@ -13,9 +14,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from serving.ui import analyst, plans, public, reviewer, signin, supervisor
-from serving.ui.render import STATIC, install_page_errors
+from serving.ui.render import STATIC, ProblemPages, install_page_errors
 
-__all__ = ["install_page_errors", "mount"]
+__all__ = ["ProblemPages", "install_page_errors", "mount"]
 from serving.ui.session import PageGate, Sessions
 
 

@@ -4,9 +4,9 @@ date a what-if repair is scored at.
 The dataset is opened with ``features.dataset.load_dataset`` (the typed ``events`` view of the contract,
 as ``serving/objections.py`` reads it for a repair) and kept open for the next page: opening the views
 costs more than the page's whole budget, the query itself a few milliseconds. A run's dataset folder is
-fixed by its fingerprint; the cache is keyed by the folder and its files' modification times, so a
-replaced file is read afresh. Each read uses its own DuckDB cursor (one connection is not shared
-between threads).
+fixed by its fingerprint; the cache is keyed by the folder and its files' modification times and sizes
+(``serving.traces.folder_stamp``), so a replaced file is read afresh. Each read uses its own DuckDB
+cursor (one connection is not shared between threads).
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ import pandas as pd
 
 from features.dataset import DatasetError, load_dataset
 from features.errors import InvalidInput
+from serving.traces import folder_stamp
 
 _LOCK = threading.Lock()
 TABLES = ("entities", "events", "lists")
 
 
-def _stamp(folder: Path) -> tuple[float, ...]:
-    return tuple(sorted(p.stat().st_mtime for p in folder.iterdir())) if folder.is_dir() else ()
-
-
 @lru_cache(maxsize=4)
-def _open(folder: str, stamp: tuple[float, ...]):
+def _open(folder: str, stamp: tuple):
     return load_dataset(folder, threads=1)
 
 
@@ -39,7 +36,7 @@ def _dataset(data_source: str):
     objection, or the folder is gone)."""
     folder = Path(data_source)
     try:
-        stamp = _stamp(folder)
+        stamp = folder_stamp(folder)
         if not stamp:
             return None
         with _LOCK:

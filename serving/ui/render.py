@@ -3,7 +3,9 @@
 ``render`` gives a page with what every layout needs (who is signed in, the form secret, the navigation
 for the role). ``install_page_errors(app)`` wraps each error handler ``serving/errors.py`` installed: for
 a ``/ui/`` path the same problem details (status, title, detail with its field paths) are drawn as an
-HTML page instead of JSON, so an error means exactly what it means in the API.
+HTML page instead of JSON, so an error means exactly what it means in the API. ``ProblemPages`` (ASGI
+middleware outside the request limits) does the same for the refusals answered before any route runs —
+429, 413, 503 from ``serving/limits.py`` — so a page is never answered with JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import Principal, Role
 from serving.limits import PRINCIPAL_KEY
@@ -114,7 +116,8 @@ def page_response(
             items=items or [],
         )
     )
-    headers = {k: v for k, v in (headers or {}).items() if k.lower() in ("retry-after", "www-authenticate")}
+    kept = ("retry-after", "www-authenticate", "connection")  # a refused body is not read: the connection closes
+    headers = {k: v for k, v in (headers or {}).items() if k.lower() in kept}
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
@@ -137,6 +140,40 @@ def _as_page(scope: Scope, response: Response) -> Response:
     return page_response(
         scope, status, ERROR_TITLES.get(status, "出错了"), title_en, body.get("detail", ""), dict(response.headers)
     )
+
+
+class ProblemPages:
+    """ASGI middleware: a problem-details answer to a ``/ui`` path, from any layer inside it, becomes the
+    error page with the same status, detail and ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/ui"):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body = b""
+
+        async def sent(message: Message) -> None:
+            nonlocal start, body
+            if message["type"] == "http.response.start":
+                kind = dict(message.get("headers", ())).get(b"content-type", b"")
+                if kind.startswith(b"application/problem+json"):
+                    start = message  # held until its body is complete
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                body += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", ())}
+                page = _as_page(scope, Response(body, status_code=start["status"], headers=headers))
+                await page(scope, receive, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, sent)
 
 
 def install_page_errors(app: FastAPI) -> None:

@@ -134,3 +134,20 @@ def test_the_bodies_held_at_once_are_bounded_across_clients(serve, tokens):
     with live.client(tokens["analyst"]) as client:
         response = client.post("/v1/entities/risk", json={"entity_ids": ["91210600MA0QC0K819"]})
         assert response.status_code == 200, "the budget is freed when the request ends"
+
+
+def test_the_pages_refusals_are_pages(serve):
+    """A refusal made before any route (the body limit, the rate) answers a page with a page, not JSON."""
+    live = serve(max_body_bytes=LIMIT, rate_limit_per_second=1, rate_limit_burst=3)
+    status, headers, body = exchange(live.base_url, head("POST", "/ui/sign-in", length=10**9))
+    assert status == 413
+    assert headers["content-type"].startswith("text/html") and headers["connection"] == "close"
+    page = body.decode()
+    assert "请求过大" in page and f"{LIMIT:,} bytes" in page
+    time.sleep(1.1)  # the bucket the request above took from refills
+    with live.client() as client:
+        answers = [client.get("/ui/public/draws") for _ in range(10)]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.headers["content-type"].startswith("text/html")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "请求过多" in refused.text and "too many requests" in refused.text
