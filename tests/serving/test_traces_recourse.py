@@ -487,3 +487,21 @@ def test_a_flagged_rows_wait_counts_from_the_start_of_its_unbroken_series(serve,
     assert same(since[ids[1]], created[runs[2]])
     assert same(since[ids[2]], created[runs[1]])
     assert queue["items"][0]["entity_id"] == ids[0], "the longest wait comes first"
+
+
+def test_a_delivery_changed_after_a_trace_is_traced_afresh(live, world, scored, dataset_dir, tokens, engine):
+    """The service keeps a row's trace, keyed by the dataset folder's files: rewriting the delivery after the
+    row was explained makes the next explanation trace it again and say the records no longer match."""
+    rows = _rows(engine, scored["run_id"])
+    entity_id = rows[rows.rules.str.len() > 0].entity_id.iloc[0]
+    with live.client(tokens["reviewer"]) as reviewer:
+        first = reviewer.get(f"/v1/entities/{entity_id}/explanation").json()
+        again = reviewer.get(f"/v1/entities/{entity_id}/explanation").json()
+        assert first["trace"] == again["trace"] == {"traced": True, "verified": True, "note": None}
+        assert first["contributions"] == again["contributions"]
+        counted = _counted(world, entity_id)
+        changed = world.events[world.events.event_id != counted.event_id.iloc[0]]
+        changed.to_parquet(dataset_dir / "events.parquet", index=False)  # one counted record gone
+        after = reviewer.get(f"/v1/entities/{entity_id}/explanation").json()
+    assert after["trace"]["traced"] is False and after["trace"]["verified"] is False
+    assert "differ" in after["trace"]["note"] or "changed" in after["trace"]["note"], after["trace"]
