@@ -27,41 +27,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
 from features.build import features_from_arrow
 from features.spark import spark_features
 from models.policy import Policy
-from models.scorefile import DETAIL_COLUMNS, EXTRA_COLUMNS, SCORE_COLUMNS, text_column
+from models.scorefile import DETAIL_COLUMNS, score_batch, score_schema, text_column
 from models.scorer import Scorer
 
-_STRING = pa.string()
-# The Arrow type of every column ``Scorer.score_columns`` returns.
-_TYPES: dict[str, pa.DataType] = {
-    "entity_id": _STRING,
-    "as_of": pa.date32(),
-    "score": pa.float64(),
-    "model_tier": _STRING,
-    "tier": _STRING,
-    "rules": _STRING,
-    "review": pa.bool_(),
-    "model_version": _STRING,
-    "reasons": _STRING,
-    "policy_version": _STRING,
-    "feature_version": _STRING,
-    "base_value": pa.float64(),
-    "log_odds": pa.float64(),
-    "contributions": _STRING,
-    "features": _STRING,
-}
 PARTITION_BY: tuple[str, ...] = ("as_of",)
-
-
-def score_schema(details: bool = False) -> pa.Schema:
-    """The columns of a score row in order: the score file's, the extras, and with ``details`` the full
-    explanation (``contributions``, ``features``)."""
-    names = [*SCORE_COLUMNS, *EXTRA_COLUMNS, *(DETAIL_COLUMNS if details else ())]
-    return pa.schema([pa.field(name, _TYPES[name]) for name in names])
 
 
 @dataclass(frozen=True)
@@ -96,14 +71,7 @@ def score_batches(batches: Iterator[pa.RecordBatch], job: _Job) -> Iterator[pa.R
             continue
         features = features_from_arrow(pa.Table.from_batches([batch]))
         columns = scorer.score_columns(features, job.policy, top_k=job.top_k, details=job.details)
-        arrays = [pa.array(_plain(columns[field.name]), type=field.type) for field in schema]
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _plain(values: np.ndarray | list) -> np.ndarray | list:
-    if isinstance(values, np.ndarray) and values.dtype.kind == "U":
-        return values.astype(object)
-    return values
+        yield score_batch(columns, schema)
 
 
 def score_spark(
@@ -135,8 +103,64 @@ def write_scores(scores: DataFrame, folder: str | Path) -> Path:
     """Write score rows from the executors as Parquet partitioned by ``as_of`` (``as_of=2025-12-31/``),
     replacing ``folder``."""
     folder = Path(folder)
-    scores.write.mode("overwrite").partitionBy(*PARTITION_BY).parquet(str(folder))
+    # Each file sorted by entity_id (a sort within each task, no shuffle): ``merged_scores`` streams them.
+    ordered = scores.sortWithinPartitions(*PARTITION_BY, "entity_id")
+    ordered.write.mode("overwrite").partitionBy(*PARTITION_BY).parquet(str(folder))
     return folder
+
+
+def merged_scores(folder: str | Path, columns: list[str], rows: int) -> Iterator[pa.Table] | None:
+    """The rows of a folder written by ``write_scores`` in ``entity_id`` order (``read_scores``' order),
+    ``rows`` at a time, holding only the ids of the run and a few thousand rows of each file: the files
+    are each sorted, so the next ``rows`` of the merged order take the next rows of each file. ``None`` when
+    a file is not sorted (a folder written otherwise: read it with ``read_scores``)."""
+    files = sorted(p for p in Path(folder).glob("as_of=*/*.parquet") if not p.name.startswith((".", "_")))
+    ids = [pq.read_table(f, columns=["entity_id"]).column("entity_id") for f in files]
+    if any(len(i) > 1 and not pc.all(pc.less_equal(i[:-1], i[1:])).as_py() for i in ids):
+        return None
+    if not files:
+        return iter(())
+    origin = np.repeat(np.arange(len(files)), [len(i) for i in ids])
+    order = pc.sort_indices(pa.chunked_array([c for i in ids for c in i.chunks], type=pa.string())).to_numpy()
+    source = origin[order]  # the file of each row of the merged order
+    del ids, origin, order
+    wanted = [c for c in columns if c != "as_of"]
+    readers = [_Rows(f, wanted) for f in files]
+
+    def groups() -> Iterator[pa.Table]:
+        for start in range(0, len(source), rows):
+            part = source[start : start + rows]
+            counts = np.bincount(part, minlength=len(files))
+            pieces = [readers[f].take(int(counts[f])) for f in np.flatnonzero(counts)]
+            table = pa.concat_tables(pieces)
+            # The pieces lie file after file; a stable sort of the files says where each row goes.
+            place = np.empty(len(part), dtype=np.int64)
+            place[np.argsort(part, kind="stable")] = np.arange(len(part))
+            yield table.take(place).select(columns)
+
+    return groups()
+
+
+class _Rows:
+    """The rows of one part file, read a few thousand at a time, with its ``as_of`` (the folder's)."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.as_of = date.fromisoformat(path.parent.name.removeprefix("as_of="))
+        self.batches = pq.ParquetFile(path).iter_batches(batch_size=4096, columns=columns)
+        self.held: pa.Table | None = None
+
+    def take(self, n: int) -> pa.Table:
+        """The next ``n`` rows of the file."""
+        pieces = [self.held] if self.held is not None else []
+        have = self.held.num_rows if self.held is not None else 0
+        while have < n:
+            batch = next(self.batches)
+            pieces.append(pa.Table.from_batches([batch]))
+            have += batch.num_rows
+        held = pa.concat_tables(pieces)
+        self.held = held.slice(n)
+        taken = held.slice(0, n)
+        return taken.append_column("as_of", pa.array([self.as_of] * n, pa.date32()))
 
 
 def read_scores(folder: str | Path) -> pd.DataFrame:

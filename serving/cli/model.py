@@ -283,6 +283,11 @@ def score(
         raise fail(exc) from None
     except Exception as exc:
         raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
+    if not store and out_file.suffix.lower() == ".parquet":  # streamed: one row group in memory at a time
+        streamed = _StreamedScore(ds, data, day, scorer, policy, applied, top_k=top_k, chunk_size=chunk_size)
+        written = streamed.spark(parts, out_file) if engine == "spark" else streamed.duckdb(out_file)
+        _said_written(out_file, written, day, scorer, policy, streamed.seconds_features, streamed.seconds_score)
+        return
     t0 = time.perf_counter()
     if engine == "spark":  # features and scores in one Spark job: its time is reported as scoring
         with spark_folder(ds, data, applied, out_file) as folder:
@@ -335,14 +340,100 @@ def score(
                 raise fail(f"cannot store the run: {exc}; nothing was written", exit_code(exc)) from None
         err.print(f"stored score run {run_id}")
     write_frame(score_file(scores), out_file)
-    counts = scores["tier"].value_counts()
+    written = (len(scores), scores["tier"].value_counts().to_dict(), int(scores["review"].sum()))
+    _said_written(out_file, written, day, scorer, policy, seconds_features, seconds_score)
+
+
+def _said_written(out_file: Path, written: tuple[int, dict, int], day: date, scorer, policy, features_s, score_s):
+    rows, tiers, review = written
     err.print(
-        f"wrote {out_file}: {len(scores):,} entities as of {day} with model {scorer.model_version}, policy "
+        f"wrote {out_file}: {rows:,} entities as of {day} with model {scorer.model_version}, policy "
         f"{policy.version_tag} — "
-        + " ".join(f"{t}:{counts.get(t, 0):,}" for t in "ABCD")
-        + f", review {int(scores['review'].sum()):,} (features {seconds_features:.1f} s, "
-        f"scoring {seconds_score:.1f} s, {len(scores) / max(seconds_score, 1e-9):,.0f} rows/s)"
+        + " ".join(f"{t}:{tiers.get(t, 0):,}" for t in "ABCD")
+        + f", review {review:,} (features {features_s:.1f} s, "
+        f"scoring {score_s:.1f} s, {rows / max(score_s, 1e-9):,.0f} rows/s)"
     )
+
+
+class _StreamedScore:
+    """A Parquet score file written as it is scored (``models.scorefile.ScoreFileWriter``): DuckDB's
+    features scored a chunk at a time, or Spark's part files merged in ``entity_id`` order; either way the
+    same bytes, and the rows of one row group in memory rather than the run's."""
+
+    def __init__(self, ds, data: Path, day: date, scorer, policy, applied, *, top_k: int, chunk_size: int) -> None:
+        self.ds, self.data, self.day, self.scorer, self.policy, self.applied = ds, data, day, scorer, policy, applied
+        self.top_k, self.chunk_size = top_k, chunk_size
+        self.seconds_features = self.seconds_score = 0.0
+
+    def _writer(self, out_file: Path):
+        from models.scorefile import ScoreFileWriter, score_schema
+
+        return ScoreFileWriter(out_file, score_schema(ledger=self.applied.seq is not None))
+
+    def _with_seq(self, table):
+        import pyarrow as pa
+
+        if self.applied.seq is None:
+            return table
+        return table.append_column("ledger_seq", pa.array([self.applied.seq] * table.num_rows, pa.int64()))
+
+    def duckdb(self, out_file: Path) -> tuple[int, dict, int]:
+        import pyarrow as pa
+
+        from features.build import build_features
+        from models.scorefile import score_batch, score_schema
+
+        t0 = time.perf_counter()
+        with err.status(f"building features as of {self.day}"):
+            features = build_features(self.ds, self.day)
+        self.seconds_features = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        schema = score_schema()
+        with _progress() as progress, self._writer(out_file) as writer:
+            task = progress.add_task(f"scoring with model {self.scorer.model_version}", total=len(features))
+            for start in range(0, len(features), self.chunk_size):
+                chunk = features.iloc[start : start + self.chunk_size]
+                columns = self.scorer.score_columns(chunk, self.policy, top_k=self.top_k, details=False)
+                writer.write(self._with_seq(pa.Table.from_batches([score_batch(columns, schema)])))
+                progress.update(task, advance=len(chunk))
+        self.seconds_score = time.perf_counter() - t0
+        return writer.written, writer.tiers, writer.review
+
+    def spark(self, parts: Path | None, out_file: Path) -> tuple[int, dict, int]:
+        """Features and scores in one Spark job (its time is reported as scoring), then the parts merged."""
+        from features.errors import Unavailable
+        from models.scorefile import score_schema
+
+        try:
+            from features.spark import spark_job
+            from models.spark_scoring import merged_scores, read_scores, remove_scores, score_to_parts
+        except ImportError:
+            raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
+        import pyarrow as pa
+
+        t0 = time.perf_counter()
+        folder = parts or out_file.parent / f".{out_file.name}.parts"
+        try:
+            with (
+                spark_folder(self.ds, self.data, self.applied, out_file) as data,
+                err.status(f"scoring on Spark with model {self.scorer.model_version}"),
+                spark_job() as spark,
+            ):
+                score_to_parts(spark, data, self.day, self.scorer, self.policy, parts=folder, top_k=self.top_k)
+            names = score_schema().names
+            with self._writer(out_file) as writer:
+                groups = merged_scores(folder, names, writer.rows)
+                if groups is None:  # not sorted per file: read whole
+                    groups = [pa.Table.from_pandas(read_scores(folder), preserve_index=False)]
+                for table in groups:
+                    writer.write(self._with_seq(table))
+        except Unavailable as exc:
+            raise fail(exc) from None
+        finally:
+            if parts is None:
+                remove_scores(folder)
+        self.seconds_score = time.perf_counter() - t0
+        return writer.written, writer.tiers, writer.review
 
 
 def _spark_scores(
