@@ -286,6 +286,15 @@ def _relation_problems(ds: Dataset, present: dict[str, str], entity_ids_present:
         f"{_typed(_q('from_on'), present['from_on'], ColumnType.DATE)} AS from_on, {to_on} AS to_on "
         "FROM raw_relations WHERE entity_id IS NOT NULL AND related_id IS NOT NULL AND relation IS NOT NULL"
     )
+    # A link's two ends as its identity: in order for a directed relation, the lesser id first for a
+    # symmetric one (read from either end it is the same link). The repeat check joins on it by equality
+    # alone — a hash join — where an OR of the two orientations made it compare every pair of links of
+    # a relation type (200,000 links took minutes).
+    ds.con.execute(
+        "CREATE OR REPLACE TEMP TABLE _link_ends AS SELECT _row, rel, from_on, to_on, "
+        f"CASE WHEN rel IN ({symmetric}) THEN least(a, b) ELSE a END AS one, "
+        f"CASE WHEN rel IN ({symmetric}) THEN greatest(a, b) ELSE b END AS other FROM _links"
+    )
     queries = [
         f"SELECT 'relations' AS tbl, _row AS row, 'related_id' AS col, b AS value, "
         f"'must differ from entity_id (a link joins two entities)' AS message, {order('related_id')} AS col_order "
@@ -294,10 +303,8 @@ def _relation_problems(ds: Dataset, present: dict[str, str], entity_ids_present:
         "SELECT 'relations' AS tbl, y._row AS row, 'from_on' AS col, CAST(y.from_on AS VARCHAR) AS value, "
         "'repeats the link of row ' || CAST(min(x._row) AS VARCHAR) || ' (' || y.rel || ' between the same "
         f"entities, in force over an overlapping period)' AS message, {order('from_on')} AS col_order "
-        "FROM _links x JOIN _links y ON x.rel = y.rel AND x._row < y._row AND ("
-        "(x.a = y.a AND x.b = y.b) OR "
-        f"(x.rel IN ({symmetric}) AND x.a = y.b AND x.b = y.a)) "
-        "WHERE x.from_on IS NOT NULL AND y.from_on IS NOT NULL "
+        "FROM _link_ends x JOIN _link_ends y ON x.rel = y.rel AND x.one = y.one AND x.other = y.other "
+        "AND x._row < y._row WHERE x.from_on IS NOT NULL AND y.from_on IS NOT NULL "
         "AND (y.to_on IS NULL OR x.from_on < y.to_on OR x.from_on = y.from_on) "
         "AND (x.to_on IS NULL OR y.from_on < x.to_on OR x.from_on = y.from_on) "
         "GROUP BY y._row, y.from_on, y.rel",
