@@ -136,7 +136,11 @@ class TokenVerifier:
 
     def cached(self, token: str) -> tuple[bool, Principal | None]:
         """``(True, principal)`` when the token's answer is cached and fresh, else ``(False, None)``."""
-        entry = self._cache.get(hash_token(token))
+        return self.cached_hash(hash_token(token))
+
+    def cached_hash(self, digest: str) -> tuple[bool, Principal | None]:
+        """``cached`` for the token whose sha256 is ``digest`` (what a page session keeps)."""
+        entry = self._cache.get(digest)
         if entry and entry[0] > time.monotonic():
             principal = entry[1]
             if principal is not None and principal.expires_at is not None and principal.expires_at <= _now():
@@ -146,11 +150,14 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal | None:
         """The principal of a valid token (known, not revoked, not expired), else ``None``."""
-        digest = hash_token(token)
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, digest: str) -> Principal | None:
+        """``verify`` for the token whose sha256 is ``digest``."""
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached and cached[0] > now:
-            return self.cached(token)[1]
+            return self.cached_hash(digest)[1]
         row = read(self.engine, _token_row, digest)
         principal = None
         if row is not None and hmac.compare_digest(row.token_hash, digest):

@@ -436,6 +436,22 @@ monitoring_reports = Table(
     Index(None, "as_of"),
 )
 
+# The pages' sign-in sessions (serving/ui/session.py), kept here so that every worker process and a restart
+# know them: named by the sha256 of the cookie's value, holding the sha256 of the token they verify with
+# (as api_tokens does: never the token itself); deleted at sign-out and once ended.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the session's form secret (serving/ui/csrf.py)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Index(None, "token_hash"),
+    Index(None, "ends_at"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -2,86 +2,114 @@
 
 Signing in with an API token (``/ui/sign-in``) makes a session: 32 random bytes name it in the cookie
 ``ipcredit_session`` (``HttpOnly``, ``SameSite=Strict``, ``Path=/ui``, ``Secure`` over HTTPS), and the
-session itself — the token, the form secret (``csrf``) and when it ends — stays in the server's memory,
-so no script and no cookie ever holds the token. Each request re-verifies the token with the API's own
-``TokenVerifier``: a revoked or expired token ends its sessions within the verifier's cache time, roles
-and region scopes are exactly the API's. Sessions last ``SESSION_SECONDS`` at most, and end at sign-out.
+session itself — the sha256 of the token, the form secret (``csrf``) and when it ends — is a row of the
+service database's ``ui_sessions``, named by the sha256 of the cookie's value: no script and no cookie
+ever holds the token, the database holds neither the token nor the cookie, and every worker process
+(``ipcredit serve --workers N``) and a restarted service know the session. Each request re-verifies the
+token with the API's own ``TokenVerifier``: a revoked or expired token ends its sessions within the
+verifier's cache time, roles and region scopes are exactly the API's. Sessions last ``SESSION_SECONDS``
+at most, end at sign-out, and a token keeps its ``SESSIONS_PER_TOKEN`` newest (signing in again and again
+cannot grow the table without end); ended rows are deleted at the next sign-in.
 
 ``PageGate`` (ASGI middleware) guards every ``/ui/`` page but the public ones, before any body is read:
-without a live session a ``GET`` is sent to the sign-in page (``303``) and anything else gets a 401 page.
+without a live session a ``GET`` is sent to the sign-in page (``303``) and anything else gets a 401 page;
+with the database away, a 503 page.
 It leaves the principal where the API's role check (``serving.deps.require``) reads it.
-
-Sessions live in one process: a restart signs everyone out, and with several worker processes a session
-is known to the worker that made it only (run the pages with one worker).
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from anyio import to_thread
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.auth import Principal, TokenVerifier
+from serving.auth import Principal, TokenVerifier, hash_token, utc
+from serving.db import read, ui_sessions
 from serving.limits import PRINCIPAL_KEY
 from serving.ui.render import SESSION_KEY, page_response
 
 COOKIE = "ipcredit_session"
 # A session ends this long after sign-in, whatever the token's own expiry (a shared desk is signed out).
 SESSION_SECONDS = 8 * 3600
-# Sessions kept at once per process; the oldest are dropped past it.
-MAX_SESSIONS = 10_000
+# Sessions kept per token; its oldest are ended past it.
+SESSIONS_PER_TOKEN = 20
+# A cookie value longer than this names no session (``secrets.token_urlsafe(32)`` gives 43 characters).
+COOKIE_MAX = 128
 # Pages anyone may open: no session needed.
 OPEN_PREFIXES = ("/ui/public/", "/ui/static/", "/ui/sign-in")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """One sign-in: the token it verifies with, the secret its forms carry, and when it ends."""
+    """One sign-in: the sha256 of the token it verifies with, the secret its forms carry, when it ends."""
 
-    token: str = field(repr=False)
+    token_hash: str = field(repr=False)
     csrf: str
-    ends: float
+    ends: datetime
     name: str
 
 
 class Sessions:
-    """The sessions of this process, bounded and expiring."""
+    """The sessions, in the service database's ``ui_sessions``."""
 
-    def __init__(self, seconds: float = SESSION_SECONDS, size: int = MAX_SESSIONS) -> None:
+    def __init__(self, seconds: float = SESSION_SECONDS, per_token: int = SESSIONS_PER_TOKEN) -> None:
         self.seconds = seconds
-        self.size = size
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
+        self.per_token = per_token
 
-    def open(self, token: str, principal: Principal) -> tuple[str, Session]:
+    def open(self, engine: Engine, token: str, principal: Principal) -> tuple[str, Session]:
         """A new session for a verified ``token``; its id (the cookie's value) and the session."""
         session_id = secrets.token_urlsafe(32)
-        session = Session(token, secrets.token_urlsafe(32), time.monotonic() + self.seconds, principal.actor)
-        with self._lock:
-            self._sessions[session_id] = session
-            while len(self._sessions) > self.size:
-                self._sessions.popitem(last=False)
+        now = datetime.now(UTC)
+        session = Session(
+            hash_token(token), secrets.token_urlsafe(32), now + timedelta(seconds=self.seconds), principal.actor
+        )
+        table = ui_sessions.c
+        with engine.begin() as conn:
+            conn.execute(delete(ui_sessions).where(table.ends_at <= now))
+            conn.execute(
+                insert(ui_sessions).values(
+                    session_hash=hash_token(session_id),
+                    token_hash=session.token_hash,
+                    name=session.name,
+                    csrf=session.csrf,
+                    created_at=now,
+                    ends_at=session.ends,
+                )
+            )
+            older = (
+                select(table.session_hash)
+                .where(table.token_hash == session.token_hash)
+                .order_by(table.created_at.desc(), table.session_hash)
+                .offset(self.per_token)
+                .limit(10_000)  # SQLite takes OFFSET only after a LIMIT
+            )
+            conn.execute(delete(ui_sessions).where(table.session_hash.in_(older.scalar_subquery())))
         return session_id, session
 
-    def get(self, session_id: str | None) -> Session | None:
-        if not session_id:
+    def get(self, engine: Engine, session_id: str | None) -> Session | None:
+        """The live session ``session_id`` names, or ``None``."""
+        if not session_id or len(session_id) > COOKIE_MAX:
             return None
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is not None and session.ends <= time.monotonic():
-                del self._sessions[session_id]
-                return None
-        return session
+        digest = hash_token(session_id)
+        row = read(
+            engine, lambda conn: conn.execute(select(ui_sessions).where(ui_sessions.c.session_hash == digest)).first()
+        )
+        if row is None or utc(row.ends_at) <= datetime.now(UTC):
+            return None
+        return Session(row.token_hash, row.csrf, utc(row.ends_at), row.name)
 
-    def close(self, session_id: str | None) -> None:
-        with self._lock:
-            self._sessions.pop(session_id or "", None)
+    def close(self, engine: Engine, session_id: str | None) -> None:
+        """End the session ``session_id`` names (nothing when it names none)."""
+        if not session_id or len(session_id) > COOKIE_MAX:
+            return
+        with engine.begin() as conn:
+            conn.execute(delete(ui_sessions).where(ui_sessions.c.session_hash == hash_token(session_id)))
 
 
 def cookie_of(scope: Scope, name: str) -> str | None:
@@ -112,21 +140,38 @@ class PageGate:
             await self.app(scope, receive, send)
             return
         session_id = cookie_of(scope, COOKIE)
-        session = self.sessions.get(session_id)
+        engine: Engine = scope["app"].state.engine
         principal = None
-        if session is not None:
-            verifier: TokenVerifier = scope["app"].state.tokens
-            found, principal = verifier.cached(session.token)
-            if not found:
-                principal = await to_thread.run_sync(verifier.verify, session.token)
-            if principal is None:  # revoked or expired since sign-in
-                self.sessions.close(session_id)
+        try:
+            session = await to_thread.run_sync(self.sessions.get, engine, session_id)
+            if session is not None:
+                verifier: TokenVerifier = scope["app"].state.tokens
+                found, principal = verifier.cached_hash(session.token_hash)
+                if not found:
+                    principal = await to_thread.run_sync(verifier.verify_hash, session.token_hash)
+                if principal is None:  # revoked or expired since sign-in
+                    await to_thread.run_sync(self.sessions.close, engine, session_id)
+        except SQLAlchemyError:
+            await _unavailable(scope, receive, send)
+            return
         if principal is None:
             await _refuse(scope, receive, send)
             return
         scope[PRINCIPAL_KEY] = principal
         scope[SESSION_KEY] = session
         await self.app(scope, receive, send)
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    response = page_response(
+        scope,
+        503,
+        "暂不可用",
+        "Service Unavailable",
+        "服务数据库暂不可用，请稍后重试。 The service's database cannot be reached: retry shortly.",
+        {"Retry-After": "5"},
+    )
+    await response(scope, receive, send)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:

@@ -66,7 +66,7 @@ async def sign_in(request: Request):
             request, target, status=401, problem="令牌无效、已撤销或已过期。 The token is invalid, revoked or expired."
         )
     sessions: Sessions = request.app.state.ui_sessions
-    session_id, _ = sessions.open(token, principal)
+    session_id, _ = await run_in_threadpool(sessions.open, request.app.state.engine, token, principal)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
@@ -85,7 +85,9 @@ async def sign_in(request: Request):
 async def sign_out(request: Request):
     form = await request.form(max_files=0, max_fields=5)
     csrf.check(request, form)
-    request.app.state.ui_sessions.close(cookie_of(request.scope, COOKIE))
+    await run_in_threadpool(
+        request.app.state.ui_sessions.close, request.app.state.engine, cookie_of(request.scope, COOKIE)
+    )
     request.scope.pop(SESSION_KEY, None)
     response = RedirectResponse("/ui/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")

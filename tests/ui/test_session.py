@@ -7,8 +7,10 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from serving.tokens import create_token, revoke_token
+from serving.ui.session import SESSIONS_PER_TOKEN
 from tests.serving.conftest import db_url, engine, make_entities, make_lists, serve, store_run, tokens  # noqa: F401
 
 SECRET = re.compile(r'name="csrf" value="([^"]+)"')
@@ -56,6 +58,42 @@ def test_a_session_cookie_holds_no_token_and_ends_with_sign_out_or_revocation(li
         revoke_token(engine, token_id)
         server.server.config.app.state.tokens.forget()
         assert client.get("/ui/objections").status_code == 303
+
+
+def test_a_session_is_known_to_every_worker_and_survives_a_restart(live, serve, engine, tokens):  # noqa: F811
+    """Sessions are rows of the service database: a second server on it (another worker, or the service
+    restarted) knows the session, and signing out on one ends it on the other."""
+    first, _ = live
+    second = serve()
+    with first.client() as client:
+        assert sign_in(client, tokens["supervisor"]).status_code == 303
+        cookie = client.cookies["ipcredit_session"]
+    with second.client() as other:
+        other.cookies.set("ipcredit_session", cookie, path="/ui")
+        assert other.get("/ui/").status_code == 200
+        other.post("/ui/sign-out", data={"csrf": page_secret(other)})
+    with first.client() as client:
+        client.cookies.set("ipcredit_session", cookie, path="/ui")
+        assert client.get("/ui/").status_code == 303
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT session_hash, token_hash FROM ui_sessions")).all()
+    assert all(cookie not in row and tokens["supervisor"] not in row for row in stored)
+
+
+def test_a_token_keeps_its_newest_sessions_and_a_hostile_cookie_names_none(live, tokens):  # noqa: F811
+    server, _ = live
+    cookies = []
+    for _ in range(SESSIONS_PER_TOKEN + 2):
+        with server.client() as client:
+            assert sign_in(client, tokens["reviewer"]).status_code == 303
+            cookies.append(client.cookies["ipcredit_session"])
+    with server.client() as client:
+        for cookie, alive in ((cookies[0], False), (cookies[1], False), (cookies[2], True), (cookies[-1], True)):
+            client.cookies.set("ipcredit_session", cookie, path="/ui")
+            assert client.get("/ui/objections").status_code == (200 if alive else 303)
+        for hostile in ("x" * 5000, "' OR 1=1 --", ""):
+            client.cookies.set("ipcredit_session", hostile, path="/ui")
+            assert client.get("/ui/objections").status_code == 303
 
 
 def test_forms_need_the_sessions_secret_and_sign_in_needs_its_own(live, tokens):  # noqa: F811
