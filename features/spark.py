@@ -189,7 +189,13 @@ def read_features(parts: str | Path) -> pd.DataFrame:
     ``entity_id``). The rows are sorted here, not by Spark: a global sort is a sampling job and a shuffle
     (Spark and Python order strings by code point alike)."""
     table = pq.read_table(str(parts))
-    return features_from_arrow(table.take(pc.sort_indices(table, [("entity_id", "ascending")])))
+    order = pc.sort_indices(table.column("entity_id"))  # the ids are unique: the rows' order
+    # Sorted a column at a time, each read column let go: one copy of the table at a time, not two.
+    columns = {}
+    for name in table.column_names:
+        columns[name] = table.column(name).take(order)
+        table = table.drop_columns([name])
+    return features_from_arrow(pa.table(columns))
 
 
 def build_features_spark(spark: SparkSession, folder: str | Path, as_of: date | str) -> pd.DataFrame:

@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -75,13 +77,26 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     os.close(fd)
     try:
         if suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
+            _write_parquet(frame, tmp)
         else:
             frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Rows per row group of a feature or score file written from a frame: converted to Arrow a group at a
+# time, so writing never holds a second copy of a table of millions of rows.
+ROW_GROUP_ROWS = 100_000
+
+
+def _write_parquet(frame: pd.DataFrame, path: str) -> None:
+    schema = pa.Schema.from_pandas(frame.head(ROW_GROUP_ROWS), preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, max(len(frame), 1), ROW_GROUP_ROWS):
+            part = pa.Table.from_pandas(frame.iloc[start : start + ROW_GROUP_ROWS], preserve_index=False)
+            writer.write_table(part.cast(schema), row_group_size=ROW_GROUP_ROWS)
 
 
 def check_output_path(path: Path) -> Path:
