@@ -51,8 +51,14 @@ def reference(kind: str, data: Path, as_of: str, out: Path) -> None:
 
     day = date.fromisoformat(as_of)
     con = duckdb.connect()
-    for table in ("entities", "events", "lists"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{data / (table + '.parquet')}')")
+    for table in ("entities", "events", "lists", "relations"):
+        if (data / f"{table}.parquet").exists():
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{data / (table + '.parquet')}')")
+        elif table == "relations":  # optional: the query reads no links then
+            con.execute(
+                "CREATE TABLE relations (entity_id VARCHAR, related_id VARCHAR, relation VARCHAR, "
+                "from_on DATE, to_on DATE, recorded_on DATE)"
+            )
     if kind == "sql":
         con.register("_decay", decay_table(day))
         query = feature_query(day, DUCKDB)
