@@ -85,7 +85,8 @@ def _series(entity_ids) -> object:
     since = func.min(case((marked.c.breaks == 0, marked.c.created_at), else_=null())).over(
         partition_by=(marked.c.entity_id, marked.c.series)
     )
-    return select(marked.c.id, case((marked.c.breaks == 0, since), else_=null()).label("series_since")).subquery(
+    # A common table expression: both halves of the queue read it, and the database computes it once.
+    return select(marked.c.id, case((marked.c.breaks == 0, since), else_=null()).label("series_since")).cte(
         "series"
     )
 
@@ -138,7 +139,13 @@ def _items(region: str | None, reason: Reason | None):
             row.c.review,
             _gap(row).label("gap"),
         )
-        .select_from(entities.join(row, row.c.id == entities.c.score_id).join(series, series.c.id == row.c.id))
+        # Joined by the entity's key as well: SQLite then finds each flagged row's entity by its primary key
+        # instead of scanning every entity per row (entities.score_id has no index of its own).
+        .select_from(
+            series.join(row, row.c.id == series.c.id).join(
+                entities, and_(entities.c.entity_id == row.c.entity_id, entities.c.score_id == row.c.id)
+            )
+        )
         .where(flagged, not_(exists().where(objections.c.score_id == row.c.id)))
     )
     if in_region is not None:
