@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export MPLBACKEND := Agg
 
-.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale bench-gain lint format clean
+.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale bench-gain bench-relations bench-pages lint format clean
 
 env: $(STAMP)
 
@@ -49,6 +49,15 @@ bench-gain: env
 # 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
 bench-scale: env
 	$(BIN)/python benchmarks/bench_scale.py
+
+# Relationship features: the out-of-time gain on fresh worlds, then their cost at 1M entities with 3M links.
+bench-relations: env
+	$(BIN)/python benchmarks/bench_relations.py
+	$(BIN)/python benchmarks/bench_relations_cost.py
+
+# Server time of every page on the demo world (20,000 entities; builds it first, a few minutes).
+bench-pages: env
+	$(BIN)/python benchmarks/bench_pages.py
 
 bench-service: env
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -86,9 +86,7 @@ def _series(entity_ids) -> object:
         partition_by=(marked.c.entity_id, marked.c.series)
     )
     # A common table expression: both halves of the queue read it, and the database computes it once.
-    return select(marked.c.id, case((marked.c.breaks == 0, since), else_=null()).label("series_since")).cte(
-        "series"
-    )
+    return select(marked.c.id, case((marked.c.breaks == 0, since), else_=null()).label("series_since")).cte("series")
 
 
 def _items(region: str | None, reason: Reason | None):
