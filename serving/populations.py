@@ -47,10 +47,13 @@ def _load_records(conn: Connection) -> np.ndarray:
     """Every scored entity's sampling attributes as a ``RECORD`` array sorted by entity id.
 
     The database concatenates the fixed-width records into one string (``group_concat`` /
-    ``string_agg``), which numpy reads without a Python object per row.
+    ``string_agg``), which numpy reads without a Python object per row. PostgreSQL concatenates them in
+    the order it reads them and numpy sorts them: an ``ORDER BY`` inside ``string_agg`` sorts a million
+    strings in the database first (1.7 s there against 0.4 s unordered plus 0.5 s in numpy), and the
+    service's first draw after a start waits for this.
     """
     if conn.dialect.name == "postgresql":
-        sql = f"SELECT count(*), string_agg({_RECORD_SQL}, '' ORDER BY entity_id) FROM entities WHERE tier IS NOT NULL"
+        sql = f"SELECT count(*), string_agg({_RECORD_SQL}, '') FROM entities WHERE tier IS NOT NULL"
     else:
         sql = (
             f"SELECT count(*), group_concat(rec, '') FROM (SELECT {_RECORD_SQL} AS rec FROM entities "
