@@ -29,24 +29,13 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured
+from measure import demo_world, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench-data"
 BIN = Path(sys.executable).parent / "ipcredit"
 AS_OF = "2025-12-31"
 SYMMETRIC = ("shared_legal_representative", "shared_address")
-
-
-def world(entities: int) -> Path:
-    folder = BENCH / f"world-{entities}"
-    if not (folder / "relations.parquet").exists():
-        print(f"generating {entities:,} entities into {folder} (once) …", flush=True)
-        args = ["demo-data", "--out", str(folder), "--entities", str(entities), "--seed", "1"]
-        done = run_measured([str(BIN), *args])
-        if done.returncode != 0:
-            sys.exit(f"demo-data failed:\n{done.stderr[-3000:]}")
-    return folder
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
@@ -117,7 +106,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, help="a demo-data folder to use instead of generating one")
     parser.add_argument("--json", type=Path, default=BENCH / "bench_relations_cost.json")
     args = parser.parse_args()
-    source = (args.world or world(args.entities)).resolve()
+    source = (args.world or demo_world(BENCH, args.entities)).resolve()
     dense = BENCH / "relations-cost" / "dense" / "relations.parquet"
     links = None if dense.exists() else dense_links(source, args.links)
     variants = {

@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured
+from measure import demo_world, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench-data"
@@ -50,15 +50,7 @@ MODEL = "models:/ipcredit@champion"
 
 
 def world(entities: int) -> Path:
-    folder = BENCH / f"world-{entities}"
-    if not (folder / "events.parquet").exists():
-        print(f"generating {entities:,} entities into {folder} (once) …", flush=True)
-        args = ["demo-data", "--out", str(folder), "--entities", str(entities), "--seed", "1"]
-        measured = run_measured([str(BIN), *args])
-        if measured.returncode != 0:
-            sys.exit(f"demo-data failed:\n{measured.stderr[-3000:]}")
-        print(f"  generated in {measured.seconds:.0f} s", flush=True)
-    return folder
+    return demo_world(BENCH, entities)
 
 
 def environment() -> dict[str, str]:

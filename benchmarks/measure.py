@@ -4,17 +4,19 @@ Peak memory is the largest sum of the proportional set sizes (PSS: each shared p
 the processes that share it) of the command and all its descendants, sampled every 0.1 s. Spark runs a
 JVM and Python workers forked from one daemon beside the driver: ``ru_maxrss`` would report only the
 largest single process, and a sum of RSS would count the pages the forked workers share once per worker.
-Used by ``bench_features.py`` and ``bench_scale.py``.
+Used by ``bench_features.py``, ``bench_scale.py`` and ``bench_relations_cost.py``.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -89,3 +91,18 @@ def _kill_tree(root: psutil.Process) -> None:
             member.kill()
         except psutil.Error:
             continue
+
+
+def demo_world(bench: Path, entities: int) -> Path:
+    """The demo world of ``entities`` entities (seed 1) in ``bench/world-N``, generated once and reused by
+    every benchmark that asks for the same size."""
+    folder = bench / f"world-{entities}"
+    if not (folder / "events.parquet").exists():
+        print(f"generating {entities:,} entities into {folder} (once) …", flush=True)
+        command = Path(sys.executable).parent / "ipcredit"
+        args = ["demo-data", "--out", str(folder), "--entities", str(entities), "--seed", "1"]
+        measured = run_measured([str(command), *args])
+        if measured.returncode != 0:
+            sys.exit(f"demo-data failed:\n{measured.stderr[-3000:]}")
+        print(f"  generated in {measured.seconds:.0f} s", flush=True)
+    return folder
