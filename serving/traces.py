@@ -192,7 +192,7 @@ def trace_row(conn: Connection, row: Mapping[str, Any]) -> Trace:
         return Trace(as_of, None, note=f"the records cannot be traced: {exc}")
     features = str(row.get("features") or "")
     key = (
-        conn.engine.url.render_as_string(hide_password=False),
+        str(conn.engine.url),  # the password hidden: the key needs only to tell databases apart
         row.get("id"),
         row.get("ledger_seq"),
         hashlib.sha256(features.encode()).hexdigest(),
