@@ -17,6 +17,7 @@ from rich.table import Table
 from features.dataset import Dataset, DatasetError
 from features.errors import InvalidInput, IPCreditError
 from features.validate import load_valid_dataset
+from models.scorefile import ROW_GROUP_ROWS  # a frame's file: the score file's row groups, a group at a time
 
 app = typer.Typer(
     name="ipcredit",
@@ -84,11 +85,6 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# Rows per row group of a feature or score file written from a frame: converted to Arrow a group at a
-# time, so writing never holds a second copy of a table of millions of rows.
-ROW_GROUP_ROWS = 100_000
 
 
 def _write_parquet(frame: pd.DataFrame, path: str) -> None:

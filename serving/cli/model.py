@@ -401,15 +401,14 @@ class _StreamedScore:
 
     def spark(self, parts: Path | None, out_file: Path) -> tuple[int, dict, int]:
         """Features and scores in one Spark job (its time is reported as scoring), then the parts merged."""
+        import pyarrow as pa
+
         from features.errors import Unavailable
         from models.scorefile import score_schema
 
-        try:
-            from features.spark import spark_job
-            from models.spark_scoring import merged_scores, read_scores, remove_scores, score_to_parts
-        except ImportError:
-            raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
-        import pyarrow as pa
+        spark_job, spark_scoring = _spark_modules()
+        merged_scores, read_scores = spark_scoring.merged_scores, spark_scoring.read_scores
+        remove_scores, score_to_parts = spark_scoring.remove_scores, spark_scoring.score_to_parts
 
         t0 = time.perf_counter()
         folder = parts or out_file.parent / f".{out_file.name}.parts"
@@ -436,6 +435,16 @@ class _StreamedScore:
         return writer.written, writer.tiers, writer.review
 
 
+def _spark_modules():
+    """``features.spark.spark_job`` and ``models.spark_scoring``, or the error that says pyspark is missing."""
+    try:
+        from features.spark import spark_job
+        from models import spark_scoring
+    except ImportError:
+        raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
+    return spark_job, spark_scoring
+
+
 def _spark_scores(
     data: Path, day: date, scorer, policy, *, top_k: int, details: bool, parts: Path | None, out_file: Path
 ) -> pd.DataFrame:
@@ -443,11 +452,12 @@ def _spark_scores(
     partitioned Parquet they wrote: ``parts``, or a temporary folder beside the score file."""
     from features.errors import Unavailable
 
-    try:
-        from features.spark import spark_job
-        from models.spark_scoring import read_scores, remove_scores, score_to_parts
-    except ImportError:
-        raise fail("--engine spark needs pyspark: pip install '.[spark]' (and Java 17)", EXIT_FAILED) from None
+    spark_job, spark_scoring = _spark_modules()
+    read_scores, remove_scores, score_to_parts = (
+        spark_scoring.read_scores,
+        spark_scoring.remove_scores,
+        spark_scoring.score_to_parts,
+    )
     folder = parts or out_file.parent / f".{out_file.name}.parts"
     try:
         with err.status(f"scoring on Spark with model {scorer.model_version}"), spark_job() as spark:
