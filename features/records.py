@@ -52,6 +52,12 @@ SOURCE_COLUMNS = ("business_name", "inspection_score", "Year", "NumberofLocation
 FAIL_BELOW = 90
 DIVISION = "000000"  # outside China's administrative divisions
 INDUSTRY = "H"
+# Whole-number columns of the source: (lowest, highest or None for this year, what a value must be).
+_WHOLE_NUMBERS = {
+    "inspection_score": (0, 100, "a whole score from 0 to 100"),
+    "Year": (1900, None, "a year from 1900 to this year"),
+    "NumberofLocations": (1, float("inf"), "a whole number of at least 1"),
+}
 
 
 class RecordError(ValueError):
@@ -103,28 +109,12 @@ def _checked(source: pd.DataFrame) -> pd.DataFrame:
         raise RecordError("source: no rows")
     out = pd.DataFrame(index=source.index)
     names = source["business_name"].astype("string").str.strip().str.upper()
-    for column, values in (
-        ("inspection_score", pd.to_numeric(source["inspection_score"], errors="coerce")),
-        ("Year", pd.to_numeric(source["Year"], errors="coerce")),
-        ("NumberofLocations", pd.to_numeric(source["NumberofLocations"], errors="coerce")),
-    ):
-        bad = values.isna() | (values != values.round())
-        if column == "inspection_score":
-            bad |= (values < 0) | (values > 100)
-        elif column == "Year":
-            bad |= (values < 1900) | (values > date.today().year)
-        else:
-            bad |= values < 1
+    for column, (low, high, expected) in _WHOLE_NUMBERS.items():
+        values = pd.to_numeric(source[column], errors="coerce")
+        bad = values.isna() | (values != values.round()) | (values < low) | (values > (high or date.today().year))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise RecordError(
-                f"source row {row + 1}, column {column}: {source[column].iloc[row]!r} is not "
-                + {
-                    "inspection_score": "a whole score from 0 to 100",
-                    "Year": f"a year from 1900 to {date.today().year}",
-                    "NumberofLocations": "a whole number of at least 1",
-                }[column]
-            )
+            raise RecordError(f"source row {row + 1}, column {column}: {source[column].iloc[row]!r} is not {expected}")
         out[column] = values.astype("int64")
     blank = names.isna() | (names == "")
     if blank.any():

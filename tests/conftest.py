@@ -114,6 +114,15 @@ def history() -> History:
     return History()
 
 
+@pytest.fixture
+def private_stores(tmp_path, monkeypatch):
+    """A private MLflow store (``tmp_path/mlruns``) and service database for one test that runs the CLI."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
+    (tmp_path / "mlruns").mkdir()
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_tracking_uri():
     """``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the process environment; restore it

@@ -72,9 +72,8 @@ def _write_tables(
         for world in worlds:
             for table in TABLES:
                 frame = getattr(world, table.name)
-                frame = frame[
-                    [*table.column_names, *(c for c in frame.columns if extra and c not in table.column_names)]
-                ]
+                beyond = [c for c in frame.columns if c not in table.column_names] if extra else []
+                frame = frame[[*table.column_names, *beyond]]
                 counts[table.name] += len(frame)
                 path = staging / f"{table.name}.{fmt}"
                 if fmt == "csv":

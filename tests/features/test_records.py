@@ -109,11 +109,8 @@ def test_import_record_refuses_what_it_cannot_map(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_real_record_trains_and_scores_without_options(tmp_path, monkeypatch):
+def test_the_real_record_trains_and_scores_without_options(tmp_path, private_stores):
     """Yearly inspections of one industry, five years without any record, no lists: train, then score."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
-    (tmp_path / "mlruns").mkdir()
     data = tmp_path / "anchorage"
     assert runner.invoke(app, ["import-record", "anchorage-inspections", "--out", str(data)]).exit_code == 0
     trained = runner.invoke(app, ["train", "--data", str(data)])

@@ -25,11 +25,8 @@ AS_OF = "2025-12-31"
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A private MLflow store and service database for one test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
-    (tmp_path / "mlruns").mkdir()
+def store(tmp_path, private_stores):
+    """A private MLflow store and service database for one test, and the fast training config."""
     config = tmp_path / "fast.toml"
     config.write_text(fast_toml())
     return tmp_path

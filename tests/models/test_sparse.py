@@ -57,11 +57,8 @@ def test_training_goes_on_without_a_baseline_that_cannot_be_fitted(factory_snaps
 
 
 @pytest.mark.slow
-def test_a_sparse_world_trains_and_scores_without_options(tmp_path, monkeypatch):
+def test_a_sparse_world_trains_and_scores_without_options(tmp_path, private_stores):
     """The sparse profile (yearly inspections, a gap of years, one industry, no lists) through the CLI."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    monkeypatch.setenv("IPCREDIT_DATABASE_URL", f"sqlite:///{tmp_path / 'service.db'}")
-    (tmp_path / "mlruns").mkdir()
     data = tmp_path / "sparse"
     made = runner.invoke(app, ["demo-data", "--out", str(data), "--entities", "3000", "--profile", "sparse"])
     assert made.exit_code == 0, made.output
@@ -78,9 +75,7 @@ def test_a_sparse_world_trains_and_scores_without_options(tmp_path, monkeypatch)
     assert out.stat().st_size > 0
 
 
-def test_too_little_history_is_refused_with_advice(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    (tmp_path / "mlruns").mkdir()
+def test_too_little_history_is_refused_with_advice(tmp_path, private_stores):
     data = tmp_path / "short"
     made = runner.invoke(
         app, ["demo-data", "--out", str(data), "--entities", "300", "--profile", "sparse", "--start", "2023-01-01"]
@@ -94,9 +89,7 @@ def test_too_little_history_is_refused_with_advice(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("entities", [40, 300])
-def test_a_small_world_is_refused_with_advice_never_a_traceback(tmp_path, monkeypatch, entities):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    (tmp_path / "mlruns").mkdir()
+def test_a_small_world_is_refused_with_advice_never_a_traceback(tmp_path, private_stores, entities):
     data = tmp_path / "small"
     args = ["--entities", str(entities), "--profile", "sparse", "--start", "2021-01-01"]
     assert runner.invoke(app, ["demo-data", "--out", str(data), *args]).exit_code == 0
