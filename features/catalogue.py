@@ -344,6 +344,10 @@ CATALOGUE: tuple[Feature, ...] = (
     # Social evaluation and dynamic signals.
     _event_count("complaint_received", 3, 1, measure=_Q),
     _event_count("complaint_received", 12, 1, measure=_Q),
+    # Whole-history totals of each recurring signal beside the windows: a steady level of complaints,
+    # takedowns or late reports over years says more about conduct than the last year alone, and a tree
+    # splits on one total far more cheaply than it adds up windows (measured in benchmarks/bench_gain.py).
+    _event_count("complaint_received", None, 1, measure=_Q),
     Feature(
         "complaints_decayed",
         Source.EVENTS,
@@ -356,15 +360,40 @@ CATALOGUE: tuple[Feature, ...] = (
     ),
     _event_count("platform_takedown", 3, 1, measure=_Q),
     _event_count("platform_takedown", 12, 1, measure=_Q),
+    _event_count("platform_takedown", None, 1, measure=_Q),
+    Feature(
+        "takedowns_decayed",
+        Source.EVENTS,
+        Aggregate(("platform_takedown",), Measure.DECAYED, half_life_months=36),
+        "float",
+        "电商平台知识产权侵权下架(按36个月半衰期加权)",
+        "e-commerce IP takedown records, each weighted by a 36-month half-life",
+        direction=1,
+        unit_zh="次",
+    ),
     _event_count("annual_report_late", 24, 1),
+    _event_count("annual_report_late", None, 1),
+    Feature(
+        "late_reports_decayed",
+        Source.EVENTS,
+        Aggregate(("annual_report_late",), Measure.DECAYED, half_life_months=24),
+        "float",
+        "未按时报送年度报告(按24个月半衰期加权)",
+        "late annual reports, each weighted by a 24-month half-life",
+        direction=1,
+        unit_zh="次",
+    ),
     # Business activity: filings and grants (free direction: volume is not risk by itself).
     _event_count("patent_filed", 3, 0, measure=_Q, unit_zh="件"),
     _event_count("patent_filed", 12, 0, measure=_Q, unit_zh="件"),
     _event_count("patent_filed", 36, 0, measure=_Q, unit_zh="件"),
+    _event_count("patent_filed", None, 0, measure=_Q, unit_zh="件"),
     _event_count("patent_granted", 36, 0, measure=_Q, unit_zh="件"),
+    _event_count("patent_granted", None, 0, measure=_Q, unit_zh="件"),
     _event_count("trademark_filed", 3, 0, measure=_Q, unit_zh="件"),
     _event_count("trademark_filed", 12, 0, measure=_Q, unit_zh="件"),
     _event_count("trademark_filed", 36, 0, measure=_Q, unit_zh="件"),
+    _event_count("trademark_filed", None, 0, measure=_Q, unit_zh="件"),
     Feature(
         "filing_burst_ratio",
         Source.EVENTS,

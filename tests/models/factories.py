@@ -109,6 +109,17 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["inspection_passed_all"] = frame["inspection_passed_36m"] + extra.poisson(0.5, n)
     frame["inspection_fail_share_all"] = (failed_all + 1) / (failed_all + frame["inspection_passed_all"] + 2)
     frame["complaints_decayed"] = 0.8 * complaints12 + 0.2 * extra.poisson(0.5 * complaints12 + 0.1)
+    # Whole-history totals of the recurring signals and filings, from a generator of their own too.
+    totals = np.random.default_rng([seed, 3])
+    frame["complaint_received_all"] = complaints12 + totals.poisson(1.5 * complaints12 + 0.2)
+    frame["platform_takedown_all"] = takedowns12 + totals.poisson(1.5 * takedowns12 + 0.1)
+    frame["takedowns_decayed"] = 0.8 * takedowns12 + 0.3 * (frame["platform_takedown_all"] - takedowns12)
+    frame["annual_report_late_all"] = frame["annual_report_late_24m"] + totals.binomial(3, 0.05, n)
+    frame["late_reports_decayed"] = 0.6 * frame["annual_report_late_24m"] + 0.2 * (
+        frame["annual_report_late_all"] - frame["annual_report_late_24m"]
+    )
+    for code in ("patent_filed", "patent_granted", "trademark_filed"):
+        frame[f"{code}_all"] = frame[f"{code}_36m"] + totals.poisson(0.5 * frame[f"{code}_36m"] + 0.1)
     # Relationships (issue 16), from a generator of their own as well: most entities have no link.
     linked = np.random.default_rng([seed, 2])
     related = np.where(linked.random(n) < 0.1, linked.integers(1, 4, n), 0)
