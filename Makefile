@@ -43,8 +43,10 @@ bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
 
 # Out-of-time AUC against a plain LightGBM on simple counts, on fresh dense and sparse worlds (issue 14).
+# And how much of a lead the record allows at all: a model on each entity's whole yearly history.
 bench-gain: env
 	$(BIN)/python benchmarks/bench_gain.py
+	$(BIN)/python benchmarks/bench_ceiling.py
 
 # 1M, 2M and 5M entities, DuckDB and Spark (Java 17): an hour or more on 2 cores; see docs/scale.md.
 bench-scale: env
