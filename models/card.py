@@ -52,7 +52,8 @@ def model_card(
         f"# Model card — ipcredit {('version ' + model_version) if model_version else '(unregistered)'}",
         "",
         f"MLflow run `{run_id or '-'}` · features `{model.scorer.feature_version}` · policy "
-        f"`{policy.version_tag}` · LightGBM, {model.best_iteration} trees · calibration {model.scorer.calibrator!r}",
+        f"`{policy.version_tag}` · LightGBM, {model.best_iteration} trees of {model.config.lightgbm.num_leaves} leaves"
+        f"{_search_text(model)} · calibration {model.scorer.calibrator!r}",
         "",
         "## Intended use",
         "The calibrated probability that a market entity gets at least one confirmed adverse IP record "
@@ -132,3 +133,11 @@ def _baseline_auc(ev: Evaluation, model: TrainedModel, name: str) -> str:
     if name in model.unavailable:
         return f"nothing (unavailable: {model.unavailable[name]})"
     return f"{ev.metric(name, 'auc'):.4f}"
+
+
+def _search_text(model: TrainedModel) -> str:
+    """How the tree size was chosen, when more than one was fitted."""
+    if len(model.search) < 2:
+        return ""
+    tried = ", ".join(f"{t['num_leaves']}: {t['valid_auc']:.4f}" for t in model.search)
+    return f" (chosen by validation AUC among {tried})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,6 +54,13 @@ class LightGBMConfig(_Strict):
     monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
 
 
+class SearchConfig(_Strict):
+    """Tree sizes tried beside ``lightgbm.num_leaves``, each fitted on train and early-stopped on valid; the
+    best validation AUC wins (a tie: the smaller tree). The test fold is never looked at. ``[]``: no search."""
+
+    num_leaves: tuple[Annotated[int, Field(ge=2, le=1024)], ...] = Field(default=(7, 31), max_length=8)
+
+
 class BoostingConfig(_Strict):
     max_rounds: int = Field(default=1000, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
@@ -89,9 +96,14 @@ class TrainConfig(_Strict):
     split: SplitConfig = SplitConfig()
     lightgbm: LightGBMConfig = LightGBMConfig()
     boosting: BoostingConfig = BoostingConfig()
+    search: SearchConfig = SearchConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     gate: GateConfig = GateConfig()
+
+    def tree_sizes(self) -> list[int]:
+        """The ``num_leaves`` values training fits, smallest first (``lightgbm.num_leaves`` among them)."""
+        return sorted({self.lightgbm.num_leaves, *self.search.num_leaves})
 
     def lightgbm_params(self) -> dict[str, Any]:
         """The LightGBM parameter dict (without the catalogue's monotone constraints)."""

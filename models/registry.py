@@ -206,6 +206,9 @@ def log_training(
         "feature_version": model.scorer.feature_version,
         "policy_version": policy.version_tag,
         "best_iteration": model.best_iteration,
+        "tree_search": "; ".join(
+            f"{t['num_leaves']} leaves: {t['trees']} trees, valid AUC {t['valid_auc']:.4f}" for t in model.search
+        ),
         "calibration": repr(model.scorer.calibrator),
         **{f"split.{k}": v for k, v in model.split.describe().items()},
         **{f"data.{k}": v for k, v in model.data.items() if isinstance(v, str | int | float)},

@@ -113,6 +113,8 @@ class TrainedModel:
     timings: dict[str, float]  # seconds per step: fit, calibrate, baselines
     data: dict[str, Any]  # as given, with the rows and outcome rate of each fold
     unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why it could not be fitted
+    # The tree sizes fitted and compared on the validation fold: num_leaves, trees, valid_auc (config.search).
+    search: list[dict[str, float]] = field(default_factory=list)
 
 
 def _check_snapshots(snapshots: pd.DataFrame) -> None:
@@ -157,26 +159,46 @@ def train_model(
             )
     y = {name: folds[name]["outcome"].to_numpy(dtype=np.int8) for name in ("train", "valid")}
 
-    say(f"training LightGBM on {len(folds['train']):,} rows ({split.describe()['train']})")
+    sizes = config.tree_sizes()
+    say(
+        f"training LightGBM on {len(folds['train']):,} rows ({split.describe()['train']}), "
+        f"{' / '.join(map(str, sizes))} leaves compared on the validation fold"
+    )
     t0 = time.perf_counter()
     matrices = {name: model_matrix(folds[name]) for name in ("train", "valid")}
-    params = config.lightgbm_params() | {
-        "monotone_constraints": monotone_constraints(),
-        "metric": ["binary_logloss", "auc"],
-    }
     train_set = lgb.Dataset(matrices["train"], y["train"], categorical_feature=CATEGORICAL, free_raw_data=True)
     valid_set = lgb.Dataset(matrices["valid"], y["valid"], reference=train_set, categorical_feature=CATEGORICAL)
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=config.boosting.max_rounds,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.boosting.early_stopping_rounds, first_metric_only=True, verbose=False)],
-    )
-    best = booster.best_iteration or booster.current_iteration()
-    # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    search: list[dict[str, float]] = []
+    booster, best, chosen, best_auc = None, 0, sizes[0], -np.inf
+    for leaves in sizes:  # one Dataset, binned once, for every tree size
+        params = config.lightgbm_params() | {
+            "num_leaves": leaves,
+            "monotone_constraints": monotone_constraints(),
+            "metric": ["binary_logloss", "auc"],
+        }
+        candidate = lgb.train(
+            params,
+            train_set,
+            num_boost_round=config.boosting.max_rounds,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(config.boosting.early_stopping_rounds, first_metric_only=True, verbose=False)
+            ],
+        )
+        trees = candidate.best_iteration or candidate.current_iteration()
+        valid_auc = float(candidate.best_score["valid"]["auc"])
+        search.append({"num_leaves": leaves, "trees": trees, "valid_auc": valid_auc})
+        if valid_auc > best_auc:  # strictly better: a tie keeps the smaller tree
+            # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
+            booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
+            best, chosen, best_auc = trees, leaves, valid_auc
+    if len(sizes) > 1:
+        say(
+            "validation AUC by tree size: "
+            + ", ".join(f"{t['num_leaves']} leaves {t['valid_auc']:.4f}" for t in search)
+        )
+    config = config.model_copy(update={"lightgbm": config.lightgbm.model_copy(update={"num_leaves": chosen})})
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -198,6 +220,7 @@ def train_model(
         feature_version=feature_version,
         metadata={
             "best_iteration": best,
+            "tree_search": search,
             "split": split.describe(),
             "calibration": repr(calibrator),
             "data": data or {},
@@ -235,6 +258,7 @@ def train_model(
         best_iteration=best,
         baselines=baselines,
         unavailable=unavailable,
+        search=search,
         timings=timings,
         data={
             **(data or {}),

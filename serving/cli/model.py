@@ -214,7 +214,8 @@ def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
     split = model.split.describe()
     out.print(
         f"out-of-time split — train {split['train']} · purged {split['purged']} · valid {split['valid']} · "
-        f"test {split['test']}; {model.best_iteration} trees; {model.scorer.calibrator!r}"
+        f"test {split['test']}; {model.best_iteration} trees of {model.config.lightgbm.num_leaves} leaves; "
+        f"{model.scorer.calibrator!r}"
     )
     out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
     if len(ev.intervals):

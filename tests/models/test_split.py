@@ -46,3 +46,7 @@ def test_config_overrides_and_validation(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
+    for bad in ("[1]", "[7, 'big']", "[" + ", ".join(["8"] * 9) + "]", "[2000]"):
+        path.write_text(f"[search]\nnum_leaves = {bad}\n")
+        with pytest.raises(ConfigError, match=r"search\.num_leaves"):
+            load_config(path)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from features.build import FEATURE_VERSION
+from features.build import FEATURE_VERSION, model_matrix
 from features.catalogue import FEATURE_NAMES
+from models.config import parse_config
 from models.evaluate import run_metrics
 from models.policy import TIERS
 from models.scorer import ModelError, Scorer
 from models.train import TrainingError, train_model
+from tests.models.conftest import FAST
 
 
 def test_the_model_is_trained_on_train_dates_only(trained, evaluation):
@@ -91,3 +94,36 @@ def test_evaluation_measures_the_test_fold(trained, evaluation, factory_snapshot
     assert evaluation.metrics.set_index("scorer")["rows"].eq(test_rows).all()
     assert list(evaluation.folds["fold"]) == ["train", "valid", "test"]
     assert evaluation.seconds > 0
+
+
+def test_the_tree_size_is_chosen_on_the_validation_fold_and_recorded(trained, factory_snapshots, policy, fast_config):
+    # Every size of config.search beside lightgbm.num_leaves was fitted, smallest first, and the kept one
+    # has the best validation AUC (a tie keeps the smaller tree).
+    assert [t["num_leaves"] for t in trained.search] == fast_config.tree_sizes() == [7, 15, 31]
+    best = max(t["valid_auc"] for t in trained.search)
+    chosen = next(t for t in trained.search if t["valid_auc"] == best)
+    assert trained.config.lightgbm.num_leaves == chosen["num_leaves"]
+    assert trained.best_iteration == chosen["trees"] == trained.scorer.booster.current_iteration()
+    assert trained.scorer.metadata["tree_search"] == trained.search
+    dump = trained.scorer.booster.dump_model()
+    assert max(tree["num_leaves"] for tree in dump["tree_info"]) <= chosen["num_leaves"]
+    # The recorded validation AUC is the kept booster's own on the validation rows.
+    valid = trained.split.folds(factory_snapshots)["valid"]
+    raw = trained.scorer.booster.predict(model_matrix(valid), raw_score=True)
+    assert roc_auc_score(valid["outcome"], raw) == pytest.approx(best, abs=1e-9)
+
+
+def test_the_test_fold_never_steers_the_tree_size(trained, factory_snapshots, policy, fast_config):
+    # Scrambling every outcome of the test fold leaves what was fitted and chosen exactly as it was.
+    frame = factory_snapshots.copy()
+    test = frame["as_of"].isin(trained.split.test)
+    frame.loc[test, "outcome"] = np.random.default_rng(5).permutation(frame.loc[test, "outcome"].to_numpy())
+    again = train_model(frame, policy, config=fast_config, feature_version=FEATURE_VERSION)
+    assert again.search == trained.search
+    assert again.scorer.booster.model_to_string() == trained.scorer.booster.model_to_string()
+
+
+def test_an_empty_search_fits_the_configured_tree_alone(factory_snapshots, policy):
+    config = parse_config({**FAST, "search": {"num_leaves": []}, "lightgbm": {"num_threads": 1, "num_leaves": 9}})
+    model = train_model(factory_snapshots, policy, config=config, feature_version=FEATURE_VERSION)
+    assert [t["num_leaves"] for t in model.search] == [9] and model.config.lightgbm.num_leaves == 9
