@@ -43,7 +43,15 @@ _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 # Entities per pass over the events: a million entities' events (~35 million) fit in about 3 GiB.
 ENTITIES_PER_PASS = 1_000_000
 
-_ENTITY_COLUMNS = ("entity_id", "kind", "industry", "registered_on", "registered_capital", "online_seller")
+_ENTITY_COLUMNS = (
+    "entity_id",
+    "kind",
+    "industry",
+    "registered_on",
+    "registered_capital",
+    "online_seller",
+    "locations",
+)
 _ENTITIES_QUERY = f"""
 SELECT {", ".join("e." + c for c in _ENTITY_COLUMNS)}
 FROM _entity_index i JOIN entities e USING (entity_id)

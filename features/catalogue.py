@@ -260,6 +260,18 @@ CATALOGUE: tuple[Feature, ...] = (
         "registered capital (10,000 yuan)",
         fill=None,
     ),
+    # Exposure, not conduct: a chain inspected at many premises has more chances of a finding in a year
+    # (docs/real-record.md). Free direction; missing where the dataset does not report it.
+    Feature(
+        "locations",
+        Source.ENTITY,
+        Attribute("locations"),
+        "float",
+        "经营场所数",
+        "business premises operated",
+        unit_zh="处",
+        fill=None,
+    ),
     Feature(
         "is_agency", Source.ENTITY, Attribute("kind", equals="agency"), "bool", "知识产权代理/服务机构", "IP agency"
     ),

@@ -18,7 +18,8 @@ no agencies, no online sellers, no registration dates, and only the year of each
 says what it had to assume, each time on the side of point-in-time honesty:
 
 - **One entity per business name**, as the record gives it: a chain's locations share a name and so are one
-  entity (its ``NumberofLocations`` is kept as the extra column ``locations``). Its code is an 18-character
+  entity, and its ``NumberofLocations`` (the same in every year of a name) is the entities column
+  ``locations``, the premises it operates: an exposure the model may use. Its code is an 18-character
   unified social credit code made from a hash of the name (registration authority ``9``, type ``1``,
   division ``000000``: the record lies outside China's divisions), with a valid check character.
 - **Industry H** (accommodation and catering), kind ``enterprise``, not an online seller, capital unknown.
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import ENTITIES, EVENTS, LISTS, RELATIONS
+from features.schema import ENTITIES, EVENTS, LISTS, MAX_LOCATIONS, RELATIONS
 from features.synth import World
 from features.uscc import ALPHABET, check_character
 
@@ -56,7 +57,7 @@ INDUSTRY = "H"
 _WHOLE_NUMBERS = {
     "inspection_score": (0, 100, "a whole score from 0 to 100"),
     "Year": (1900, None, "a year from 1900 to this year"),
-    "NumberofLocations": (1, float("inf"), "a whole number of at least 1"),
+    "NumberofLocations": (1, MAX_LOCATIONS, f"a whole number from 1 to {MAX_LOCATIONS:,}"),
 }
 
 
@@ -165,7 +166,7 @@ def anchorage_inspections(source: pd.DataFrame, *, fail_below: int = FAIL_BELOW)
             "online_seller": False,
             "locations": by_name["NumberofLocations"].max().to_numpy(),
         }
-    )[[*ENTITIES.column_names, "locations"]]
+    )[ENTITIES.column_names]
     events = pd.DataFrame(
         {
             "event_id": [f"AK{i:07d}" for i in range(1, len(rows) + 1)],

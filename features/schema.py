@@ -59,6 +59,8 @@ KINDS: tuple[str, ...] = ("enterprise", "agency")
 INDUSTRIES: tuple[str, ...] = tuple("ABCDEFGHIJKLMNOPQRST")
 LIST_NAMES: tuple[str, ...] = ("red", "untrustworthy", "serious_violation", "abnormal_operation")
 NEGATIVE_LISTS: tuple[str, ...] = ("untrustworthy", "serious_violation", "abnormal_operation")
+# The most business premises one entity may report (the largest retail chains run a few tens of thousands).
+MAX_LOCATIONS = 1_000_000
 # A serious-violation entry lapses this many years after entry even with no removal date (SAMR Order 44).
 SERIOUS_VIOLATION_LAPSE_YEARS = 3
 
@@ -164,6 +166,13 @@ ENTITIES = Table(
         Column("registered_on", ColumnType.DATE, description="date of establishment"),
         Column("registered_capital", ColumnType.FLOAT, nullable=True, description="in 10,000 yuan"),
         Column("online_seller", ColumnType.BOOL, description="sells goods or services online"),
+        # An extension of CONTRACT section 1, optional like every nullable column: a dataset may leave it out.
+        Column(
+            "locations",
+            ColumnType.INT,
+            nullable=True,
+            description="business premises (经营场所) the entity operates, its registered one included",
+        ),
     ),
     key="entity_id",
 )

@@ -255,7 +255,7 @@ def _on_list(spec: OnList, in_force: set[str]) -> bool:
 
 
 def _attribute(spec: Attribute, entity: Any, as_of: date) -> Any:
-    value = getattr(entity, spec.column)
+    value = getattr(entity, spec.column, None)  # an optional column a row leaves out is unknown
     if spec.age:
         return (as_of.toordinal() - int(_day(value))) / 365.25
     if spec.equals is not None:

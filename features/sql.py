@@ -564,7 +564,7 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
     lists_sql = ",\n           ".join(list_flags)
     select_sql = ",\n       ".join(selected)
     return f"""WITH registered AS (
-    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller
+    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller, e.locations
     FROM entities e
     WHERE e.registered_on <= {day}
 ), counted AS (

@@ -1222,6 +1222,9 @@ def _frames(b: _Block, offset: int, codes: _CodeKey) -> _Piece:
             "registered_on": _dates(b.reg_day),
             "registered_capital": np.where(b.capital_null, np.nan, b.capital),
             "online_seller": b.online.astype(bool),
+            "locations": pd.array(
+                [pd.NA] * len(b.reg_day), dtype="Int64"
+            ),  # the demo registries do not report premises
         }
     )
     event_codes = pa.array(list(EVENT_CODES), type=pa.string())

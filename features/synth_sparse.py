@@ -93,6 +93,7 @@ def generate_sparse(
             "registered_on": pd.to_datetime(registered, unit="D").date,
             "registered_capital": capital,
             "online_seller": False,
+            "locations": pd.array([pd.NA] * n, dtype="Int64"),  # not reported
         }
     )[ENTITIES.column_names]
 

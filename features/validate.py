@@ -22,6 +22,7 @@ from features.schema import (
     KINDS,
     LIST_NAMES,
     LISTS,
+    MAX_LOCATIONS,
     REGION_PATTERN,
     RELATION_TYPES,
     RELATIONS,
@@ -130,6 +131,7 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
                 "must be a 6-digit administrative division code",
             ),
             "registered_capital": (lambda v: f"{v} >= 0", "must not be negative"),
+            "locations": (lambda v: f"{v} BETWEEN 1 AND {MAX_LOCATIONS}", f"must be from 1 to {MAX_LOCATIONS:,}"),
         }
     if table is EVENTS:
         return {

@@ -144,6 +144,7 @@ entities = Table(
     Column("registered_on", Date, nullable=False),
     Column("registered_capital", Float),
     Column("online_seller", Boolean, nullable=False),
+    Column("locations", BigInteger),
     # The entity's latest score row (latest as_of, then latest id): what lookups and draws use.
     Column("score_id", Id),
     Column("tier", String(1)),

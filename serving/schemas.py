@@ -18,6 +18,7 @@ from features.schema import (
     INSPECTION_OUTCOMES,
     KINDS,
     LIST_NAMES,
+    MAX_LOCATIONS,
     REGION_PATTERN,
 )
 from models.policy import BENEFITS, TIERS
@@ -184,6 +185,7 @@ class EntityIn(_Model):
     registered_on: BoundedDate
     registered_capital: float | None = Field(default=None, ge=0, le=1e12)
     online_seller: bool = False
+    locations: int | None = Field(default=None, ge=1, le=MAX_LOCATIONS, description="business premises operated")
 
 
 class EventIn(_Model):

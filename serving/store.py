@@ -93,12 +93,23 @@ def _bools(column: pd.Series) -> list[bool]:
     return [bool(v) for v in column]
 
 
+def _ints(column: pd.Series) -> list[int | None]:
+    values = pd.to_numeric(column, errors="raise").astype(float)
+    return [None if math.isnan(v) else int(v) for v in values]
+
+
 def _strs(column: pd.Series) -> list[str]:
     return column.astype(str).tolist()
 
 
 # A contract column's values as the database columns take them.
-_CONVERT = {ColumnType.STR: _strs, ColumnType.DATE: _dates, ColumnType.FLOAT: _floats, ColumnType.BOOL: _bools}
+_CONVERT = {
+    ColumnType.STR: _strs,
+    ColumnType.DATE: _dates,
+    ColumnType.FLOAT: _floats,
+    ColumnType.BOOL: _bools,
+    ColumnType.INT: _ints,
+}
 
 
 def _now() -> datetime:
@@ -181,7 +192,7 @@ def _check(run: ScoreRunRecord) -> None:
     if run.kind not in RUN_KINDS:
         raise StoreError(f"kind must be one of {list(RUN_KINDS)}; got {run.kind!r}")
     _require(frame, SCORE_COLUMNS, "scores")
-    _require(entity_frame, ENTITIES.column_names, "entities")
+    _require(entity_frame, [c.name for c in ENTITIES.columns if not c.nullable], "entities")
     for column, expected in (("policy_version", run.policy_version), ("feature_version", run.feature_version)):
         if column in frame.columns and len(frame):
             found = set(frame[column].astype(str))
@@ -305,7 +316,8 @@ def _upsert_entities(conn: Connection, frame: pd.DataFrame, run_id: int) -> None
     found = [latest.get(e, (None, None, None)) for e in ids]
     columns = {
         "entity_id": ids,
-        **{c.name: _CONVERT[c.type](frame[c.name]) for c in _ATTRIBUTES},
+        # A nullable column the frame leaves out (an optional one such as locations) is unknown.
+        **{c.name: _CONVERT[c.type](frame[c.name]) if c.name in frame else [None] * len(frame) for c in _ATTRIBUTES},
         "score_id": [f[0] for f in found],
         "tier": [f[1] for f in found],
         "score_as_of": [f[2] for f in found],

@@ -41,6 +41,7 @@ class History:
             "registered_on": date(2015, 1, 1),
             "registered_capital": 500.0,
             "online_seller": False,
+            "locations": None,
         } | overrides
         self.entities.append(row)
         return row["entity_id"]
@@ -93,6 +94,7 @@ class History:
             if table == "entities":
                 frame["registered_capital"] = frame["registered_capital"].astype("float64")
                 frame["online_seller"] = frame["online_seller"].astype(bool)
+                frame["locations"] = frame["locations"].astype("Int64")
             out[table] = frame
         return out
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features_from_frames
-from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES
+from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, MAX_LOCATIONS
 from features.single import feature_values, single_features
 from tests.conftest import History
 
@@ -53,6 +53,7 @@ def histories(draw) -> tuple[History, date]:
         registered_on=draw(st.one_of(_day, st.just(as_of))),
         registered_capital=draw(st.one_of(st.none(), st.floats(0, 1e12, allow_nan=False))),
         online_seller=draw(st.booleans()),
+        locations=draw(st.one_of(st.none(), st.integers(1, MAX_LOCATIONS))),
     )
     near = st.integers(-1200, 400).map(lambda n: as_of + timedelta(days=n))
     for _ in range(draw(st.integers(0, 25))):

@@ -103,7 +103,7 @@ def test_columns_and_dtypes_are_the_contracts(world, table):
             assert pd.api.types.is_datetime64_dtype(series.dtype), column.name
             assert (series.dropna() == series.dropna().dt.normalize()).all(), column.name
         elif column.type is ColumnType.INT:
-            assert series.dtype == np.int64, column.name
+            assert series.dtype == (pd.Int64Dtype() if column.nullable else np.int64), column.name
         elif column.type is ColumnType.FLOAT:
             assert series.dtype == np.float64, column.name
         elif column.type is ColumnType.BOOL:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import uscc
+from features.build import build_features
 from features.dataset import Dataset, load_dataset
 from features.validate import validate_dataset
 from tests.conftest import History, make_code
@@ -53,6 +54,9 @@ def test_uscc_check_character_known_code():
         ("entities", "registered_on", "2020/01/01", "YYYY-MM-DD"),
         ("entities", "registered_capital", "-5", "must not be negative"),
         ("entities", "online_seller", "maybe", "true or false"),
+        ("entities", "locations", "0", "must be from 1 to 1,000,000"),
+        ("entities", "locations", "1000001", "must be from 1 to 1,000,000"),
+        ("entities", "locations", "2.5", "whole number"),
         ("entities", "name", None, "missing"),
         ("events", "event_type", "patent_stolen", "event catalogue"),
         ("events", "quantity", "0", "at least 1"),
@@ -104,6 +108,25 @@ def test_missing_table_and_missing_column(history, tmp_path):
     found = problems_of(load_dataset(tmp_path))
     assert ("events", None, "quantity", "required column is missing from the header") in found
     assert any(t == "lists" and "missing: expected lists.parquet or lists.csv" in m for t, _, _, m in found)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_optional_locations_column_may_be_left_out_or_given(history, tmp_path, fmt):
+    # An older delivery without the column is valid and its premises are unknown; a newer one gives them.
+    chain = history.entity(locations=12)
+    single = history.entity()
+    history.write(tmp_path, fmt=fmt)
+    given = load_dataset(tmp_path)
+    assert validate_dataset(given).ok
+    features = build_features(given, date(2024, 12, 31)).set_index("entity_id")
+    assert features.loc[chain, "locations"] == 12 and pd.isna(features.loc[single, "locations"])
+    path = tmp_path / f"entities.{fmt}"
+    frame = pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)
+    frame = frame.drop(columns=["locations"])
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    left_out = load_dataset(tmp_path)
+    assert validate_dataset(left_out).ok
+    assert build_features(left_out, date(2024, 12, 31))["locations"].isna().all()
 
 
 def test_an_empty_lists_table_is_valid(history, tmp_path):

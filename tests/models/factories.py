@@ -120,6 +120,8 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     )
     for code in ("patent_filed", "patent_granted", "trademark_filed"):
         frame[f"{code}_all"] = frame[f"{code}_36m"] + totals.poisson(0.5 * frame[f"{code}_36m"] + 0.1)
+    # Business premises, reported for a third of the entities (an optional column).
+    frame["locations"] = np.where(totals.random(n) < 1 / 3, 1 + totals.poisson(0.5, n), np.nan)
     # Relationships (issue 16), from a generator of their own as well: most entities have no link.
     linked = np.random.default_rng([seed, 2])
     related = np.where(linked.random(n) < 0.1, linked.integers(1, 4, n), 0)

@@ -26,7 +26,14 @@ from tests.serving.conftest import POLICY_PATH, settings_for, start_server
 runner = CliRunner()
 BEFORE, AFTER = "2025-06-30", "2025-12-31"
 DRIFT_FROM = pd.Timestamp("2025-07-01")
-INJECTED = {"industry", "complaint_received_3m", "complaint_received_12m", "complaints_decayed"}
+# The features the injected complaints move (every complaint window, the whole-history total, the decayed count).
+INJECTED = {
+    "industry",
+    "complaint_received_3m",
+    "complaint_received_12m",
+    "complaint_received_all",
+    "complaints_decayed",
+}
 
 
 def _write(folder, entities, events, lists):

@@ -1,5 +1,5 @@
 WITH registered AS (
-    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller
+    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller, e.locations
     FROM entities e
     WHERE e.registered_on <= DATE '2025-12-31'
 ), counted AS (
@@ -176,6 +176,7 @@ SELECT r.entity_id AS entity_id,
        DATE '2025-12-31' AS as_of,
        CAST(datediff(DATE '2025-12-31', r.registered_on) AS DOUBLE) / CAST('365.25' AS DOUBLE) AS age_years,
        r.registered_capital AS registered_capital,
+       r.locations AS locations,
        coalesce(r.kind = 'agency', FALSE) AS is_agency,
        r.online_seller AS online_seller,
        r.industry AS industry,
