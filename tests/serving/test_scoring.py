@@ -114,6 +114,16 @@ def test_what_if_scores_one_history_and_stores_nothing(live, world, tokens, engi
         response = client.post("/v1/score", json=broken)
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][:3] == ["body", "events", 0]
+        # The optional premises: given, the row carries them into the features; out of range or not a whole
+        # number, the field is named.
+        chain = client.post("/v1/score", json={**body, "entity": {**body["entity"], "locations": 40}})
+        assert chain.status_code == 200, chain.text
+        shown = {c["feature"]: c["value"] for c in chain.json()["contributions"]}
+        assert shown["locations"] == 40
+        for bad in (0, 1_000_001, 2.5, "many"):
+            response = client.post("/v1/score", json={**body, "entity": {**body["entity"], "locations": bad}})
+            assert response.status_code == 422, bad
+            assert response.json()["detail"][0]["loc"] == ["body", "entity", "locations"]
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scores").scalar() == 0
 
