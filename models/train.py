@@ -6,9 +6,10 @@ The protocol (docs/model.md has the reasoning):
     | train ............ | purged | valid (early stopping, calibration) | test (evaluation only) |
 
 - ``test``: the latest ``test_quarters`` as-of dates. Touched once, to evaluate; never fitted on.
-- ``valid``: the ``valid_quarters`` before them. Early stopping picks the number of trees on it, and the
-  calibrator is fitted on it. Using one fold for both is mildly optimistic *on that fold*, which is why the
-  reported numbers come from ``test`` instead.
+- ``valid``: the ``valid_quarters`` before them. Early stopping picks the number of trees on it, the tree
+  size is chosen on it (``[search]``: each ``num_leaves`` fitted, the best validation AUC kept), and the
+  calibrator is fitted on it. Using one fold for all three is mildly optimistic *on that fold*, which is
+  why the reported numbers come from ``test`` instead.
 - ``purged``: training snapshots whose 12-month outcome window reaches past the first held-out date. A
   model deployed on that date could not have known those outcomes, and keeping them would let the same
   future events label both a training row and a held-out row of the same entity.

@@ -94,8 +94,7 @@ def _bools(column: pd.Series) -> list[bool]:
 
 
 def _ints(column: pd.Series) -> list[int | None]:
-    values = pd.to_numeric(column, errors="raise").astype(float)
-    return [None if math.isnan(v) else int(v) for v in values]
+    return [None if v is None else int(v) for v in _floats(column)]
 
 
 def _strs(column: pd.Series) -> list[str]:
