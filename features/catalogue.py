@@ -221,6 +221,21 @@ def _event_count(
     )
 
 
+def _decayed(name: str, code: str, half_life_months: int, label_zh: str, label_en: str) -> Feature:
+    """Records of one signal ``code``, each weighted by ``2 ** -(age / half-life)`` (the long memory of a
+    recurring signal: recent records count fully, old ones fade)."""
+    return Feature(
+        name=name,
+        source=Source.EVENTS,
+        spec=Aggregate((code,), Measure.DECAYED, half_life_months=half_life_months),
+        dtype="float",
+        label_zh=f"{label_zh}(按{half_life_months}个月半衰期加权)",
+        label_en=f"{label_en}, each weighted by a {half_life_months}-month half-life",
+        direction=1,
+        unit_zh="次",
+    )
+
+
 def _adverse_count(months: int | None) -> Feature:
     suffix = "all" if months is None else f"{months}m"
     return Feature(
@@ -360,41 +375,16 @@ CATALOGUE: tuple[Feature, ...] = (
     # takedowns or late reports over years says more about conduct than the last year alone, and a tree
     # splits on one total far more cheaply than it adds up windows (measured in benchmarks/bench_gain.py).
     _event_count("complaint_received", None, 1, measure=_Q),
-    Feature(
-        "complaints_decayed",
-        Source.EVENTS,
-        Aggregate(("complaint_received",), Measure.DECAYED, half_life_months=12),
-        "float",
-        "投诉举报(按12个月半衰期加权)",
-        "complaint records, each weighted by a 12-month half-life",
-        direction=1,
-        unit_zh="次",
-    ),
+    _decayed("complaints_decayed", "complaint_received", 12, "投诉举报", "complaint records"),
     _event_count("platform_takedown", 3, 1, measure=_Q),
     _event_count("platform_takedown", 12, 1, measure=_Q),
     _event_count("platform_takedown", None, 1, measure=_Q),
-    Feature(
-        "takedowns_decayed",
-        Source.EVENTS,
-        Aggregate(("platform_takedown",), Measure.DECAYED, half_life_months=36),
-        "float",
-        "电商平台知识产权侵权下架(按36个月半衰期加权)",
-        "e-commerce IP takedown records, each weighted by a 36-month half-life",
-        direction=1,
-        unit_zh="次",
+    _decayed(
+        "takedowns_decayed", "platform_takedown", 36, "电商平台知识产权侵权下架", "e-commerce IP takedown records"
     ),
     _event_count("annual_report_late", 24, 1),
     _event_count("annual_report_late", None, 1),
-    Feature(
-        "late_reports_decayed",
-        Source.EVENTS,
-        Aggregate(("annual_report_late",), Measure.DECAYED, half_life_months=24),
-        "float",
-        "未按时报送年度报告(按24个月半衰期加权)",
-        "late annual reports, each weighted by a 24-month half-life",
-        direction=1,
-        unit_zh="次",
-    ),
+    _decayed("late_reports_decayed", "annual_report_late", 24, "未按时报送年度报告", "late annual reports"),
     # Business activity: filings and grants (free direction: volume is not risk by itself).
     _event_count("patent_filed", 3, 0, measure=_Q, unit_zh="件"),
     _event_count("patent_filed", 12, 0, measure=_Q, unit_zh="件"),

@@ -359,8 +359,14 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
     found = pd.DataFrame(columns=list(REPORT_COLUMNS))
     total = len(fixed)
     if queries:
-        union = " UNION ALL ".join(f"({q})" for q in queries)
-        ds.con.execute(f"CREATE OR REPLACE TEMP TABLE _problems AS {union}")
+        # One check at a time, each appended to the problems table: a UNION of all of them runs their hash
+        # tables side by side, more than a tight memory limit holds (DuckDBSettings.memory_limit).
+        ds.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _problems "
+            "(tbl VARCHAR, row BIGINT, col VARCHAR, value VARCHAR, message VARCHAR, col_order BIGINT)"
+        )
+        for query in queries:
+            ds.con.execute(f"INSERT INTO _problems {query}")
         total += ds.con.execute("SELECT count(*) FROM _problems").fetchone()[0]
         order = " ".join(f"WHEN '{name}' THEN {i}" for name, i in _TABLE_ORDER.items())
         found = ds.con.execute(
