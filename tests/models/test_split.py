@@ -46,7 +46,16 @@ def test_config_overrides_and_validation(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
-    for bad in ("[1]", "[7, 'big']", "[" + ", ".join(["8"] * 9) + "]", "[2000]"):
+    for bad in ("[1]", "[7, 'big']", "[" + ", ".join(["8"] * 9) + "]", "[31]"):
         path.write_text(f"[search]\nnum_leaves = {bad}\n")
         with pytest.raises(ConfigError, match=r"search\.num_leaves"):
             load_config(path)
+
+
+def test_the_tree_search_stays_on_the_fast_explainer():
+    # Every tree size the search may choose is one pattern TreeSHAP explains (n leaves, n - 1 internal nodes).
+    from models.config import MAX_SEARCH_LEAVES
+    from models.treeshap import MAX_INTERNAL_NODES
+
+    assert MAX_SEARCH_LEAVES - 1 == MAX_INTERNAL_NODES
+    assert max(load_config().tree_sizes()) <= MAX_SEARCH_LEAVES

@@ -99,7 +99,7 @@ def test_evaluation_measures_the_test_fold(trained, evaluation, factory_snapshot
 def test_the_tree_size_is_chosen_on_the_validation_fold_and_recorded(trained, factory_snapshots, policy, fast_config):
     # Every size of config.search beside lightgbm.num_leaves was fitted, smallest first, and the kept one
     # has the best validation AUC (a tie keeps the smaller tree).
-    assert [t["num_leaves"] for t in trained.search] == fast_config.tree_sizes() == [7, 15, 31]
+    assert [t["num_leaves"] for t in trained.search] == fast_config.tree_sizes() == [7, 15]
     best = max(t["valid_auc"] for t in trained.search)
     chosen = next(t for t in trained.search if t["valid_auc"] == best)
     assert trained.config.lightgbm.num_leaves == chosen["num_leaves"]
