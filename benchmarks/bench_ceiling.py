@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_gain import simple_counts  # noqa: E402
 
-from features.catalogue import CATEGORIES, FEATURE_NAMES, FEATURES  # noqa: E402
+from features.catalogue import CATEGORIES, FEATURE_NAMES, monotone_constraints  # noqa: E402
 from features.dataset import Dataset  # noqa: E402
 from features.snapshots import build_snapshots, plan_snapshots  # noqa: E402
 from features.synth import generate  # noqa: E402
@@ -64,8 +64,8 @@ def matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def fit_auc(folds: dict[str, pd.DataFrame], columns: list[str], params: dict, monotone: bool) -> float:
-    if monotone:
-        params = params | {"monotone_constraints": [FEATURES[c].direction if c in FEATURES else 0 for c in columns]}
+    if monotone:  # the catalogue model: its features in catalogue order, its directions
+        params = params | {"monotone_constraints": monotone_constraints()}
     x = {name: matrix(frame, columns) for name, frame in folds.items()}
     train = lgb.Dataset(x["train"], folds["train"]["outcome"])
     valid = lgb.Dataset(x["valid"], folds["valid"]["outcome"], reference=train)

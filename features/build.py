@@ -24,6 +24,7 @@ from features import pointintime
 from features.catalogue import (
     CATALOGUE,
     CATEGORIES,
+    ENTITY_COLUMNS,
     FEATURE_NAMES,
     FEATURES,
     YEARS_SINCE_CAP,
@@ -43,17 +44,8 @@ _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 # Entities per pass over the events: a million entities' events (~35 million) fit in about 3 GiB.
 ENTITIES_PER_PASS = 1_000_000
 
-_ENTITY_COLUMNS = (
-    "entity_id",
-    "kind",
-    "industry",
-    "registered_on",
-    "registered_capital",
-    "online_seller",
-    "locations",
-)
 _ENTITIES_QUERY = f"""
-SELECT {", ".join("e." + c for c in _ENTITY_COLUMNS)}
+SELECT {", ".join("e." + c for c in ENTITY_COLUMNS)}
 FROM _entity_index i JOIN entities e USING (entity_id)
 ORDER BY i.idx
 """

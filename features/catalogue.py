@@ -568,6 +568,11 @@ RELATIONSHIPS: tuple[Feature, ...] = (
 CATALOGUE = (*CATALOGUE, *RELATIONSHIPS)
 
 FEATURES: dict[str, Feature] = {f.name: f for f in CATALOGUE}
+# The entities columns the features read: the key and every attribute column, in catalogue order.
+ENTITY_COLUMNS: tuple[str, ...] = (
+    "entity_id",
+    *dict.fromkeys(f.spec.column for f in CATALOGUE if isinstance(f.spec, Attribute)),
+)
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
 CATEGORICAL: list[str] = [f.name for f in CATALOGUE if f.dtype == "category"]
 CATEGORIES: dict[str, list[str]] = {"industry": list(INDUSTRIES)}

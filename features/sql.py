@@ -36,6 +36,7 @@ import pandas as pd
 from features import pointintime
 from features.catalogue import (
     CATALOGUE,
+    ENTITY_COLUMNS,
     YEARS_SINCE_CAP,
     Aggregate,
     Attribute,
@@ -564,7 +565,7 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
     lists_sql = ",\n           ".join(list_flags)
     select_sql = ",\n       ".join(selected)
     return f"""WITH registered AS (
-    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller, e.locations
+    SELECT {", ".join("e." + c for c in ENTITY_COLUMNS)}
     FROM entities e
     WHERE e.registered_on <= {day}
 ), counted AS (

@@ -1222,9 +1222,8 @@ def _frames(b: _Block, offset: int, codes: _CodeKey) -> _Piece:
             "registered_on": _dates(b.reg_day),
             "registered_capital": np.where(b.capital_null, np.nan, b.capital),
             "online_seller": b.online.astype(bool),
-            "locations": pd.array(
-                [pd.NA] * len(b.reg_day), dtype="Int64"
-            ),  # the demo registries do not report premises
+            # The demo registries do not report business premises: the optional column is there, unknown.
+            "locations": pd.array([pd.NA] * len(b.reg_day), dtype="Int64"),
         }
     )
     event_codes = pa.array(list(EVENT_CODES), type=pa.string())

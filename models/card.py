@@ -14,7 +14,7 @@ import pandas as pd
 from features.catalogue import CATALOGUE
 from models.evaluate import Evaluation
 from models.policy import Policy
-from models.train import TrainedModel
+from models.train import TrainedModel, search_summary
 
 
 def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".4f") -> str:
@@ -137,7 +137,4 @@ def _baseline_auc(ev: Evaluation, model: TrainedModel, name: str) -> str:
 
 def _search_text(model: TrainedModel) -> str:
     """How the tree size was chosen, when more than one was fitted."""
-    if len(model.search) < 2:
-        return ""
-    tried = ", ".join(f"{t['num_leaves']}: {t['valid_auc']:.4f}" for t in model.search)
-    return f" (chosen by validation AUC among {tried})"
+    return f" (chosen on the validation fold among {search_summary(model.search)})" if len(model.search) > 1 else ""

@@ -38,7 +38,7 @@ from models.metrics import Resamples, auc_gain, binary_metrics
 from models.monitoring import fairness_frame
 from models.policy import Policy
 from models.scorer import Scorer
-from models.train import TrainedModel
+from models.train import TrainedModel, search_summary
 
 if TYPE_CHECKING:  # MLflow loads when it is first used (``connect``), not with this module
     from mlflow import MlflowClient
@@ -206,9 +206,7 @@ def log_training(
         "feature_version": model.scorer.feature_version,
         "policy_version": policy.version_tag,
         "best_iteration": model.best_iteration,
-        "tree_search": "; ".join(
-            f"{t['num_leaves']} leaves: {t['trees']} trees, valid AUC {t['valid_auc']:.4f}" for t in model.search
-        ),
+        "tree_search": search_summary(model.search),
         "calibration": repr(model.scorer.calibrator),
         **{f"split.{k}": v for k, v in model.split.describe().items()},
         **{f"data.{k}": v for k, v in model.data.items() if isinstance(v, str | int | float)},

@@ -114,8 +114,17 @@ class TrainedModel:
     timings: dict[str, float]  # seconds per step: fit, calibrate, baselines
     data: dict[str, Any]  # as given, with the rows and outcome rate of each fold
     unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why it could not be fitted
-    # The tree sizes fitted and compared on the validation fold: num_leaves, trees, valid_auc (config.search).
-    search: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def search(self) -> list[dict[str, float]]:
+        """The tree sizes fitted and compared on the validation fold (``config.search``), kept with the scorer:
+        ``num_leaves``, ``trees``, ``valid_auc``."""
+        return self.scorer.metadata.get("tree_search", [])
+
+
+def search_summary(search: list[dict[str, float]]) -> str:
+    """The tree sizes compared, as the CLI, the model card and MLflow show them."""
+    return " · ".join(f"{t['num_leaves']} leaves: valid AUC {t['valid_auc']:.4f}, {t['trees']} trees" for t in search)
 
 
 def _check_snapshots(snapshots: pd.DataFrame) -> None:
@@ -195,10 +204,7 @@ def train_model(
             booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
             best, chosen, best_auc = trees, leaves, valid_auc
     if len(sizes) > 1:
-        say(
-            "validation AUC by tree size: "
-            + ", ".join(f"{t['num_leaves']} leaves {t['valid_auc']:.4f}" for t in search)
-        )
+        say(f"tree size chosen on the validation fold: {search_summary(search)}")
     config = config.model_copy(update={"lightgbm": config.lightgbm.model_copy(update={"num_leaves": chosen})})
     timings["fit"] = time.perf_counter() - t0
 
@@ -259,7 +265,6 @@ def train_model(
         best_iteration=best,
         baselines=baselines,
         unavailable=unavailable,
-        search=search,
         timings=timings,
         data={
             **(data or {}),

@@ -218,8 +218,9 @@ def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
         f"{model.scorer.calibrator!r}"
     )
     if len(model.search) > 1:
-        tried = " · ".join(f"{t['num_leaves']} leaves {t['valid_auc']:.4f}" for t in model.search)
-        out.print(f"tree size chosen on the validation fold (AUC): {tried}")
+        from models.train import search_summary
+
+        out.print(f"tree size chosen on the validation fold: {search_summary(model.search)}")
     out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
     if len(ev.intervals):
         out.print(_rich_table(ev.intervals, "95 % bootstrap intervals on the test fold (resampling entities)"))

@@ -1,5 +1,5 @@
 WITH registered AS (
-    SELECT e.entity_id, e.kind, e.industry, e.registered_on, e.registered_capital, e.online_seller, e.locations
+    SELECT e.entity_id, e.registered_on, e.registered_capital, e.locations, e.kind, e.online_seller, e.industry
     FROM entities e
     WHERE e.registered_on <= DATE '2025-12-31'
 ), counted AS (
