@@ -28,27 +28,36 @@ from features.dataset import Dataset
 from features.errors import InvalidInput
 from features.ledger import outcome_view
 from features.pointintime import as_date, sql_date
-from features.schema import ADVERSE_CODES
+from features.schema import ADVERSE_CODES, EVENT_TYPES, EventClass
 
 OUTCOME_MONTHS = 12
 SNAPSHOTS = 16  # quarterly snapshots a model is trained on by default: four years
 HISTORY_MONTHS = 12  # recorded history a snapshot date needs before it
 MIN_COVERAGE = 0.8  # an outcome window needs this share of the usual records per registered entity
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
+# What ``outcome_records`` counts: every record the hidden conduct leaves, the warning signs as well.
+TRACE_CODES: tuple[str, ...] = tuple(
+    e.code for e in EVENT_TYPES if e.event_class in (EventClass.ADVERSE, EventClass.SIGNAL)
+)
+_TRACE_IN = ", ".join(f"'{c}'" for c in TRACE_CODES)
 
 
 def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONTHS) -> pd.DataFrame:
-    """``outcome`` = 1 when an adverse event is recorded in (as_of, as_of + months], per entity registered by
-    as_of; with a ledger applied, on each record's final version (corrected, withdrawn ones left out)."""
+    """Per entity registered by as_of, what is recorded in (as_of, as_of + months]: ``outcome`` = 1 when an
+    adverse event is, and ``outcome_records``, how many adverse and signal records (complaints, takedowns,
+    late reports) are: a denser trace of the same conduct, which training may learn from first
+    (``models.train``, config ``pretrain``). With a ledger applied, on each record's final version
+    (corrected, withdrawn ones left out)."""
     as_of = as_date(as_of)
     until = as_of + relativedelta(months=months)
     frame = ds.con.execute(
         f"""
-        SELECT e.entity_id, coalesce(o.outcome, 0) AS outcome
+        SELECT e.entity_id, coalesce(o.outcome, 0) AS outcome, coalesce(o.records, 0) AS outcome_records
         FROM entities e
         LEFT JOIN (
-            SELECT entity_id, 1 AS outcome FROM {outcome_view(ds)}
-            WHERE event_type IN ({_ADVERSE_IN})
+            SELECT entity_id, max((event_type IN ({_ADVERSE_IN}))::INT) AS outcome, count(*) AS records
+            FROM {outcome_view(ds)}
+            WHERE event_type IN ({_TRACE_IN})
               AND recorded_on > {sql_date(as_of)} AND recorded_on <= {sql_date(until)}
             GROUP BY entity_id
         ) o USING (entity_id)
@@ -58,6 +67,7 @@ def build_outcomes(ds: Dataset, as_of: date | str, *, months: int = OUTCOME_MONT
     ).df()
     frame["entity_id"] = frame["entity_id"].astype(str)
     frame["outcome"] = frame["outcome"].astype("int8")
+    frame["outcome_records"] = frame["outcome_records"].astype("int32")
     return frame
 
 
@@ -104,9 +114,10 @@ def build_snapshots(
             progress(d)
     if not frames:
         empty = conform(pd.DataFrame(columns=["entity_id", "as_of", *FEATURE_NAMES]))
-        return empty.assign(outcome=pd.Series(dtype="int8"))
+        return empty.assign(outcome=pd.Series(dtype="int8"), outcome_records=pd.Series(dtype="int32"))
     out = pd.concat(frames, ignore_index=True)
     out["outcome"] = out["outcome"].astype("int8")
+    out["outcome_records"] = out["outcome_records"].astype("int32")
     return out
 
 

@@ -52,7 +52,7 @@ def model_card(
         f"# Model card — ipcredit {('version ' + model_version) if model_version else '(unregistered)'}",
         "",
         f"MLflow run `{run_id or '-'}` · features `{model.scorer.feature_version}` · policy "
-        f"`{policy.version_tag}` · LightGBM, {model.best_iteration} trees of {model.config.lightgbm.num_leaves} leaves"
+        f"`{policy.version_tag}` · LightGBM, {model.trees_text()}"
         f"{_search_text(model)} · calibration {model.scorer.calibrator!r}",
         "",
         "## Intended use",

@@ -65,6 +65,10 @@ class SearchConfig(_Strict):
     larger ``lightgbm.num_leaves`` is still taken, as a deliberate choice."""
 
     num_leaves: tuple[Annotated[int, Field(ge=2, le=MAX_SEARCH_LEAVES)], ...] = Field(default=(7,), max_length=8)
+    # Each tree size is also fitted pretrained: boosting first learns ``outcome_records`` (how many adverse
+    # and signal records the outcome window holds, a Poisson objective, early-stopped on valid) and then goes
+    # on from those trees on the outcome itself. The validation AUC decides between the two as between sizes.
+    pretrain: bool = True
 
 
 class BoostingConfig(_Strict):

@@ -7,9 +7,9 @@ The protocol (docs/model.md has the reasoning):
 
 - ``test``: the latest ``test_quarters`` as-of dates. Touched once, to evaluate; never fitted on.
 - ``valid``: the ``valid_quarters`` before them. Early stopping picks the number of trees on it, the tree
-  size is chosen on it (``[search]``: each ``num_leaves`` fitted, the best validation AUC kept), and the
-  calibrator is fitted on it. Using one fold for all three is mildly optimistic *on that fold*, which is
-  why the reported numbers come from ``test`` instead.
+  size is chosen on it (``[search]``: each ``num_leaves`` fitted, plain and pretrained on the denser
+  ``outcome_records``, the best validation AUC kept), and the calibrator is fitted on it. Using one fold
+  for all three is mildly optimistic *on that fold*, which is why the reported numbers come from ``test``.
 - ``purged``: training snapshots whose 12-month outcome window reaches past the first held-out date. A
   model deployed on that date could not have known those outcomes, and keeping them would let the same
   future events label both a training row and a held-out row of the same entity.
@@ -116,15 +116,103 @@ class TrainedModel:
     unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why it could not be fitted
 
     @property
-    def search(self) -> list[dict[str, float]]:
-        """The tree sizes fitted and compared on the validation fold (``config.search``), kept with the scorer:
-        ``num_leaves``, ``trees``, ``valid_auc``."""
+    def search(self) -> list[dict[str, Any]]:
+        """The models fitted and compared on the validation fold (``config.search``), kept with the scorer:
+        ``num_leaves``, ``trees``, ``valid_auc``, and for a pretrained one ``pretrained``, ``pretrain_trees``."""
         return self.scorer.metadata.get("tree_search", [])
 
+    @property
+    def pretrain_trees(self) -> int:
+        """How many of the booster's first trees learnt ``outcome_records`` (0: a plain model)."""
+        return int(self.scorer.metadata.get("pretrain_trees", 0))
 
-def search_summary(search: list[dict[str, float]]) -> str:
-    """The tree sizes compared, as the CLI, the model card and MLflow show them."""
-    return " · ".join(f"{t['num_leaves']} leaves: valid AUC {t['valid_auc']:.4f}, {t['trees']} trees" for t in search)
+    def trees_text(self) -> str:
+        """``414 trees of 7 leaves (the first 288 on outcome_records)``, as the CLI and the model card say it."""
+        first = f" (the first {self.pretrain_trees} on outcome_records)" if self.pretrain_trees else ""
+        return f"{self.best_iteration} trees of {self.config.lightgbm.num_leaves} leaves{first}"
+
+
+def search_summary(search: list[dict[str, Any]]) -> str:
+    """The models compared, as the CLI, the model card and MLflow show them; the chosen one marked ``*``."""
+    best = max(range(len(search)), key=lambda i: (search[i]["valid_auc"], -i)) if search else -1
+
+    def one(i: int, t: dict[str, Any]) -> str:
+        pretrained = t.get("pretrained", False)
+        name = f"{t['num_leaves']} leaves{' pretrained' if pretrained else ''}"
+        kind = f", {t['pretrain_trees']} of them on outcome_records" if pretrained else ""
+        mark = "*" if i == best and len(search) > 1 else ""
+        return f"{mark}{name}: valid AUC {t['valid_auc']:.4f}, {t['trees']} trees{kind}"
+
+    return " · ".join(one(i, t) for i, t in enumerate(search))
+
+
+def _can_pretrain(folds: dict[str, pd.DataFrame]) -> bool:
+    """Pretraining needs ``outcome_records`` in train and valid, and some rows with more than the outcome says
+    (a count that only repeats the 0/1 outcome teaches nothing new)."""
+    frames = [folds[name] for name in ("train", "valid")]
+    if any("outcome_records" not in f.columns for f in frames):
+        return False
+    counts = pd.concat([pd.to_numeric(f["outcome_records"], errors="coerce") for f in frames])
+    if counts.isna().any() or (counts < 0).any():
+        return False
+    train = frames[0]
+    return bool((train["outcome_records"] > train["outcome"]).any())
+
+
+class _Fitter:
+    """Fits one candidate of the search: a tree size, plain or pretrained, early-stopped on valid."""
+
+    def __init__(self, config: TrainConfig, matrices: dict[str, pd.DataFrame], y, counts) -> None:
+        self.config, self.matrices, self.y, self.counts = config, matrices, y, counts
+        # one Dataset pair, binned once, for every plain fit; pretrained fits build their own (LightGBM sets
+        # the first stage's scores on a Dataset as its starting point, which needs the raw rows kept)
+        self.plain = self._datasets(y, free_raw_data=True)
+
+    def _datasets(self, labels, *, free_raw_data: bool) -> tuple[lgb.Dataset, lgb.Dataset]:
+        train = lgb.Dataset(
+            self.matrices["train"], labels["train"], categorical_feature=CATEGORICAL, free_raw_data=free_raw_data
+        )
+        valid = lgb.Dataset(
+            self.matrices["valid"],
+            labels["valid"],
+            reference=train,
+            categorical_feature=CATEGORICAL,
+            free_raw_data=free_raw_data,
+        )
+        return train, valid
+
+    def _train(self, params: dict[str, Any], sets: tuple[lgb.Dataset, lgb.Dataset], init=None) -> lgb.Booster:
+        return lgb.train(
+            self.config.lightgbm_params() | {"monotone_constraints": monotone_constraints()} | params,
+            sets[0],
+            num_boost_round=self.config.boosting.max_rounds,
+            valid_sets=[sets[1]],
+            valid_names=["valid"],
+            init_model=init,
+            callbacks=[
+                lgb.early_stopping(self.config.boosting.early_stopping_rounds, first_metric_only=True, verbose=False)
+            ],
+        )
+
+    def __call__(self, leaves: int, pretrained: bool) -> tuple[lgb.Booster, int, dict[str, Any]]:
+        binary = {"num_leaves": leaves, "metric": ["binary_logloss", "auc"]}
+        trial: dict[str, Any] = {"num_leaves": leaves}
+        first = None
+        if pretrained:
+            counts = {name: np.asarray(c, dtype=np.float64) for name, c in self.counts.items()}
+            stage = self._train(
+                {"num_leaves": leaves, "objective": "poisson", "metric": ["poisson"]},
+                self._datasets(counts, free_raw_data=False),
+            )
+            done = stage.best_iteration or stage.current_iteration()
+            first = lgb.Booster(model_str=stage.model_to_string(num_iteration=done))
+            trial |= {"pretrained": True, "pretrain_trees": done}
+        sets = self._datasets(self.y, free_raw_data=False) if pretrained else self.plain
+        booster = self._train(binary, sets, init=first)
+        # early stopping counts the first stage's trees too: ``trees`` is the whole model
+        trees = booster.best_iteration or booster.current_iteration()
+        trial |= {"trees": trees, "valid_auc": float(booster.best_score["valid"]["auc"])}
+        return booster, trees, trial
 
 
 def _check_snapshots(snapshots: pd.DataFrame) -> None:
@@ -170,41 +258,27 @@ def train_model(
     y = {name: folds[name]["outcome"].to_numpy(dtype=np.int8) for name in ("train", "valid")}
 
     sizes = config.tree_sizes()
+    pretrain = config.search.pretrain and _can_pretrain(folds)
     say(
         f"training LightGBM on {len(folds['train']):,} rows ({split.describe()['train']}), "
-        f"{' / '.join(map(str, sizes))} leaves compared on the validation fold"
+        f"{' / '.join(map(str, sizes))} leaves{', each plain and pretrained,' if pretrain else ''} "
+        "compared on the validation fold"
     )
     t0 = time.perf_counter()
     matrices = {name: model_matrix(folds[name]) for name in ("train", "valid")}
-    train_set = lgb.Dataset(matrices["train"], y["train"], categorical_feature=CATEGORICAL, free_raw_data=True)
-    valid_set = lgb.Dataset(matrices["valid"], y["valid"], reference=train_set, categorical_feature=CATEGORICAL)
-    search: list[dict[str, float]] = []
-    booster, best, chosen, best_auc = None, 0, sizes[0], -np.inf
-    for leaves in sizes:  # one Dataset, binned once, for every tree size
-        params = config.lightgbm_params() | {
-            "num_leaves": leaves,
-            "monotone_constraints": monotone_constraints(),
-            "metric": ["binary_logloss", "auc"],
-        }
-        candidate = lgb.train(
-            params,
-            train_set,
-            num_boost_round=config.boosting.max_rounds,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            callbacks=[
-                lgb.early_stopping(config.boosting.early_stopping_rounds, first_metric_only=True, verbose=False)
-            ],
-        )
-        trees = candidate.best_iteration or candidate.current_iteration()
-        valid_auc = float(candidate.best_score["valid"]["auc"])
-        search.append({"num_leaves": leaves, "trees": trees, "valid_auc": valid_auc})
-        if valid_auc > best_auc:  # strictly better: a tie keeps the smaller tree
-            # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
-            booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
-            best, chosen, best_auc = trees, leaves, valid_auc
-    if len(sizes) > 1:
-        say(f"tree size chosen on the validation fold: {search_summary(search)}")
+    fit = _Fitter(config, matrices, y, {name: folds[name].get("outcome_records") for name in matrices})
+    search: list[dict[str, Any]] = []
+    booster, best, chosen, best_auc, first = None, 0, sizes[0], -np.inf, 0
+    for leaves in sizes:
+        for pretrained in (False, True) if pretrain else (False,):
+            candidate, trees, trial = fit(leaves, pretrained)
+            search.append(trial)
+            if trial["valid_auc"] > best_auc:  # strictly better: a tie keeps the smaller, plainer model
+                # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
+                booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
+                best, chosen, best_auc, first = trees, leaves, trial["valid_auc"], trial.get("pretrain_trees", 0)
+    if len(search) > 1:
+        say(f"chosen on the validation fold: {search_summary(search)}")
     config = config.model_copy(update={"lightgbm": config.lightgbm.model_copy(update={"num_leaves": chosen})})
     timings["fit"] = time.perf_counter() - t0
 
@@ -227,6 +301,7 @@ def train_model(
         feature_version=feature_version,
         metadata={
             "best_iteration": best,
+            "pretrain_trees": first,
             "tree_search": search,
             "split": split.describe(),
             "calibration": repr(calibrator),

@@ -214,13 +214,13 @@ def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
     split = model.split.describe()
     out.print(
         f"out-of-time split — train {split['train']} · purged {split['purged']} · valid {split['valid']} · "
-        f"test {split['test']}; {model.best_iteration} trees of {model.config.lightgbm.num_leaves} leaves; "
+        f"test {split['test']}; {model.trees_text()}; "
         f"{model.scorer.calibrator!r}"
     )
     if len(model.search) > 1:
         from models.train import search_summary
 
-        out.print(f"tree size chosen on the validation fold: {search_summary(model.search)}")
+        out.print(f"chosen on the validation fold: {search_summary(model.search)}")
     out.print(_rich_table(ev.metrics, "Test fold: model vs baselines"))
     if len(ev.intervals):
         out.print(_rich_table(ev.intervals, "95 % bootstrap intervals on the test fold (resampling entities)"))

@@ -20,8 +20,21 @@ def test_outcome_window_is_recorded_dates_in_d_to_d_plus_12_months(history):
     history.event(ids[2], "infringement_judgment", D, D + relativedelta(months=12))
     history.event(ids[3], "infringement_penalty", D, D + relativedelta(months=12) + timedelta(days=1))
     history.event(ids[3], "complaint_received", D, D + timedelta(days=5))  # a signal is not adverse
-    outcomes = build_outcomes(history.dataset(), D).set_index("entity_id")["outcome"]
-    assert [outcomes[i] for i in ids] == [0, 1, 1, 0]
+    outcomes = build_outcomes(history.dataset(), D).set_index("entity_id")
+    assert [outcomes.loc[i, "outcome"] for i in ids] == [0, 1, 1, 0]
+    # the pretraining count: adverse and signal records in the same window (the complaint counts, the
+    # penalty recorded a day after the window does not)
+    assert [outcomes.loc[i, "outcome_records"] for i in ids] == [0, 1, 1, 1]
+
+
+def test_the_record_count_counts_adverse_and_signal_records_not_activity(history):
+    eid = history.entity()
+    for code in ("complaint_received", "platform_takedown", "annual_report_late", "inspection_failed"):
+        history.event(eid, code, D, D + timedelta(days=10))
+    for code in ("patent_filed", "inspection_passed", "commitment_signed"):
+        history.event(eid, code, D, D + timedelta(days=10))
+    row = build_outcomes(history.dataset(), D).set_index("entity_id").loc[eid]
+    assert (row["outcome"], row["outcome_records"]) == (1, 4)
 
 
 def test_snapshots_only_use_dates_with_a_complete_outcome_window(history):

@@ -152,7 +152,12 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
         - 0.15 * np.minimum(age, 10) / 10
         + 0.7 * risk
     )
-    out["outcome"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    p = 1 / (1 + np.exp(-logit))
+    out["outcome"] = (rng.random(n) < p).astype("int8")
+    # The outcome window's adverse and signal records (features.snapshots.build_outcomes): every positive has
+    # at least one adverse record; warning signs come with the same risk, positives or not.
+    adverse = out["outcome"].to_numpy() * (1 + rng.poisson(0.3, n))
+    out["outcome_records"] = (adverse + rng.poisson(2.0 * p)).astype("int32")
     return out
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from features.build import FEATURE_VERSION, model_matrix
-from features.catalogue import FEATURE_NAMES
+from features.catalogue import CATEGORICAL, FEATURE_NAMES, monotone_constraints
 from models.config import parse_config
 from models.evaluate import run_metrics
 from models.policy import TIERS
 from models.scorer import ModelError, Scorer
-from models.train import TrainingError, train_model
+from models.train import TrainingError, _Fitter, search_summary, train_model
 from tests.models.conftest import FAST
+from tests.models.test_monotone import BASE, one_more_violation
 
 
 def test_the_model_is_trained_on_train_dates_only(trained, evaluation):
@@ -97,9 +99,15 @@ def test_evaluation_measures_the_test_fold(trained, evaluation, factory_snapshot
 
 
 def test_the_tree_size_is_chosen_on_the_validation_fold_and_recorded(trained, factory_snapshots, policy, fast_config):
-    # Every size of config.search beside lightgbm.num_leaves was fitted, smallest first, and the kept one
-    # has the best validation AUC (a tie keeps the smaller tree).
-    assert [t["num_leaves"] for t in trained.search] == fast_config.tree_sizes() == [7, 15]
+    # Every size of config.search beside lightgbm.num_leaves was fitted, smallest first, plain and then
+    # pretrained on outcome_records, and the kept one has the best validation AUC (a tie: the earlier one).
+    assert fast_config.tree_sizes() == [7, 15]
+    assert [(t["num_leaves"], t.get("pretrained", False)) for t in trained.search] == [
+        (7, False),
+        (7, True),
+        (15, False),
+        (15, True),
+    ]
     best = max(t["valid_auc"] for t in trained.search)
     chosen = next(t for t in trained.search if t["valid_auc"] == best)
     assert trained.config.lightgbm.num_leaves == chosen["num_leaves"]
@@ -118,6 +126,7 @@ def test_the_test_fold_never_steers_the_tree_size(trained, factory_snapshots, po
     frame = factory_snapshots.copy()
     test = frame["as_of"].isin(trained.split.test)
     frame.loc[test, "outcome"] = np.random.default_rng(5).permutation(frame.loc[test, "outcome"].to_numpy())
+    frame.loc[test, "outcome_records"] = 0
     again = train_model(frame, policy, config=fast_config, feature_version=FEATURE_VERSION)
     assert again.search == trained.search
     assert again.scorer.booster.model_to_string() == trained.scorer.booster.model_to_string()
@@ -126,4 +135,74 @@ def test_the_test_fold_never_steers_the_tree_size(trained, factory_snapshots, po
 def test_an_empty_search_fits_the_configured_tree_alone(factory_snapshots, policy):
     config = parse_config({**FAST, "search": {"num_leaves": []}, "lightgbm": {"num_threads": 1, "num_leaves": 9}})
     model = train_model(factory_snapshots, policy, config=config, feature_version=FEATURE_VERSION)
-    assert [t["num_leaves"] for t in model.search] == [9] and model.config.lightgbm.num_leaves == 9
+    assert [(t["num_leaves"], t.get("pretrained", False)) for t in model.search] == [(9, False), (9, True)]
+    assert model.config.lightgbm.num_leaves == 9
+
+
+def _fitter(snapshots: pd.DataFrame, config) -> _Fitter:
+    folds = {name: frame for name, frame in train_folds(snapshots, config).items() if name != "test"}
+    y = {name: frame["outcome"].to_numpy(dtype=np.int8) for name, frame in folds.items()}
+    matrices = {name: model_matrix(frame) for name, frame in folds.items()}
+    return _Fitter(config, matrices, y, {name: frame["outcome_records"] for name, frame in folds.items()}), matrices
+
+
+def train_folds(snapshots: pd.DataFrame, config) -> dict[str, pd.DataFrame]:
+    from models.train import out_of_time_split
+
+    return out_of_time_split(sorted(set(snapshots["as_of"])), config).folds(snapshots)
+
+
+def test_a_pretrained_model_is_one_booster_that_starts_from_the_record_trees(factory_snapshots, fast_config):
+    fit, matrices = _fitter(factory_snapshots, fast_config)
+    booster, trees, trial = fit(7, pretrained=True)
+    first = trial["pretrain_trees"]
+    assert trial["pretrained"] and 0 < first < trees <= booster.current_iteration()
+    # The first trees are the Poisson model of outcome_records, fitted and stopped on its own: the booster
+    # holds them, and its binary trees were boosted on top of their log-rates.
+    dump = booster.dump_model()
+    assert dump["objective"].startswith("binary")
+    stage = lgb.train(
+        fast_config.lightgbm_params()
+        | {
+            "num_leaves": 7,
+            "objective": "poisson",
+            "metric": ["poisson"],
+            "monotone_constraints": monotone_constraints(),
+        },
+        lgb.Dataset(matrices["train"], fit.counts["train"].to_numpy(dtype=float), categorical_feature=CATEGORICAL),
+        num_boost_round=first,
+    )
+    x = matrices["valid"].head(300)
+    assert np.allclose(booster.predict(x, raw_score=True, num_iteration=first), stage.predict(x, raw_score=True))
+    # Both stages keep the catalogue's directions: one more violation never lowers the pretrained score.
+    before = BASE.head(200)
+    after = one_more_violation(before, "infringement_penalty", 5_000.0)
+    assert (
+        booster.predict(model_matrix(after), raw_score=True)
+        >= booster.predict(model_matrix(before), raw_score=True) - 1e-12
+    ).all()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda f: f.drop(columns=["outcome_records"]), id="no count"),
+        pytest.param(lambda f: f.assign(outcome_records=f["outcome"].astype("int32")), id="the count is the outcome"),
+    ],
+)
+def test_pretraining_is_left_out_where_there_is_no_denser_count(factory_snapshots, policy, fast_config, change):
+    config = parse_config({**FAST, "search": {"num_leaves": []}})
+    model = train_model(change(factory_snapshots), policy, config=config, feature_version=FEATURE_VERSION)
+    assert [t.get("pretrained", False) for t in model.search] == [False]
+
+
+def test_pretraining_can_be_turned_off(factory_snapshots, policy):
+    config = parse_config({**FAST, "search": {"num_leaves": [], "pretrain": False}})
+    model = train_model(factory_snapshots, policy, config=config, feature_version=FEATURE_VERSION)
+    assert [t.get("pretrained", False) for t in model.search] == [False]
+    assert "pretrained" not in search_summary(model.search)
+
+
+def test_the_search_summary_marks_the_chosen_model(trained):
+    text = search_summary(trained.search)
+    assert text.count("*") == 1 and text.count("pretrained") == 2 and "of them on outcome_records" in text
