@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -123,8 +124,10 @@ class TrainedModel:
 
     @property
     def pretrain_trees(self) -> int:
-        """How many of the booster's first trees learnt ``outcome_records`` (0: a plain model)."""
-        return int(self.scorer.metadata.get("pretrain_trees", 0))
+        """How many of the booster's first trees learnt ``outcome_records`` (0: a plain model): the chosen
+        trial's."""
+        search = self.search
+        return int(search[chosen_trial(search)].get("pretrain_trees", 0)) if search else 0
 
     def trees_text(self) -> str:
         """``414 trees of 7 leaves (the first 288 on outcome_records)``, as the CLI and the model card say it."""
@@ -132,9 +135,14 @@ class TrainedModel:
         return f"{self.best_iteration} trees of {self.config.lightgbm.num_leaves} leaves{first}"
 
 
+def chosen_trial(search: list[dict[str, Any]]) -> int:
+    """The index of the kept trial: the best validation AUC, a tie going to the earlier (smaller, plainer) one."""
+    return max(range(len(search)), key=lambda i: (search[i]["valid_auc"], -i))
+
+
 def search_summary(search: list[dict[str, Any]]) -> str:
     """The models compared, as the CLI, the model card and MLflow show them; the chosen one marked ``*``."""
-    best = max(range(len(search)), key=lambda i: (search[i]["valid_auc"], -i)) if search else -1
+    best = chosen_trial(search) if search else -1
 
     def one(i: int, t: dict[str, Any]) -> str:
         pretrained = t.get("pretrained", False)
@@ -164,9 +172,15 @@ class _Fitter:
 
     def __init__(self, config: TrainConfig, matrices: dict[str, pd.DataFrame], y, counts) -> None:
         self.config, self.matrices, self.y, self.counts = config, matrices, y, counts
-        # one Dataset pair, binned once, for every plain fit; pretrained fits build their own (LightGBM sets
-        # the first stage's scores on a Dataset as its starting point, which needs the raw rows kept)
+        # one Dataset pair, binned once, for every plain fit; pretrained fits build their own binary pair
+        # (LightGBM sets the first stage's scores on a Dataset as its starting point, which needs the raw rows)
         self.plain = self._datasets(y, free_raw_data=True)
+
+    @cached_property
+    def records(self) -> tuple[lgb.Dataset, lgb.Dataset]:
+        """The first stage's Dataset pair, ``outcome_records`` as the label: binned once for every tree size."""
+        counts = {name: np.asarray(c, dtype=np.float64) for name, c in self.counts.items()}
+        return self._datasets(counts, free_raw_data=True)
 
     def _datasets(self, labels, *, free_raw_data: bool) -> tuple[lgb.Dataset, lgb.Dataset]:
         train = lgb.Dataset(
@@ -199,11 +213,7 @@ class _Fitter:
         trial: dict[str, Any] = {"num_leaves": leaves}
         first = None
         if pretrained:
-            counts = {name: np.asarray(c, dtype=np.float64) for name, c in self.counts.items()}
-            stage = self._train(
-                {"num_leaves": leaves, "objective": "poisson", "metric": ["poisson"]},
-                self._datasets(counts, free_raw_data=False),
-            )
+            stage = self._train({"num_leaves": leaves, "objective": "poisson", "metric": ["poisson"]}, self.records)
             done = stage.best_iteration or stage.current_iteration()
             first = lgb.Booster(model_str=stage.model_to_string(num_iteration=done))
             trial |= {"pretrained": True, "pretrain_trees": done}
@@ -268,7 +278,7 @@ def train_model(
     matrices = {name: model_matrix(folds[name]) for name in ("train", "valid")}
     fit = _Fitter(config, matrices, y, {name: folds[name].get("outcome_records") for name in matrices})
     search: list[dict[str, Any]] = []
-    booster, best, chosen, best_auc, first = None, 0, sizes[0], -np.inf, 0
+    booster, best, chosen, best_auc = None, 0, sizes[0], -np.inf
     for leaves in sizes:
         for pretrained in (False, True) if pretrain else (False,):
             candidate, trees, trial = fit(leaves, pretrained)
@@ -276,7 +286,7 @@ def train_model(
             if trial["valid_auc"] > best_auc:  # strictly better: a tie keeps the smaller, plainer model
                 # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
                 booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
-                best, chosen, best_auc, first = trees, leaves, trial["valid_auc"], trial.get("pretrain_trees", 0)
+                best, chosen, best_auc = trees, leaves, trial["valid_auc"]
     if len(search) > 1:
         say(f"chosen on the validation fold: {search_summary(search)}")
     config = config.model_copy(update={"lightgbm": config.lightgbm.model_copy(update={"num_leaves": chosen})})
@@ -301,7 +311,6 @@ def train_model(
         feature_version=feature_version,
         metadata={
             "best_iteration": best,
-            "pretrain_trees": first,
             "tree_search": search,
             "split": split.describe(),
             "calibration": repr(calibrator),

@@ -14,7 +14,7 @@ from models.config import parse_config
 from models.evaluate import run_metrics
 from models.policy import TIERS
 from models.scorer import ModelError, Scorer
-from models.train import TrainingError, _Fitter, search_summary, train_model
+from models.train import TrainingError, _Fitter, out_of_time_split, search_summary, train_model
 from tests.models.conftest import FAST
 from tests.models.test_monotone import BASE, one_more_violation
 
@@ -147,8 +147,6 @@ def _fitter(snapshots: pd.DataFrame, config) -> _Fitter:
 
 
 def train_folds(snapshots: pd.DataFrame, config) -> dict[str, pd.DataFrame]:
-    from models.train import out_of_time_split
-
     return out_of_time_split(sorted(set(snapshots["as_of"])), config).folds(snapshots)
 
 
