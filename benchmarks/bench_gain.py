@@ -42,7 +42,7 @@ from features.build import FEATURE_VERSION  # noqa: E402
 from features.dataset import Dataset  # noqa: E402
 from features.pointintime import EVENT_COUNTS, sql_date  # noqa: E402
 from features.schema import EVENT_CODES  # noqa: E402
-from features.snapshots import build_snapshots, plan_snapshots  # noqa: E402
+from features.snapshots import MAX_ROWS, MAX_SNAPSHOTS, build_snapshots, plan_snapshots  # noqa: E402
 from features.synth import generate  # noqa: E402
 from features.synth_sparse import generate_sparse  # noqa: E402
 from models.config import load_config  # noqa: E402
@@ -86,6 +86,8 @@ def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.nda
             continue
         diffs.append(roc_auc_score(y[pick], a[pick]) - roc_auc_score(y[pick], b[pick]))
     point = roc_auc_score(y, a) - roc_auc_score(y, b)
+    if not diffs:  # --boot 0, or no resample held both outcomes: the point estimate alone
+        return point, float("nan"), float("nan")
     low, high = np.quantile(diffs, [0.025, 0.975])
     return point, low, high
 
@@ -98,7 +100,7 @@ def compare(
     links = getattr(world, "relations", None) if relations else None
     ds = Dataset.from_frames(world.entities, world.events, world.lists, relations=links, threads=2)
     t0 = time.perf_counter()
-    dates = plan_snapshots(ds, count=quarters).dates
+    dates = plan_snapshots(ds, count=quarters, max_rows=MAX_ROWS).dates
     snapshots = build_snapshots(ds, dates)
     config, policy = load_config(config_path), load_policy(ROOT / "models" / "policy.toml")
     model = train_model(snapshots, policy, config=config, feature_version=FEATURE_VERSION)
@@ -164,7 +166,7 @@ def main() -> None:
     parser.add_argument("--sparse-entities", type=int, default=8_000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--boot", type=int, default=200)
-    parser.add_argument("--quarters", type=int, default=16, help="as ipcredit train --quarters")
+    parser.add_argument("--quarters", type=int, default=MAX_SNAPSHOTS, help="as ipcredit train --quarters")
     parser.add_argument("--config", type=Path, help="a training config laid over models/train.toml")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--no-relations", action="store_true", help="train ipcredit without the relations table")

@@ -9,7 +9,10 @@ Real deliveries have gaps (years without any record) and thin early years. ``pla
 dates from the data itself: quarter ends with at least a year of recorded history before them, whose
 outcome window holds the usual volume of records per registered entity (a window falling in a gap would
 label everyone 0 because nobody was looking, not because nobody violated) and at least one adverse record;
-the latest ``count`` of those, with the reason each other candidate was skipped.
+the latest ``count`` of those, with the reason each other candidate was skipped. Beyond the latest
+``SNAPSHOTS`` dates, older ones are taken only while the snapshot rows (entities registered by each date)
+stay within ``max_rows``: a thin record gains from every year it has, a large one has rows enough in four
+years and would only train longer (``models.train`` compares the two designs on the validation fold).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from features.pointintime import as_date, sql_date
 from features.schema import ADVERSE_CODES, EVENT_TYPES, EventClass
 
 OUTCOME_MONTHS = 12
-SNAPSHOTS = 16  # quarterly snapshots a model is trained on by default: four years
+SNAPSHOTS = 16  # quarterly snapshots a model is trained on at least, where the data has them: four years
+MAX_SNAPSHOTS = 40  # ... and at most, by default: ten years, while the rows stay within MAX_ROWS
+MAX_ROWS = 1_000_000  # snapshot rows (entity x date) beyond which no date older than the latest 16 is added
 HISTORY_MONTHS = 12  # recorded history a snapshot date needs before it
 MIN_COVERAGE = 0.8  # an outcome window needs this share of the usual records per registered entity
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
@@ -156,8 +161,10 @@ def plan_snapshots(
     count: int = SNAPSHOTS,
     months: int = OUTCOME_MONTHS,
     min_coverage: float = MIN_COVERAGE,
+    max_rows: int | None = None,
 ) -> SnapshotPlan:
-    """Choose up to ``count`` quarter ends where outcomes can be observed (see the module docstring)."""
+    """Choose up to ``count`` quarter ends where outcomes can be observed (see the module docstring); with
+    ``max_rows``, dates older than the latest ``SNAPSHOTS`` only while the snapshot rows stay within it."""
     monthly = ds.con.execute(
         f"""
         SELECT date_trunc('month', recorded_on)::DATE AS month, count(*) AS records,
@@ -180,12 +187,13 @@ def plan_snapshots(
     records = pd.Series(monthly["records"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
     adverse = pd.Series(monthly["adverse"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
     registered = np.sort(pd.to_datetime(ds.con.execute("SELECT registered_on FROM entities").df()["registered_on"]))
-    window_records, window_adverse, rate = [], [], []
+    window_records, window_adverse, rate, rows = [], [], [], {}
     for d in candidates:
         start = calendar.get_loc(pd.Period(d, "M")) + 1  # the months after D's month ...
         window_records.append(int(records[start : start + months].sum()))  # ... up to D + months
         window_adverse.append(int(adverse[start : start + months].sum()))
         entities = int(np.searchsorted(registered, np.datetime64(d), side="right"))
+        rows[d] = entities
         rate.append(window_records[-1] / entities if entities else 0.0)
     usual = float(np.quantile(rate, 0.75))  # robust to a gap covering up to a quarter of the span
     eligible, skipped = [], []
@@ -209,4 +217,21 @@ def plan_snapshots(
     skipped += [
         (d, f"older than the {count} latest usable dates (raise --quarters to use it)") for d in eligible[:-count]
     ]
+    if max_rows is not None and len(chosen) > SNAPSHOTS:
+        total = sum(rows[d] for d in chosen[-SNAPSHOTS:])
+        keep = SNAPSHOTS
+        for d in reversed(chosen[:-SNAPSHOTS]):  # newest first
+            if total + rows[d] > max_rows:
+                break
+            total += rows[d]
+            keep += 1
+        skipped += [
+            (
+                d,
+                f"older than the latest {SNAPSHOTS} dates and beyond {max_rows:,} snapshot rows "
+                "(raise --max-rows to use it)",
+            )
+            for d in chosen[:-keep]
+        ]
+        chosen = chosen[-keep:]
     return SnapshotPlan(dates=chosen, skipped=sorted(skipped), first_record=first_record, data_end=end)

@@ -69,6 +69,11 @@ class SearchConfig(_Strict):
     # and signal records the outcome window holds, a Poisson objective, early-stopped on valid) and then goes
     # on from those trees on the outcome itself. The validation AUC decides between the two as between sizes.
     pretrain: bool = True
+    # When the snapshots span more as-of dates than this, every candidate is also fitted on the training dates
+    # of the latest ``recent_quarters`` alone (the same valid and test dates): a thin record gains from every
+    # year it has, one whose older years come from another era loses by them (docs/real-record.md); the
+    # validation AUC decides. 0: all dates only.
+    recent_quarters: int = Field(default=16, ge=0, le=400)
 
 
 class BoostingConfig(_Strict):

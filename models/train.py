@@ -147,11 +147,35 @@ def search_summary(search: list[dict[str, Any]]) -> str:
     def one(i: int, t: dict[str, Any]) -> str:
         pretrained = t.get("pretrained", False)
         name = f"{t['num_leaves']} leaves{' pretrained' if pretrained else ''}"
+        if "train_dates" in t:
+            name = f"{t['train_dates']} training dates, {name}"
         kind = f", {t['pretrain_trees']} of them on outcome_records" if pretrained else ""
         mark = "*" if i == best and len(search) > 1 else ""
         return f"{mark}{name}: valid AUC {t['valid_auc']:.4f}, {t['trees']} trees{kind}"
 
     return " · ".join(one(i, t) for i, t in enumerate(search))
+
+
+def _histories(
+    snapshots: pd.DataFrame, split: Split, folds: dict[str, pd.DataFrame], config: TrainConfig
+) -> list[tuple[Split, pd.DataFrame]]:
+    """The training designs the search compares: all dates, and first - so that a tie keeps it - the design of
+    the latest ``search.recent_quarters`` dates (fewer training dates, the same valid and test dates) when the
+    snapshots hold more and its training fold can be fitted."""
+    full = [(split, folds["train"])]
+    dates = sorted({*split.train, *split.purged, *split.valid, *split.test})
+    recent = config.search.recent_quarters
+    if not recent or len(dates) <= recent:
+        return full
+    try:
+        short = out_of_time_split(dates[-recent:], config)
+    except TrainingError:  # the latest dates alone cannot carry the design: all of them only
+        return full
+    train = short.folds(snapshots)["train"]
+    positives = int(train["outcome"].sum())
+    if len(short.train) >= len(split.train) or min(positives, len(train) - positives) < MIN_FOLD_OUTCOMES:
+        return full
+    return [(short, train), *full]
 
 
 def _can_pretrain(folds: dict[str, pd.DataFrame]) -> bool:
@@ -268,27 +292,39 @@ def train_model(
     y = {name: folds[name]["outcome"].to_numpy(dtype=np.int8) for name in ("train", "valid")}
 
     sizes = config.tree_sizes()
-    pretrain = config.search.pretrain and _can_pretrain(folds)
+    histories = _histories(snapshots, split, folds, config)
     say(
         f"training LightGBM on {len(folds['train']):,} rows ({split.describe()['train']}), "
-        f"{' / '.join(map(str, sizes))} leaves{', each plain and pretrained,' if pretrain else ''} "
-        "compared on the validation fold"
+        f"{' / '.join(map(str, sizes))} leaves, plain and pretrained where the counts allow"
+        f"{', on all and on the latest training dates,' if len(histories) > 1 else ''} compared on the validation fold"
     )
     t0 = time.perf_counter()
-    matrices = {name: model_matrix(folds[name]) for name in ("train", "valid")}
-    fit = _Fitter(config, matrices, y, {name: folds[name].get("outcome_records") for name in matrices})
+    matrices = {"valid": model_matrix(folds["valid"])}
     search: list[dict[str, Any]] = []
-    booster, best, chosen, best_auc = None, 0, sizes[0], -np.inf
-    for leaves in sizes:
-        for pretrained in (False, True) if pretrain else (False,):
-            candidate, trees, trial = fit(leaves, pretrained)
-            search.append(trial)
-            if trial["valid_auc"] > best_auc:  # strictly better: a tie keeps the smaller, plainer model
-                # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
-                booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
-                best, chosen, best_auc = trees, leaves, trial["valid_auc"]
+    booster, best, chosen, best_auc, kept = None, 0, sizes[0], -np.inf, None
+    for history, train in histories:
+        fit = _Fitter(
+            config,
+            {"train": model_matrix(train), "valid": matrices["valid"]},
+            {"train": train["outcome"].to_numpy(dtype=np.int8), "valid": y["valid"]},
+            {"train": train.get("outcome_records"), "valid": folds["valid"].get("outcome_records")},
+        )
+        pretrain = config.search.pretrain and _can_pretrain({"train": train, "valid": folds["valid"]})
+        for leaves in sizes:
+            for pretrained in (False, True) if pretrain else (False,):
+                candidate, trees, trial = fit(leaves, pretrained)
+                if len(histories) > 1:
+                    trial["train_dates"] = len(history.train)
+                search.append(trial)
+                if trial["valid_auc"] > best_auc:  # strictly better: a tie keeps the smaller, plainer model
+                    # Keep exactly the chosen trees: what is saved, explained and evaluated is one and the same model.
+                    booster = lgb.Booster(model_str=candidate.model_to_string(num_iteration=trees))
+                    best, chosen, best_auc, kept = trees, leaves, trial["valid_auc"], (history, train, fit)
     if len(search) > 1:
         say(f"chosen on the validation fold: {search_summary(search)}")
+    # Everything after the search - calibration's inputs aside - describes the chosen design's training rows.
+    split, folds["train"], fit = kept
+    matrices["train"], y["train"] = fit.matrices["train"], fit.y["train"]
     config = config.model_copy(update={"lightgbm": config.lightgbm.model_copy(update={"num_leaves": chosen})})
     timings["fit"] = time.perf_counter() - t0
 

@@ -107,9 +107,19 @@ def train(
     quarters: Annotated[
         int,
         typer.Option(
-            min=4, help="at most this many quarterly snapshots: the latest dates whose outcomes the data shows"
+            min=4,
+            max=400,
+            help="at most this many quarterly snapshots: the latest dates whose outcomes the data shows",
         ),
-    ] = 16,
+    ] = 40,
+    max_rows: Annotated[
+        int,
+        typer.Option(
+            "--max-rows",
+            min=0,
+            help="dates older than the latest 16 are added only while the snapshot rows stay within this",
+        ),
+    ] = 1_000_000,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
     ledger_file: LedgerFile = None,
     ledger_seq: LedgerSeq = None,
@@ -137,7 +147,7 @@ def train(
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
     applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
-    plan = plan_snapshots(ds, as_of_end=end, count=quarters)
+    plan = plan_snapshots(ds, as_of_end=end, count=quarters, max_rows=max_rows)
     for line in plan.describe():
         err.print(line)
     dates = plan.dates

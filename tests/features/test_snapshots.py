@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 from dateutil.relativedelta import relativedelta
 
@@ -126,3 +127,25 @@ def test_no_events_gives_no_plan(history):
     history.entity()
     plan = plan_snapshots(history.dataset())
     assert plan.dates == [] and plan.describe() == ["no usable as-of date"]
+
+
+def test_dates_older_than_the_latest_sixteen_stay_within_the_row_budget():
+    ds = _sparse_dataset()  # 1,500 entities, usable quarter ends 2006-2011 and 2016-2024
+    everything = plan_snapshots(ds, count=200)
+    assert len(everything.dates) > 20
+    registered = pd.to_datetime(ds.con.execute("SELECT registered_on FROM entities").df()["registered_on"])
+
+    def entities(d):
+        return int((registered <= pd.Timestamp(d)).sum())
+
+    budget = 20 * 1500
+    rows = plan_snapshots(ds, count=200, max_rows=budget)
+    # the latest 16 always; older dates, newest first, only while the rows (entities registered by each
+    # date) stay within the budget
+    kept = len(rows.dates)
+    assert 16 < kept < len(everything.dates) and rows.dates == everything.dates[-kept:]
+    total = sum(entities(d) for d in rows.dates)
+    assert total <= budget < total + entities(everything.dates[-kept - 1])
+    assert any("raise --max-rows" in reason for _, reason in rows.skipped)
+    tight = plan_snapshots(ds, count=200, max_rows=0)
+    assert tight.dates == everything.dates[-16:]

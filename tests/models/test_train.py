@@ -14,8 +14,9 @@ from models.config import parse_config
 from models.evaluate import run_metrics
 from models.policy import TIERS
 from models.scorer import ModelError, Scorer
-from models.train import TrainingError, _Fitter, out_of_time_split, search_summary, train_model
+from models.train import TrainingError, _Fitter, chosen_trial, out_of_time_split, search_summary, train_model
 from tests.models.conftest import FAST
+from tests.models.factories import quarter_ends, snapshots
 from tests.models.test_monotone import BASE, one_more_violation
 
 
@@ -204,3 +205,38 @@ def test_pretraining_can_be_turned_off(factory_snapshots, policy):
 def test_the_search_summary_marks_the_chosen_model(trained):
     text = search_summary(trained.search)
     assert text.count("*") == 1 and text.count("pretrained") == 2 and "of them on outcome_records" in text
+
+
+@pytest.mark.parametrize("drift", [0.0, 1.0])
+def test_a_longer_history_is_weighed_against_the_latest_dates_on_the_validation_fold(policy, drift):
+    # 16 quarter ends; recent_quarters = 10: the design of the latest 10 (3 training dates) is fitted first,
+    # then all 16 (9 training dates), both on the same valid and test dates; the validation AUC decides and
+    # everything after the search - split, rows, baselines - is the chosen design's. With the older dates
+    # relabelled at random (an era that ended, drift 1.0) the latest dates alone must win.
+    dates = quarter_ends("2019-03-31", 16)
+    frame = snapshots(1500, dates, seed=4)
+    old = frame["as_of"].isin(dates[:6])
+    if drift:
+        rng = np.random.default_rng(9)
+        frame.loc[old, "outcome"] = rng.permutation(frame.loc[old, "outcome"].to_numpy())
+        frame.loc[old, "outcome_records"] = frame.loc[old, "outcome"]
+    config = parse_config(FAST | {"search": {"num_leaves": [], "pretrain": False, "recent_quarters": 10}})
+    model = train_model(frame, policy, config=config, feature_version=FEATURE_VERSION)
+    assert [t["train_dates"] for t in model.search] == [3, 9]
+    kept = model.search[chosen_trial(model.search)]
+    assert len(model.split.train) == kept["train_dates"]
+    assert model.split.train == dates[-10:-7] if kept["train_dates"] == 3 else dates[:9]
+    assert model.split.valid == dates[-4:-2] and model.split.test == dates[-2:]
+    assert model.data["rows"]["train"] == int(frame["as_of"].isin(model.split.train).sum())
+    assert "3 training dates" in search_summary(model.search) and "9 training dates" in search_summary(model.search)
+    if drift:
+        assert kept["train_dates"] == 3
+
+
+def test_no_shorter_design_where_the_snapshots_hold_no_more_dates(factory_snapshots, policy, trained):
+    # 10 dates and recent_quarters = 16: all dates only, and the trials say nothing of training dates.
+    assert all("train_dates" not in t for t in trained.search)
+    config = parse_config(FAST | {"search": {"num_leaves": [], "recent_quarters": 8}})
+    # the latest 8 dates leave a single training date after purging: that design cannot be fitted
+    model = train_model(factory_snapshots, policy, config=config, feature_version=FEATURE_VERSION)
+    assert all("train_dates" not in t for t in model.search)
