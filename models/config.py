@@ -92,6 +92,8 @@ class EvaluationConfig(_Strict):
     shap_sample: int = Field(default=5000, ge=10)
     scorecard_max_rows: int = Field(default=300_000, ge=100)
     bootstrap: int = Field(default=200, ge=0)  # resamples for the intervals (0: none)
+    # The drift reference is fixed from the training rows of the latest this many training dates (0: all).
+    reference_quarters: int = Field(default=4, ge=0, le=400)
 
 
 class GateConfig(_Strict):
@@ -102,7 +104,7 @@ class GateConfig(_Strict):
     # The challenger may not be credibly worse: the lower end of the paired 95 % interval of its AUC gain
     # over the champion on the same rows must lie above -auc_margin.
     auc_margin: float = Field(default=0.005, ge=0)
-    # The score's PSI between the training rows and the test fold (the latest quarter) must stay out of the
+    # The score's PSI between the reference rows (the latest training dates) and the test fold (the latest quarter) must stay out of the
     # "major" band: a model already stale on its own latest data is not promoted.
     max_score_psi: float = Field(default=0.25, gt=0)
 

@@ -5,6 +5,7 @@ Pure functions on frames and arrays; the monthly report (``models/report.py``) c
 service and the CLI feed them stored runs.
 
 - **Reference.** At training, every feature's and the score's bins are fixed from the training rows
+  of the latest training dates (``models.train.reference_rows``)
   (deciles of the known values, a bin for missing; categories as they are) and stored with the model, so
   every month is measured on the same bins.
 - **Drift.** PSI per feature and of the score, in the usual bands (under 0.1 stable, 0.1–0.25 moderate,

@@ -8,7 +8,8 @@ The protocol (docs/model.md has the reasoning):
 - ``test``: the latest ``test_quarters`` as-of dates. Touched once, to evaluate; never fitted on.
 - ``valid``: the ``valid_quarters`` before them. Early stopping picks the number of trees on it, the tree
   size is chosen on it (``[search]``: each ``num_leaves`` fitted, plain and pretrained on the denser
-  ``outcome_records``, the best validation AUC kept), and the calibrator is fitted on it. Using one fold
+  ``outcome_records``, on all training dates and on the latest ``recent_quarters`` design's alone, the best
+  validation AUC kept), and the calibrator is fitted on it. Using one fold
   for all three is mildly optimistic *on that fold*, which is why the reported numbers come from ``test``.
 - ``purged``: training snapshots whose 12-month outcome window reaches past the first held-out date. A
   model deployed on that date could not have known those outcomes, and keeping them would let the same
@@ -260,6 +261,18 @@ def _check_snapshots(snapshots: pd.DataFrame) -> None:
         raise TrainingError(f"outcome must be 0 or 1; got values {sorted(values)[:5]}")
 
 
+def reference_rows(train: pd.DataFrame, quarters: int) -> np.ndarray:
+    """Which training rows fix the drift reference: those of the latest ``quarters`` training dates (0: all).
+
+    The population as the model last saw it. Whole-history totals and times since an event grow with the
+    calendar, so a reference pooled over ten years of dates would flag them in every later month.
+    """
+    as_of = pd.to_datetime(train["as_of"]).to_numpy()
+    if quarters == 0:
+        return np.ones(len(train), dtype=bool)
+    return as_of >= np.sort(np.unique(as_of))[-quarters:][0]
+
+
 def train_model(
     snapshots: pd.DataFrame,
     policy: Policy,
@@ -353,12 +366,14 @@ def train_model(
             "data": data or {},
         },
     )
-    # The drift reference: bins and shares of every feature and of the score in the training rows, kept
+    # The drift reference: bins and shares of every feature and of the score in the latest training dates' rows, kept
     # with the model so that every later month is measured on the same bins (models/monitoring.py).
-    train_scores = calibrator.transform(booster.predict(matrices["train"], raw_score=True))
-    fired = policy.fired(feature_columns(folds["train"]))
+    latest = reference_rows(folds["train"], config.evaluation.reference_quarters)
+    reference = folds["train"].loc[latest]
+    train_scores = calibrator.transform(booster.predict(matrices["train"].loc[latest], raw_score=True))
+    fired = policy.fired(feature_columns(reference))
     rule_rates = {rule.code: float(fired[:, r].mean()) for r, rule in enumerate(policy.rules)}
-    scorer.metadata["reference"] = Reference.fit(folds["train"], train_scores, rule_rates=rule_rates).to_dict()
+    scorer.metadata["reference"] = Reference.fit(reference, train_scores, rule_rates=rule_rates).to_dict()
 
     say("fitting the baselines: rules points card, optbinning scorecard")
     t0 = time.perf_counter()

@@ -126,11 +126,23 @@ def test_the_trained_model_carries_its_drift_reference(trained, factory_snapshot
     from models.scorer import Scorer
 
     reference = Reference.from_dict(Scorer.load(trained.scorer.save(tmp_path)).metadata["reference"])
-    assert reference.rows == trained.data["rows"]["train"]
+    # Fixed from the latest training dates only: the population as the model last saw it.
+    as_of = pd.to_datetime(factory_snapshots["as_of"]).dt.date
+    latest = sorted(trained.split.train)[-4:]
+    assert reference.rows == as_of.isin(latest).sum() <= trained.data["rows"]["train"]
     assert list(reference.rule_rates) == [rule.code for rule in policy.rules]
     test = factory_snapshots[pd.to_datetime(factory_snapshots["as_of"]).dt.date.isin(trained.split.test)]
     table = drift_table(reference, test, trained.scorer.predict_proba(test))
     assert table["feature"].iloc[0] == "score" and len(table) == 1 + len(reference.features)
+
+
+def test_the_reference_rows_are_the_latest_training_dates_or_all_of_them():
+    from models.train import reference_rows
+
+    dates = pd.to_datetime(["2020-03-31", "2020-06-30", "2020-09-30", "2020-12-31"])
+    train = pd.DataFrame({"as_of": np.repeat(dates, 3)[::-1]})  # any row order
+    assert reference_rows(train, 2).tolist() == [True] * 6 + [False] * 6
+    assert reference_rows(train, 0).all() and reference_rows(train, 9).all()
 
 
 def test_findings_rates_by_group_flag_a_group_whose_rate_departs_and_not_a_small_one():
