@@ -139,6 +139,7 @@ def compare(
     row = {
         "world": name,
         "test_rows": len(test),
+        "train_dates": len(model.split.train),  # the design the validation fold chose (search.recent_quarters)
         "outcome_rate": float(y.mean()),
         "ipcredit_auc": roc_auc_score(y, ours),
         "plain_auc": roc_auc_score(y, theirs),
@@ -192,11 +193,13 @@ def main() -> None:
         console.print(f"sparse world, seed {seed} …")
         rows.append(compare(f"sparse/{seed}", generate_sparse(args.sparse_entities, seed), oracle=True, **options))
     table = Table(title="out-of-time test AUC on fresh worlds: ipcredit vs plain LightGBM on simple counts")
-    for column in ("world", "test rows", "outcome", "ipcredit", "plain", "gain [95 % CI]", "oracle", "s"):
+    columns = ("world", "train dates", "test rows", "outcome", "ipcredit", "plain", "gain [95 % CI]", "oracle", "s")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             r["world"],
+            str(r["train_dates"]),
             f"{r['test_rows']:,}",
             f"{r['outcome_rate']:.1%}",
             f"{r['ipcredit_auc']:.4f}",
