@@ -104,8 +104,8 @@ class GateConfig(_Strict):
     # The challenger may not be credibly worse: the lower end of the paired 95 % interval of its AUC gain
     # over the champion on the same rows must lie above -auc_margin.
     auc_margin: float = Field(default=0.005, ge=0)
-    # The score's PSI between the reference rows (the latest training dates) and the test fold (the latest quarter) must stay out of the
-    # "major" band: a model already stale on its own latest data is not promoted.
+    # The score's PSI between the reference rows (the latest training dates) and the test fold (the latest
+    # quarter) must stay out of the "major" band: a model already stale on its own latest data is not promoted.
     max_score_psi: float = Field(default=0.25, gt=0)
 
 

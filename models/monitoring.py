@@ -4,10 +4,9 @@ honest violation rates from the random draws, and fairness with intervals.
 Pure functions on frames and arrays; the monthly report (``models/report.py``) composes them, the
 service and the CLI feed them stored runs.
 
-- **Reference.** At training, every feature's and the score's bins are fixed from the training rows
-  of the latest training dates (``models.train.reference_rows``)
-  (deciles of the known values, a bin for missing; categories as they are) and stored with the model, so
-  every month is measured on the same bins.
+- **Reference.** At training, every feature's and the score's bins are fixed from the training rows of
+  the latest training dates (``models.train.reference_rows``: deciles of the known values, a bin for
+  missing; categories as they are) and stored with the model, so every month is measured on the same bins.
 - **Drift.** PSI per feature and of the score, in the usual bands (under 0.1 stable, 0.1–0.25 moderate,
   over 0.25 major). Under no drift, PSI between two samples of sizes n and m over k bins is about
   χ²(k−1)·(1/n + 1/m), so a small region's month can reach 0.1 by chance; a feature is flagged only when

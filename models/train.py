@@ -366,8 +366,8 @@ def train_model(
             "data": data or {},
         },
     )
-    # The drift reference: bins and shares of every feature and of the score in the latest training dates' rows, kept
-    # with the model so that every later month is measured on the same bins (models/monitoring.py).
+    # The drift reference: bins and shares of every feature and of the score in the latest training dates'
+    # rows, kept with the model so that every later month is measured on the same bins (models/monitoring.py).
     latest = reference_rows(folds["train"], config.evaluation.reference_quarters)
     reference = folds["train"].loc[latest]
     train_scores = calibrator.transform(booster.predict(matrices["train"].loc[latest], raw_score=True))
