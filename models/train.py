@@ -9,8 +9,8 @@ The protocol (docs/model.md has the reasoning):
 - ``valid``: the ``valid_quarters`` before them. Early stopping picks the number of trees on it, the tree
   size is chosen on it (``[search]``: each ``num_leaves`` fitted, plain and pretrained on the denser
   ``outcome_records``, on all training dates and on the latest ``recent_quarters`` design's alone, the best
-  validation AUC kept), and the calibrator is fitted on it. Using one fold
-  for all three is mildly optimistic *on that fold*, which is why the reported numbers come from ``test``.
+  validation AUC kept), and the calibrator is fitted on it. Using one fold for all three is mildly
+  optimistic *on that fold*, which is why the reported numbers come from ``test``.
 - ``purged``: training snapshots whose 12-month outcome window reaches past the first held-out date. A
   model deployed on that date could not have known those outcomes, and keeping them would let the same
   future events label both a training row and a held-out row of the same entity.
@@ -270,7 +270,7 @@ def reference_rows(train: pd.DataFrame, quarters: int) -> np.ndarray:
     as_of = pd.to_datetime(train["as_of"]).to_numpy()
     if quarters == 0:
         return np.ones(len(train), dtype=bool)
-    return as_of >= np.sort(np.unique(as_of))[-quarters:][0]
+    return as_of >= np.unique(as_of)[-quarters:][0]  # np.unique sorts
 
 
 def train_model(
