@@ -501,6 +501,13 @@ POOL_SIZE = 20
 MAX_OVERFLOW = 20
 
 
+def _sqlite_folder(url: str) -> None:
+    """Create the folder of an SQLite file database (the default one under var/ on a fresh checkout)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs) -> Engine:
     """An engine for ``url``: SQLite files get WAL and a busy timeout, servers a pool that recovers.
 
@@ -518,9 +525,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_folder(url)
         # No ping: a file database has no connection that can go stale between requests.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -676,6 +681,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` up to ``revision`` (run on start and by ``ipcredit db upgrade``)."""
     from alembic import command
 
+    _sqlite_folder(url)  # migrations open their own engine
     command.upgrade(alembic_config(url), revision)
 
 

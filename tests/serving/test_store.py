@@ -152,3 +152,19 @@ def make_url_schema(db_url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return str(make_url(db_url).query["options"]).removeprefix("-csearch_path=")
+
+
+def test_a_fresh_machine_gets_its_sqlite_folder_from_the_first_command(tmp_path, monkeypatch):
+    """The default service database lies under var/, which a fresh checkout does not have: the first command
+    that opens the store (here `ipcredit db upgrade`) creates the folder instead of failing in the migrations."""
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("IPCREDIT_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("IPCREDIT_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'ipcredit.db'}")
+    assert "score_runs" in inspect(engine).get_table_names()
+    engine.dispose()
