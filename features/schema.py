@@ -7,6 +7,7 @@ synthetic world, the feature builder and the service's request models all read t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 
@@ -50,6 +51,9 @@ class Table:
                 return c
         raise KeyError(f"table {self.name} has no column {name!r}")
 
+
+# The earliest date any input may carry: no register of market entities reaches back further.
+EARLIEST_DATE = date(1900, 1, 1)
 
 # A unified social credit code (GB 32100-2015; ``features.uscc`` checks it) and a 6-digit division code.
 ENTITY_ID_LENGTH = 18

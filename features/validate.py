@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from features import uscc
 from features.dataset import REPORT_COLUMNS, Dataset, DatasetError, _q, load_dataset
 from features.schema import (
+    EARLIEST_DATE,
     ENTITIES,
     EVENTS,
     KINDS,
@@ -157,6 +159,21 @@ _ORDER = {
 }
 
 
+# Every date lies between EARLIEST_DATE and today (the one rule of ``serving.dates``): a record cannot be made,
+# nor an entity registered, in the future, and one mistyped year (2099 for 2019) would stretch the data's end
+# and every date planned from it. The end of a list entry or of a link may be fixed ahead: no upper bound.
+_OPEN_ENDED = {("lists", "removed_on"), ("relations", "to_on")}
+
+
+def _date_bounds(table: Table, column: str, typed: str, latest: date) -> list[str]:
+    branches = [f"WHEN {typed} < DATE '{EARLIEST_DATE}' THEN 'must not be before {EARLIEST_DATE}'"]
+    if (table.name, column) not in _OPEN_ENDED:
+        branches.append(
+            f"WHEN {typed} > DATE '{latest}' THEN 'must not be after today ({latest}): nothing is recorded ahead'"
+        )
+    return branches
+
+
 def _typed(col: str, raw_type: str, ctype: ColumnType) -> str:
     if ctype is ColumnType.BOOL and raw_type == "VARCHAR":
         return f"TRY_CAST(lower(trim({col})) AS BOOLEAN)"
@@ -165,7 +182,7 @@ def _typed(col: str, raw_type: str, ctype: ColumnType) -> str:
     return f"TRY_CAST({col} AS {ctype.value})"
 
 
-def _column_message_sql(table: Table, present: dict[str, str]) -> dict[str, str]:
+def _column_message_sql(table: Table, present: dict[str, str], latest: date) -> dict[str, str]:
     """One CASE expression per present contract column: the problem with that cell, or NULL."""
     domain = _domain_checks(table)
     order = _ORDER.get(table.name, {})
@@ -184,6 +201,8 @@ def _column_message_sql(table: Table, present: dict[str, str]) -> dict[str, str]
         if type_ok != "true":
             branches.append(f"WHEN {guard}NOT ({type_ok}) THEN '{type_msg}'")
         typed = _typed(col, raw_type, column.type)
+        if column.type is ColumnType.DATE:
+            branches += _date_bounds(table, column.name, typed, latest)
         if column.name in domain:
             condition, msg = domain[column.name]
             branches.append(f"WHEN {guard}NOT coalesce({condition(typed)}, false) THEN '{msg}'")
@@ -197,9 +216,9 @@ def _column_message_sql(table: Table, present: dict[str, str]) -> dict[str, str]
     return exprs
 
 
-def _cell_problems(ds: Dataset, table: Table, present: dict[str, str]) -> str | None:
+def _cell_problems(ds: Dataset, table: Table, present: dict[str, str], latest: date) -> str | None:
     """Materialise the rows of ``table`` with any bad cell; return the SQL that lists their problems."""
-    exprs = _column_message_sql(table, present)
+    exprs = _column_message_sql(table, present, latest)
     if not exprs:
         return None
     bad = f"_bad_{table.name}"
@@ -325,8 +344,11 @@ def _relation_problems(ds: Dataset, present: dict[str, str], entity_ids_present:
     return " UNION ALL ".join(f"({q})" for q in queries)
 
 
-def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
-    """Check every table, row and column of ``ds``; return the first ``limit`` problems and the total."""
+def validate_dataset(ds: Dataset, *, limit: int = 50, latest: date | None = None) -> ValidationReport:
+    """Check every table, row and column of ``ds``; return the first ``limit`` problems and the total.
+
+    ``latest``: the latest date a record may carry (today; default the clock's UTC date)."""
+    latest = latest or datetime.now(UTC).date()
     fixed = [dict(p) for p in ds.read_problems]
     queries: list[str] = []
     broken = {p["table"] for p in ds.read_problems}
@@ -347,7 +369,7 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
                     }
                 )
         for build in (
-            lambda t=table, p=present: _cell_problems(ds, t, p),
+            lambda t=table, p=present: _cell_problems(ds, t, p, latest),
             lambda t=table, p=present: _duplicate_problems(ds, t, p),
             lambda t=table, p=present: _reference_problems(t, p, entity_ids_present),
             lambda t=table, p=present: _relation_problems(ds, p, entity_ids_present) if t is RELATIONS else None,
@@ -378,18 +400,18 @@ def validate_dataset(ds: Dataset, *, limit: int = 50) -> ValidationReport:
     return ValidationReport(problems=problems, total=total)
 
 
-def load_valid_dataset(path: str | Path, *, threads: int | None = None) -> Dataset:
+def load_valid_dataset(path: str | Path, *, threads: int | None = None, latest: date | None = None) -> Dataset:
     """Load the dataset at ``path`` and validate it; raise ``DatasetError`` carrying the report if invalid."""
     ds = load_dataset(path, threads=threads)
-    report = validate_dataset(ds)
+    report = validate_dataset(ds, latest=latest)
     if not report.ok:
         raise DatasetError(f"dataset {path} is invalid: {report.summary()}", report.problems, report.total)
     return ds
 
 
-def check_frames(ds: Dataset) -> Dataset:
+def check_frames(ds: Dataset, *, latest: date | None = None) -> Dataset:
     """Validate an in-memory dataset (an API request); raise ``DatasetError`` with the report if invalid."""
-    report = validate_dataset(ds)
+    report = validate_dataset(ds, latest=latest)
     if not report.ok:
         raise DatasetError(f"invalid input: {report.summary()}", report.problems, report.total)
     return ds

@@ -21,9 +21,10 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from features.errors import InvalidInput
+from features.schema import EARLIEST_DATE
 
 # The earliest date any input may name: the register of enterprises does not reach back further.
-EARLIEST = date(1900, 1, 1)
+EARLIEST = EARLIEST_DATE
 
 _PINNED: ContextVar[date | None] = ContextVar("ipcredit_today", default=None)
 

@@ -91,7 +91,7 @@ def _scrub(text: str, folder: Path, root: Path) -> str:
 def open_dataset(folder: Path, root: Path) -> Dataset:
     """The dataset in ``folder``, validated; its problems at ``("dataset", table, row, column)``."""
     try:
-        return load_valid_dataset(folder, threads=2)
+        return load_valid_dataset(folder, threads=2, latest=dates.today())
     except DatasetError as exc:
         problems = [Problem(p.loc, _scrub(p.msg, folder, root), p.input) for p in exc.under("dataset").problems]
         raise InvalidInput(problems, total=exc.total) from None

@@ -25,6 +25,7 @@ from features.single import single_features
 from features.validate import check_frames
 from models.policy import Policy, parse_policy
 from models.scorer import Scorer
+from serving import dates
 from serving.schemas import History
 
 # What-if scorings run at once per process (the rest wait their turn on the event loop): scoring is
@@ -90,7 +91,7 @@ def dataset_from_history(entity: pd.DataFrame, events: pd.DataFrame, lists: pd.D
     paths when the contract is broken."""
     ds = Dataset.from_frames(entity, events, lists, source=source, threads=1)
     try:
-        check_frames(ds)
+        check_frames(ds, latest=dates.today())
     except DatasetError as exc:
         raise history_problems(exc) from exc
     return ds

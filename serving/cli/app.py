@@ -18,6 +18,7 @@ from features.dataset import Dataset, DatasetError
 from features.errors import InvalidInput, IPCreditError
 from features.validate import load_valid_dataset
 from models.scorefile import ROW_GROUP_ROWS  # a frame's file: the score file's row groups, a group at a time
+from serving import dates
 
 app = typer.Typer(
     name="ipcredit",
@@ -118,7 +119,7 @@ def print_problems(report_problems: pd.DataFrame, total: int, source: str) -> No
 def open_dataset(path: Path) -> Dataset:
     """Load and validate the dataset at ``path``; on any problem print the report and exit with status 2."""
     try:
-        return load_valid_dataset(path)
+        return load_valid_dataset(path, latest=dates.today())
     except DatasetError as exc:
         if len(exc.frame):
             print_problems(exc.frame, exc.total, str(path))

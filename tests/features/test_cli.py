@@ -105,3 +105,32 @@ def test_bad_arguments_are_named(history, tmp_path):
     assert result.exit_code == 2 and ".parquet or .csv" in result.output
     result = runner.invoke(app, ["validate", "--data", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_a_record_dated_after_today_is_refused_by_the_commands_today(history, tmp_path):
+    # "Today" is the command line's (IPCREDIT_TODAY pins it, as for every date a command names).
+    eid = history.entity()
+    history.event(eid, "patent_filed", date(2025, 3, 1))
+    history.event(eid, "infringement_penalty", date(2025, 9, 1))
+    history.write(tmp_path / "data", fmt="csv")
+    env = {"IPCREDIT_TODAY": "2025-06-30"}
+    result = runner.invoke(app, ["validate", "--data", str(tmp_path / "data"), "--json"], env=env)
+    assert result.exit_code == 2, result.output
+    problems = json.loads(result.stdout.strip().splitlines()[-1])["problems"]
+    assert {(p["table"], p["row"], p["column"], p["value"]) for p in problems} == {
+        ("events", 2, "occurred_on", "2025-09-01"),
+        ("events", 2, "recorded_on", "2025-09-01"),
+    }
+    assert "must not be after today (2025-06-30)" in problems[0]["message"]
+    assert (
+        runner.invoke(
+            app, ["validate", "--data", str(tmp_path / "data")], env={"IPCREDIT_TODAY": "2025-09-01"}
+        ).exit_code
+        == 0
+    )
+    # a simulated world may not end after today either: its own records would be refused
+    result = runner.invoke(
+        app, ["demo-data", "--out", str(tmp_path / "w"), "--entities", "50", "--end", "2025-12-31"], env=env
+    )
+    assert result.exit_code == 2 and "--end must not be after today (2025-06-30)" in result.output
+    assert not (tmp_path / "w").exists()

@@ -250,3 +250,41 @@ def test_an_untrustworthy_or_serious_violation_entry_without_a_legal_basis_is_re
         ("lists", 1, "basis"),
         ("lists", 2, "basis"),
     ]
+
+
+def test_dates_after_today_or_before_1900_are_refused_where_they_are(history):
+    # A record cannot be made in the future, and one mistyped year (2099 for 2019) would stretch the data's
+    # end and every date planned from it. A list entry's or a link's end may be fixed ahead.
+    today = date(2026, 12, 6)
+    eid = history.entity()
+    history.entity(registered_on=date(2027, 1, 1))
+    history.event(eid, "patent_filed", date(2019, 3, 1), recorded_on=date(2099, 3, 1))
+    history.event(eid, "infringement_penalty", date(1899, 12, 31), recorded_on=date(2019, 1, 1))
+    history.event(eid, "infringement_penalty", date(2019, 1, 1), repaired_on=date(2026, 12, 7))
+    history.listing(eid, "abnormal_operation", date(2026, 12, 6), removed_on=date(2027, 6, 30))  # fixed ahead
+    history.listing(eid, "red", date(2030, 1, 1))
+    frames = history.frames()
+    links = pd.DataFrame(
+        {
+            "entity_id": [eid, eid],
+            "related_id": [history.entities[1]["entity_id"]] * 2,
+            "relation": ["shared_address", "shareholder"],
+            "from_on": pd.to_datetime(["2020-01-01", "2020-01-01"]),
+            "to_on": pd.to_datetime(["2028-01-01", None]),  # an end fixed ahead is allowed
+            "recorded_on": pd.to_datetime(["2020-01-02", "2031-01-02"]),
+        }
+    )
+    ds = Dataset.from_frames(frames["entities"], frames["events"], frames["lists"], relations=links)
+    report = validate_dataset(ds, limit=100, latest=today)
+    found = {(p.table, int(p.row), p.column): p.message for p in report.problems.itertuples()}
+    assert found == {
+        ("entities", 2, "registered_on"): "must not be after today (2026-12-06): nothing is recorded ahead",
+        ("events", 1, "recorded_on"): "must not be after today (2026-12-06): nothing is recorded ahead",
+        ("events", 2, "occurred_on"): "must not be before 1900-01-01",
+        ("events", 3, "repaired_on"): "must not be after today (2026-12-06): nothing is recorded ahead",
+        ("lists", 2, "entered_on"): "must not be after today (2026-12-06): nothing is recorded ahead",
+        ("relations", 2, "recorded_on"): "must not be after today (2026-12-06): nothing is recorded ahead",
+    }
+    # the same dataset a year later: only the date before 1900 remains
+    later = validate_dataset(ds, limit=100, latest=date(2099, 12, 31))
+    assert [(p.table, int(p.row), p.column) for p in later.problems.itertuples()] == [("events", 2, "occurred_on")]
