@@ -39,6 +39,7 @@ MAX_SNAPSHOTS = 40  # ... and at most, by default: ten years, while the rows sta
 MAX_ROWS = 1_000_000  # snapshot rows (entity x date) beyond which no date older than the latest 16 is added
 HISTORY_MONTHS = 12  # recorded history a snapshot date needs before it
 MIN_COVERAGE = 0.8  # an outcome window needs this share of the usual records per registered entity
+MIN_YEAR_SHARE = 0.1  # history begins at the first month whose next 12 hold this share of a usual 12 months' records
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 # What ``outcome_records`` counts: every record the hidden conduct leaves, the warning signs as well.
 TRACE_CODES: tuple[str, ...] = tuple(
@@ -177,15 +178,21 @@ def plan_snapshots(
         return SnapshotPlan(dates=[], data_end=end)
     month = pd.to_datetime(monthly["month"]).dt.to_period("M")
     first_record = month.iloc[0].start_time.date()
-    first = first_record + relativedelta(months=HISTORY_MONTHS) - relativedelta(days=1)
-    every = (end.year - first_record.year + 1) * 4
-    candidates = [d for d in snapshot_dates(ds, as_of_end=as_of_end, count=every, months=months) if d >= first]
-    if not candidates:
-        return SnapshotPlan(dates=[], first_record=first_record, data_end=end)
     # Records and adverse records per month, on a dense calendar, so a window is a slice.
     calendar = pd.period_range(month.iloc[0], pd.Period(end, "M"), freq="M")
     records = pd.Series(monthly["records"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
     adverse = pd.Series(monthly["adverse"].to_numpy(), index=month).reindex(calendar, fill_value=0).to_numpy()
+    # History begins with the first month of records whose next 12 months hold a real share of a usual
+    # year's records: a stray record decades before the rest - a legacy entry, a mistyped year - does not
+    # make the years between history, nor the first months after it dates with a year of history behind them.
+    year_ahead = np.convolve(records, np.ones(HISTORY_MONTHS, dtype=np.int64))[HISTORY_MONTHS - 1 :]
+    usual_year = float(np.median(year_ahead[year_ahead > 0]))
+    begins = calendar[int(np.argmax((records > 0) & (year_ahead >= MIN_YEAR_SHARE * usual_year)))].start_time.date()
+    first = begins + relativedelta(months=HISTORY_MONTHS) - relativedelta(days=1)
+    every = (end.year - first_record.year + 1) * 4
+    candidates = [d for d in snapshot_dates(ds, as_of_end=as_of_end, count=every, months=months) if d >= first]
+    if not candidates:
+        return SnapshotPlan(dates=[], first_record=first_record, data_end=end)
     registered = np.sort(pd.to_datetime(ds.con.execute("SELECT registered_on FROM entities").df()["registered_on"]))
     window_records, window_adverse, rate, rows = [], [], [], {}
     for d in candidates:
@@ -195,7 +202,11 @@ def plan_snapshots(
         entities = int(np.searchsorted(registered, np.datetime64(d), side="right"))
         rows[d] = entities
         rate.append(window_records[-1] / entities if entities else 0.0)
-    usual = float(np.quantile(rate, 0.75))  # robust to a gap covering up to a quarter of the span
+    # "Usual": the 75th percentile over the candidates, robust to a gap covering up to a quarter of the span;
+    # where gaps cover more, over the windows holding records (else every date would be "under 80 %")
+    usual = float(np.quantile(rate, 0.75))
+    if usual == 0 and any(window_records):
+        usual = float(np.quantile([r for r, n in zip(rate, window_records, strict=True) if n > 0], 0.75))
     eligible, skipped = [], []
     for d, n, a, r in zip(candidates, window_records, window_adverse, rate, strict=True):
         coverage = r / usual if usual > 0 else 0.0

@@ -102,6 +102,31 @@ def test_the_plan_skips_outcome_windows_that_fall_in_a_gap_and_says_why():
     assert any(line.startswith("skipped 2012-12-31..2015-12-31") for line in plan.describe())
 
 
+def test_a_stray_record_decades_before_the_rest_leaves_the_plan_as_it_was():
+    # One record of 1950 (a legacy entry, a mistyped year) neither begins the history (the months before the
+    # real data would count as a year of history) nor, with some 220 empty windows, sets "usual" records
+    from features.dataset import Dataset
+    from features.synth_sparse import generate_sparse
+
+    world = generate_sparse(1500, seed=2)
+    stray = world.events.iloc[[0]].assign(
+        event_id="STRAY", occurred_on=date(1950, 3, 1), recorded_on=date(1950, 3, 2), event_type="inspection_passed"
+    )
+    events = pd.concat([stray, world.events], ignore_index=True)
+    with_stray = plan_snapshots(Dataset.from_frames(world.entities, events, world.lists), count=200)
+    assert with_stray.dates == plan_snapshots(_sparse_dataset(), count=200).dates
+    assert with_stray.first_record == date(1950, 3, 1)
+
+
+def test_a_gap_over_most_of_the_span_leaves_the_years_around_it_usable():
+    # Records in 2006-2007 and 2023-2025 only: four of five candidate windows are empty, so "usual" comes
+    # from the windows holding records rather than being nothing (which would refuse every date).
+    plan = plan_snapshots(_sparse_dataset(gap_years=(2008, 2022)), count=200)
+    assert plan.dates and plan.dates[-1] == date(2024, 12, 31)
+    assert all(d < date(2008, 1, 1) or d >= date(2022, 12, 31) for d in plan.dates)
+    assert "no record at all" in dict(plan.skipped)[date(2015, 6, 30)]
+
+
 def test_the_plan_takes_the_latest_usable_dates_up_to_the_cap():
     ds = _sparse_dataset()
     plan = plan_snapshots(ds, count=6)
