@@ -255,6 +255,24 @@ def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:
     out.print("checks: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in ev.checks.items()))
 
 
+def _versions_that_can(tracking_uri: str, feature_version: str) -> str:
+    """Where the champion cannot score features of ``feature_version``: the newest registered version that
+    can (a challenger the gate kept back, say), as advice the user can act on; empty when none can."""
+    from models.registry import MODEL_NAME, list_versions
+
+    versions = list_versions(tracking_uri=tracking_uri)
+    able = versions[versions["feature_version"] == feature_version] if not versions.empty else versions
+    if able.empty:
+        return ""
+    v = able.iloc[0]  # newest first
+    gate = f", gate {v['gate']}" if v["gate"] else ""
+    return (
+        f" Version {v['version']} ({v['aliases'] or 'no alias'}{gate}) was trained on these features: score with "
+        f"--model models:/{MODEL_NAME}/{v['version']}, or make it champion with "
+        f"ipcredit promote {v['version']} --reason TEXT."
+    )
+
+
 @app.command()
 def score(
     data: Annotated[Path, typer.Option(help="dataset folder")],
@@ -295,7 +313,7 @@ def score(
             scorer = load_scorer(uri, settings.tracking_uri)
         scorer.check_compatible(FEATURE_VERSION)
     except ModelError as exc:
-        raise fail(exc) from None
+        raise fail(f"{exc}{'' if model else _versions_that_can(settings.tracking_uri, FEATURE_VERSION)}") from None
     except Exception as exc:
         raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
     if not store and out_file.suffix.lower() == ".parquet":  # streamed: one row group in memory at a time

@@ -104,6 +104,26 @@ def test_train_register_score_promote(tiny_world, store):
     assert (pd.read_parquet(older)["model_version"] == "2").all()
 
 
+@pytest.mark.slow
+def test_a_champion_of_older_feature_code_names_the_version_that_can_score(tiny_world, store, monkeypatch):
+    # The champion was trained before the feature code changed; a newer version the gate kept back (or, as
+    # here, a rollback) leaves scoring without options refused: the refusal says which version can score.
+    with monkeypatch.context() as patched:
+        patched.setattr("features.build.FEATURE_VERSION", "0.0.1+older")
+        assert _train(tiny_world, store / "fast.toml")["model_version"] == "1"
+    assert _train(tiny_world, store / "fast.toml")["model_version"] == "2"
+    assert runner.invoke(app, ["promote", "1", "--reason", "rollback drill"]).exit_code == 0
+    out = store / "scores.parquet"
+    result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    message = " ".join(result.output.split())
+    assert "trained on features version 0.0.1+older" in message
+    assert "Version 2 (challenger" in message and "--model models:/ipcredit/2" in message
+    assert "ipcredit promote 2 --reason TEXT" in message
+    named = ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out), "--model", "models:/ipcredit/2"]
+    assert runner.invoke(app, named).exit_code == 0 and out.exists()
+
+
 @pytest.fixture
 def broken_world(tiny_world, tmp_path):
     folder = tmp_path / "broken"
