@@ -8,7 +8,13 @@ away — beside the catalogue's monotone model and the plain model on simple cou
 out-of-time split and test rows, with the oracle for scale where the world has one (sparse). The lead of
 the best of these over the plain model is what feature engineering on that record can hope to gain.
 
+``--reference-entities N`` adds the learning curve's far end: the whole-history model trained on another
+world of the same profile with N entities (seed 999; same dates and split), ranking this world's test rows.
+Where it ranks them better than any model trained on this world, the record holds more than this world's
+entities are enough to learn: the gap is estimation, not information.
+
     python benchmarks/bench_ceiling.py [--profile sparse|dense] [--entities N] [--seed 101]
+                                       [--reference-entities N]
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from bench_gain import simple_counts  # noqa: E402
 
 from features.catalogue import CATEGORIES, FEATURE_NAMES, monotone_constraints  # noqa: E402
 from features.dataset import Dataset  # noqa: E402
-from features.snapshots import build_snapshots, plan_snapshots  # noqa: E402
+from features.snapshots import build_outcomes, build_snapshots, plan_snapshots  # noqa: E402
 from features.synth import generate  # noqa: E402
 from features.synth_sparse import generate_sparse  # noqa: E402
 from models.config import load_config  # noqa: E402
@@ -63,6 +69,36 @@ def matrix(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
+def recorded_events(world) -> pd.DataFrame:
+    return world.events.assign(
+        occurred=pd.to_datetime(world.events["occurred_on"]), recorded=pd.to_datetime(world.events["recorded_on"])
+    )
+
+
+def calendar_history(events: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Per entity: the quantity of each event type recorded by ``as_of``, by calendar year (0: D's own year up
+    to D, 1: the year before, …)."""
+    d = pd.Timestamp(as_of)
+    known = events[events["recorded"] <= d]
+    back = (d.year - known["occurred"].dt.year).clip(upper=LAST_LAG_YEARS)
+    key = known["event_type"] + "_cy" + back.astype(str)
+    table = known.assign(key=key).pivot_table(index="entity_id", columns="key", values="quantity", aggfunc="sum")
+    return table.fillna(0).reset_index().assign(as_of=as_of)
+
+
+def calendar_rows(world, dates: list[date]) -> pd.DataFrame:
+    """The calendar-year history model's rows of a world without the catalogue: lags, age, outcome."""
+    ds = Dataset.from_frames(world.entities, world.events, world.lists, threads=2)
+    events = recorded_events(world)
+    registered = world.entities.set_index("entity_id")["registered_on"].map(pd.Timestamp)
+    frames = []
+    for d in dates:
+        rows = build_outcomes(ds, d).assign(as_of=d)
+        rows = rows.merge(calendar_history(events, d), on=["entity_id", "as_of"], how="left")
+        frames.append(rows.assign(age_years=(pd.Timestamp(d) - rows["entity_id"].map(registered)).dt.days / 365.25))
+    return pd.concat(frames, ignore_index=True)
+
+
 def fit_auc(folds: dict[str, pd.DataFrame], columns: list[str], params: dict, monotone: bool) -> float:
     if monotone:  # the catalogue model: its features in catalogue order, its directions
         params = params | {"monotone_constraints": monotone_constraints()}
@@ -78,6 +114,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=["sparse", "dense"], default="sparse")
     parser.add_argument("--entities", type=int, help="default 40,000 (sparse) or 60,000 (dense)")
     parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--reference-entities", type=int, default=0, help="see the module docstring (0: none)")
     args = parser.parse_args()
     entities = args.entities or (40_000 if args.profile == "sparse" else 60_000)
     world = (generate_sparse if args.profile == "sparse" else generate)(entities, args.seed)
@@ -85,9 +122,7 @@ def main() -> None:
     dates = plan_snapshots(ds).dates
     snapshots = build_snapshots(ds, dates)
     snapshots["as_of"] = pd.to_datetime(snapshots["as_of"]).dt.date
-    events = world.events.assign(
-        occurred=pd.to_datetime(world.events["occurred_on"]), recorded=pd.to_datetime(world.events["recorded_on"])
-    )
+    events = recorded_events(world)
     history = pd.concat([yearly_history(events, d) for d in dates], ignore_index=True)
     counts = pd.concat([simple_counts(ds, d).assign(as_of=d) for d in dates], ignore_index=True)
     counts = counts.add_prefix("plain_").rename(columns={"plain_entity_id": "entity_id", "plain_as_of": "as_of"})
@@ -110,6 +145,24 @@ def main() -> None:
         "whole yearly history, unconstrained": fit_auc(folds, [*lags, "age_years"], ours, False),
         "whole yearly history + catalogue, unconstrained": fit_auc(folds, [*lags, *FEATURE_NAMES], ours, False),
     }
+    if args.reference_entities:
+        split = out_of_time_split(dates, config)
+        other = (generate_sparse if args.profile == "sparse" else generate)(args.reference_entities, 999)
+        big = calendar_rows(other, [*split.train, *split.valid])
+        test = folds["test"][["entity_id", "as_of", "outcome", "age_years"]].merge(
+            pd.concat([calendar_history(events, d) for d in split.test], ignore_index=True),
+            on=["entity_id", "as_of"],
+            how="left",
+        )
+        years = sorted({c for c in [*big.columns, *test.columns] if "_cy" in c})
+        big, test = (
+            f.reindex(columns=[*f.columns, *[c for c in years if c not in f]])
+            .fillna({c: 0 for c in years})
+            .assign(month=pd.to_datetime(f["as_of"]).dt.month)
+            for f in (big, test)
+        )
+        name = f"history by calendar year and month, trained on {args.reference_entities:,} entities of another world"
+        rows[name] = fit_auc({**split.folds(big), "test": test}, [*years, "month", "age_years"], ours, False)
     if truth is not None:
         rows["oracle (the hidden trait z)"] = roc_auc_score(folds["test"]["outcome"], folds["test"]["z"])
     table = Table(
