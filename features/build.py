@@ -35,7 +35,7 @@ from features.catalogue import (
     Source,
 )
 from features.dataset import Dataset
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, as_date, sql_date, window_days
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, ago_bounds, as_date, sql_date
 from features.schema import EVENT_CODES
 from features.sql import DUCKDB, related_features, relation_steps, weights_at
 from features.version import FEATURE_VERSION
@@ -75,6 +75,8 @@ def in_force(lists: pd.DataFrame, as_of: date) -> np.ndarray:
 
 
 def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarray:
+    if spec.as_of_month:
+        return np.full(len(entities), as_of.month, dtype=np.int64)
     column = entities[spec.column]
     if spec.age:
         return ((pd.Timestamp(as_of) - pd.to_datetime(column)).dt.days / 365.25).to_numpy(dtype=np.float64)
@@ -147,23 +149,20 @@ class _EventColumns:
         }
         self._cache: dict[tuple, np.ndarray] = {}
 
-    def _days(self, months: int) -> int:
-        return window_days(self.as_of, months)
-
     def _per_type(self, code: int, agg: Aggregate) -> np.ndarray:
         measure, months, skip = agg.measure, agg.months, agg.skip_months
         key = (code, (measure is Measure.KINDS and Measure.ROWS) or measure, months, skip, agg.half_life_months)
+        key += (agg.calendar_year,)
         if key in self._cache:
             return self._cache[key]
         if code not in self.parts:
             result = np.full(self.n, np.inf) if measure is Measure.YEARS_SINCE else np.zeros(self.n)
         else:
             idx, ago, quantity, amount = self.parts[code]
-            mask = np.ones(len(idx), dtype=bool)
-            if months is not None:
-                mask &= ago < self._days(months)
-            if skip:
-                mask &= ago >= self._days(skip)
+            upper, lower = ago_bounds(self.as_of, months, skip, agg.calendar_year)
+            mask = ago >= lower
+            if upper is not None:
+                mask &= ago < upper
             idx = idx[mask]
             if measure is Measure.YEARS_SINCE:
                 result = np.full(self.n, np.inf)

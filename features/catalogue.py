@@ -34,13 +34,21 @@ class Source(StrEnum):
 
 @dataclass(frozen=True)
 class Attribute:
-    """An entities column as it is (``equals`` None), compared with a value, or ``age`` in years at D."""
+    """An entities column as it is (``equals`` None), compared with a value, or ``age`` in years at D; or,
+    with ``as_of_month`` (and no column), the month of D itself: where the inspection year stands."""
 
-    column: str
+    column: str | None
     equals: str | None = None
     age: bool = False
+    as_of_month: bool = False
+
+    def __post_init__(self) -> None:
+        if self.as_of_month != (self.column is None):
+            raise ValueError(f"an attribute reads an entities column, or (as_of_month) none; got {self}")
 
     def __str__(self) -> str:
+        if self.as_of_month:
+            return "month of D (1-12)"
         if self.age:
             return f"years from {self.column} to D"
         return self.column if self.equals is None else f"{self.column} == {self.equals!r}"
@@ -120,9 +128,12 @@ YEARS_SINCE_CAP = 10.0
 
 @dataclass(frozen=True)
 class Aggregate:
-    """A measure over the events of ``types`` that occurred in (D - months, D - skip_months].
+    """A measure over the events of ``types`` that occurred in (D - months, D - skip_months], or with
+    ``calendar_year`` in a calendar year: 0 is D's own year up to D, 1 the year before (inspection plans and
+    their frequencies are set per year: an entity inspected this year is seldom drawn again before January).
 
-    ``half_life_months`` is required by (and only by) ``Measure.DECAYED``.
+    ``half_life_months`` is required by (and only by) ``Measure.DECAYED``. Engines read the window through
+    ``features.pointintime.ago_bounds``.
     """
 
     types: tuple[str, ...]
@@ -130,12 +141,20 @@ class Aggregate:
     months: int | None = None  # None: ever
     skip_months: int = 0
     half_life_months: int | None = None
+    calendar_year: int | None = None
 
     def __post_init__(self) -> None:
         if (self.measure is Measure.DECAYED) != (self.half_life_months is not None):
             raise ValueError(f"half_life_months must be given exactly for the decayed measure; got {self}")
+        if self.calendar_year is not None and (self.months is not None or self.skip_months or self.calendar_year < 0):
+            raise ValueError(f"a calendar-year window (0, 1, ...) takes no months; got {self}")
 
     def __str__(self) -> str:
+        if self.calendar_year is not None:
+            which = (
+                "D's calendar year up to D" if self.calendar_year == 0 else f"calendar year of D - {self.calendar_year}"
+            )
+            return f"{self.measure}({'|'.join(self.types)}; occurred in {which})"
         window = "ever" if self.months is None else f"occurred in (D-{self.months}m, D-{self.skip_months}m]"
         decay = "" if self.half_life_months is None else f"; half-life {self.half_life_months}m"
         return f"{self.measure}({'|'.join(self.types)}; {window}{decay})"
@@ -161,7 +180,9 @@ class Feature:
     ``direction`` is +1 when a larger value may only raise risk, -1 when it may only lower it and 0 when
     the model is free; it becomes LightGBM's monotone constraint. ``unit_zh`` ends the Chinese reason
     ("近12个月非正常专利申请 3次"). ``fill`` is the value when the entity has no matching record (None keeps
-    it missing).
+    it missing). ``seasonal``: its distribution follows the calendar - where the year stands at D - rather
+    than the population, so drift monitoring shows it beside the others but never flags it (a month's scores
+    would otherwise be compared with a reference of four quarter ends and flagged every January).
     """
 
     name: str
@@ -174,6 +195,7 @@ class Feature:
     window_months: int | None = None
     unit_zh: str = ""
     fill: float | None = 0.0
+    seasonal: bool = False
 
     def describe(self, value: object) -> tuple[str, str]:
         """The reason sentence for this feature at ``value``, in Chinese and English."""
@@ -445,6 +467,40 @@ CATALOGUE: tuple[Feature, ...] = (
         unit_zh="年",
         fill=YEARS_SINCE_CAP,
     ),
+    # The inspection year (抽查年度): plans and their frequencies are set per calendar year (A under once a year,
+    # B once, C under twice), so this year's and last year's inspections say whether one is still to come
+    # and whether the entity is on this year's plan after a finding. Passed ones free, as above.
+    *(
+        Feature(
+            f"inspection_{kind}_{which}",
+            Source.EVENTS,
+            Aggregate((f"inspection_{kind}",), Measure.ROWS, calendar_year=offset),
+            "int",
+            f"{year_zh}“双随机”抽查{zh}",
+            f"random inspections {en} {year_en}",
+            direction=1 if kind == "failed" else 0,
+            unit_zh="次",
+            seasonal=offset == 0,
+        )
+        for which, offset, year_zh, year_en in (
+            ("this_year", 0, "本年度", "this calendar year, up to D"),
+            ("last_year", 1, "上一年度", "in the previous calendar year"),
+        )
+        for kind, zh, en in (("failed", "发现问题", "with findings"), ("passed", "未发现问题", "without findings"))
+    ),
+    # ... and where that year stands at D: at the end of March most of this year's inspections are still to
+    # come, at the end of December none (the outcome window is then next year's plan). The same for every
+    # entity at one date; it matters only together with the counts above.
+    Feature(
+        "as_of_month",
+        Source.ENTITY,
+        Attribute(None, as_of_month=True),
+        "int",
+        "评分基准日所在月份(抽查年度进度)",
+        "month of the as-of date (how far the inspection year has run)",
+        unit_zh="月",
+        seasonal=True,
+    ),
     # Lists in force at the as-of date.
     Feature("on_red_list", Source.LISTS, OnList("red"), "bool", "在诚信红名单", "on the red list", -1),
     Feature(
@@ -571,9 +627,10 @@ FEATURES: dict[str, Feature] = {f.name: f for f in CATALOGUE}
 # The entities columns the features read: the key and every attribute column, in catalogue order.
 ENTITY_COLUMNS: tuple[str, ...] = (
     "entity_id",
-    *dict.fromkeys(f.spec.column for f in CATALOGUE if isinstance(f.spec, Attribute)),
+    *dict.fromkeys(f.spec.column for f in CATALOGUE if isinstance(f.spec, Attribute) and f.spec.column),
 )
 FEATURE_NAMES: list[str] = [f.name for f in CATALOGUE]
+SEASONAL: frozenset[str] = frozenset(f.name for f in CATALOGUE if f.seasonal)
 CATEGORICAL: list[str] = [f.name for f in CATALOGUE if f.dtype == "category"]
 CATEGORIES: dict[str, list[str]] = {"industry": list(INDUSTRIES)}
 
@@ -616,5 +673,7 @@ def catalogue_markdown() -> str:
     ]
     for f in CATALOGUE:
         window = "—" if f.window_months is None else f"{f.window_months} m"
+        if isinstance(f.spec, Aggregate) and f.spec.calendar_year is not None:
+            window = "calendar year"
         lines.append(f"| `{f.name}` | {f.dtype} | {window} | {arrow[f.direction]} | {f.label_zh} | {f.label_en} |")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from features import pointintime, relations
 from features.catalogue import FEATURES, Aggregate, Attribute, Measure, OnList, Ratio, Related
-from features.pointintime import as_date, window_days
+from features.pointintime import ago_bounds, as_date
 from features.schema import EVENT_CODES
 
 # How many ids an answer shows per feature or rule (the count says how many there are in all).
@@ -94,7 +94,6 @@ class AtDate:
     def __init__(self, history: EntityHistory, as_of: date) -> None:
         self.history = history
         self.as_of = as_of
-        self._windows: dict[int, int] = {}
 
     @cached_property
     def _events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,20 +114,13 @@ class AtDate:
         ``features/build.py`` selects them; for ``amount``, only those with an amount."""
         _, codes, ago, amount = self._events
         keep = _wanted(agg.types)[codes]
-        if agg.months is not None:
-            keep &= ago < self._days(agg.months)
-        if agg.skip_months:
-            keep &= ago >= self._days(agg.skip_months)
+        upper, lower = ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
+        keep &= ago >= lower
+        if upper is not None:
+            keep &= ago < upper
         if agg.measure is Measure.AMOUNT:
             keep &= amount != 0
         return keep
-
-    def _days(self, months: int) -> int:
-        """``window_days(D, months)``, worked out once per window."""
-        days = self._windows.get(months)
-        if days is None:
-            days = self._windows[months] = window_days(self.as_of, months)
-        return days
 
     def event_ids(self, keep: np.ndarray) -> tuple[str, ...]:
         """The ids of the counted events under ``keep``, most recent first, each once."""

@@ -53,6 +53,21 @@ def window_days(as_of: date, months: int) -> int:
     return (as_of - (as_of - relativedelta(months=months))).days
 
 
+def ago_bounds(
+    as_of: date, months: int | None, skip_months: int = 0, calendar_year: int | None = None
+) -> tuple[int | None, int]:
+    """A window as bounds on ``ago`` (days from occurrence to D): an event is in it when
+    ``lower <= ago < upper`` (``upper`` None: no older bound). A window of months reaches back ``months``
+    and leaves out the latest ``skip_months``; a ``calendar_year`` window is the calendar year that many
+    years before D's (0: D's own year up to D; 1: the whole year before). Every engine takes its bounds here."""
+    if calendar_year is not None:
+        upper = (as_of - date(as_of.year - calendar_year, 1, 1)).days + 1
+        lower = (as_of - date(as_of.year - calendar_year + 1, 1, 1)).days + 1 if calendar_year else 0
+        return upper, lower
+    upper = None if months is None else window_days(as_of, months)
+    return upper, window_days(as_of, skip_months) if skip_months else 0
+
+
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_datetime(frame[column])
 

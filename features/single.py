@@ -36,8 +36,16 @@ from features.catalogue import (
     Ratio,
     Source,
 )
-from features.pointintime import _COMPARE, EVENT_COUNTS, LIST_IN_FORCE, Condition, LapsesAfter, OnDate, as_date
-from features.pointintime import window_days as _window_days
+from features.pointintime import (
+    _COMPARE,
+    EVENT_COUNTS,
+    LIST_IN_FORCE,
+    Condition,
+    LapsesAfter,
+    OnDate,
+    ago_bounds,
+    as_date,
+)
 from features.schema import EVENT_CODES, EVENTS, LISTS, ColumnType
 from features.sql import DECAY_EPOCH, weights_at
 
@@ -143,9 +151,9 @@ def _last_lapsed_start(lapse: LapsesAfter, as_of: date) -> float:
 
 
 @lru_cache(maxsize=1024)
-def _window(as_of: date, months: int) -> int:
-    """``features.pointintime.window_days``, remembered: a request asks for the same few windows."""
-    return _window_days(as_of, months)
+def _bounds(as_of: date, months: int | None, skip: int, calendar_year: int | None) -> tuple[int | None, int]:
+    """``features.pointintime.ago_bounds``, remembered: a request asks for the same few windows."""
+    return ago_bounds(as_of, months, skip, calendar_year)
 
 
 @lru_cache(maxsize=32)
@@ -195,7 +203,7 @@ class _Counted:
     def _per_type(self, code: int, agg: Aggregate) -> float:
         measure = agg.measure
         key = (code, (measure is Measure.KINDS and Measure.ROWS) or measure, agg.months, agg.skip_months)
-        key += (agg.half_life_months,)
+        key += (agg.half_life_months, agg.calendar_year)
         if key in self._cache:
             return self._cache[key]
         part = self.parts.get(code)
@@ -203,11 +211,10 @@ class _Counted:
             result = math.inf if measure is Measure.YEARS_SINCE else 0.0
         else:
             ago, quantity, amount = part
-            mask = np.ones(len(ago), dtype=bool)
-            if agg.months is not None:
-                mask &= ago < _window(self.as_of, agg.months)
-            if agg.skip_months:
-                mask &= ago >= _window(self.as_of, agg.skip_months)
+            upper, lower = _bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
+            mask = ago >= lower
+            if upper is not None:
+                mask &= ago < upper
             if measure is Measure.YEARS_SINCE:
                 result = float(ago[mask].min()) if mask.any() else math.inf
             elif measure is Measure.QUANTITY:
@@ -255,6 +262,8 @@ def _on_list(spec: OnList, in_force: set[str]) -> bool:
 
 
 def _attribute(spec: Attribute, entity: Any, as_of: date) -> Any:
+    if spec.as_of_month:
+        return as_of.month
     value = getattr(entity, spec.column, None)  # an optional column a row leaves out is unknown
     if spec.age:
         return (as_of.toordinal() - int(_day(value))) / 365.25

@@ -54,6 +54,7 @@ from features.pointintime import (
     LIST_IN_FORCE,
     RELATION_IN_FORCE,
     RELATION_KNOWN,
+    ago_bounds,
     sql_date,
     window_days,
 )
@@ -202,15 +203,19 @@ class _PerType:
     months: int | None
     skip_months: int
     half_life_months: int | None
+    calendar_year: int | None = None
 
     @classmethod
     def of(cls, agg: Aggregate) -> _PerType:
         measure = Measure.ROWS if agg.measure is Measure.KINDS else agg.measure
-        return cls(measure, agg.months, agg.skip_months, agg.half_life_months)
+        return cls(measure, agg.months, agg.skip_months, agg.half_life_months, agg.calendar_year)
 
     @property
     def column(self) -> str:
-        window = "all" if self.months is None else f"{self.months}m"
+        if self.calendar_year is not None:
+            window = f"year{self.calendar_year}"
+        else:
+            window = "all" if self.months is None else f"{self.months}m"
         skip = f"_skip{self.skip_months}m" if self.skip_months else ""
         decay = f"_hl{self.half_life_months}m" if self.half_life_months else ""
         return f"{self.measure.value}_{window}{skip}{decay}"
@@ -221,10 +226,11 @@ class _PerType:
         conditions = ["TRUE"]
         if self.measure in (Measure.AMOUNT, Measure.DECAYED):
             conditions.append(_in("c.event_type", types))
-        if self.months is not None:
-            conditions.append(f"c.ago < {window_days(as_of, self.months)}")
-        if self.skip_months:
-            conditions.append(f"c.ago >= {window_days(as_of, self.skip_months)}")
+        upper, lower = ago_bounds(as_of, self.months, self.skip_months, self.calendar_year)
+        if upper is not None:
+            conditions.append(f"c.ago < {upper}")
+        if lower:
+            conditions.append(f"c.ago >= {lower}")
         where = " AND ".join(conditions[1:]) or "TRUE"
         if self.measure is Measure.ROWS:
             return f"count(*) FILTER (WHERE {where})"
@@ -313,6 +319,8 @@ def _year() -> str:
 
 
 def _attribute(spec: Attribute, as_of: date, dialect: Dialect) -> str:
+    if spec.as_of_month:
+        return f"CAST({as_of.month} AS BIGINT)"
     column = f"r.{spec.column}"
     if spec.age:
         return f"{_as_double(dialect.days(column, sql_date(as_of)))} / {_year()}"

@@ -33,7 +33,7 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from scipy import stats
 
-from features.catalogue import CATALOGUE, FEATURE_NAMES
+from features.catalogue import CATALOGUE, FEATURE_NAMES, SEASONAL
 from models.metrics import Resamples, auc_or_nan
 from models.policy import TIERS
 
@@ -176,8 +176,9 @@ def band(value: float) -> str:
 def drift_table(reference: Reference, features: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
     """PSI of the score and of every feature against the reference, with the noise floor and the flag.
 
-    ``flagged`` is true when the PSI is at least moderate *and* above the noise floor for these sizes.
-    ``missing_ref`` / ``missing_now`` are the shares in the missing bin.
+    ``flagged`` is true when the PSI is at least moderate *and* above the noise floor for these sizes, and
+    never for a ``seasonal`` feature (``features.catalogue.SEASONAL``: it follows the calendar, not the
+    population). ``missing_ref`` / ``missing_now`` are the shares in the missing bin.
     """
     rows = []
     columns = [("score", reference.score, np.asarray(scores, dtype=float))]
@@ -199,7 +200,8 @@ def drift_table(reference: Reference, features: pd.DataFrame, scores: np.ndarray
                 "psi": value,
                 "band": band(value) if n else "no rows",
                 "noise_floor": floor,
-                "flagged": bool(n and value >= PSI_BANDS[0] and value > floor),
+                "flagged": bool(n and value >= PSI_BANDS[0] and value > floor and name not in SEASONAL),
+                "seasonal": name in SEASONAL,
                 "missing_ref": float(expected[-1]),
                 "missing_now": float(actual[-1]),
                 "rows": n,

@@ -312,7 +312,10 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>漂移 · drift</h2>",
         f"<p>flagged: {html.escape(', '.join(report['drift_flagged']) or 'none')}</p>",
         _psi_plot(report),
-        _table(drift_rows, ["feature", "label", "psi", "band", "noise_floor", "flagged", "missing_ref", "missing_now"]),
+        _table(
+            drift_rows,
+            ["feature", "label", "psi", "band", "noise_floor", "flagged", "seasonal", "missing_ref", "missing_now"],
+        ),
         "<h2>规则触发率 · rule firing rates</h2>",
         _table(report["rule_rates"]),
     ]

@@ -50,6 +50,27 @@ def test_windows_count_by_occurrence_and_bounds_are_exact(history):
     assert r["adverse_types_36m"] == 1
 
 
+def test_the_inspection_year_counts_by_calendar_year_and_knows_the_month(history):
+    eid = history.entity()
+    history.event(eid, "inspection_passed", date(2021, 1, 1))  # first day of last year
+    history.event(eid, "inspection_failed", date(2021, 12, 31))  # last day of last year
+    history.event(eid, "inspection_failed", date(2020, 12, 31))  # the year before: in neither
+    history.event(eid, "inspection_passed", date(2022, 1, 1))  # this year
+    history.event(eid, "inspection_failed", D)  # this year, on D
+    history.event(eid, "inspection_failed", D - timedelta(days=5), recorded_on=D + timedelta(days=1))  # not known
+    history.event(eid, "inspection_passed", date(2021, 3, 1), repaired_on=D)  # repaired by D: gone
+    r = row(history)
+    assert (r["inspection_failed_this_year"], r["inspection_passed_this_year"]) == (1, 1)
+    assert (r["inspection_failed_last_year"], r["inspection_passed_last_year"]) == (1, 1)
+    assert r["as_of_month"] == 6
+    # On New Year's Eve the whole year is this year's; a day later it is last year's.
+    eve = row(history, date(2021, 12, 31))
+    assert eve[["inspection_failed_this_year", "inspection_passed_this_year", "as_of_month"]].tolist() == [1, 2, 12]
+    new_year = row(history, date(2022, 1, 1))
+    assert new_year[["inspection_failed_last_year", "inspection_passed_last_year"]].tolist() == [1, 2]
+    assert new_year[["inspection_passed_this_year", "inspection_failed_this_year", "as_of_month"]].tolist() == [1, 0, 1]
+
+
 def test_entities_registered_after_the_date_are_left_out(history):
     history.entity(registered_on=D)
     history.entity(registered_on=D + timedelta(days=1))

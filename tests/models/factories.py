@@ -108,6 +108,14 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     )
     frame["inspection_passed_all"] = frame["inspection_passed_36m"] + extra.poisson(0.5, n)
     frame["inspection_fail_share_all"] = (failed_all + 1) / (failed_all + frame["inspection_passed_all"] + 2)
+    # The inspection year's counts, a share of the 36-month ones (a generator of their own).
+    year = np.random.default_rng([seed, 4])
+    passed36 = frame["inspection_passed_36m"]
+    frame["inspection_failed_this_year"] = year.binomial(failed36, 0.15)
+    frame["inspection_passed_this_year"] = year.binomial(passed36, 0.15)
+    frame["inspection_failed_last_year"] = year.binomial(failed36 - frame["inspection_failed_this_year"], 0.35)
+    frame["inspection_passed_last_year"] = year.binomial(passed36 - frame["inspection_passed_this_year"], 0.35)
+    frame["as_of_month"] = pd.to_datetime(pd.Series(frame["as_of"])).dt.month.to_numpy()
     frame["complaints_decayed"] = 0.8 * complaints12 + 0.2 * extra.poisson(0.5 * complaints12 + 0.1)
     # Whole-history totals of the recurring signals and filings, from a generator of their own too.
     totals = np.random.default_rng([seed, 3])

@@ -161,3 +161,20 @@ def test_findings_rates_by_group_flag_a_group_whose_rate_departs_and_not_a_small
     assert abs(table["overall"].iloc[0] - (0.9 * 0.12 + 0.1 * 0.30)) < 0.01  # weighted: intensity undone
     assert table.loc["410100", "flagged"] and not table.loc[["210600", "320500"], "flagged"].any()
     assert not table.loc["150800", "measured"] and not table.loc["150800", "flagged"]
+
+
+def test_a_seasonal_feature_is_shown_but_never_flagged():
+    # The month of D and this year's inspections follow the calendar: a January run against a reference of
+    # four quarter ends differs by construction, and a flag every January would teach people to ignore flags.
+    from features.catalogue import SEASONAL
+
+    assert {"as_of_month", "inspection_failed_this_year", "inspection_passed_this_year"} == SEASONAL
+    training = feature_frame(4000, seed=31)
+    training["as_of_month"] = np.resize([3, 6, 9, 12], len(training))
+    reference = Reference.fit(training, np.linspace(0.01, 0.9, len(training)))
+    january = feature_frame(4000, seed=32).assign(as_of_month=1, inspection_passed_this_year=0)
+    january["complaint_received_12m"] = january["complaint_received_12m"] * 3 + 2  # a real change beside them
+    table = drift_table(reference, january, np.linspace(0.01, 0.9, len(january))).set_index("feature")
+    assert table.loc["as_of_month", "psi"] > 1 and table.loc["as_of_month", "seasonal"]
+    assert not table.loc[list(SEASONAL), "flagged"].any()
+    assert table.loc["complaint_received_12m", "flagged"] and not table.loc["complaint_received_12m", "seasonal"]

@@ -15,7 +15,8 @@ from features.schema import ADVERSE_CODES
 from tests.models.factories import feature_frame
 
 # Every adverse type, failed inspections included: only passed inspections refresh
-# ``years_since_clean_inspection``, so an adverse record touches constrained features only.
+# ``years_since_clean_inspection`` or count in ``inspection_passed_this_year`` / ``_last_year`` (free
+# directions), so an adverse record touches constrained features only.
 MONOTONE_TYPES = list(ADVERSE_CODES)
 BASE = feature_frame(300, seed=21).drop(columns=["outcome"])
 
@@ -34,6 +35,7 @@ def one_more_violation(rows: pd.DataFrame, code: str, amount: float) -> pd.DataF
     out["adverse_decayed"] += 1.0  # a record of today has its full weight
     if code == "inspection_failed":
         out["years_since_failed_inspection"] = 0.0
+        out["inspection_failed_this_year"] += 1
     out["fines_36m"] += amount
     return out
 

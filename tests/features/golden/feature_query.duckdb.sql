@@ -26,7 +26,9 @@ WITH registered AS (
            list_reduce(list_sort(list(c.w_12m) FILTER (WHERE c.event_type = 'complaint_received')), lambda acc, v: acc + v, CAST('0.0' AS DOUBLE)) AS decayed_all_hl12m,
            list_reduce(list_sort(list(c.w_36m) FILTER (WHERE c.event_type = 'platform_takedown')), lambda acc, v: acc + v, CAST('0.0' AS DOUBLE)) AS decayed_all_hl36m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096) AS BIGINT) AS quantity_36m,
-           CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096 AND c.ago >= 92) AS BIGINT) AS quantity_36m_skip3m
+           CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096 AND c.ago >= 92) AS BIGINT) AS quantity_36m_skip3m,
+           count(*) FILTER (WHERE c.ago < 365) AS rows_year0,
+           count(*) FILTER (WHERE c.ago < 731 AND c.ago >= 365) AS rows_year1
     FROM weighed c
     GROUP BY c.entity_id, c.event_type
 ), per_entity AS (
@@ -83,7 +85,11 @@ WITH registered AS (
            CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a49,
            CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type IN ('honor_demonstration', 'honor_advantage')) AS BIGINT) AS a50,
            CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'ipms_certified') AS BIGINT) AS a51,
-           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS a52
+           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS a52,
+           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a53,
+           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a54,
+           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a55,
+           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a56
     FROM per_type pt
     GROUP BY pt.entity_id
 ), entity_lists AS (
@@ -232,6 +238,11 @@ SELECT r.entity_id AS entity_id,
        coalesce(ea.a50, 0) AS honours_36m,
        coalesce(ea.a51, 0) AS ipms_certified_36m,
        CASE WHEN ea.a52 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a52 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_clean_inspection,
+       coalesce(ea.a53, 0) AS inspection_failed_this_year,
+       coalesce(ea.a54, 0) AS inspection_passed_this_year,
+       coalesce(ea.a55, 0) AS inspection_failed_last_year,
+       coalesce(ea.a56, 0) AS inspection_passed_last_year,
+       CAST(12 AS BIGINT) AS as_of_month,
        coalesce(el.on_red_list, FALSE) AS on_red_list,
        coalesce(el.on_untrustworthy_list, FALSE) AS on_untrustworthy_list,
        coalesce(el.on_serious_violation_list, FALSE) AS on_serious_violation_list,
