@@ -35,7 +35,7 @@ from features.catalogue import (
     Source,
 )
 from features.dataset import Dataset
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, ago_bounds, as_date, sql_date
+from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, ago_bounds, as_date, in_window, sql_date
 from features.schema import EVENT_CODES
 from features.sql import DUCKDB, related_features, relation_steps, weights_at
 from features.version import FEATURE_VERSION
@@ -159,10 +159,7 @@ class _EventColumns:
             result = np.full(self.n, np.inf) if measure is Measure.YEARS_SINCE else np.zeros(self.n)
         else:
             idx, ago, quantity, amount = self.parts[code]
-            upper, lower = ago_bounds(self.as_of, months, skip, agg.calendar_year)
-            mask = ago >= lower
-            if upper is not None:
-                mask &= ago < upper
+            mask = in_window(ago, ago_bounds(self.as_of, months, skip, agg.calendar_year))
             idx = idx[mask]
             if measure is Measure.YEARS_SINCE:
                 result = np.full(self.n, np.inf)

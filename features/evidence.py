@@ -35,7 +35,7 @@ import pandas as pd
 
 from features import pointintime, relations
 from features.catalogue import FEATURES, Aggregate, Attribute, Measure, OnList, Ratio, Related
-from features.pointintime import ago_bounds, as_date
+from features.pointintime import ago_bounds, as_date, in_window
 from features.schema import EVENT_CODES
 
 # How many ids an answer shows per feature or rule (the count says how many there are in all).
@@ -114,10 +114,7 @@ class AtDate:
         ``features/build.py`` selects them; for ``amount``, only those with an amount."""
         _, codes, ago, amount = self._events
         keep = _wanted(agg.types)[codes]
-        upper, lower = ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
-        keep &= ago >= lower
-        if upper is not None:
-            keep &= ago < upper
+        keep &= in_window(ago, ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
         if agg.measure is Measure.AMOUNT:
             keep &= amount != 0
         return keep

@@ -68,6 +68,13 @@ def ago_bounds(
     return upper, window_days(as_of, skip_months) if skip_months else 0
 
 
+def in_window(ago: np.ndarray, bounds: tuple[int | None, int]) -> np.ndarray:
+    """Which of the days ``ago`` lie in a window given as ``ago_bounds``."""
+    upper, lower = bounds
+    inside = ago >= lower
+    return inside if upper is None else inside & (ago < upper)
+
+
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_datetime(frame[column])
 

@@ -45,6 +45,7 @@ from features.pointintime import (
     OnDate,
     ago_bounds,
     as_date,
+    in_window,
 )
 from features.schema import EVENT_CODES, EVENTS, LISTS, ColumnType
 from features.sql import DECAY_EPOCH, weights_at
@@ -211,10 +212,7 @@ class _Counted:
             result = math.inf if measure is Measure.YEARS_SINCE else 0.0
         else:
             ago, quantity, amount = part
-            upper, lower = _bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
-            mask = ago >= lower
-            if upper is not None:
-                mask &= ago < upper
+            mask = in_window(ago, _bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
             if measure is Measure.YEARS_SINCE:
                 result = float(ago[mask].min()) if mask.any() else math.inf
             elif measure is Measure.QUANTITY:
