@@ -176,7 +176,8 @@ def test_request_frames_are_the_plain_frames(world):
     counts = world.events.entity_id.value_counts()
     listed = set(world.lists.entity_id)
     chosen = [counts.index[0], next(i for i in counts.index if i in listed), counts.index[-1]]
-    chosen.append(next(i for i in world.entities.entity_id if i not in set(world.events.entity_id)))
+    active = set(world.events.entity_id)
+    chosen.append(next(i for i in world.entities.entity_id if i not in active))
     for entity_id in chosen:
         request = _request(world, entity_id)
         fast, plain = history_frames(request), _plain_frames(request)
@@ -286,7 +287,8 @@ def _varied_entities(world, k: int = 60) -> list[str]:
     """The busiest history, listed ones, one without events, and a random sample of the rest."""
     counts = world.events.entity_id.value_counts()
     listed = list(dict.fromkeys(world.lists.entity_id))
-    quiet = [i for i in world.entities.entity_id if i not in set(world.events.entity_id)]
+    active = set(world.events.entity_id)
+    quiet = [i for i in world.entities.entity_id if i not in active]
     rng = np.random.default_rng(15)
     sample = rng.choice(world.entities.entity_id.to_numpy(), size=k, replace=False).tolist()
     return list(dict.fromkeys([counts.index[0], *listed[:10], *quiet[:3], *sample]))
