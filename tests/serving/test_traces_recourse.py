@@ -99,7 +99,8 @@ def test_a_repair_naming_a_record_that_did_not_feed_the_row_is_refused(live, wor
     events = world.events
     later = events[pd.to_datetime(events.recorded_on) > pd.Timestamp(AS_OF)]
     rows = _rows(engine, scored["run_id"])
-    entity_id = next(e for e in later.entity_id if e in set(rows.entity_id))
+    scored_ids = set(rows.entity_id)
+    entity_id = next(e for e in later.entity_id if e in scored_ids)
     not_fed = later[later.entity_id == entity_id].event_id.iloc[0]
     with live.client(tokens["analyst"]) as filer:
         row = filer.get(f"/v1/entities/{entity_id}/risk").json()
