@@ -14,8 +14,8 @@ the snapshots ``ipcredit train`` would plan, the same out-of-time split, and on 
 The AUC difference ipcredit - plain (and ipcredit - each baseline) comes with a paired bootstrap interval
 over test entities. ``--record anchorage-inspections`` adds the real public record (``features.records``).
 
-    python benchmarks/bench_gain.py [--dense-entities N] [--sparse-entities N] [--seeds 3] [--boot 200]
-                                    [--record anchorage-inspections] [--only-record]
+    python benchmarks/bench_gain.py [--dense-entities N] [--sparse-entities N] [--seeds 3] [--first-seed 101]
+                                    [--boot 200] [--record anchorage-inspections] [--only-record]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--dense-entities", type=int, default=20_000)
     parser.add_argument("--sparse-entities", type=int, default=8_000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=101, help="worlds are seeded first-seed, first-seed + 1, ...")
     parser.add_argument("--boot", type=int, default=200)
     parser.add_argument("--quarters", type=int, default=MAX_SNAPSHOTS, help="as ipcredit train --quarters")
     parser.add_argument("--config", type=Path, help="a training config laid over models/train.toml")
@@ -187,7 +188,7 @@ def main() -> None:
         console.print(f"real record {args.record} …")
         rows.append(compare(args.record, anchorage_inspections(read_anchorage_source()), oracle=False, **options))
     for i in range(0 if args.only_record else args.seeds):
-        seed = 101 + i
+        seed = args.first_seed + i
         console.print(f"dense world, seed {seed} …")
         rows.append(compare(f"dense/{seed}", generate(args.dense_entities, seed), oracle=False, **options))
         console.print(f"sparse world, seed {seed} …")
