@@ -135,6 +135,8 @@ class SnapshotPlan:
     skipped: list[tuple[date, str]] = field(default_factory=list)
     first_record: date | None = None
     data_end: date | None = None
+    records: int = 0  # events in the delivery, and how many of them are adverse (what an outcome needs)
+    adverse_records: int = 0
 
     def describe(self) -> list[str]:
         """Lines for a person: the dates used, then runs of skipped dates with their reason."""
@@ -174,8 +176,9 @@ def plan_snapshots(
         """
     ).df()
     end = ds.data_end()
+    totals = {"records": int(monthly["records"].sum()), "adverse_records": int(monthly["adverse"].sum())}
     if monthly.empty or end is None:
-        return SnapshotPlan(dates=[], data_end=end)
+        return SnapshotPlan(dates=[], data_end=end, **totals)
     month = pd.to_datetime(monthly["month"]).dt.to_period("M")
     first_record = month.iloc[0].start_time.date()
     # Records and adverse records per month, on a dense calendar, so a window is a slice.
@@ -192,7 +195,7 @@ def plan_snapshots(
     every = (end.year - first_record.year + 1) * 4
     candidates = [d for d in snapshot_dates(ds, as_of_end=as_of_end, count=every, months=months) if d >= first]
     if not candidates:
-        return SnapshotPlan(dates=[], first_record=first_record, data_end=end)
+        return SnapshotPlan(dates=[], first_record=first_record, data_end=end, **totals)
     registered = np.sort(pd.to_datetime(ds.con.execute("SELECT registered_on FROM entities").df()["registered_on"]))
     window_records, window_adverse, rate, rows = [], [], [], {}
     for d in candidates:
@@ -245,4 +248,4 @@ def plan_snapshots(
             for d in chosen[:-keep]
         ]
         chosen = chosen[-keep:]
-    return SnapshotPlan(dates=chosen, skipped=sorted(skipped), first_record=first_record, data_end=end)
+    return SnapshotPlan(dates=chosen, skipped=sorted(skipped), first_record=first_record, data_end=end, **totals)

@@ -36,6 +36,7 @@ from serving.cli.app import (
 from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
 
 if TYPE_CHECKING:  # the commands import the model code when they run, so `ipcredit --help` stays quick
+    from features.snapshots import SnapshotPlan
     from models.evaluate import Evaluation
     from models.train import TrainedModel
 
@@ -153,14 +154,7 @@ def train(
     dates = plan.dates
     needed = cfg.split.min_dates()
     if len(dates) < needed:
-        raise fail(
-            f"cannot train on {data}: the out-of-time design needs at least {needed} quarterly as-of dates whose "
-            f"12-month outcome window the data covers, with a year of recorded history before each; the data "
-            f"has {len(dates)} (records from {plan.first_record or '-'} to {plan.data_end or '-'}). Deliver more "
-            "history, or lay a smaller design over models/train.toml with --config (split.test_quarters, "
-            "split.valid_quarters, split.min_train_quarters, split.purge_overlap = false); nothing was logged",
-            code=2,
-        )
+        raise fail(_no_design(data, plan, needed), code=2)
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("building snapshots", total=len(dates))
@@ -218,6 +212,29 @@ def train(
         },
     }
     typer.echo(json.dumps(summary, sort_keys=True))
+
+
+def _no_design(data: Path, plan: SnapshotPlan, needed: int) -> str:
+    """Why ``train`` cannot plan its out-of-time design on ``data``, and what would fix it."""
+    from features.schema import ADVERSE_CODES
+
+    head = f"cannot train on {data}: "
+    if not plan.records:
+        return head + "the events table holds no record; deliver the events (CONTRACT section 1); nothing was logged"
+    if not plan.adverse_records:
+        return (
+            head + f"none of its {plan.records:,} records (from {plan.first_record} to {plan.data_end}) is adverse, "
+            f"and the outcome the model learns is an adverse record within 12 months ({', '.join(ADVERSE_CODES)}). "
+            "Deliver more history, or the findings, penalties and judgments the delivery left out, under those "
+            "event types; nothing was logged"
+        )
+    return (
+        head + f"the out-of-time design needs at least {needed} quarterly as-of dates whose 12-month outcome window "
+        f"the data covers, with a year of recorded history before each; the data has {len(plan.dates)} (records "
+        f"from {plan.first_record or '-'} to {plan.data_end or '-'}). Deliver more history, or lay a smaller design "
+        "over models/train.toml with --config (split.test_quarters, split.valid_quarters, "
+        "split.min_train_quarters, split.purge_overlap = false); nothing was logged"
+    )
 
 
 def _print_evaluation(model: TrainedModel, ev: Evaluation) -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,6 +87,29 @@ def test_too_little_history_is_refused_with_advice(tmp_path, private_stores):
     message = " ".join(result.stderr.split())
     assert "the out-of-time design needs at least 9 quarterly as-of dates" in message
     assert "--config" in message and "nothing was logged" in message
+
+
+@pytest.mark.parametrize(
+    ("keep", "said"),
+    [
+        ("inspection_passed", "none of its"),  # every inspection passed: no outcome can ever be 1
+        ("complaint_received", "is adverse, and the outcome the model learns is an adverse record"),
+        (None, "the events table holds no record"),
+    ],
+)
+def test_a_delivery_without_adverse_records_is_told_so(tmp_path, private_stores, keep, said):
+    """More history or a smaller design cannot help a delivery that holds no adverse record: the refusal
+    says what is missing instead."""
+    data = tmp_path / "delivery"
+    made = runner.invoke(app, ["demo-data", "--out", str(data), "--entities", "300", "--profile", "sparse"])
+    assert made.exit_code == 0, made.output
+    events = pd.read_parquet(data / "events.parquet")
+    events[events.event_type == keep].to_parquet(data / "events.parquet", index=False)
+    result = runner.invoke(app, ["train", "--data", str(data)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert said in message and "nothing was logged" in message, message
+    assert "smaller design" not in message
 
 
 @pytest.mark.parametrize("entities", [40, 300])
