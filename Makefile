@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export MPLBACKEND := Agg
 
-.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale bench-gain bench-relations bench-pages lint format clean
+.PHONY: env demo demo-data test test-fast bench bench-features bench-model bench-service bench-scale bench-gain bench-relations bench-pages screenshots lint format clean
 
 env: $(STAMP)
 
@@ -30,6 +30,11 @@ demo: demo-data
 
 test: env
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+# The pages' screenshots in docs/screenshots, retaken by the browser tests (a plain test run keeps its own
+# in var/screenshots, so it leaves the checkout clean).
+screenshots: env
+	IPCREDIT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/ui
 
 test-fast: env
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"

@@ -1,6 +1,7 @@
 """One test per journey through the pages, in headless Chromium against the demo world on a real server:
 sign in → find → act → see the result; every page visited is checked with axe-core (no serious or
-critical violation) and saved as a screenshot in docs/screenshots."""
+critical violation) and saved as a screenshot (``var/screenshots``; ``make screenshots`` refreshes the
+ones in docs/screenshots)."""
 
 from __future__ import annotations
 
