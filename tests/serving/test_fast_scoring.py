@@ -162,6 +162,12 @@ def _plain_frames(history) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return entity, events, lists
 
 
+def _without_events(world) -> list[str]:
+    """The world's entities with no event at all, in entity-table order."""
+    ids = world.entities.entity_id
+    return ids[~ids.isin(world.events.entity_id)].tolist()
+
+
 def _request(world, entity_id: str) -> ScoreRequest:
     def rows(frame: pd.DataFrame) -> list[dict]:
         part = frame[frame.entity_id == entity_id]
@@ -176,8 +182,7 @@ def test_request_frames_are_the_plain_frames(world):
     counts = world.events.entity_id.value_counts()
     listed = set(world.lists.entity_id)
     chosen = [counts.index[0], next(i for i in counts.index if i in listed), counts.index[-1]]
-    active = set(world.events.entity_id)
-    chosen.append(next(i for i in world.entities.entity_id if i not in active))
+    chosen.append(_without_events(world)[0])
     for entity_id in chosen:
         request = _request(world, entity_id)
         fast, plain = history_frames(request), _plain_frames(request)
@@ -287,8 +292,7 @@ def _varied_entities(world, k: int = 60) -> list[str]:
     """The busiest history, listed ones, one without events, and a random sample of the rest."""
     counts = world.events.entity_id.value_counts()
     listed = list(dict.fromkeys(world.lists.entity_id))
-    active = set(world.events.entity_id)
-    quiet = [i for i in world.entities.entity_id if i not in active]
+    quiet = _without_events(world)
     rng = np.random.default_rng(15)
     sample = rng.choice(world.entities.entity_id.to_numpy(), size=k, replace=False).tolist()
     return list(dict.fromkeys([counts.index[0], *listed[:10], *quiet[:3], *sample]))
