@@ -1,6 +1,7 @@
 """Benchmark: is the model ahead of a plain model on fresh worlds, out of time? (issue 14, item 6)
 
-For each generated world (dense demo profile and sparse profile, several seeds it was never tuned on):
+For each generated world (the dense demo profile, the sparse profile and the credit-platform profile, several
+seeds it was never tuned on):
 the snapshots ``ipcredit train`` would plan, the same out-of-time split, and on the same test rows
 
 - **ipcredit**: the monotone LightGBM on the catalogue (``models.train.train_model``, default config), on
@@ -8,13 +9,14 @@ the snapshots ``ipcredit train`` would plan, the same out-of-time split, and on 
 - **plain**: an unconstrained LightGBM with LightGBM's default parameters on simple counts built beside
   it (per event type: records known at D ever and in the last 12 months, plus age, kind and industry),
   early-stopped on the same validation fold;
-- **oracle** (sparse profile only, whose hidden trait is known): the trait ``z`` of the as-of year;
+- **oracle** (sparse and credit profiles, whose hidden trait is known): the trait ``z`` of the as-of year;
 - the **baselines** ``ipcredit train`` fits beside the model (the optbinning scorecard, the rules card).
 
 The AUC difference ipcredit - plain (and ipcredit - each baseline) comes with a paired bootstrap interval
 over test entities. ``--record anchorage-inspections`` adds the real public record (``features.records``).
 
-    python benchmarks/bench_gain.py [--dense-entities N] [--sparse-entities N] [--seeds 3] [--first-seed 101]
+    python benchmarks/bench_gain.py [--dense-entities N] [--sparse-entities N] [--credit-entities N]
+                                    [--profiles dense,sparse,credit] [--seeds 3] [--first-seed 101]
                                     [--boot 200] [--record anchorage-inspections] [--only-record]
 """
 
@@ -44,6 +46,7 @@ from features.pointintime import EVENT_COUNTS, sql_date  # noqa: E402
 from features.schema import EVENT_CODES  # noqa: E402
 from features.snapshots import MAX_ROWS, MAX_SNAPSHOTS, build_snapshots, plan_snapshots  # noqa: E402
 from features.synth import generate  # noqa: E402
+from features.synth_credit import generate_credit  # noqa: E402
 from features.synth_sparse import generate_sparse  # noqa: E402
 from models.config import load_config  # noqa: E402
 from models.policy import load_policy  # noqa: E402
@@ -165,6 +168,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dense-entities", type=int, default=20_000)
     parser.add_argument("--sparse-entities", type=int, default=8_000)
+    parser.add_argument("--credit-entities", type=int, default=20_000)
+    parser.add_argument("--profiles", default="dense,sparse,credit", help="comma-separated: dense, sparse, credit")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=101, help="worlds are seeded first-seed, first-seed + 1, ...")
     parser.add_argument("--boot", type=int, default=200)
@@ -175,6 +180,14 @@ def main() -> None:
     parser.add_argument("--record", choices=["anchorage-inspections"], help="also the real public record")
     parser.add_argument("--only-record", action="store_true", help="the record alone, no generated worlds")
     args = parser.parse_args()
+    profiles = {
+        "dense": (generate, args.dense_entities, False),
+        "sparse": (generate_sparse, args.sparse_entities, True),
+        "credit": (generate_credit, args.credit_entities, True),
+    }
+    chosen = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if unknown := sorted(set(chosen) - set(profiles)):
+        parser.error(f"--profiles: unknown {', '.join(unknown)}; choose from {', '.join(profiles)}")
     rows = []
     options = {
         "boot": args.boot,
@@ -189,10 +202,10 @@ def main() -> None:
         rows.append(compare(args.record, anchorage_inspections(read_anchorage_source()), oracle=False, **options))
     for i in range(0 if args.only_record else args.seeds):
         seed = args.first_seed + i
-        console.print(f"dense world, seed {seed} …")
-        rows.append(compare(f"dense/{seed}", generate(args.dense_entities, seed), oracle=False, **options))
-        console.print(f"sparse world, seed {seed} …")
-        rows.append(compare(f"sparse/{seed}", generate_sparse(args.sparse_entities, seed), oracle=True, **options))
+        for profile in chosen:
+            make, entities, oracle = profiles[profile]
+            console.print(f"{profile} world, seed {seed} …")
+            rows.append(compare(f"{profile}/{seed}", make(entities, seed), oracle=oracle, **options))
     table = Table(title="out-of-time test AUC on fresh worlds: ipcredit vs plain LightGBM on simple counts")
     columns = ("world", "train dates", "test rows", "outcome", "ipcredit", "plain", "gain [95 % CI]", "oracle", "s")
     for column in columns:

@@ -97,38 +97,42 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same world")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
     start: Annotated[
-        str | None, typer.Option(help="first day of the simulated history (demo 2016-01-01, sparse 2006-01-01)")
+        str | None,
+        typer.Option(help="first day of the simulated history (demo 2016-01-01, sparse 2006-01-01, credit 2012-01-01)"),
     ] = None,
     end: Annotated[str, typer.Option(help="last day of the simulated history")] = "2025-12-31",
     profile: Annotated[
         str,
         typer.Option(
             help="demo: the dense IP world; sparse: yearly inspections of one industry with a gap of years, "
-            "no lists, agencies or online sellers (docs/synthetic-world.md)"
+            "no lists, agencies or online sellers; credit: a credit platform's export of penalties, judgments, "
+            "commitments and lists, with a migration, a backlog and frequent repair (docs/synthetic-world.md)"
         ),
     ] = "demo",
 ) -> None:
     """Write a synthetic dataset that follows the input contract (a seeded simulated world)."""
     from features.synth import generate_chunks
+    from features.synth_credit import generate_credit
     from features.synth_sparse import generate_sparse
 
     if fmt not in {"parquet", "csv"}:
         raise fail(f"--format must be parquet or csv; got {fmt!r}")
-    if profile not in {"demo", "sparse"}:
-        raise fail(f"--profile must be demo or sparse; got {profile!r}")
-    default_start = "2016-01-01" if profile == "demo" else "2006-01-01"
+    starts = {"demo": "2016-01-01", "sparse": "2006-01-01", "credit": "2012-01-01"}
+    if profile not in starts:
+        raise fail(f"--profile must be demo, sparse or credit; got {profile!r}")
     # bounded like every date (serving.dates): a world ending after today would hold records its own
     # validation refuses
-    first, last = parse_date(start or default_start, "--start"), parse_date(end, "--end")
+    first, last = parse_date(start or starts[profile], "--start"), parse_date(end, "--end")
     if first >= last:
         raise fail(f"--start ({first}) must be before --end ({last})")
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("simulating entities", total=entities)
+        one = {"sparse": generate_sparse, "credit": generate_credit}
         worlds = (
             generate_chunks(entities, seed, start=first, end=last)
             if profile == "demo"
-            else iter([generate_sparse(entities, seed, start=first, end=last)])
+            else iter([one[profile](entities, seed, start=first, end=last)])
         )
         counts = _write_tables(out, worlds, fmt, lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - t0
