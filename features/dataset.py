@@ -2,8 +2,9 @@
 
 A ``Dataset`` is a DuckDB connection with two views per contract table:
 
-- ``raw_<table>``: the table as given, every column as it was read (CSV columns as text), plus ``_row``,
-  the 1-based data row number that validation messages cite;
+- ``raw_<table>``: the contract's columns of the table as given, each as it was read (CSV columns as text),
+  plus ``_row``, the 1-based data row number that validation messages cite (``_raw_view``; a delivery's
+  extra columns are left out, so no name of theirs can stand in for one validation builds);
 - ``<table>``: the contract's columns cast to their contract types, for the feature builder.
 
 DuckDB scans Parquet out of core and in parallel, so the same code serves one entity posted to the API
@@ -19,7 +20,9 @@ disk instead of failing.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,11 +32,21 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.errors import InvalidInput, Problem
-from features.schema import EVENT_CODES, INDUSTRIES, KINDS, LIST_NAMES, RELATION_TYPES, TABLES, Table
+from features.schema import (
+    EVENT_CODES,
+    INDUSTRIES,
+    KINDS,
+    LIST_NAMES,
+    RELATION_TYPES,
+    TABLES,
+    ColumnType,
+    Table,
+)
 from features.sql import DUCKDB, typed_select
 
 # The contract's code lists as DuckDB enum types: membership tests and type codes through an enum are many
@@ -119,8 +132,14 @@ class Dataset:
             frame = frame.reset_index(drop=True)
             if given or not table.optional:  # an optional table left out does not change the fingerprint
                 ds._frames[table.name] = frame
-            con.register(f"_frame_{table.name}", frame.assign(_row=np.arange(1, len(frame) + 1)))
-            con.execute(f"CREATE VIEW raw_{table.name} AS SELECT * FROM _frame_{table.name}")
+            present = [c for c in table.column_names if c in frame.columns]
+            zones = {c: str(frame[c].dtype.tz) for c in present if isinstance(frame[c].dtype, pd.DatetimeTZDtype)}
+            con.register(f"_frame_{table.name}", frame[present].assign(_row=np.arange(1, len(frame) + 1)))
+            try:
+                _raw_view(con, table, f"_frame_{table.name}", "_row", zones)
+            except _Unreadable as exc:
+                ds.read_problems.append(_file_problem(table.name, str(exc), exc.row, exc.column, exc.value))
+                con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS {_empty_select(table)}")
         ds._create_typed_views()
         return ds
 
@@ -206,6 +225,9 @@ class DuckDBSettings(BaseSettings):
 
 def _connect(threads: int | None, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
+    # DuckDB reads a timestamp with a time zone in the process's zone; a fixed one makes a dataset's dates
+    # the same on every server (ICU, which knows the zones, is built into DuckDB's Python package).
+    con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     for statement in settings.statements() if settings is not None else ():
@@ -277,24 +299,169 @@ def table_source(folder: Path, name: str) -> tuple[Path | None, str | None]:
     return path, None
 
 
-def _parquet_view(table: str, path: Path) -> str:
-    """``raw_<table>`` over one Parquet file or a folder of them; ``_row`` numbers the rows across files."""
+class _Unreadable(Exception):
+    """A table that cannot be read as the contract says: why, and the data row and column when known."""
+
+    def __init__(self, message: str, row: int | None = None, column: str | None = None, value: str | None = None):
+        super().__init__(message)
+        self.row, self.column, self.value = row, column, value
+
+
+def _raw_view(con: duckdb.DuckDBPyConnection, table: Table, source: str, row: str, zones: dict[str, str]) -> None:
+    """Create ``raw_<table>`` over ``source`` (a FROM clause holding the table as read): its contract columns
+    and ``_row``, the SQL expression ``row``.
+
+    Each column is taken as it was read but for three things the formats would otherwise disagree on: text
+    stored as plain Parquet binary (as Hive, Impala and older Spark write it) is decoded as UTF-8 (a cell
+    that is not UTF-8 is refused); a timestamp with a time zone becomes the wall-clock time in its zone
+    (``zones``: column -> zone, UTC when none is named), so its date is the one its producer meant, on any
+    server; and blank text in a column other than required text reads as NULL, as an empty CSV field does.
+    """
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    parts = []
+    for column in table.columns:
+        if column.name not in types:
+            continue
+        name, read_as = _q(column.name), types[column.name]
+        if read_as == "BLOB":
+            _refuse_undecodable(con, source, row, column.name)
+            name, read_as = f"decode({name})", "VARCHAR"
+        if read_as == "TIMESTAMP WITH TIME ZONE" and column.type is ColumnType.DATE:
+            zone = _duckdb_zone(con, column.name, zones.get(column.name) or "UTC")
+            name = f"timezone({_sql_str(zone)}, {name})"
+        elif read_as == "VARCHAR" and (column.nullable or column.type is not ColumnType.STR):
+            # trim only for what starts with a space: trimming every cell triples the cost of a scan
+            blank = f"{name} = '' OR (starts_with({name}, ' ') AND trim({name}) = '')"
+            name = f"CASE WHEN {blank} THEN NULL ELSE {name} END"
+        parts.append(f"{name} AS {_q(column.name)}")
+    con.execute(f"CREATE VIEW raw_{table.name} AS SELECT {', '.join([*parts, f'{row} AS _row'])} FROM {source}")
+
+
+def _refuse_undecodable(con: duckdb.DuckDBPyConnection, source: str, row: str, column: str) -> None:
+    """Raise ``_Unreadable`` at the first cell of the binary ``column`` that is not UTF-8 text."""
+    name = _q(column)
+    found = con.execute(
+        f"SELECT {row} AS r, CAST({name} AS VARCHAR), count(*) OVER () FROM {source} "
+        f"WHERE {name} IS NOT NULL AND TRY(decode({name})) IS NULL ORDER BY r LIMIT 1"
+    ).fetchone()
+    if found:
+        more = f" (the first of {found[2]} such rows)" if found[2] > 1 else ""
+        raise _Unreadable(f"is not UTF-8 text{more}; text must be UTF-8 encoded", found[0], column, found[1])
+
+
+def _duckdb_zone(con: duckdb.DuckDBPyConnection, column: str, zone: str) -> str:
+    """``zone`` as DuckDB names it (a fixed offset ``+08:00`` is ``GMT+08:00``); ``_Unreadable`` if unknown."""
+    known = f"GMT{zone}" if re.fullmatch(r"[+-]\d{2}:\d{2}", zone) else zone
+    try:
+        con.execute(f"SELECT timezone({_sql_str(known)}, TIMESTAMPTZ '2000-01-01 00:00:00+00')").fetchone()
+    except duckdb.Error:
+        raise _Unreadable(
+            f"is a timestamp with a time zone ({zone}) that is not known; deliver the date as YYYY-MM-DD or "
+            "as a date/timestamp without zone",
+            column=column,
+        ) from None
+    return known
+
+
+def timestamp_zones(path: Path) -> dict[str, str]:
+    """The time zone each timestamp-with-zone column of a Parquet table (a file or a folder) names in its
+    Arrow schema, e.g. ``Asia/Shanghai``; ``ValueError`` when the files of a folder name different zones."""
+    zones: dict[str, str] = {}
+    for file in parquet_files(path) if path.is_dir() else [path]:
+        for f in pq.read_schema(file):
+            zone = f.type.tz if isinstance(f.type, pa.TimestampType) else None
+            if zone is not None and zones.setdefault(f.name, zone) != zone:
+                raise ValueError(f"{f.name} is given in different time zones ({zones[f.name]}, {zone})")
+    return zones
+
+
+def _parquet_source(path: Path) -> tuple[str, str]:
+    """The FROM clause over one Parquet file or a folder of them, and the row number across its files."""
     if path.is_file():
-        return (
-            f"CREATE VIEW raw_{table} AS SELECT * EXCLUDE (file_row_number), "
-            f"file_row_number + 1 AS _row FROM read_parquet({_sql_str(str(path))}, file_row_number = true)"
-        )
+        return f"read_parquet({_sql_str(str(path))}, file_row_number = true)", "file_row_number + 1"
     files = parquet_files(path)
     offsets = np.concatenate([[0], np.cumsum([pq.ParquetFile(f).metadata.num_rows for f in files])[:-1]])
     listed = ", ".join(_sql_str(str(f)) for f in files)
     # Partition folders (region=210600/) become text columns; a column only some files have reads as NULL.
     return (
-        f"CREATE VIEW raw_{table} AS SELECT * EXCLUDE (file_row_number), "
+        f"read_parquet([{listed}], file_row_number = true, hive_partitioning = true, "
+        "hive_types_autocast = false, union_by_name = true)",
         f"CAST([{', '.join(str(int(o)) for o in offsets)}] AS BIGINT[])[CAST(file_index AS BIGINT) + 1] "
-        "+ file_row_number + 1 AS _row "
-        f"FROM read_parquet([{listed}], file_row_number = true, hive_partitioning = true, "
-        "hive_types_autocast = false, union_by_name = true)"
+        "+ file_row_number + 1",
     )
+
+
+def _csv_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> tuple[str, str]:
+    """Read a CSV table into a temporary table as text; return its name and the data row number.
+
+    The header is read here and the columns given to DuckDB, so that it parses the file as the header says
+    instead of guessing a dialect from a sample (a guess that fails on one bad row says nothing of why).
+    Columns other than the contract's are kept under names of their position, never their own.
+    """
+    names = []
+    for position, name in enumerate(_csv_header(path), start=1):
+        if name not in table.column_names:
+            names.append(f"_extra_{position}")
+        elif name in names:
+            raise _Unreadable(f"the header names {name} twice; keep one", column=name)
+        else:
+            names.append(name)
+    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+    try:
+        # A table keeps insertion order, so rowid is the data row.
+        con.execute(
+            f"CREATE TEMP TABLE _csv_{table.name} AS SELECT * FROM read_csv({_sql_str(str(path))}, "
+            f"header = true, auto_detect = false, columns = {columns}, delim = ',', quote = '\"', escape = '\"', "
+            "encoding = 'utf-8', strict_mode = true, null_padding = false)"
+        )
+    except duckdb.Error as exc:
+        raise _csv_unreadable(str(exc)) from None
+    return f"_csv_{table.name}", "rowid + 1"
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names in the first line of a CSV file (a UTF-8 byte order mark is allowed)."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    if not first:
+        raise _Unreadable("the file is empty: it needs a header row naming the columns")
+    try:
+        line = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise _Unreadable("the header row is not UTF-8 text: the file must be UTF-8 encoded") from None
+    if not line.strip():
+        raise _Unreadable("the first line is blank: it must be the header row naming the columns")
+    return next(csv.reader([line]))
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _csv_unreadable(message: str) -> _Unreadable:
+    """DuckDB's CSV error as the reason and the data row it is on; its advice and settings left out."""
+    lines = message.splitlines()
+    line = _CSV_LINE.search(message)
+    if line is None:
+        return _Unreadable(lines[0] if lines else "unreadable")
+    # DuckDB's message: the line, the original line, the reason, then possible fixes and the reader's settings.
+    advice = next((i for i, text in enumerate(lines) if text.startswith("Possible")), len(lines))
+    reason = next((text.strip() for text in reversed(lines[:advice]) if text.strip()), "")
+    fields = _CSV_FIELDS.search(reason)
+    if fields:
+        reason = f"has {fields.group(2)} fields where the header has {fields.group(1)}"
+    elif "not utf-8 encoded" in reason.lower():
+        reason = reason.split(". ")[0].rstrip(".") + ": the file must be UTF-8 encoded"
+    elif reason.startswith(("Original Line", "Invalid Input Error")):
+        reason = "cannot be parsed"
+    row = int(line.group(1)) - 1  # DuckDB counts the header as line 1
+    return _Unreadable(reason, row if row >= 1 else None)
+
+
+def _empty_select(table: Table) -> str:
+    """A query with the columns of ``raw_<table>`` and no rows: a table that is missing or unreadable."""
+    empty = "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in table.column_names)
+    return empty + ", CAST(NULL AS BIGINT) AS _row WHERE false"
 
 
 def load_dataset(path: str | Path, *, threads: int | None = None, settings: DuckDBSettings | None = None) -> Dataset:
@@ -312,34 +479,34 @@ def load_dataset(path: str | Path, *, threads: int | None = None, settings: Duck
     ds = Dataset(con=con, source=str(folder.resolve()))
     for table in TABLES:
         file, problem = table_source(folder, table.name)
-        empty = "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in table.column_names)
-        empty += ", CAST(NULL AS BIGINT) AS _row WHERE false"
         if file is None:
             if not (table.optional and str(problem).startswith("missing")):
                 ds.read_problems.append(_file_problem(table.name, str(problem)))
-            con.execute(f"CREATE VIEW raw_{table.name} AS {empty}")
+            con.execute(f"CREATE VIEW raw_{table.name} AS {_empty_select(table)}")
             continue
         ds.files[table.name] = file
         try:
-            if file.suffix != ".csv":
-                con.execute(_parquet_view(table.name, file))
+            if file.suffix == ".csv":
+                # CSV is read as text so that no value is lost to type guessing; validation casts and reports.
+                source, row = _csv_source(con, table, file)
+                _raw_view(con, table, source, row, {})
             else:
-                # CSV is read as text so that no value is lost to type guessing; validation casts and
-                # reports. A table keeps insertion order, so rowid is the data row.
-                con.execute(
-                    f"CREATE TEMP TABLE _csv_{table.name} AS SELECT * FROM read_csv({_sql_str(str(file))}, "
-                    "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', "
-                    "encoding = 'utf-8', strict_mode = true, null_padding = false)"
-                )
-                con.execute(f"CREATE VIEW raw_{table.name} AS SELECT *, rowid + 1 AS _row FROM _csv_{table.name}")
+                source, row = _parquet_source(file)
+                _raw_view(con, table, source, row, timestamp_zones(file))
             con.execute(f"DESCRIBE raw_{table.name}").fetchall()
+        except _Unreadable as exc:
+            message = f"cannot read {file.name}: {exc}"
+            ds.read_problems.append(_file_problem(table.name, message, exc.row, exc.column, exc.value))
+            con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS {_empty_select(table)}")
         except (duckdb.Error, OSError, ValueError) as exc:  # ValueError: pyarrow cannot read a footer
             detail = str(exc).splitlines()[0]
             ds.read_problems.append(_file_problem(table.name, f"cannot read {file.name}: {detail}"))
-            con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS {empty}")
+            con.execute(f"CREATE OR REPLACE VIEW raw_{table.name} AS {_empty_select(table)}")
     ds._create_typed_views()
     return ds
 
 
-def _file_problem(table: str, message: str) -> dict:
-    return {"table": table, "row": None, "column": None, "value": None, "message": message}
+def _file_problem(
+    table: str, message: str, row: int | None = None, column: str | None = None, value: str | None = None
+) -> dict:
+    return {"table": table, "row": row, "column": column, "value": value, "message": message}

@@ -65,6 +65,12 @@ LIST_NAMES: tuple[str, ...] = ("red", "untrustworthy", "serious_violation", "abn
 NEGATIVE_LISTS: tuple[str, ...] = ("untrustworthy", "serious_violation", "abnormal_operation")
 # The most business premises one entity may report (the largest retail chains run a few tens of thousands).
 MAX_LOCATIONS = 1_000_000
+# Upper bounds far above any real record, below where sums of tens of millions of records overflow or lose
+# their meaning: an event's quantity, its amount in yuan, and registered capital in 10,000 yuan (10^9 万元 is
+# 10 trillion yuan; the largest registered capital, China State Railway's, is under 2 trillion).
+MAX_QUANTITY = 1_000_000_000
+MAX_AMOUNT = 1_000_000_000_000
+MAX_REGISTERED_CAPITAL = 1_000_000_000
 # A serious-violation entry lapses this many years after entry even with no removal date (SAMR Order 44).
 SERIOUS_VIOLATION_LAPSE_YEARS = 3
 

@@ -33,19 +33,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.functions import col, from_utc_timestamp
 from pyspark.sql.types import StringType
 
 from features.build import features_from_arrow
-from features.dataset import DatasetError, table_source
+from features.dataset import DatasetError, table_source, timestamp_zones
 from features.errors import Unavailable
 from features.pointintime import as_date
-from features.schema import TABLES
+from features.schema import TABLES, ColumnType
 from features.sql import DECAY_TABLE, SPARK, decay_table, feature_query, typed_columns
 
 # What a session needs to give the same answers as DuckDB and to stay quiet: UTC (dates never shift),
-# partition folders read as text (region=210600 stays a code, not a number), no UI.
+# partition folders read as text (region=210600 stays a code, not a number), Parquet binary without a
+# string annotation (Hive, Impala) read as text, no UI.
 BASE_CONFIG: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.binaryAsString": "true",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
@@ -158,6 +161,11 @@ def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]
         if path is None:
             raise DatasetError(f"{table.name}: {problem}")
         raw = _read(spark, path)
+        if path.suffix != ".csv":
+            # A timestamp with a time zone counts on the date in its own zone, as the DuckDB views read it.
+            for name, zone in timestamp_zones(path).items():
+                if name in table.column_names and table.column(name).type is ColumnType.DATE:
+                    raw = raw.withColumn(name, from_utc_timestamp(col(name), zone))
         text = {f.name: isinstance(f.dataType, StringType) for f in raw.schema.fields}
         present = {c.name: text[c.name] for c in table.columns if c.name in text}
         typed = raw.selectExpr(*typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`"))

@@ -24,7 +24,10 @@ from features.schema import (
     KINDS,
     LIST_NAMES,
     LISTS,
+    MAX_AMOUNT,
     MAX_LOCATIONS,
+    MAX_QUANTITY,
+    MAX_REGISTERED_CAPITAL,
     REGION_PATTERN,
     RELATION_TYPES,
     RELATIONS,
@@ -83,7 +86,8 @@ def _type_check(col: str, raw_type: str, ctype: ColumnType) -> tuple[str, str]:
         return ok, "must be a date written YYYY-MM-DD"
     if ctype is ColumnType.INT:
         if text:
-            ok = f"regexp_full_match(trim({col}), '[+-]?\\d{{1,18}}')"
+            # Digits, or digits with a zero fraction: "2.0" is how pandas writes a whole number held as a float.
+            ok = f"regexp_full_match(trim({col}), '[+-]?\\d+(\\.0*)?')"
         elif integer:
             ok = "true"
         elif numeric:
@@ -106,6 +110,8 @@ def _type_check(col: str, raw_type: str, ctype: ColumnType) -> tuple[str, str]:
             ok = "true"
         elif integer:
             ok = f"{col} IN (0, 1)"
+        elif numeric:
+            ok = f"CAST({col} AS DOUBLE) IN (0, 1)"
         else:
             ok = "false"
         return ok, "must be true or false"
@@ -146,6 +152,18 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
     if table is RELATIONS:
         return {"relation": (_member("_relation"), f"must be one of {', '.join(RELATION_TYPES)}")}
     return {"list": (_member("_list"), f"must be one of {', '.join(LIST_NAMES)}")}
+
+
+# Upper bounds, checked on the value as a number before it is cast to its type, so that one too large for
+# the type (a quantity of 10^20, an unsigned 2^64 - 1) is told it is too large, not that it is no number.
+_AT_MOST: dict[tuple[str, str], tuple[int, str]] = {
+    ("events", "quantity"): (MAX_QUANTITY, f"must be at most {MAX_QUANTITY:,}"),
+    ("events", "amount"): (MAX_AMOUNT, f"must be at most {MAX_AMOUNT:,} (yuan)"),
+    ("entities", "registered_capital"): (
+        MAX_REGISTERED_CAPITAL,
+        f"must be at most {MAX_REGISTERED_CAPITAL:,} (in 10,000 yuan)",
+    ),
+}
 
 
 # Date order: column -> (earlier column, message).
@@ -200,6 +218,10 @@ def _column_message_sql(table: Table, present: dict[str, str], latest: date) -> 
         type_ok, type_msg = _type_check(col, raw_type, column.type)
         if type_ok != "true":
             branches.append(f"WHEN {guard}NOT ({type_ok}) THEN '{type_msg}'")
+        if (table.name, column.name) in _AT_MOST:
+            bound, msg = _AT_MOST[(table.name, column.name)]
+            number = f"TRY_CAST(trim({col}) AS DOUBLE)" if raw_type == "VARCHAR" else f"TRY_CAST({col} AS DOUBLE)"
+            branches.append(f"WHEN {guard}{number} > {bound} THEN '{msg}'")
         typed = _typed(col, raw_type, column.type)
         if column.type is ColumnType.DATE:
             branches += _date_bounds(table, column.name, typed, latest)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -288,3 +291,228 @@ def test_dates_after_today_or_before_1900_are_refused_where_they_are(history):
     # the same dataset a year later: only the date before 1900 remains
     later = validate_dataset(ds, limit=100, latest=date(2099, 12, 31))
     assert [(p.table, int(p.row), p.column) for p in later.problems.itertuples()] == [("events", 2, "occurred_on")]
+
+
+def _events_parquet(history: History, tmp_path, **columns) -> None:
+    """Write the history as Parquet, with events' ``columns`` replaced by the given Arrow arrays."""
+    history.write(tmp_path)
+    events = pq.read_table(tmp_path / "events.parquet")
+    for name, array in columns.items():
+        events = events.set_column(events.schema.get_field_index(name), name, array)
+    pq.write_table(events, tmp_path / "events.parquet")
+
+
+@pytest.mark.parametrize(
+    ("column", "bad", "message"),
+    [
+        ("quantity", "5000000000000000000", "must be at most 1,000,000,000"),
+        ("quantity", "99999999999999999999", "must be at most 1,000,000,000"),  # beyond int64
+        ("quantity", "1000000001", "must be at most 1,000,000,000"),
+        ("amount", "1.5e308", "must be at most 1,000,000,000,000 (yuan)"),
+        ("registered_capital", "2e9", "must be at most 1,000,000,000 (in 10,000 yuan)"),
+    ],
+)
+def test_numbers_too_large_to_be_real_are_refused_as_such(history, tmp_path, column, bad, message):
+    one(history)
+    history.write(tmp_path, fmt="csv")
+    table = "entities" if column == "registered_capital" else "events"
+    frame = pd.read_csv(tmp_path / f"{table}.csv", dtype=str)
+    frame.loc[0, column] = bad
+    frame.to_csv(tmp_path / f"{table}.csv", index=False)
+    assert problems_of(load_dataset(tmp_path)) == [(table, 1, column, message)]
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [pa.array([1e20], pa.float64()), pa.array([2**64 - 1], pa.uint64()), pa.array([5 * 10**18], pa.int64())],
+)
+def test_parquet_quantities_beyond_the_bound_are_refused_as_too_large(history, tmp_path, quantity):
+    one(history)
+    _events_parquet(history, tmp_path, quantity=quantity)
+    assert problems_of(load_dataset(tmp_path)) == [("events", 1, "quantity", "must be at most 1,000,000,000")]
+
+
+def test_the_largest_quantity_and_amount_are_valid(history, tmp_path):
+    eid = history.entity(registered_capital=1e9)
+    history.event(eid, "infringement_penalty", date(2020, 1, 1), quantity=1_000_000_000, amount=1e12)
+    history.write(tmp_path, fmt="csv")
+    assert validate_dataset(load_dataset(tmp_path)).ok
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_extra_columns_named_like_internal_ones_are_ignored(history, tmp_path, fmt):
+    # Validation labels its messages m_<column> and numbers rows _row: a delivery's own columns of those
+    # names are extra columns like any other, ignored.
+    eid = history.entity()
+    for quantity in (1, 0, 2):
+        history.event(eid, "patent_filed", date(2020, 1, 1), quantity=quantity)
+    history.write(tmp_path, fmt=fmt)
+    path = tmp_path / f"events.{fmt}"
+    frame = pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)
+    frame["m_quantity"] = "not a message"
+    frame["_row"] = [7, 8, 9]
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    assert problems_of(load_dataset(tmp_path)) == [("events", 2, "quantity", "must be at least 1")]
+    frames = history.frames()
+    given = Dataset.from_frames(frames["entities"], frames["events"].assign(m_quantity="x", _row=[7, 8, 9]))
+    assert problems_of(given) == [("events", 2, "quantity", "must be at least 1")]
+
+
+def test_parquet_text_stored_as_plain_binary_reads_as_utf8(history, tmp_path):
+    # Hive, Impala and older Spark write text as BYTE_ARRAY without the UTF8 annotation.
+    history.entity(name="北京市测试知识产权代理有限公司")
+    history.entity(name="丹东市测试科技有限公司")
+    history.write(tmp_path)
+    entities = pq.read_table(tmp_path / "entities.parquet")
+    names = entities.column("name").cast(pa.binary())
+    pq.write_table(
+        entities.set_column(entities.schema.get_field_index("name"), "name", names), tmp_path / "entities.parquet"
+    )
+    assert pq.read_schema(tmp_path / "entities.parquet").field("name").type == pa.binary()
+    ds = load_dataset(tmp_path)
+    assert validate_dataset(ds).ok
+    assert ds.table("entities")["name"].tolist() == ["北京市测试知识产权代理有限公司", "丹东市测试科技有限公司"]
+    # bytes that are not UTF-8 (GBK here) are refused where they are, never garbled
+    gbk = pa.array(["北京".encode(), "丹东".encode("gbk")], pa.binary())
+    pq.write_table(
+        entities.set_column(entities.schema.get_field_index("name"), "name", gbk), tmp_path / "entities.parquet"
+    )
+    found = problems_of(load_dataset(tmp_path))
+    assert found == [
+        ("entities", 2, "name", "cannot read entities.parquet: is not UTF-8 text; text must be UTF-8 encoded")
+    ]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "+08:00"])
+def test_a_timestamp_with_a_time_zone_gives_its_own_date_on_any_server(history, tmp_path, monkeypatch, zone):
+    # Midnight in Beijing is the afternoon before in UTC and in New York: the date meant is the Beijing one,
+    # whatever the server's zone.
+    eid = history.entity()
+    history.event(eid, "patent_filed", date(2024, 3, 1))
+    history.write(tmp_path)
+    midnight = pa.array([pd.Timestamp("2024-03-01 00:00", tz=zone)], pa.timestamp("ms", tz=zone))
+    _events_parquet(history, tmp_path, occurred_on=midnight, recorded_on=midnight)
+    try:
+        with monkeypatch.context() as m:
+            m.setenv("TZ", "America/New_York")
+            time.tzset()
+            ds = load_dataset(tmp_path)
+            assert validate_dataset(ds).ok
+            events = ds.table("events")
+    finally:
+        time.tzset()
+    assert [d.date() for d in events["occurred_on"]] == [date(2024, 3, 1)]
+    assert [d.date() for d in events["recorded_on"]] == [date(2024, 3, 1)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_whole_numbers_written_as_decimals_are_whole_numbers(history, tmp_path, fmt):
+    # pandas writes an integer column with gaps as floats: 2.0, and a flag column as 0.0 / 1.0.
+    eid = history.entity(online_seller=True, locations=3)
+    history.entity(online_seller=False)
+    history.event(eid, "patent_filed", date(2020, 1, 1), quantity=2)
+    history.write(tmp_path, fmt=fmt)
+    entities, events = (tmp_path / f"entities.{fmt}", tmp_path / f"events.{fmt}")
+    if fmt == "csv":
+        frame = pd.read_csv(events, dtype=str).assign(quantity="2.0")
+        frame.to_csv(events, index=False)
+        frame = pd.read_csv(entities, dtype=str).assign(locations=["3.0", ""])
+        frame.to_csv(entities, index=False)
+    else:
+        pd.read_parquet(events).astype({"quantity": "float64"}).to_parquet(events)
+        frame = pd.read_parquet(entities).astype({"online_seller": "float64", "locations": "float64"})
+        frame.to_parquet(entities)
+    ds = load_dataset(tmp_path)
+    assert validate_dataset(ds).ok, validate_dataset(ds).problems
+    assert ds.table("events")["quantity"].tolist() == [2]
+    assert ds.table("entities")["online_seller"].tolist() == [True, False]
+    assert ds.table("entities")["locations"].iloc[0] == 3
+    # a fraction is still no whole number, and 0.5 no flag
+    if fmt == "csv":
+        pd.read_csv(events, dtype=str).assign(quantity="2.5").to_csv(events, index=False)
+        assert problems_of(load_dataset(tmp_path)) == [("events", 1, "quantity", "must be a whole number")]
+    else:
+        pd.read_parquet(events).assign(quantity=2.5).to_parquet(events)
+        pd.read_parquet(entities).assign(online_seller=[1.0, 0.5]).to_parquet(entities)
+        assert problems_of(load_dataset(tmp_path)) == [
+            ("entities", 2, "online_seller", "must be true or false"),
+            ("events", 1, "quantity", "must be a whole number"),
+        ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_text_in_a_nullable_column_is_null_in_either_format(history, tmp_path, fmt, blank):
+    eid = history.entity()
+    history.event(eid, "infringement_penalty", date(2020, 1, 1), amount=500.0, repaired_on=date(2021, 1, 1))
+    history.listing(eid, "red", date(2021, 1, 1), removed_on=date(2022, 1, 1), basis="x")
+    history.write(tmp_path, fmt=fmt)
+    blanks = {
+        "entities": ["registered_capital", "locations"],
+        "events": ["amount", "repaired_on"],
+        "lists": ["removed_on", "basis"],
+    }
+    for table, columns in blanks.items():
+        path = tmp_path / f"{table}.{fmt}"
+        frame = (pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)).assign(
+            **dict.fromkeys(columns, blank)
+        )
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    ds = load_dataset(tmp_path)
+    assert validate_dataset(ds).ok, validate_dataset(ds).problems
+    for table, columns in blanks.items():
+        assert ds.table(table)[columns].isna().all().all()
+    # a required column left blank is still refused as missing
+    path = tmp_path / f"events.{fmt}"
+    frame = (pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)).astype({"occurred_on": str})
+    frame.assign(occurred_on=blank).to_csv(path, index=False) if fmt == "csv" else frame.assign(
+        occurred_on=blank
+    ).to_parquet(path)
+    assert problems_of(load_dataset(tmp_path)) == [("events", 1, "occurred_on", "is required but missing")]
+
+
+def test_a_csv_that_is_not_utf8_is_refused_with_the_reason(history, tmp_path):
+    one(history)
+    history.entity(name="北京市测试科技有限公司")
+    history.write(tmp_path, fmt="csv")
+    text = (tmp_path / "entities.csv").read_text(encoding="utf-8")
+    (tmp_path / "entities.csv").write_bytes(text.encode("gbk"))
+    found = problems_of(load_dataset(tmp_path))
+    assert found == [
+        (
+            "entities",
+            1,
+            None,
+            "cannot read entities.csv: Invalid unicode (byte sequence mismatch) detected: the file must be UTF-8 "
+            "encoded",
+        )
+    ]
+
+
+@pytest.mark.parametrize(("change", "message"), [(",extra", "has 9 fields"), ("", "has 7 fields")])
+def test_a_csv_row_with_a_field_too_many_or_too_few_is_refused_on_its_row(history, tmp_path, change, message):
+    eid = history.entity()
+    for day in range(1, 4):
+        history.event(eid, "patent_filed", date(2020, 1, day))
+    history.write(tmp_path, fmt="csv")
+    lines = (tmp_path / "events.csv").read_text().splitlines()
+    lines[3] = lines[3] + change if change else lines[3].rsplit(",", 1)[0]
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    assert problems_of(load_dataset(tmp_path)) == [
+        ("events", 3, None, f"cannot read events.csv: {message} where the header has 8")
+    ]
+
+
+def test_an_empty_csv_file_is_said_to_be_empty(history, tmp_path):
+    one(history)
+    history.write(tmp_path, fmt="csv")
+    (tmp_path / "entities.csv").write_bytes(b"")
+    found = problems_of(load_dataset(tmp_path))
+    assert found == [
+        (
+            "entities",
+            None,
+            None,
+            "cannot read entities.csv: the file is empty: it needs a header row naming the columns",
+        )
+    ]
