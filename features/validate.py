@@ -131,7 +131,11 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
                 uscc.sql_is_valid,
                 "must be a valid 18-character unified social credit code (GB 32100-2015: alphabet and check character)",
             ),
-            "name": (lambda v: f"length(trim({v})) > 0", "must not be blank"),
+            # A NUL character is refused as well: PostgreSQL cannot store it, so a score run would fail later.
+            "name": (
+                lambda v: f"length(trim({v})) > 0 AND strpos({v}, chr(0)) = 0",
+                "must not be blank or hold a NUL character",
+            ),
             "kind": (_member("_kind"), f"must be one of {', '.join(KINDS)}"),
             "industry": (_member("_industry"), "must be a GB/T 4754 section letter A-T"),
             "region": (
@@ -151,7 +155,10 @@ def _domain_checks(table: Table) -> dict[str, tuple[Callable[[str], str], str]]:
         }
     if table is RELATIONS:
         return {"relation": (_member("_relation"), f"must be one of {', '.join(RELATION_TYPES)}")}
-    return {"list": (_member("_list"), f"must be one of {', '.join(LIST_NAMES)}")}
+    return {
+        "list": (_member("_list"), f"must be one of {', '.join(LIST_NAMES)}"),
+        "basis": (lambda v: f"strpos({v}, chr(0)) = 0", "must not hold a NUL character"),
+    }
 
 
 # Upper bounds, checked on the value as a number before it is cast to its type, so that one too large for

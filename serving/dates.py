@@ -12,6 +12,7 @@ command line for the run of each command (``pinned``); unset, it is the clock's 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -78,6 +79,9 @@ def parse(text: str, option: str) -> date:
     """A date given on the command line: ISO ``YYYY-MM-DD`` within the bounds; ``InvalidInput`` naming
     ``option`` otherwise (the command exits with status 2)."""
     try:
+        # fromisoformat alone would also take 20250630 and 2025-W26-1
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
         value = date.fromisoformat(text)
     except ValueError:
         raise InvalidInput.at(option, f"{option} must be a date written YYYY-MM-DD; got {text!r}") from None

@@ -516,3 +516,13 @@ def test_an_empty_csv_file_is_said_to_be_empty(history, tmp_path):
             "cannot read entities.csv: the file is empty: it needs a header row naming the columns",
         )
     ]
+
+
+def test_a_nul_character_in_stored_text_is_refused(history):
+    """PostgreSQL cannot store a NUL character: a name or a basis holding one is refused here, where the
+    row and column can be named, not when a score run is stored."""
+    eid = history.entity(name="丹东市\x00测试有限公司")
+    history.listing(eid, "untrustworthy", date(2021, 1, 1), basis="国知局公告第\x001号")
+    problems = problems_of(history.dataset())
+    assert ("entities", 1, "name", "must not be blank or hold a NUL character") in problems
+    assert ("lists", 1, "basis", "must not hold a NUL character") in problems

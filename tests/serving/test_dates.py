@@ -132,6 +132,11 @@ def test_the_command_line_uses_the_same_rule(db_url, tmp_path):
         result = runner.invoke(cli, args, env=env)
         assert result.exit_code == 2, (args, result.output)
         assert "must not be" in result.output, result.output
+    # only the form the help names: Python would also read 20250630 and 2025-W26-1 as dates
+    for written in ("20250630", "2025-W26-1", "2025-6-30"):
+        args = ["score", "--data", str(tmp_path), "--as-of", written, "--out", str(tmp_path / "s.parquet")]
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == 2 and "must be a date written YYYY-MM-DD" in " ".join(result.output.split())
     result = runner.invoke(
         cli, ["events", "export", "--out", str(tmp_path / "events.csv"), "--since", "2025-06-30"], env=env
     )
