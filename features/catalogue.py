@@ -442,6 +442,10 @@ CATALOGUE: tuple[Feature, ...] = (
     # Positive information.
     _event_count("inspection_passed", 36, -1),
     _event_count("inspection_passed", None, -1),
+    # A commitment signed in the last 12 months is still being checked (承诺核查): it is the exposure to a
+    # breach found in the coming year, which is an adverse record, so it is free, not positive information
+    # only (measured in benchmarks/bench_gain.py: docs/model.md).
+    _event_count("commitment_signed", 12, 0),
     _event_count("commitment_signed", 36, 0),
     Feature(
         "honours_36m",

@@ -5,7 +5,7 @@ entities, rather than what an IP office records: administrative penalties and co
 comply, credit commitments and their breaches, late annual reports, and the lists they lead to
 (abnormal operation, serious violations, untrustworthy entities, the red list), each entry with its
 decision number. No filings, grants, inspections, complaints or takedowns: the platform does not hold
-them. Most entities have no record at all.
+them. Most entities have no adverse record at all.
 
 Where it differs from the other profiles is in the recording, as real exports do:
 
@@ -13,8 +13,8 @@ Where it differs from the other profiles is in the recording, as real exports do
   bulk on that day, so the early years are only known from then on;
 - **a backlog**: a share of records is entered months to two years after the decision (a correction, a
   late transfer from another department), so what was known at a date lags what had happened;
-- **credit repair is common**: most penalties and breaches are repaired after the publicity period, and
-  from then on they no longer count (and the untrustworthy entry ends).
+- **credit repair is common**: about 40 % of penalties and breaches are repaired after the publicity
+  period, and from then on they no longer count (and the untrustworthy entry ends).
 
 Each entity carries a hidden trait ``z`` (a fixed level plus a yearly mean-reverting drift) that drives
 penalties, judgments, refusals, breaches and late reports, and lowers the chance of repair. Everything is
