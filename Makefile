@@ -47,7 +47,7 @@ bench-features: env
 bench-model: env
 	$(BIN)/python benchmarks/bench_model.py
 
-# Out-of-time AUC against a plain LightGBM on simple counts, on fresh dense and sparse worlds (issue 14).
+# Out-of-time AUC against a plain LightGBM on simple counts, on fresh dense, sparse and credit-platform worlds (issue 14).
 # And how much of a lead the record allows at all: a model on each entity's whole yearly history.
 bench-gain: env
 	$(BIN)/python benchmarks/bench_gain.py

@@ -28,7 +28,9 @@ def test_spark_scores_equal_duckdb_row_for_row(spark, scorer, policy, tiny_world
     expected = scorer.score(build_features(load_dataset(tiny_world), AS_OF), policy, details=True, chunk_size=500)
     got = score_dataset_spark(spark, tiny_world, AS_OF, scorer, policy, parts=tmp_path / "parts", details=True)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
-    assert set(expected["tier"]) > {"A"} and expected["reasons"].map(lambda r: len(json.loads(r))).max() == 5
+    # not a degenerate comparison: the rows span several tiers and carry full reasons (which tiers depends
+    # on the factory model; A held one entity of the 1,200 before the catalogue grew, none after)
+    assert expected["tier"].nunique() >= 3 and expected["reasons"].map(lambda r: len(json.loads(r))).max() == 5
     # Partitioned by as_of, written by the executors, with every column a stored run needs.
     assert [p.name for p in (tmp_path / "parts").iterdir() if p.is_dir()] == [f"as_of={AS_OF}"]
     written = pd.read_parquet(tmp_path / "parts")
