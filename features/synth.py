@@ -196,6 +196,14 @@ LAPSE_DAYS = 1096  # a serious-violation entry lapses after 3 years
 # ---------------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------------
+def check_world(n_entities: int, start: date, end: date) -> None:
+    """``ValueError`` unless a world of ``n_entities`` over ``start``..``end`` can be generated (every profile)."""
+    if n_entities < 0:
+        raise ValueError(f"n_entities must be >= 0; got {n_entities}")
+    if end <= start:
+        raise ValueError(f"end must be after start; got start={start}, end={end}")
+
+
 def generate_chunks(
     n_entities: int,
     seed: int = 0,
@@ -211,12 +219,9 @@ def generate_chunks(
     of the entity. No event occurs before ``start`` and nothing is recorded, entered, removed or repaired
     after ``end``. Memory is bounded by one chunk (plus one simulation block of ``_BLOCK`` entities).
     """
-    if n_entities < 0:
-        raise ValueError(f"n_entities must be >= 0; got {n_entities}")
+    check_world(n_entities, start, end)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
-    if end <= start:
-        raise ValueError(f"end must be after start; got start={start}, end={end}")
     grid = _Grid(start, end)
     codes = _CodeKey(seed)
     pending: list[_Piece] = []

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from features.schema import ENTITIES, EVENTS, LISTS, RELATIONS
-from features.synth import World, _CodeKey, _codes
+from features.synth import World, _CodeKey, _codes, check_world
+from features.synth_sparse import _days, _logistic
 
 __all__ = ["PLATFORM_OPENED", "CreditWorld", "generate_credit"]
 
@@ -74,14 +75,6 @@ class CreditWorld(World):
     truth: pd.DataFrame | None = None
 
 
-def _days(d: date) -> int:
-    return (d - date(1970, 1, 1)).days
-
-
-def _logistic(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _to_dates(days: np.ndarray) -> np.ndarray:
     return pd.to_datetime(days, unit="D").date
 
@@ -93,10 +86,7 @@ def generate_credit(
 
     No event occurs before ``start``; nothing is recorded, repaired, listed or removed after ``end``.
     """
-    if n_entities < 0:
-        raise ValueError(f"n_entities must be >= 0; got {n_entities}")
-    if end <= start:
-        raise ValueError(f"end must be after start; got start={start}, end={end}")
+    check_world(n_entities, start, end)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC4ED17]))
     n = n_entities
     first_day, last_day = _days(start), _days(end)

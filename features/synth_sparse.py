@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import ENTITIES, EVENTS, LISTS, RELATIONS
-from features.synth import World, _CodeKey, _codes
+from features.synth import World, _CodeKey, _codes, check_world
 
 __all__ = ["SparseWorld", "generate_sparse"]
 
@@ -70,10 +70,7 @@ def generate_sparse(
     No event occurs before ``start``; nothing is recorded after ``end``; no record at all occurs or is
     recorded in the years ``gap_years`` (inclusive; ``None`` for no gap).
     """
-    if n_entities < 0:
-        raise ValueError(f"n_entities must be >= 0; got {n_entities}")
-    if end <= start:
-        raise ValueError(f"end must be after start; got start={start}, end={end}")
+    check_world(n_entities, start, end)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5BA5E]))
     n = n_entities
     first_day, last_day = _days(start), _days(end)
