@@ -234,7 +234,8 @@ def _column_message_sql(table: Table, present: dict[str, str], latest: date) -> 
             branches += _date_bounds(table, column.name, typed, latest)
         if column.name in domain:
             condition, msg = domain[column.name]
-            branches.append(f"WHEN {guard}NOT coalesce({condition(typed)}, false) THEN '{msg}'")
+            said = _padded(col, msg) if column.type is ColumnType.STR else f"'{msg}'"
+            branches.append(f"WHEN {guard}NOT coalesce({condition(typed)}, false) THEN {said}")
         if column.name in order and order[column.name][0] in present:
             earlier, msg = order[column.name]
             e_col = _q(earlier)
@@ -290,12 +291,19 @@ def _duplicate_problems(ds: Dataset, table: Table, present: dict[str, str]) -> s
     )
 
 
+def _padded(col: str, msg: str) -> str:
+    """The SQL message ``msg``, saying so when the text has spaces around it: a fixed-width (CHAR) export
+    pads its codes, and a padded code looks right in a message that does not say it."""
+    return f"CASE WHEN {col} <> trim({col}) THEN '{msg} (it has spaces around it: remove the padding)' ELSE '{msg}' END"
+
+
 def _reference_problems(table: Table, present: dict[str, str], entity_ids_present: bool) -> str | None:
     if table is ENTITIES or "entity_id" not in present or not entity_ids_present:
         return None
+    missing = _padded("CAST(r.entity_id AS VARCHAR)", "refers to an entity that is not in entities")
     return (
         f"SELECT '{table.name}' AS tbl, r._row AS row, 'entity_id' AS col, "
-        f"CAST(r.entity_id AS VARCHAR) AS value, 'refers to an entity that is not in entities' AS message, "
+        f"CAST(r.entity_id AS VARCHAR) AS value, {missing} AS message, "
         f"{table.column_names.index('entity_id')} AS col_order "
         f"FROM raw_{table.name} r ANTI JOIN raw_entities e "
         f"ON CAST(r.entity_id AS VARCHAR) = CAST(e.entity_id AS VARCHAR) WHERE r.entity_id IS NOT NULL"

@@ -526,3 +526,20 @@ def test_a_nul_character_in_stored_text_is_refused(history):
     problems = problems_of(history.dataset())
     assert ("entities", 1, "name", "must not be blank or hold a NUL character") in problems
     assert ("lists", 1, "basis", "must not hold a NUL character") in problems
+
+
+def test_a_padded_code_is_said_to_be_padded(history, tmp_path):
+    """A fixed-width (CHAR) export pads its codes with spaces: the message says so, since the value it shows
+    looks right."""
+    eid = history.entity()
+    history.event(eid, "patent_filed", date(2020, 1, 1))
+    history.write(tmp_path, fmt="csv")
+    entities = pd.read_csv(tmp_path / "entities.csv", dtype=str)
+    entities.assign(kind=entities["kind"].str.ljust(12)).to_csv(tmp_path / "entities.csv", index=False)
+    events = pd.read_csv(tmp_path / "events.csv", dtype=str)
+    events.assign(entity_id=events["entity_id"].str.ljust(20)).to_csv(tmp_path / "events.csv", index=False)
+    padding = "(it has spaces around it: remove the padding)"
+    assert problems_of(load_dataset(tmp_path)) == [
+        ("entities", 1, "kind", f"must be one of enterprise, agency {padding}"),
+        ("events", 1, "entity_id", f"refers to an entity that is not in entities {padding}"),
+    ]
