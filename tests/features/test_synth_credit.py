@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
 
 from features.dataset import Dataset
 from features.schema import ADVERSE_CODES
 from features.synth_credit import PLATFORM_OPENED, generate_credit
 from features.validate import validate_dataset
+from tests.features.test_synth_sparse import trait_auc
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +61,8 @@ def test_repairs_end_records_and_untrustworthy_entries(world):
     assert stay.max() <= 410 and (stay < 365).any()  # a year, or until repaired
 
 
-def test_the_credit_world_is_determined_by_its_seed():
-    a, b = generate_credit(500, seed=9), generate_credit(500, seed=9)
-    for table in ("entities", "events", "lists"):
-        pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table))
-    assert not generate_credit(500, seed=10).events.equals(a.events)
-
-
 def test_the_hidden_trait_predicts_next_year_adverse_records(world):
-    events = world.events[world.events["event_type"].isin(ADVERSE_CODES)]
-    adverse_2023 = set(events.loc[pd.to_datetime(events["occurred_on"]).dt.year == 2023, "entity_id"])
-    z = world.truth[world.truth["year"] == 2022].set_index("entity_id")["z"]
-    y = np.array([eid in adverse_2023 for eid in z.index])
-    assert roc_auc_score(y, z.to_numpy()) > 0.7
+    assert trait_auc(world, 2022, "occurred_on") > 0.7
 
 
 def test_short_spans_and_no_entities():

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.dataset import Dataset
 from features.schema import ADVERSE_CODES
+from features.synth_credit import generate_credit
 from features.synth_sparse import GAP_YEARS, generate_sparse
 from features.validate import validate_dataset
 
@@ -39,20 +40,25 @@ def test_the_sparse_world_is_what_its_profile_says(world):
     assert 0.3 < per_entity_year < 1.0  # about one inspection per entity-year
 
 
-def test_the_sparse_world_is_determined_by_its_seed():
-    a, b = generate_sparse(300, seed=9), generate_sparse(300, seed=9)
+@pytest.mark.parametrize("make", [generate_sparse, generate_credit])
+def test_a_world_with_a_hidden_trait_is_determined_by_its_seed(make):
+    a, b = make(300, seed=9), make(300, seed=9)
     for table in ("entities", "events", "lists"):
         pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table))
-    assert not generate_sparse(300, seed=10).events.equals(a.events)
+    assert not make(300, seed=10).events.equals(a.events)
+
+
+def trait_auc(world, year: int, date_column: str = "recorded_on") -> float:
+    """How well the hidden trait of ``year`` ranks the entities with an adverse record the year after."""
+    events = world.events[world.events["event_type"].isin(ADVERSE_CODES)]
+    adverse = set(events.loc[pd.to_datetime(events[date_column]).dt.year == year + 1, "entity_id"])
+    z = world.truth[world.truth["year"] == year].set_index("entity_id")["z"]
+    return roc_auc_score(np.array([eid in adverse for eid in z.index]), z.to_numpy())
 
 
 def test_the_hidden_trait_predicts_next_year_findings(world):
     """The truth is learnable: z in a year ranks next year's adverse records well above chance."""
-    events = world.events[world.events["event_type"].isin(ADVERSE_CODES)]
-    adverse_2022 = set(events.loc[pd.to_datetime(events["recorded_on"]).dt.year == 2022, "entity_id"])
-    z = world.truth[world.truth["year"] == 2021].set_index("entity_id")["z"]
-    y = np.array([eid in adverse_2022 for eid in z.index])
-    assert roc_auc_score(y, z.to_numpy()) > 0.65
+    assert trait_auc(world, 2021) > 0.65
 
 
 def test_no_gap_and_no_entities():
