@@ -398,8 +398,15 @@ def _csv_source(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> tup
     instead of guessing a dialect from a sample (a guess that fails on one bad row says nothing of why).
     Columns other than the contract's are kept under names of their position, never their own.
     """
+    header = _csv_header(path)
+    if not set(header) & set(table.column_names):
+        shown = ",".join(header)
+        raise _Unreadable(
+            f"its first line ({shown[:60]}{'…' if len(shown) > 60 else ''}) names none of the table's columns: "
+            "the header row must be the first line (no title or comment above it)"
+        )
     names = []
-    for position, name in enumerate(_csv_header(path), start=1):
+    for position, name in enumerate(header, start=1):
         if name not in table.column_names:
             names.append(f"_extra_{position}")
         elif name in names:

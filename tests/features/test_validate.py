@@ -543,3 +543,16 @@ def test_a_padded_code_is_said_to_be_padded(history, tmp_path):
         ("entities", 1, "kind", f"must be one of enterprise, agency {padding}"),
         ("events", 1, "entity_id", f"refers to an entity that is not in entities {padding}"),
     ]
+
+
+def test_a_title_line_above_the_csv_header_is_refused_as_such(history, tmp_path):
+    one(history)
+    history.write(tmp_path, fmt="csv")
+    path = tmp_path / "lists.csv"
+    path.write_text("# exported 2025-12-31\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    [(table, row, column, message)] = problems_of(load_dataset(tmp_path))
+    assert (table, row, column) == ("lists", None, None)
+    assert message == (
+        "cannot read lists.csv: its first line (# exported 2025-12-31) names none of the table's columns: "
+        "the header row must be the first line (no title or comment above it)"
+    )
