@@ -19,11 +19,6 @@ def world():
     return generate_credit(4000, seed=5)
 
 
-def test_the_credit_world_follows_the_contract(world):
-    report = validate_dataset(Dataset.from_frames(world.entities, world.events, world.lists))
-    assert report.ok, report.problems.head()
-
-
 def test_the_credit_world_holds_what_a_credit_platform_publishes(world):
     types = set(world.events["event_type"])
     assert not types & {"patent_filed", "trademark_filed", "inspection_passed", "inspection_failed"}

@@ -21,7 +21,9 @@ def world():
     return generate_sparse(3000, seed=5)
 
 
-def test_the_sparse_world_follows_the_contract(world):
+@pytest.mark.parametrize("make", [generate_sparse, generate_credit])
+def test_a_world_with_a_hidden_trait_follows_the_contract(make):
+    world = make(3000, seed=5)
     report = validate_dataset(Dataset.from_frames(world.entities, world.events, world.lists))
     assert report.ok, report.problems.head()
 
