@@ -30,7 +30,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.schema import ENTITIES, EVENTS, LISTS, RELATIONS
+from features.schema import ADVERSE_CODES, ENTITIES, EVENTS, LISTS, RELATIONS
 from features.synth import World, _CodeKey, _codes, check_world
 from features.synth_sparse import _days, _logistic
 
@@ -90,9 +90,8 @@ def generate_credit(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC4ED17]))
     n = n_entities
     first_day, last_day = _days(start), _days(end)
-    entities, city, level = _entities(rng, n, first_day, last_day, seed)
+    entities, registered, city, level = _entities(rng, n, first_day, last_day, seed)
     ids = entities["entity_id"].to_numpy()
-    registered = pd.to_datetime(entities["registered_on"]).to_numpy().astype("datetime64[D]").astype(np.int64)
     agency = (entities["kind"] == "agency").to_numpy()
     online = entities["online_seller"].to_numpy(dtype=bool)
 
@@ -147,7 +146,7 @@ def generate_credit(
         rows.append((late, np.full(len(late), july), "annual_report_late", None))
 
     events = _recorded(rng, rows, ids, first_day, last_day)
-    events = _repaired(rng, events, level, ids, last_day)
+    events = _repaired(rng, events, level, last_day)
     lists = _lists(rng, events, ids, city, level, registered, last_day)
     events = events.drop(columns=["ent"])
     return CreditWorld(
@@ -191,7 +190,12 @@ def _entities(rng: np.random.Generator, n: int, first_day: int, last_day: int, s
             "locations": pd.array([pd.NA] * n, dtype="Int64"),  # not reported
         }
     )[ENTITIES.column_names]
-    return entities, city, rng.normal(0.0, LEVEL_SD, n)
+    return entities, registered, city, rng.normal(0.0, LEVEL_SD, n)
+
+
+def _dates_or_none(days: np.ndarray) -> pd.Series:
+    """Days since 1970 as dates, with None where the day is -1 (no date)."""
+    return pd.Series(_to_dates(np.maximum(days, 0)), dtype=object).where(days >= 0, None)
 
 
 def _recorded(rng, rows, ids: np.ndarray, first_day: int, last_day: int) -> pd.DataFrame:
@@ -232,7 +236,7 @@ _REPAIRABLE = (
 )
 
 
-def _repaired(rng, events: pd.DataFrame, level: np.ndarray, ids: np.ndarray, last_day: int) -> pd.DataFrame:
+def _repaired(rng, events: pd.DataFrame, level: np.ndarray, last_day: int) -> pd.DataFrame:
     """Credit repair after the publicity period (six months at least), likelier for the better-behaved; a
     repair granted after ``last_day`` is not yet known."""
     repairable = events["event_type"].isin(_REPAIRABLE).to_numpy()
@@ -240,9 +244,7 @@ def _repaired(rng, events: pd.DataFrame, level: np.ndarray, ids: np.ndarray, las
     yes = repairable & (rng.random(len(events)) < _logistic(REPAIR_LOGIT - 0.8 * level[ent]))
     when = events["recorded"].to_numpy() + 185 + rng.exponential(200, len(events)).astype(np.int64)
     events["repaired"] = np.where(yes & (when <= last_day), when, -1)
-    events["repaired_on"] = pd.Series(_to_dates(np.maximum(events["repaired"].to_numpy(), 0)), dtype=object).where(
-        events["repaired"].to_numpy() >= 0, None
-    )
+    events["repaired_on"] = _dates_or_none(events["repaired"].to_numpy())
     return events
 
 
@@ -260,7 +262,7 @@ def _lists(rng, events: pd.DataFrame, ids, city, level, registered, last_day: in
                     "entity_id": ids[ent[keep]],
                     "list": name,
                     "entered_on": _to_dates(entered[keep]),
-                    "removed_on": pd.Series(_to_dates(np.maximum(removed, 0)), dtype=object).where(removed >= 0, None),
+                    "removed_on": _dates_or_none(removed),
                     "basis": basis[keep],
                 }
             )
@@ -300,7 +302,7 @@ def _lists(rng, events: pd.DataFrame, ids, city, level, registered, last_day: in
     add("untrustworthy", ent[bad], entered, removed, numbers(ent[bad], entered, "失"))
 
     # the red list: long-established entities with a clean record, until their next adverse record
-    adverse = events[~events["event_type"].isin(("commitment_signed", "annual_report_late"))]
+    adverse = events[events["event_type"].isin(ADVERSE_CODES)]
     candidates = np.flatnonzero((level < -0.6) & (rng.random(len(level)) < 0.25))
     year_lo = np.maximum(pd.to_datetime(registered[candidates], unit="D").year + 3, 2016)
     year_hi = pd.Timestamp(last_day, unit="D").year - 1
