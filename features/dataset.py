@@ -24,6 +24,7 @@ import csv
 import hashlib
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -366,21 +367,28 @@ def _duckdb_zone(con: duckdb.DuckDBPyConnection, column: str, zone: str) -> str:
 def timestamp_zones(path: Path) -> dict[str, str]:
     """The time zone each timestamp-with-zone column of a Parquet table (a file or a folder) names in its
     Arrow schema, e.g. ``Asia/Shanghai``; ``ValueError`` when the files of a folder name different zones."""
+    return _zones(pq.read_schema(file) for file in (parquet_files(path) if path.is_dir() else [path]))
+
+
+def _zones(schemas: Iterable[pa.Schema]) -> dict[str, str]:
     zones: dict[str, str] = {}
-    for file in parquet_files(path) if path.is_dir() else [path]:
-        for f in pq.read_schema(file):
+    for schema in schemas:
+        for f in schema:
             zone = f.type.tz if isinstance(f.type, pa.TimestampType) else None
             if zone is not None and zones.setdefault(f.name, zone) != zone:
                 raise ValueError(f"{f.name} is given in different time zones ({zones[f.name]}, {zone})")
     return zones
 
 
-def _parquet_source(path: Path) -> tuple[str, str]:
-    """The FROM clause over one Parquet file or a folder of them, and the row number across its files."""
+def _parquet_source(path: Path) -> tuple[str, str, dict[str, str]]:
+    """The FROM clause over one Parquet file or a folder of them, the row number across its files, and the
+    time zones its columns name (``timestamp_zones``), from one read of each file's footer."""
     if path.is_file():
-        return f"read_parquet({_sql_str(str(path))}, file_row_number = true)", "file_row_number + 1"
+        zones = _zones([pq.read_schema(path)])
+        return f"read_parquet({_sql_str(str(path))}, file_row_number = true)", "file_row_number + 1", zones
     files = parquet_files(path)
-    offsets = np.concatenate([[0], np.cumsum([pq.ParquetFile(f).metadata.num_rows for f in files])[:-1]])
+    footers = [pq.ParquetFile(f) for f in files]
+    offsets = np.concatenate([[0], np.cumsum([footer.metadata.num_rows for footer in footers])[:-1]])
     listed = ", ".join(_sql_str(str(f)) for f in files)
     # Partition folders (region=210600/) become text columns; a column only some files have reads as NULL.
     return (
@@ -388,6 +396,7 @@ def _parquet_source(path: Path) -> tuple[str, str]:
         "hive_types_autocast = false, union_by_name = true)",
         f"CAST([{', '.join(str(int(o)) for o in offsets)}] AS BIGINT[])[CAST(file_index AS BIGINT) + 1] "
         "+ file_row_number + 1",
+        _zones(footer.schema_arrow for footer in footers),
     )
 
 
@@ -498,8 +507,8 @@ def load_dataset(path: str | Path, *, threads: int | None = None, settings: Duck
                 source, row = _csv_source(con, table, file)
                 _raw_view(con, table, source, row, {})
             else:
-                source, row = _parquet_source(file)
-                _raw_view(con, table, source, row, timestamp_zones(file))
+                source, row, zones = _parquet_source(file)
+                _raw_view(con, table, source, row, zones)
             con.execute(f"DESCRIBE raw_{table.name}").fetchall()
         except _Unreadable as exc:
             message = f"cannot read {file.name}: {exc}"
