@@ -127,18 +127,28 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 # ---- typed tables --------------------------------------------------------------------------------------
 
 
+def text_bool(source: str, dialect: Dialect) -> str:
+    """A flag written as text, trimmed and lower-cased (``Yes``, `` 1 ``), or as a number (``1.0``, pandas'
+    way of writing a flag column with gaps), as a boolean; validation admits 0 and 1 only."""
+    word = dialect.try_cast(f"lower(trim({source}))", dialect.type(ColumnType.BOOL))
+    number = dialect.try_cast(
+        dialect.try_cast(f"trim({source})", dialect.type(ColumnType.FLOAT)), dialect.type(ColumnType.BOOL)
+    )
+    return f"coalesce({word}, {number})"
+
+
 def typed_column(name: str, column_type: ColumnType, text: bool, dialect: Dialect, quoted: str | None = None) -> str:
     """The cast of one contract column to its type; ``text`` when the column was read as text (CSV).
 
-    Text booleans are trimmed and lower-cased first (``Yes``, `` 1 ``), as validation reads them; text whole
-    numbers go through a double, so ``2.0`` (pandas' way of writing a whole float) is 2 in every engine
-    (Spark's ANSI cast refuses it; validation bounds them far below where a double loses a digit).
+    Text booleans are read by ``text_bool``; text whole numbers go through a double, so ``2.0`` (pandas'
+    way of writing a whole float) is 2 in every engine (Spark's ANSI cast refuses it; validation bounds them
+    far below where a double loses a digit).
     """
     source = quoted or name
     if column_type is ColumnType.STR:
         return f"CAST({source} AS {dialect.type(column_type)}) AS {name}"
     if column_type is ColumnType.BOOL and text:
-        return f"{dialect.try_cast(f'lower(trim({source}))', dialect.type(column_type))} AS {name}"
+        return f"{text_bool(source, dialect)} AS {name}"
     if column_type is ColumnType.INT and text:
         number = dialect.try_cast(f"trim({source})", dialect.type(ColumnType.FLOAT))
         return f"{dialect.try_cast(number, dialect.type(column_type))} AS {name}"

@@ -36,6 +36,7 @@ from features.schema import (
     ColumnType,
     Table,
 )
+from features.sql import DUCKDB, text_bool
 
 _TABLE_ORDER = {t.name: i for i, t in enumerate(TABLES)}
 
@@ -105,7 +106,11 @@ def _type_check(col: str, raw_type: str, ctype: ColumnType) -> tuple[str, str]:
         return ok, "must be a finite number"
     if ctype is ColumnType.BOOL:
         if text:
-            ok = f"lower(trim({col})) IN ('true', 'false', 't', 'f', '1', '0', 'yes', 'no')"
+            # A word, or 0 / 1 written as a number: pandas writes a flag column with gaps as 0.0 / 1.0.
+            ok = (
+                f"lower(trim({col})) IN ('true', 'false', 't', 'f', 'yes', 'no') "
+                f"OR regexp_full_match(trim({col}), '[01](\\.0*)?')"
+            )
         elif raw_type == "BOOLEAN":
             ok = "true"
         elif integer:
@@ -201,7 +206,7 @@ def _date_bounds(table: Table, column: str, typed: str, latest: date) -> list[st
 
 def _typed(col: str, raw_type: str, ctype: ColumnType) -> str:
     if ctype is ColumnType.BOOL and raw_type == "VARCHAR":
-        return f"TRY_CAST(lower(trim({col})) AS BOOLEAN)"
+        return text_bool(col, DUCKDB)
     if ctype is ColumnType.INT and raw_type == "VARCHAR":
         return f"TRY_CAST(trim({col}) AS BIGINT)"
     return f"TRY_CAST({col} AS {ctype.value})"

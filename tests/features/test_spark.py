@@ -75,24 +75,22 @@ def test_features_command_writes_the_same_file_on_either_engine(spark, folders, 
 
 def test_spark_reads_quirky_deliveries_as_duckdb_does(spark, tmp_path):
     # Text as plain Parquet binary (Hive, Impala), list dates as timestamps in Beijing time, quantities written
-    # 2.0 in CSV (pandas' float column): both engines read the values they stand for.
+    # 2.0 and flags 1.0 / 0.0 in CSV (pandas' float columns): both engines read the values they stand for.
     world = generate(80, seed=9)
     as_of = date(2024, 2, 29)
     expected = build_features(load_dataset(write_world(world, tmp_path / "plain", "files")), as_of)
     folder = write_world(world, tmp_path / "quirks", "files")
-    entities = pq.read_table(folder / "entities.parquet")
-    for name in ("name", "region"):
-        binary = entities.column(name).cast(pa.binary())
-        entities = entities.set_column(entities.schema.get_field_index(name), name, binary)
-    pq.write_table(entities, folder / "entities.parquet")
     lists = world.lists.copy()
     for name in ("entered_on", "removed_on"):
         lists[name] = pd.to_datetime(lists[name]).dt.tz_localize("Asia/Shanghai")
-    lists.to_parquet(folder / "lists.parquet", index=False)
-    (folder / "events.parquet").unlink()
-    events = world.events.astype({"quantity": "float64"})
-    events.to_csv(folder / "events.csv", index=False, date_format="%Y-%m-%d")
-    assert "2.0" in (folder / "events.csv").read_text() or "1.0" in (folder / "events.csv").read_text()
+    lists = pa.Table.from_pandas(lists, preserve_index=False)
+    lists = lists.set_column(lists.schema.get_field_index("basis"), "basis", lists.column("basis").cast(pa.binary()))
+    pq.write_table(lists, folder / "lists.parquet")
+    for table, floats in (("events", {"quantity": "float64"}), ("entities", {"online_seller": "float64"})):
+        (folder / f"{table}.parquet").unlink()
+        frame = getattr(world, table).astype(floats)
+        frame.to_csv(folder / f"{table}.csv", index=False, date_format="%Y-%m-%d")
+    assert ",1.0," in (folder / "entities.csv").read_text() and ",0.0," in (folder / "entities.csv").read_text()
     ds = load_dataset(folder)
     assert validate_dataset(ds).ok
     pd.testing.assert_frame_equal(build_features(ds, as_of), expected, check_exact=True)

@@ -416,7 +416,7 @@ def test_whole_numbers_written_as_decimals_are_whole_numbers(history, tmp_path, 
     if fmt == "csv":
         frame = pd.read_csv(events, dtype=str).assign(quantity="2.0")
         frame.to_csv(events, index=False)
-        frame = pd.read_csv(entities, dtype=str).assign(locations=["3.0", ""])
+        frame = pd.read_csv(entities, dtype=str).assign(locations=["3.0", ""], online_seller=["1.0", " 0.00 "])
         frame.to_csv(entities, index=False)
     else:
         pd.read_parquet(events).astype({"quantity": "float64"}).to_parquet(events)
@@ -430,7 +430,11 @@ def test_whole_numbers_written_as_decimals_are_whole_numbers(history, tmp_path, 
     # a fraction is still no whole number, and 0.5 no flag
     if fmt == "csv":
         pd.read_csv(events, dtype=str).assign(quantity="2.5").to_csv(events, index=False)
-        assert problems_of(load_dataset(tmp_path)) == [("events", 1, "quantity", "must be a whole number")]
+        pd.read_csv(entities, dtype=str).assign(online_seller=["1.0", "0.5"]).to_csv(entities, index=False)
+        assert problems_of(load_dataset(tmp_path)) == [
+            ("entities", 2, "online_seller", "must be true or false"),
+            ("events", 1, "quantity", "must be a whole number"),
+        ]
     else:
         pd.read_parquet(events).assign(quantity=2.5).to_parquet(events)
         pd.read_parquet(entities).assign(online_seller=[1.0, 0.5]).to_parquet(entities)
