@@ -30,12 +30,13 @@ from features.catalogue import (
     YEARS_SINCE_CAP,
     Aggregate,
     Attribute,
+    ListEntries,
     Measure,
     Ratio,
     Source,
 )
 from features.dataset import Dataset
-from features.pointintime import EVENT_COUNTS, LIST_IN_FORCE, ago_bounds, as_date, in_window, sql_date
+from features.pointintime import EVENT_COUNTS, LIST_ENTERED, LIST_IN_FORCE, ago_bounds, as_date, in_window, sql_date
 from features.schema import EVENT_CODES
 from features.sql import DUCKDB, related_features, relation_steps, weights_at
 from features.version import FEATURE_VERSION
@@ -51,9 +52,9 @@ ORDER BY i.idx
 """
 
 _LISTS_QUERY = """
-SELECT i.idx, l.list
+SELECT i.idx, l.list, {in_force} AS in_force
 FROM lists l JOIN _entity_index i USING (entity_id)
-WHERE {in_force}
+WHERE {entered}
 """
 
 _EVENTS_QUERY = """
@@ -87,7 +88,7 @@ def _attribute(spec: Attribute, entities: pd.DataFrame, as_of: date) -> np.ndarr
 
 def _assemble(
     entities: pd.DataFrame,
-    active: pd.DataFrame,
+    entries: pd.DataFrame,
     events: dict[str, np.ndarray],
     as_of: date,
     related: dict[str, np.ndarray] | None = None,
@@ -95,7 +96,7 @@ def _assemble(
     """The feature table from its inputs, whichever engine loaded them.
 
     ``entities``: the entities registered by ``as_of``, sorted by entity_id (row i is entity index i);
-    ``active``: the list entries in force at ``as_of`` with ``idx`` and ``list``; ``events``: the events that
+    ``entries``: the list entries made by ``as_of`` with ``idx``, ``list`` and ``in_force``; ``events``: the events that
     count at ``as_of`` as columns ``idx``, ``code``, ``ago`` (days), ``quantity``, ``amount``; ``related``:
     the relationship features by name, row i for entity i (``_related_columns``; None: no links, zeros).
     """
@@ -106,9 +107,14 @@ def _assemble(
         if f.source is Source.ENTITY:
             values[f.name] = _attribute(f.spec, entities, as_of)
         elif f.source is Source.LISTS:
-            flag = np.zeros(n, dtype=bool)
-            flag[active["idx"].to_numpy()[(active["list"] == f.spec.list_name).to_numpy()]] = True
-            values[f.name] = flag
+            idx = entries["idx"].to_numpy()[(entries["list"] == f.spec.list_name).to_numpy()]
+            if isinstance(f.spec, ListEntries):
+                values[f.name] = np.bincount(idx, minlength=n).astype(np.int64)
+            else:
+                current = entries["in_force"].to_numpy(dtype=bool)[(entries["list"] == f.spec.list_name).to_numpy()]
+                flag = np.zeros(n, dtype=bool)
+                flag[idx[current]] = True
+                values[f.name] = flag
         elif f.source is Source.RELATIONS:
             values[f.name] = related[f.name] if related is not None else np.zeros(n)
         else:
@@ -229,7 +235,11 @@ def build_features(ds: Dataset, as_of: date | str) -> pd.DataFrame:
     n, join = _index_entities(ds, as_of)
     # Through Arrow: several times cheaper than DuckDB's own conversion to pandas for a million rows.
     entities = ds.con.sql(_ENTITIES_QUERY).to_arrow_table().to_pandas(date_as_object=False)
-    lists = ds.con.execute(_LISTS_QUERY.format(in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"))).df()
+    lists = ds.con.execute(
+        _LISTS_QUERY.format(
+            in_force=pointintime.sql(LIST_IN_FORCE, as_of, "l"), entered=pointintime.sql(LIST_ENTERED, as_of, "l")
+        )
+    ).df()
     related = _related_columns(ds, as_of, entities["entity_id"])
     frames = []
     for start in range(0, max(n, 1), ENTITIES_PER_PASS):
@@ -338,14 +348,14 @@ def build_features_from_frames(
         "quantity": known["quantity"].to_numpy(dtype=np.float64),
         "amount": known["amount"].fillna(0).to_numpy(dtype=np.float64),
     }
-    active = lists[in_force(lists, as_of)]
-    list_idx = index.get_indexer(active["entity_id"].astype(str))
-    frame = active[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
+    entered = lists[pointintime.mask(LIST_ENTERED, lists, as_of)].assign(in_force=lambda t: in_force(t, as_of))
+    list_idx = index.get_indexer(entered["entity_id"].astype(str))
+    frame = entered[list_idx >= 0].assign(idx=list_idx[list_idx >= 0])
     related = None
     if relations is not None and len(relations):
         ds = Dataset.from_frames(entities, events, lists, relations=relations, threads=1)
         related = _related_columns(ds, as_of, registered["entity_id"])
-    return _assemble(registered, frame[["idx", "list"]], columns, as_of, related)
+    return _assemble(registered, frame[["idx", "list", "in_force"]], columns, as_of, related)
 
 
 def _coerce(values: np.ndarray, dtype: str, name: str) -> np.ndarray | pd.Categorical:

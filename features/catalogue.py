@@ -9,7 +9,8 @@ Definitions by source:
 - ``entity``: an ``Attribute`` of the entities row (a column, a comparison, or the age at the as-of date);
 - ``events``: an ``Aggregate`` (a measure over the events of some types in a window) or a ``Ratio`` of
   two aggregates, over the events known and unrepaired at the as-of date;
-- ``lists``: ``OnList``, membership of a list in force at the as-of date;
+- ``lists``: ``OnList``, membership of a list in force at the as-of date, or ``ListEntries``, the entries
+  of a list made by the as-of date, in force or ended;
 - ``relations``: ``Related``, one hop over the links between entities (the optional ``relations``
   table): what the entities at the other end of a link have on their records at D.
 """
@@ -62,6 +63,17 @@ class OnList:
 
     def __str__(self) -> str:
         return f"in force on the {self.list_name} list at D"
+
+
+@dataclass(frozen=True)
+class ListEntries:
+    """The number of entries of ``list_name`` the entity was given by D (entered by D), in force or ended:
+    an entry that lapsed or was removed early still says the entity once qualified for it."""
+
+    list_name: str
+
+    def __str__(self) -> str:
+        return f"entries on the {self.list_name} list entered by D, in force or ended"
 
 
 class Side(StrEnum):
@@ -187,7 +199,7 @@ class Feature:
 
     name: str
     source: Source
-    spec: Attribute | Aggregate | Ratio | OnList | Related
+    spec: Attribute | Aggregate | Ratio | OnList | ListEntries | Related
     dtype: str  # "float", "int", "bool" or "category"
     label_zh: str
     label_en: str
@@ -445,6 +457,8 @@ CATALOGUE: tuple[Feature, ...] = (
     # A commitment signed in the last 12 months is still being checked (承诺核查): it is the exposure to a
     # breach found in the coming year, which is an adverse record, so it is free, not positive information
     # only (measured in benchmarks/bench_gain.py: docs/model.md).
+    _event_count("commitment_signed", 3, 0),
+    _event_count("commitment_signed", 6, 0),
     _event_count("commitment_signed", 12, 0),
     _event_count("commitment_signed", 36, 0),
     Feature(
@@ -507,6 +521,19 @@ CATALOGUE: tuple[Feature, ...] = (
     ),
     # Lists in force at the as-of date.
     Feature("on_red_list", Source.LISTS, OnList("red"), "bool", "在诚信红名单", "on the red list", -1),
+    # A red-list entry ends after its term or at the next adverse record; one that ran its term still says
+    # the entity once qualified (a demonstration or advantage enterprise, a clean record for years), which a
+    # lapsed honour does not take back (measured in benchmarks/bench_gain.py: docs/model.md).
+    Feature(
+        "red_list_entries",
+        Source.LISTS,
+        ListEntries("red"),
+        "int",
+        "累计列入诚信红名单",
+        "red-list entries ever made (in force or ended)",
+        -1,
+        unit_zh="次",
+    ),
     Feature(
         "on_untrustworthy_list",
         Source.LISTS,

@@ -9,7 +9,7 @@ conditions the feature build applies — so there is no second, hand-written lis
   ``amount``, those with an amount; for ``years_since``, every one of them, the latest first: repairing it
   makes the next one the latest);
 - a ``Ratio`` counts the records of its numerator and of its denominator;
-- ``OnList`` counts the entries of its list in force at D;
+- ``OnList`` counts the entries of its list in force at D, ``ListEntries`` those entered by D;
 - an ``Attribute`` is a field of the entity's own row;
 - a ``Related`` feature counts links: the ``relations`` rows behind its value, as
   ``features.relations.counted_links`` finds them (ids ``relation:entity_id>related_id@from_on``).
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features import pointintime, relations
-from features.catalogue import FEATURES, Aggregate, Attribute, Measure, OnList, Ratio, Related
+from features.catalogue import FEATURES, Aggregate, Attribute, ListEntries, Measure, OnList, Ratio, Related
 from features.pointintime import ago_bounds, as_date, in_window
 from features.schema import EVENT_CODES
 
@@ -126,11 +126,19 @@ class AtDate:
     @cached_property
     def entries(self) -> list[tuple[str, date]]:
         """``(list, entered_on)`` of the entries in force at D, the latest entered first."""
+        return self._entries(pointintime.LIST_IN_FORCE)
+
+    @cached_property
+    def entered(self) -> list[tuple[str, date]]:
+        """``(list, entered_on)`` of the entries made by D, in force or ended, the latest entered first."""
+        return self._entries(pointintime.LIST_ENTERED)
+
+    def _entries(self, rule: tuple[pointintime.Condition, ...]) -> list[tuple[str, date]]:
         lists = self.history.lists
         if lists is None or lists.empty:
             return []
-        in_force = lists[pointintime.mask(pointintime.RULES["lists"], lists, self.as_of)]
-        pairs = zip(in_force["list"].astype(str), pd.to_datetime(in_force["entered_on"]), strict=True)
+        held = lists[pointintime.mask(rule, lists, self.as_of)]
+        pairs = zip(held["list"].astype(str), pd.to_datetime(held["entered_on"]), strict=True)
         return sorted(((name, day.date()) for name, day in pairs), key=lambda p: p[1], reverse=True)
 
 
@@ -239,6 +247,11 @@ def _ratio(spec: Ratio, at: AtDate) -> Evidence:
 @register(OnList)
 def _on_list(spec: OnList, at: AtDate) -> Evidence:
     return Evidence("lists", _unique(list_entry_id(name, day) for name, day in at.entries if name == spec.list_name))
+
+
+@register(ListEntries)
+def _list_entries(spec: ListEntries, at: AtDate) -> Evidence:
+    return Evidence("lists", _unique(list_entry_id(name, day) for name, day in at.entered if name == spec.list_name))
 
 
 @register(Attribute)

@@ -172,6 +172,8 @@ UNTRUSTWORTHY_LAPSE = LapsesAfter("entered_on", UNTRUSTWORTHY_MANAGEMENT_YEARS, 
 LAPSES: tuple[LapsesAfter, ...] = (SERIOUS_VIOLATION_LAPSE, UNTRUSTWORTHY_LAPSE)
 LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), *LAPSES)
 """A list entry is in force at D: entered by D, not removed by D, not lapsed."""
+LIST_ENTERED: tuple[Condition, ...] = (recorded_by("entered_on"),)
+"""A list entry was made by D, in force or ended (``ListEntries``)."""
 
 
 def lapses_on(list_name: str, entered_on: date) -> date | None:

@@ -4,8 +4,9 @@
 milliseconds for one entity. ``single_features`` computes the same row from the request's own records in
 numpy over their few values, dates as day numbers (``date.toordinal``), from the same sources the batch
 build reads: the catalogue's definitions (``features/catalogue.py``: every ``Attribute``, ``Aggregate``,
-``Ratio`` and ``OnList``) and the point-in-time rule's conditions (``features/pointintime.py``:
-``EVENT_COUNTS``, ``LIST_IN_FORCE``, evaluated here on day numbers). There is no list of features here.
+``Ratio``, ``OnList`` and ``ListEntries``) and the point-in-time rule's conditions
+(``features/pointintime.py``: ``EVENT_COUNTS``, ``LIST_IN_FORCE``, ``LIST_ENTERED``, evaluated here on day
+numbers). There is no list of features here.
 
 Records are objects with the contract's columns as attributes (the service's request models, or any
 namespace); dates are ``datetime.date`` (or ISO text, or pandas timestamps), ``None`` when missing. A
@@ -31,14 +32,15 @@ from features.catalogue import (
     YEARS_SINCE_CAP,
     Aggregate,
     Attribute,
+    ListEntries,
     Measure,
-    OnList,
     Ratio,
     Source,
 )
 from features.pointintime import (
     _COMPARE,
     EVENT_COUNTS,
+    LIST_ENTERED,
     LIST_IN_FORCE,
     Condition,
     LapsesAfter,
@@ -81,13 +83,15 @@ def feature_values(entity: Any, events: Sequence[Any], lists: Sequence[Any], as_
         return None
     entity_id = str(entity.entity_id)
     counted = _Counted(_own(events, entity_id), as_of)
-    in_force = _lists_in_force(_own(lists, entity_id), as_of)
+    own_lists = _own(lists, entity_id)
+    in_force = _lists_holding(LIST_IN_FORCE, own_lists, as_of)
+    entered = _lists_holding(LIST_ENTERED, own_lists, as_of)
     out: dict[str, Any] = {"entity_id": entity_id, "as_of": as_of}
     for f in CATALOGUE:
         if f.source is Source.ENTITY:
             value = _attribute(f.spec, entity, as_of)
         elif f.source is Source.LISTS:
-            value = _on_list(f.spec, in_force)
+            value = entered.count(f.spec.list_name) if isinstance(f.spec, ListEntries) else f.spec.list_name in in_force
         elif f.source is Source.RELATIONS:
             value = 0.0  # a history carries no links (build_features_from_frames without relations)
         elif isinstance(f.spec, Aggregate | Ratio):
@@ -248,15 +252,12 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _lists_in_force(lists: Sequence[Any], as_of: date) -> set[str]:
+def _lists_holding(rule: tuple[Condition, ...], lists: Sequence[Any], as_of: date) -> list[str]:
+    """The list names of the entries ``rule`` holds for at ``as_of``, one per entry."""
     if not lists:
-        return set()
-    keep = holds(LIST_IN_FORCE, rule_columns(LIST_IN_FORCE, lists, _LIST_DATES), as_of)
-    return {str(row.list) for row, k in zip(lists, keep.tolist(), strict=True) if k}
-
-
-def _on_list(spec: OnList, in_force: set[str]) -> bool:
-    return spec.list_name in in_force
+        return []
+    keep = holds(rule, rule_columns(rule, lists, _LIST_DATES), as_of)
+    return [str(row.list) for row, k in zip(lists, keep.tolist(), strict=True) if k]
 
 
 def _attribute(spec: Attribute, entity: Any, as_of: date) -> Any:

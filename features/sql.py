@@ -41,6 +41,7 @@ from features.catalogue import (
     Aggregate,
     Attribute,
     Feature,
+    ListEntries,
     Measure,
     OnList,
     Ratio,
@@ -51,6 +52,7 @@ from features.catalogue import (
 )
 from features.pointintime import (
     EVENT_COUNTS,
+    LIST_ENTERED,
     LIST_IN_FORCE,
     RELATION_IN_FORCE,
     RELATION_KNOWN,
@@ -556,6 +558,14 @@ def relation_query(as_of: date | str, dialect: Dialect) -> str:
     return f"WITH {relation_ctes(as_of, dialect)}\nSELECT * FROM rel_related ORDER BY entity_id\n"
 
 
+def _list_measure(spec: OnList | ListEntries) -> str:
+    """A list feature over the entity's entries entered by D: a flag of one in force, or the count."""
+    name = quote(spec.list_name)
+    if isinstance(spec, ListEntries):
+        return f"sum(CASE WHEN l.list = {name} THEN 1 ELSE 0 END)"
+    return f"bool_or(l.list = {name} AND l.in_force)"
+
+
 def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) -> str:
     """The feature table at ``as_of`` as one SQL query in ``dialect``.
 
@@ -574,9 +584,8 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
         if f.source is Source.ENTITY:
             expr = _attribute(f.spec, as_of, dialect)
         elif f.source is Source.LISTS:
-            assert isinstance(f.spec, OnList)
-            list_flags.append(f"bool_or(l.list = {quote(f.spec.list_name)}) AS {f.name}")
-            expr = f"coalesce(el.{f.name}, FALSE)"
+            list_flags.append(f"{_list_measure(f.spec)} AS {f.name}")
+            expr = f"coalesce(el.{f.name}, {'FALSE' if f.dtype == 'bool' else _zero(f)})"
         elif f.source is Source.RELATIONS:
             expr = f"coalesce(rv.{f.name}, {_zero(f)})"
         else:
@@ -611,8 +620,11 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
 ), entity_lists AS (
     SELECT l.entity_id,
            {lists_sql}
-    FROM lists l
-    WHERE {pointintime.sql(LIST_IN_FORCE, as_of, "l")}
+    FROM (
+        SELECT l.entity_id, l.list, {pointintime.sql(LIST_IN_FORCE, as_of, "l")} AS in_force
+        FROM lists l
+        WHERE {pointintime.sql(LIST_ENTERED, as_of, "l")}
+    ) l
     GROUP BY l.entity_id
 ), {relation_ctes(as_of, dialect)}
 SELECT {select_sql}

@@ -115,6 +115,20 @@ def test_list_removal_and_other_lists_do_not_lapse(history):
     assert not row(history, entity=1)["on_untrustworthy_list"]
 
 
+def test_red_list_entries_count_every_entry_made_by_d_in_force_or_ended(history):
+    eid = history.entity(registered_on=date(2010, 1, 1))
+    history.listing(eid, "red", date(2015, 1, 1), removed_on=date(2018, 1, 1))  # ran its term
+    history.listing(eid, "red", date(2019, 1, 1), removed_on=D)  # ended on D
+    history.listing(eid, "red", D + timedelta(days=1))  # made after D: not yet
+    history.listing(eid, "untrustworthy", D - timedelta(days=30))  # another list
+    r = row(history)
+    assert r["red_list_entries"] == 2
+    assert not r["on_red_list"]
+    assert row(history, date(2016, 6, 30))["red_list_entries"] == 1
+    assert row(history, date(2014, 12, 31))["red_list_entries"] == 0
+    assert row(history, D + timedelta(days=1))["red_list_entries"] == 3
+
+
 def test_empty_lists_and_no_events(history):
     history.entity()
     r = row(history)

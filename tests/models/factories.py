@@ -145,7 +145,14 @@ def feature_frame(n: int, as_of: date = date(2024, 12, 31), seed: int = 0, drift
     frame["agency_client_finding_share_36m"] = np.where(clients > 0, with_findings / np.maximum(clients, 1), 0.0)
     frame["client_agency_adverse_36m"] = np.where(~agency & (linked.random(n) < 0.4), linked.poisson(0.3, n), 0)
     # Commitments still being checked: a share of the 36-month ones (a generator of their own).
-    frame["commitment_signed_12m"] = np.random.default_rng([seed, 5]).binomial(frame["commitment_signed_36m"], 0.33)
+    checked = np.random.default_rng([seed, 5])
+    frame["commitment_signed_12m"] = checked.binomial(frame["commitment_signed_36m"], 0.33)
+    frame["commitment_signed_6m"] = checked.binomial(frame["commitment_signed_12m"], 0.5)
+    frame["commitment_signed_3m"] = checked.binomial(frame["commitment_signed_6m"], 0.5)
+    # Red-list entries made, in force or ended: the one in force, and now and then one that lapsed.
+    frame["red_list_entries"] = frame["on_red_list"].astype(np.int64) + np.random.default_rng([seed, 6]).binomial(
+        1, 0.03, n
+    )
     out = conform(pd.DataFrame(frame)[["entity_id", "as_of", *FEATURE_NAMES]])
     logit = (
         -3.0

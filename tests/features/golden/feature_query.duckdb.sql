@@ -27,6 +27,7 @@ WITH registered AS (
            list_reduce(list_sort(list(c.w_36m) FILTER (WHERE c.event_type = 'platform_takedown')), lambda acc, v: acc + v, CAST('0.0' AS DOUBLE)) AS decayed_all_hl36m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096) AS BIGINT) AS quantity_36m,
            CAST(sum(c.quantity) FILTER (WHERE c.ago < 1096 AND c.ago >= 92) AS BIGINT) AS quantity_36m_skip3m,
+           count(*) FILTER (WHERE c.ago < 184) AS rows_6m,
            count(*) FILTER (WHERE c.ago < 365) AS rows_year0,
            count(*) FILTER (WHERE c.ago < 731 AND c.ago >= 365) AS rows_year1
     FROM weighed c
@@ -82,25 +83,31 @@ WITH registered AS (
            CAST(sum(pt.quantity_3m) FILTER (WHERE pt.event_type IN ('patent_filed', 'trademark_filed')) AS BIGINT) AS a46,
            CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a47,
            CAST(sum(pt.rows_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a48,
-           CAST(sum(pt.rows_12m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a49,
-           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a50,
-           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type IN ('honor_demonstration', 'honor_advantage')) AS BIGINT) AS a51,
-           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'ipms_certified') AS BIGINT) AS a52,
-           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS a53,
-           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a54,
-           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a55,
-           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a56,
-           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a57
+           CAST(sum(pt.rows_3m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a49,
+           CAST(sum(pt.rows_6m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a50,
+           CAST(sum(pt.rows_12m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a51,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'commitment_signed') AS BIGINT) AS a52,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type IN ('honor_demonstration', 'honor_advantage')) AS BIGINT) AS a53,
+           CAST(sum(pt.rows_36m) FILTER (WHERE pt.event_type = 'ipms_certified') AS BIGINT) AS a54,
+           min(pt.years_since_all) FILTER (WHERE pt.event_type = 'inspection_passed') AS a55,
+           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a56,
+           CAST(sum(pt.rows_year0) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a57,
+           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_failed') AS BIGINT) AS a58,
+           CAST(sum(pt.rows_year1) FILTER (WHERE pt.event_type = 'inspection_passed') AS BIGINT) AS a59
     FROM per_type pt
     GROUP BY pt.entity_id
 ), entity_lists AS (
     SELECT l.entity_id,
-           bool_or(l.list = 'red') AS on_red_list,
-           bool_or(l.list = 'untrustworthy') AS on_untrustworthy_list,
-           bool_or(l.list = 'serious_violation') AS on_serious_violation_list,
-           bool_or(l.list = 'abnormal_operation') AS on_abnormal_operation_list
-    FROM lists l
-    WHERE l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31') AND NOT (l.list = 'untrustworthy' AND l.entered_on <= DATE '2024-12-31')
+           bool_or(l.list = 'red' AND l.in_force) AS on_red_list,
+           sum(CASE WHEN l.list = 'red' THEN 1 ELSE 0 END) AS red_list_entries,
+           bool_or(l.list = 'untrustworthy' AND l.in_force) AS on_untrustworthy_list,
+           bool_or(l.list = 'serious_violation' AND l.in_force) AS on_serious_violation_list,
+           bool_or(l.list = 'abnormal_operation' AND l.in_force) AS on_abnormal_operation_list
+    FROM (
+        SELECT l.entity_id, l.list, l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31') AND NOT (l.list = 'untrustworthy' AND l.entered_on <= DATE '2024-12-31') AS in_force
+        FROM lists l
+        WHERE l.entered_on <= DATE '2025-12-31'
+    ) l
     GROUP BY l.entity_id
 ), rel_links AS (
     SELECT x.entity_id, x.related_id, x.relation, x.from_on, x.to_on,
@@ -235,17 +242,20 @@ SELECT r.entity_id AS entity_id,
        CASE WHEN CAST(coalesce(ea.a37, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('0.0' AS DOUBLE) > 0 THEN CAST(coalesce(ea.a39, 0) AS DOUBLE) / (CAST(coalesce(ea.a37, 0) AS DOUBLE) * CAST('1.0' AS DOUBLE) + CAST('0.0' AS DOUBLE)) END AS grant_ratio_36m,
        coalesce(ea.a47, 0) AS inspection_passed_36m,
        coalesce(ea.a48, 0) AS inspection_passed_all,
-       coalesce(ea.a49, 0) AS commitment_signed_12m,
-       coalesce(ea.a50, 0) AS commitment_signed_36m,
-       coalesce(ea.a51, 0) AS honours_36m,
-       coalesce(ea.a52, 0) AS ipms_certified_36m,
-       CASE WHEN ea.a53 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a53 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_clean_inspection,
-       coalesce(ea.a54, 0) AS inspection_failed_this_year,
-       coalesce(ea.a55, 0) AS inspection_passed_this_year,
-       coalesce(ea.a56, 0) AS inspection_failed_last_year,
-       coalesce(ea.a57, 0) AS inspection_passed_last_year,
+       coalesce(ea.a49, 0) AS commitment_signed_3m,
+       coalesce(ea.a50, 0) AS commitment_signed_6m,
+       coalesce(ea.a51, 0) AS commitment_signed_12m,
+       coalesce(ea.a52, 0) AS commitment_signed_36m,
+       coalesce(ea.a53, 0) AS honours_36m,
+       coalesce(ea.a54, 0) AS ipms_certified_36m,
+       CASE WHEN ea.a55 IS NULL THEN CAST('10.0' AS DOUBLE) ELSE least(CAST('10.0' AS DOUBLE), CAST(ea.a55 AS DOUBLE) / CAST('365.25' AS DOUBLE)) END AS years_since_clean_inspection,
+       coalesce(ea.a56, 0) AS inspection_failed_this_year,
+       coalesce(ea.a57, 0) AS inspection_passed_this_year,
+       coalesce(ea.a58, 0) AS inspection_failed_last_year,
+       coalesce(ea.a59, 0) AS inspection_passed_last_year,
        CAST(12 AS BIGINT) AS as_of_month,
        coalesce(el.on_red_list, FALSE) AS on_red_list,
+       coalesce(el.red_list_entries, 0) AS red_list_entries,
        coalesce(el.on_untrustworthy_list, FALSE) AS on_untrustworthy_list,
        coalesce(el.on_serious_violation_list, FALSE) AS on_serious_violation_list,
        coalesce(el.on_abnormal_operation_list, FALSE) AS on_abnormal_operation_list,
