@@ -107,13 +107,13 @@ def _assemble(
         if f.source is Source.ENTITY:
             values[f.name] = _attribute(f.spec, entities, as_of)
         elif f.source is Source.LISTS:
-            idx = entries["idx"].to_numpy()[(entries["list"] == f.spec.list_name).to_numpy()]
+            mine = (entries["list"] == f.spec.list_name).to_numpy()
+            idx = entries["idx"].to_numpy()[mine]
             if isinstance(f.spec, ListEntries):
                 values[f.name] = np.bincount(idx, minlength=n).astype(np.int64)
             else:
-                current = entries["in_force"].to_numpy(dtype=bool)[(entries["list"] == f.spec.list_name).to_numpy()]
                 flag = np.zeros(n, dtype=bool)
-                flag[idx[current]] = True
+                flag[idx[entries["in_force"].to_numpy(dtype=bool)[mine]]] = True
                 values[f.name] = flag
         elif f.source is Source.RELATIONS:
             values[f.name] = related[f.name] if related is not None else np.zeros(n)
