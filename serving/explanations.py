@@ -131,11 +131,26 @@ def explanation(row: Mapping[str, Any], policy: Policy | None, trace: Trace | No
     """A stored score row as the API's ``Explanation``; with its ``trace``, naming the records."""
     found = trace.found if trace is not None else None
     values = _loads(row.get("features"), {})
+    stored = _loads(row.get("contributions"), {})
+    rest = None
+    if stored:
+        shown = contributions(stored, values, found)
+    else:
+        # A run imported from a score file without contributions keeps the file's top reasons only: show
+        # them, and what the other features add up to, so that base_value + contributions + rest is log_odds.
+        reasons = _loads(row.get("reasons"), [])
+        shown = contributions(
+            {r["feature"]: r["contribution"] for r in reasons}, {r["feature"]: r.get("value") for r in reasons}, found
+        )
+        if row.get("base_value") is not None and row.get("log_odds") is not None:
+            rest = float(row["log_odds"]) - float(row["base_value"]) - sum(c["contribution"] for c in shown)
     return {
         **_scored(row),
         "base_value": row.get("base_value"),
         "log_odds": row.get("log_odds"),
-        "contributions": contributions(row.get("contributions"), values, found),
+        "contributions": shown,
+        "contributions_complete": bool(stored),
+        "contributions_rest": rest,
         "rules": fired_rules(row["rules"], policy, values, found),
         "trace": trace.view() if trace is not None else None,
         "model_version": row["model_version"],

@@ -155,6 +155,15 @@ class Explanation(BaseModel):
     base_value: float | None
     log_odds: float | None
     contributions: list[Contribution]
+    contributions_complete: bool = Field(
+        default=True,
+        description="every feature's contribution is stored; false for a run imported from a score file "
+        "without contributions, which shows the file's top reasons",
+    )
+    contributions_rest: float | None = Field(
+        default=None,
+        description="when not complete: what the other features add, log_odds - base_value - the contributions",
+    )
     rules: list[FiredRule]
     model_version: str
     policy_version: str

@@ -42,6 +42,8 @@ def waterfall(
     ]
     if rest:
         steps.append((f"其余 {len(rest)} 项", "", sum(c["contribution"] for c in rest), f"{len(rest)} other features"))
+    if explanation.get("contributions_rest") is not None:  # a run that stored its top reasons only
+        steps.append(("其余特征(未存)", "", float(explanation["contributions_rest"]), "the other features, not stored"))
     end = explanation.get("log_odds")
     end = float(end) if end is not None else base + sum(c["contribution"] for c in contributions)
     running = [base]

@@ -79,6 +79,40 @@ def test_a_valid_score_file_is_imported(live, root, entities, tokens, engine):
         assert row["tier"] in "ABCD" and row["run_id"] == job["run_id"]
 
 
+def test_a_score_file_without_contributions_is_explained_by_its_reasons_and_the_rest(live, root, entities, tokens):
+    # ``ipcredit score`` writes the top reasons, not every contribution: the explanation shows those, says
+    # so, and names what the other features add, so that it still sums to the stored log-odds.
+    scores = pd.read_csv(root / "scores.csv").drop(columns=["contributions", "features"])
+    scores.to_csv(root / "reasons-only.csv", index=False)
+    entity_id = entities.entity_id[0]
+    with live.client(tokens["analyst"]) as analyst:
+        job = start(analyst, {"dataset": "data", "score_file": "reasons-only.csv", "as_of": AS_OF.isoformat()})
+        assert job["status"] == "done", job
+    with live.client(tokens["reviewer"]) as reviewer:
+        answer = reviewer.get(f"/v1/entities/{entity_id}/explanation").json()
+    row = scores.set_index("entity_id").loc[entity_id]
+    reasons = json.loads(row["reasons"])
+    assert answer["run_id"] == job["run_id"] and answer["contributions_complete"] is False
+    assert [c["feature"] for c in answer["contributions"]] == [r["feature"] for r in reasons]
+    assert all(c["text_zh"] and c["text_en"] for c in answer["contributions"])
+    total = answer["base_value"] + sum(c["contribution"] for c in answer["contributions"]) + answer["contributions_rest"]
+    assert total == pytest.approx(row["log_odds"], abs=1e-9)
+    assert answer["contributions_rest"] == pytest.approx(
+        row["log_odds"] - row["base_value"] - sum(r["contribution"] for r in reasons), abs=1e-9
+    )
+
+
+def test_a_valid_score_file_is_explained_by_every_contribution(live, root, entities, tokens):
+    with live.client(tokens["analyst"]) as analyst:
+        job = start(analyst, {"dataset": "data", "score_file": "scores.csv", "as_of": AS_OF.isoformat()})
+        assert job["status"] == "done", job
+    with live.client(tokens["reviewer"]) as reviewer:
+        answer = reviewer.get(f"/v1/entities/{entities.entity_id[0]}/explanation").json()
+    assert answer["contributions_complete"] is True and answer["contributions_rest"] is None
+    total = answer["base_value"] + sum(c["contribution"] for c in answer["contributions"])
+    assert total == pytest.approx(answer["log_odds"], abs=1e-9)
+
+
 def test_a_score_file_is_checked_row_by_row_and_nothing_of_it_is_stored(live, root, entities, tokens, engine):
     frame = make_scores(entities)
     frame.loc[2, "tier"] = "Z"  # would exempt the entity from every draw
