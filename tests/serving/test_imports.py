@@ -95,8 +95,8 @@ def test_a_score_file_without_contributions_is_explained_by_its_reasons_and_the_
     assert answer["run_id"] == job["run_id"] and answer["contributions_complete"] is False
     assert [c["feature"] for c in answer["contributions"]] == [r["feature"] for r in reasons]
     assert all(c["text_zh"] and c["text_en"] for c in answer["contributions"])
-    total = answer["base_value"] + sum(c["contribution"] for c in answer["contributions"]) + answer["contributions_rest"]
-    assert total == pytest.approx(row["log_odds"], abs=1e-9)
+    shown = sum(c["contribution"] for c in answer["contributions"])
+    assert answer["base_value"] + shown + answer["contributions_rest"] == pytest.approx(row["log_odds"], abs=1e-9)
     assert answer["contributions_rest"] == pytest.approx(
         row["log_odds"] - row["base_value"] - sum(r["contribution"] for r in reasons), abs=1e-9
     )
