@@ -456,7 +456,8 @@ CATALOGUE: tuple[Feature, ...] = (
     _event_count("inspection_passed", None, -1),
     # A commitment signed in the last 12 months is still being checked (承诺核查): it is the exposure to a
     # breach found in the coming year, which is an adverse record, so it is free, not positive information
-    # only (measured in benchmarks/bench_gain.py: docs/model.md).
+    # only; one signed in the last 3 or 6 months has its whole checking year ahead (measured in
+    # benchmarks/bench_gain.py: docs/model.md).
     _event_count("commitment_signed", 3, 0),
     _event_count("commitment_signed", 6, 0),
     _event_count("commitment_signed", 12, 0),
