@@ -543,7 +543,8 @@ def relation_ctes(as_of: date | str, dialect: Dialect) -> str:
 
 
 def _zero(f: Feature) -> str:
-    return double(0.0) if f.dtype == "float" else "0"
+    """The feature's value when the entity has nothing behind it, in its SQL type."""
+    return {"float": double(0.0), "bool": "FALSE"}.get(f.dtype, "0")
 
 
 def _null(f: Feature) -> str:
@@ -585,7 +586,7 @@ def feature_query(as_of: date | str, dialect: Dialect, *, ordered: bool = True) 
             expr = _attribute(f.spec, as_of, dialect)
         elif f.source is Source.LISTS:
             list_flags.append(f"{_list_measure(f.spec)} AS {f.name}")
-            expr = f"coalesce(el.{f.name}, {'FALSE' if f.dtype == 'bool' else _zero(f)})"
+            expr = f"coalesce(el.{f.name}, {_zero(f)})"
         elif f.source is Source.RELATIONS:
             expr = f"coalesce(rv.{f.name}, {_zero(f)})"
         else:
