@@ -7,9 +7,11 @@ other.
 
 Real deliveries have gaps (years without any record) and thin early years. ``plan_snapshots`` picks the
 dates from the data itself: quarter ends with at least a year of recorded history before them, whose
-outcome window holds the usual volume of records per registered entity (a window falling in a gap would
-label everyone 0 because nobody was looking, not because nobody violated) and at least one adverse record;
-the latest ``count`` of those, with the reason each other candidate was skipped. Beyond the latest
+outcome window is not thin - under the usual records per registered entity over the whole span *and*
+under the usual records of the three years from it (a window falling in a gap would label everyone 0
+because nobody was looking, not because nobody violated; a registry growing faster than its records lowers
+the recent windows' records per entity, not their records, and they stay) - and holds at least one adverse
+record; the latest ``count`` of those, with the reason each other candidate was skipped. Beyond the latest
 ``SNAPSHOTS`` dates, older ones are taken only while the snapshot rows (entities registered by each date)
 stay within ``max_rows``: a thin record gains from every year it has, a large one has rows enough in four
 years and would only train longer (``models.train`` compares the two designs on the validation fold).
@@ -38,7 +40,8 @@ SNAPSHOTS = 16  # quarterly snapshots a model is trained on at least, where the 
 MAX_SNAPSHOTS = 40  # ... and at most, by default: ten years, while the rows stay within MAX_ROWS
 MAX_ROWS = 1_000_000  # snapshot rows (entity x date) beyond which no date older than the latest 16 is added
 HISTORY_MONTHS = 12  # recorded history a snapshot date needs before it
-MIN_COVERAGE = 0.8  # an outcome window needs this share of the usual records per registered entity
+MIN_COVERAGE = 0.8  # a window under this share of the usual records per entity, and of the records ahead, is thin
+AHEAD = 12  # the windows from a date on (three years) whose usual records are the ones ahead of it
 MIN_YEAR_SHARE = 0.1  # history begins at the first month whose next 12 hold this share of a usual 12 months' records
 _ADVERSE_IN = ", ".join(f"'{c}'" for c in ADVERSE_CODES)
 # What ``outcome_records`` counts: every record the hidden conduct leaves, the warning signs as well.
@@ -157,6 +160,16 @@ class SnapshotPlan:
         return lines
 
 
+def _usual_ahead(counts: list[int], i: int) -> float:
+    """The usual records of the windows from candidate ``i`` on: the 75th percentile over the first ``AHEAD``
+    windows holding records (three years); near the end of the data, the ones just before make up the number,
+    so that a last year thinner than the years before it is still seen as thin."""
+    held = [j for j, n in enumerate(counts) if n > 0]
+    ahead = [j for j in held if j >= i][:AHEAD]
+    ahead = [j for j in held if j < i][len(ahead) - AHEAD :] + ahead if len(ahead) < AHEAD else ahead
+    return float(np.quantile([counts[j] for j in ahead], 0.75)) if ahead else 0.0
+
+
 def plan_snapshots(
     ds: Dataset,
     *,
@@ -205,22 +218,30 @@ def plan_snapshots(
         entities = int(np.searchsorted(registered, np.datetime64(d), side="right"))
         rows[d] = entities
         rate.append(window_records[-1] / entities if entities else 0.0)
-    # "Usual": the 75th percentile over the candidates, robust to a gap covering up to a quarter of the span;
-    # where gaps cover more, over the windows holding records (else every date would be "under 80 %")
+    # A window is thin when its records per registered entity fall under 80 % of the usual over the whole
+    # span and its records under 80 % of the usual over the windows of the three years from it that hold
+    # records (near the end, with the ones before it): a window half inside a gap, thin early years, a last
+    # year thinner than those before. "Usual" is the 75th
+    # percentile: over the span it is robust to a gap covering up to a quarter of the span (where gaps cover
+    # more it is taken over the windows holding records, else every date would be "under 80 %"); over three
+    # years, to the three part-filled windows on either side of a gap. A registry that grows faster than its
+    # records (new registrations that never file, entities closed without a deregistration date, a batch of
+    # entities migrated in) lowers the later windows' records per entity but not their records: they stay,
+    # and they are the present the model is for.
     usual = float(np.quantile(rate, 0.75))
     if usual == 0 and any(window_records):
         usual = float(np.quantile([r for r, n in zip(rate, window_records, strict=True) if n > 0], 0.75))
     eligible, skipped = [], []
-    for d, n, a, r in zip(candidates, window_records, window_adverse, rate, strict=True):
-        coverage = r / usual if usual > 0 else 0.0
+    for i, (d, n, a, r) in enumerate(zip(candidates, window_records, window_adverse, rate, strict=True)):
+        ahead = _usual_ahead(window_records, i)
         if n == 0:
             skipped.append((d, "no record at all in its outcome window (a gap in the data)"))
-        elif coverage < min_coverage:
+        elif (usual <= 0 or r < min_coverage * usual) and n < min_coverage * ahead:
             skipped.append(
                 (
                     d,
-                    f"its outcome window holds under {min_coverage:.0%} of the usual records per entity "
-                    "(a gap or thin data)",
+                    f"its outcome window holds under {min_coverage:.0%} of the usual records per entity, and "
+                    f"of the records of the windows after it ({n:,} against {ahead:,.0f}: a gap or thin data)",
                 )
             )
         elif a == 0:

@@ -174,3 +174,36 @@ def test_dates_older_than_the_latest_sixteen_stay_within_the_row_budget():
     assert any("raise --max-rows" in reason for _, reason in rows.skipped)
     tight = plan_snapshots(ds, count=200, max_rows=0)
     assert tight.dates == everything.dates[-16:]
+
+
+def _growing_registry(gap_years):
+    """A sparse world whose registry grows 15 % a year from 2016 on with entities that never leave a record
+    (new registrations that never file, closed ones never deregistered): records per registered entity
+    fall year after year."""
+    import numpy as np
+
+    from features.dataset import Dataset
+    from features.synth_sparse import generate_sparse
+
+    world = generate_sparse(1500, seed=2, gap_years=gap_years)
+    silent = generate_sparse(6000, seed=3, gap_years=None).entities
+    years = np.arange(2016, 2025)
+    per_year = np.diff(np.round(1500 * 1.15 ** (years - 2015)).astype(int), prepend=0)
+    per_year[0] -= 1500
+    day = np.concatenate([pd.date_range(f"{y}-01-01", periods=k, freq="h") for y, k in zip(years, per_year)])
+    silent = silent.iloc[: len(day)].assign(registered_on=pd.DatetimeIndex(day).date)
+    entities = pd.concat([world.entities, silent], ignore_index=True)
+    return Dataset.from_frames(entities, world.events, world.lists)
+
+
+def test_a_registry_growing_faster_than_its_records_keeps_its_latest_dates():
+    # Measured per registered entity alone, every window after 2016 was "under 80 %" and the plan ended in
+    # 2016; the windows' records do not fall, and the recent years are the present the model is for.
+    plan = plan_snapshots(_growing_registry(gap_years=None), count=200)
+    assert plan.dates[-1] == date(2024, 12, 31)
+    assert not [d for d, reason in plan.skipped if "under 80%" in reason and d >= date(2016, 1, 1)]
+    # a gap still thins the windows around it against both: they are skipped as before
+    gapped = plan_snapshots(_growing_registry(gap_years=(2013, 2016)), count=200)
+    assert gapped.dates[-1] == date(2024, 12, 31)
+    assert "under 80%" in dict(gapped.skipped)[date(2016, 6, 30)]
+    assert all(not date(2012, 1, 1) <= d <= date(2016, 9, 30) for d in gapped.dates)
