@@ -62,6 +62,9 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
+# An as-of date more days than this after a delivery's last record is warned about (``Dataset.span_caveat``).
+STALE_DAYS = 92
+
 # The columns of a validation report: one row per problem.
 REPORT_COLUMNS: tuple[str, ...] = ("table", "row", "column", "value", "message")
 
@@ -182,6 +185,27 @@ class Dataset:
             "SELECT greatest((SELECT max(recorded_on) FROM events), (SELECT max(entered_on) FROM lists))"
         ).fetchone()
         return row[0] if row else None
+
+    def span_caveat(self, as_of: date) -> str | None:
+        """What a user building features as of ``as_of`` should know about this delivery's span, or None: an
+        as-of date before its first record (every history empty) or more than ``STALE_DAYS`` after its last
+        (the days since count as empty in every window, since what happened then was not delivered)."""
+        first, end = self.con.execute("SELECT min(recorded_on), max(recorded_on) FROM events").fetchone()
+        if first is None:
+            return None
+        if as_of < first:
+            return (
+                f"--as-of {as_of} is before the delivery's first record ({first}): every history is empty as of "
+                "it, and every score rests on the entities' attributes alone"
+            )
+        days = (as_of - end).days
+        if days > STALE_DAYS:
+            return (
+                f"the delivery's last record is of {end}, {days} days before --as-of {as_of}: what happened "
+                f"since is not in it, so those {days} days count as empty in every window (the last 3 and 12 "
+                f"months, this year's inspections). Deliver the newer records, or use --as-of {end}"
+            )
+        return None
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> DuckDB type of the raw view of ``table``."""

@@ -48,6 +48,12 @@ def fail(problem: str | IPCreditError, code: int | None = None) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn(message: str | None) -> None:
+    """Print ``message`` to stderr as a warning (the command goes on), when there is one."""
+    if message:
+        typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
+
+
 @app.callback()
 def _pin_today(ctx: typer.Context) -> None:
     # Every command bounds its dates by the same "today" as the service (IPCREDIT_TODAY pins it), for

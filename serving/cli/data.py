@@ -25,7 +25,16 @@ from features.schema import TABLES, ColumnType, Table
 from features.synth import World
 from features.validate import validate_dataset
 from serving import dates
-from serving.cli.app import app, check_output_path, fail, open_dataset, parse_date, print_problems, write_frame
+from serving.cli.app import (
+    app,
+    check_output_path,
+    fail,
+    open_dataset,
+    parse_date,
+    print_problems,
+    warn,
+    write_frame,
+)
 from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
 
 console = Console(stderr=True)
@@ -238,6 +247,7 @@ def features(
         t0 = time.perf_counter()
         ds = open_dataset(data)
         applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
+        warn(ds.span_caveat(day))
         timings["validate"] = time.perf_counter() - t0
         progress.update(task, advance=1, description="building features")
         t0 = time.perf_counter()

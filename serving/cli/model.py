@@ -31,6 +31,7 @@ from serving.cli.app import (
     fail,
     open_dataset,
     parse_date,
+    warn,
     write_frame,
 )
 from serving.cli.ledger import LedgerFile, LedgerSeq, NoLedger, apply_ledger, spark_folder
@@ -324,6 +325,7 @@ def score(
     settings, policy = _settings_and_policy()
     ds = open_dataset(data)
     applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
+    warn(ds.span_caveat(day))
     uri = model or settings.serving_model_uri
     try:
         with err.status(f"loading {uri}"):

@@ -134,3 +134,26 @@ def test_a_record_dated_after_today_is_refused_by_the_commands_today(history, tm
     )
     assert result.exit_code == 2 and "--end must not be after today (2025-06-30)" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_an_as_of_date_outside_the_delivery_is_warned_about_and_still_served(history, tmp_path):
+    # A delivery whose records end on 2024-03-31: a month later is the delivery's present; a year later its
+    # windows would be empty for want of newer records, not for good conduct; before its first record every
+    # history is empty. The command says so, names the dates, and writes the table all the same.
+    eid = history.entity(registered_on=date(2018, 1, 1))
+    history.event(eid, "patent_filed", date(2019, 5, 1))
+    history.event(eid, "infringement_penalty", date(2024, 3, 31))
+    history.write(tmp_path / "data")
+
+    def features(as_of: str):
+        out = tmp_path / f"{as_of}.parquet"
+        result = runner.invoke(app, ["features", "--data", str(tmp_path / "data"), "--as-of", as_of, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert len(pd.read_parquet(out)) == 1
+        return " ".join(result.output.split())
+
+    assert "warning" not in features("2024-04-30")
+    stale = features("2025-03-31")
+    assert "warning: the delivery's last record is of 2024-03-31, 365 days before --as-of 2025-03-31" in stale
+    assert "use --as-of 2024-03-31" in stale
+    assert "warning: --as-of 2018-06-30 is before the delivery's first record (2019-05-01)" in features("2018-06-30")

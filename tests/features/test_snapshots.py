@@ -190,7 +190,9 @@ def _growing_registry(gap_years):
     years = np.arange(2016, 2025)
     per_year = np.diff(np.round(1500 * 1.15 ** (years - 2015)).astype(int), prepend=0)
     per_year[0] -= 1500
-    day = np.concatenate([pd.date_range(f"{y}-01-01", periods=k, freq="h") for y, k in zip(years, per_year)])
+    day = np.concatenate(
+        [pd.date_range(f"{y}-01-01", f"{y}-12-31", periods=k) for y, k in zip(years, per_year, strict=True)]
+    )
     silent = silent.iloc[: len(day)].assign(registered_on=pd.DatetimeIndex(day).date)
     entities = pd.concat([world.entities, silent], ignore_index=True)
     return Dataset.from_frames(entities, world.events, world.lists)

@@ -52,8 +52,14 @@ def test_train_register_score_promote(tiny_world, store):
     out = store / "scores.parquet"
     result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "warning" not in result.output  # the delivery's records reach the as-of date
     scores = pd.read_parquet(out)
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    # Six months past the delivery's last record, the score says the windows since count as empty.
+    later = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", "2026-06-30", "--out", str(out)])
+    assert later.exit_code == 0, later.output
+    assert "181 days before --as-of 2026-06-30" in " ".join(later.output.split())
+    result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
     expected_ids = build_features(load_dataset(tiny_world), AS_OF)["entity_id"].tolist()
     assert scores["entity_id"].tolist() == expected_ids
     assert (scores["model_version"] == "1").all()
