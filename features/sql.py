@@ -129,10 +129,16 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 # ---- typed tables --------------------------------------------------------------------------------------
 
 
+TEXT_TRUE, TEXT_FALSE = ("true", "t", "yes", "是"), ("false", "f", "no", "否")  # the words a flag is written in
+
+
 def text_bool(source: str, dialect: Dialect) -> str:
-    """A flag written as text, trimmed and lower-cased (``Yes``, `` 1 ``), or as a number (``1.0``, pandas'
-    way of writing a flag column with gaps), as a boolean; validation admits 0 and 1 only."""
-    word = dialect.try_cast(f"lower(trim({source}))", dialect.type(ColumnType.BOOL))
+    """A flag written as a word, trimmed and lower-cased (``Yes``, ``是``: a Chinese export's 是/否), or as a
+    number (`` 1 ``, ``1.0``: pandas' way of writing a flag column with gaps), as a boolean; validation
+    admits the words of ``TEXT_TRUE`` and ``TEXT_FALSE`` and the numbers 0 and 1 only."""
+    text = f"lower(trim({source}))"
+    yes, no = (", ".join(f"'{w}'" for w in words) for words in (TEXT_TRUE, TEXT_FALSE))
+    word = f"CASE WHEN {text} IN ({yes}) THEN TRUE WHEN {text} IN ({no}) THEN FALSE END"
     number = dialect.try_cast(
         dialect.try_cast(f"trim({source})", dialect.type(ColumnType.FLOAT)), dialect.type(ColumnType.BOOL)
     )

@@ -36,7 +36,7 @@ from features.schema import (
     ColumnType,
     Table,
 )
-from features.sql import DUCKDB, text_bool
+from features.sql import DUCKDB, TEXT_FALSE, TEXT_TRUE, text_bool
 
 _TABLE_ORDER = {t.name: i for i, t in enumerate(TABLES)}
 
@@ -107,10 +107,8 @@ def _type_check(col: str, raw_type: str, ctype: ColumnType) -> tuple[str, str]:
     if ctype is ColumnType.BOOL:
         if text:
             # A word, or 0 / 1 written as a number: pandas writes a flag column with gaps as 0.0 / 1.0.
-            ok = (
-                f"lower(trim({col})) IN ('true', 'false', 't', 'f', 'yes', 'no') "
-                f"OR regexp_full_match(trim({col}), '[01](\\.0*)?')"
-            )
+            words = ", ".join(f"'{w}'" for w in (*TEXT_TRUE, *TEXT_FALSE))
+            ok = f"lower(trim({col})) IN ({words}) OR regexp_full_match(trim({col}), '[01](\\.0*)?')"
         elif raw_type == "BOOLEAN":
             ok = "true"
         elif integer:

@@ -75,7 +75,8 @@ def test_features_command_writes_the_same_file_on_either_engine(spark, folders, 
 
 def test_spark_reads_quirky_deliveries_as_duckdb_does(spark, tmp_path):
     # Text as plain Parquet binary (Hive, Impala), list dates as timestamps in Beijing time, quantities written
-    # 2.0 and flags 1.0 / 0.0 in CSV (pandas' float columns): both engines read the values they stand for.
+    # 2.0 and flags 1.0 / 0.0 in CSV (pandas' float columns), and flags 是 / 否 (a Chinese export's yes and
+    # no): both engines read the values they stand for.
     world = generate(80, seed=9)
     as_of = date(2024, 2, 29)
     expected = build_features(load_dataset(write_world(world, tmp_path / "plain", "files")), as_of)
@@ -89,8 +90,12 @@ def test_spark_reads_quirky_deliveries_as_duckdb_does(spark, tmp_path):
     for table, floats in (("events", {"quantity": "float64"}), ("entities", {"online_seller": "float64"})):
         (folder / f"{table}.parquet").unlink()
         frame = getattr(world, table).astype(floats)
+        if table == "entities":
+            words = frame["online_seller"].map({1.0: "是", 0.0: " 否"})
+            frame["online_seller"] = frame["online_seller"].astype(object).where(frame.index % 2 == 0, words)
         frame.to_csv(folder / f"{table}.csv", index=False, date_format="%Y-%m-%d")
-    assert ",1.0," in (folder / "entities.csv").read_text() and ",0.0," in (folder / "entities.csv").read_text()
+    text = (folder / "entities.csv").read_text()
+    assert all(flag in text for flag in (",1.0,", ",0.0,", ",是,", ", 否,"))
     ds = load_dataset(folder)
     assert validate_dataset(ds).ok
     pd.testing.assert_frame_equal(build_features(ds, as_of), expected, check_exact=True)
