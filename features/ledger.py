@@ -2,7 +2,7 @@
 
 A dataset folder is what the source agencies delivered. The ledger is what the regulator decided about it
 (issue: decisions that last): a record corrected (amended fields) or withdrawn, a record repaired, a list
-entry removed early, a new record (an inspection result, a credit commitment kept or broken). Every
+entry removed early or withdrawn, a new record (an inspection result, a credit commitment kept or broken). Every
 feature build that scores or trains applies the ledger over the folder, so a decision keeps holding in
 every later run, whatever the next delivery says.
 
@@ -15,7 +15,8 @@ Each decision takes effect on its ``decided_on`` date and never before, so the p
 - a **correction** ends the delivered version on the decision date and adds the corrected version, known
   from the decision date on (``recorded_on`` is the later of the amended date and the decision date);
   outcomes use the corrected version at its amended record date;
-- an **early removal** sets ``removed_on`` (the earlier of the two);
+- an **early removal** sets ``removed_on`` (the earlier of the two); a **withdrawn entry** (one that should
+  not exist: annulled on review, entered in error) ends the same way, on its decision date;
 - a **new record** is an event of its own id, like any delivered one, known from the later of its
   ``recorded_on`` and its decision date (entered late, it never reaches back before its decision).
 
@@ -44,9 +45,12 @@ class DecisionKind(StrEnum):
     WITHDRAW = "withdraw"  # a delivered event that should not exist
     REPAIR = "repair"  # credit repair of an event, from repaired_on
     REMOVE_LISTING = "remove_listing"  # a list entry ended early, on removed_on
+    WITHDRAW_LISTING = "withdraw_listing"  # a list entry that should not exist, ended on removed_on
     ADD_EVENT = "add_event"  # a new record: an inspection result, a credit commitment kept or broken
 
 
+# The kinds that end a list entry on their removed_on: an early removal, a withdrawal.
+ENDS_LISTING = (DecisionKind.REMOVE_LISTING, DecisionKind.WITHDRAW_LISTING)
 AMENDABLE = ("event_type", "occurred_on", "recorded_on", "quantity", "amount")
 LEDGER_COLUMNS = (
     "seq",
@@ -96,6 +100,7 @@ def check_ledger(ledger: pd.DataFrame) -> list[Problem]:
         DecisionKind.WITHDRAW: ("event_id",),
         DecisionKind.REPAIR: ("event_id", "repaired_on"),
         DecisionKind.REMOVE_LISTING: ("entity_id", "list", "entered_on", "removed_on"),
+        DecisionKind.WITHDRAW_LISTING: ("entity_id", "list", "entered_on", "removed_on"),
         DecisionKind.ADD_EVENT: ("event_id", "entity_id", "event_type", "occurred_on", "recorded_on", "quantity"),
     }
     seq = pd.to_numeric(frame.get("seq"), errors="coerce")
@@ -175,7 +180,7 @@ def _conflict_rows(ledger: pd.DataFrame, events: pd.DataFrame, lists: pd.DataFra
             rows.append(
                 (d.seq, d.kind, d.event_id, f"event id {d.event_id} is also in the delivery: the ledger's holds")
             )
-        elif kind is DecisionKind.REMOVE_LISTING:
+        elif kind in ENDS_LISTING:
             match = lists[
                 (lists["entity_id"] == d.entity_id)
                 & (lists["list"] == d.list)
@@ -260,7 +265,7 @@ def overlay_frames(
         events = pd.concat([events[~events["event_id"].isin(new["event_id"])], known], ignore_index=True)
         outcome = pd.concat([outcome[~outcome["event_id"].isin(new["event_id"])], new], ignore_index=True)
 
-    removals = by_kind[DecisionKind.REMOVE_LISTING]
+    removals = ledger[ledger["kind"].isin(ENDS_LISTING)]
     if len(removals):
         key = ["entity_id", "list", "entered_on"]
         earliest = removals.groupby(key)["removed_on"].min().rename("_decided").reset_index()
@@ -328,8 +333,8 @@ SELECT event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amou
 
 CREATE VIEW lists AS
 WITH early AS (
-    SELECT entity_id, list, entered_on, min(removed_on) AS r FROM _ledger WHERE kind = 'remove_listing'
-    GROUP BY ALL
+    SELECT entity_id, list, entered_on, min(removed_on) AS r FROM _ledger
+    WHERE kind IN ('remove_listing', 'withdraw_listing') GROUP BY ALL
 )
 SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, early.r) AS removed_on, l.basis
 FROM lists_delivered l LEFT JOIN early USING (entity_id, list, entered_on);
@@ -368,7 +373,8 @@ def overlay_dataset(ds: Dataset, ledger: pd.DataFrame, *, up_to: int | None = No
         else ds.query("SELECT * FROM events LIMIT 0")
     )
     listed = ds.con.execute(
-        "SELECT * FROM lists WHERE entity_id IN (SELECT entity_id FROM _ledger WHERE kind = 'remove_listing')"
+        "SELECT * FROM lists WHERE entity_id IN "
+        "(SELECT entity_id FROM _ledger WHERE kind IN ('remove_listing', 'withdraw_listing'))"
     ).df()
     conflicts = _conflict_rows(ledger, involved, listed)
     ds.con.execute("ALTER VIEW events RENAME TO events_delivered")

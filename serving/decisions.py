@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, select
 
 from features.dataset import DatasetError, load_dataset
 from features.errors import Conflict, InvalidInput
-from features.ledger import DecisionKind
+from features.ledger import ENDS_LISTING, DecisionKind
 from features.schema import EVENTS
 from models.policy import Policy
 from serving import ledger, runs
@@ -38,7 +38,7 @@ def record_decision(
         record = None
         if kind in ledger.ABOUT_EVENT:
             record = _event_record(conn, body, dataset, root)
-        elif kind == DecisionKind.REMOVE_LISTING:
+        elif kind in ENDS_LISTING:
             record = _list_record(conn, body, dataset, root)
     seq = ledger.append(engine, body, principal, policy=policy, record=record, source="api")
     with engine.connect() as conn:
@@ -70,7 +70,7 @@ def _event_record(conn: Connection, body: dict[str, Any], dataset: str | None, r
 def _list_record(conn: Connection, body: dict[str, Any], dataset: str | None, root: Path) -> dict[str, Any]:
     entity_id, list_name, entered_on = body.get("entity_id"), body.get("list"), body.get("entered_on")
     if not (entity_id and list_name and entered_on):
-        raise InvalidInput.at("entered_on", "a remove_listing decision needs entity_id, list and entered_on")
+        raise InvalidInput.at("entered_on", f"a {body['kind']} decision needs entity_id, list and entered_on")
     stored = (
         conn.execute(
             select(list_entries).where(

@@ -2,7 +2,7 @@
 
 A dataset folder is what the source agencies delivered; the ledger is what the regulator decided about it
 (``features/ledger.py`` lays one over the other). Here the ledger is stored: one append-only row per
-decision — a record corrected or withdrawn, a record repaired, a list entry removed early, a new record
+decision — a record corrected or withdrawn, a record repaired, a list entry removed early or withdrawn, a new record
 (an inspection result, a credit commitment kept or broken) — audited in the transaction that writes it.
 
 ``seq`` numbers the decisions 1, 2, 3, … without gaps, in the order they were committed: it is assigned
@@ -24,8 +24,11 @@ Decisions are validated against the rules of the domain: no decision dated after
 ``repaired_on`` / ``removed_on`` unless it gives ``decided_on``); a repair is granted only as the policy's
 repair rules allow (``models/policy.toml``
 ``[[repairs]]``: which records, how long after publication, what the applicant must show); an early
-removal likewise. A refusal is ``InvalidInput`` at the field, naming the rule and the first day the
-request becomes possible.
+removal likewise. A withdrawn list entry (``withdraw_listing``: one that should not exist, annulled on
+administrative review or in court, or entered in error) ends on its decision date like an early removal, but
+no repair rule applies to it: it needs the basis, the review decision that annulled it, not a waiting
+period. A refusal is ``InvalidInput`` at the field, naming the rule and the first day the request becomes
+possible.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from features.dataset import Dataset
 from features.errors import Conflict, InvalidInput, NotFound, Problem
 from features.ledger import (
     AMENDABLE,
+    ENDS_LISTING,
     LEDGER_COLUMNS,
     DecisionKind,
     OverlayReport,
@@ -67,6 +71,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     DecisionKind.WITHDRAW: ("event_id", "entity_id", "basis", "note"),
     DecisionKind.REPAIR: ("event_id", "entity_id", "repaired_on", "basis", "evidence", "note"),
     DecisionKind.REMOVE_LISTING: ("entity_id", "list", "entered_on", "removed_on", "basis", "evidence", "note"),
+    DecisionKind.WITHDRAW_LISTING: ("entity_id", "list", "entered_on", "removed_on", "basis", "note"),
     DecisionKind.ADD_EVENT: (
         "event_id",
         "entity_id",
@@ -80,7 +85,13 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Kinds that must say on what ground they were decided (a decision number, a legal basis).
-NEEDS_BASIS = (DecisionKind.CORRECT, DecisionKind.WITHDRAW, DecisionKind.REPAIR, DecisionKind.REMOVE_LISTING)
+NEEDS_BASIS = (
+    DecisionKind.CORRECT,
+    DecisionKind.WITHDRAW,
+    DecisionKind.REPAIR,
+    DecisionKind.REMOVE_LISTING,
+    DecisionKind.WITHDRAW_LISTING,
+)
 # Kinds about a delivered record: the record must be known to check the decision against it.
 ABOUT_EVENT = (DecisionKind.CORRECT, DecisionKind.WITHDRAW, DecisionKind.REPAIR)
 EXPORT_COLUMNS: tuple[str, ...] = (
@@ -239,7 +250,7 @@ def check_decision(
             )
     if kind == DecisionKind.REPAIR and fields.get("repaired_on") is None:
         fields["repaired_on"] = fields["decided_on"]
-    if kind == DecisionKind.REMOVE_LISTING and fields.get("removed_on") is None:
+    if kind in ENDS_LISTING and fields.get("removed_on") is None:
         fields["removed_on"] = fields["decided_on"]
     if kind in NEEDS_BASIS and not fields.get("basis"):
         problems.append(Problem(("basis",), f"a {kind} decision must give its basis (decision number or legal ground)"))
@@ -271,7 +282,7 @@ def check_decision(
             )
     elif kind == DecisionKind.REPAIR:
         rule = _repair_rule(problems, policy, fields, event_type=str(record.get("event_type")), start=record)
-    elif kind == DecisionKind.REMOVE_LISTING:
+    elif kind in ENDS_LISTING:
         entered: date = fields["entered_on"]
         if decided < entered:
             problems.append(
@@ -281,7 +292,8 @@ def check_decision(
                     decided.isoformat(),
                 )
             )
-        rule = _repair_rule(problems, policy, fields, list_name=str(fields["list"]), start={"entered_on": entered})
+        if kind == DecisionKind.REMOVE_LISTING:  # a withdrawal is no repair: the review decision is its ground
+            rule = _repair_rule(problems, policy, fields, list_name=str(fields["list"]), start={"entered_on": entered})
     elif kind == DecisionKind.ADD_EVENT:
         recorded = fields["recorded_on"]
         if decided < recorded:
@@ -430,8 +442,9 @@ def _append(conn: Connection, checked: Checked, principal: Principal | None, pol
 
 
 def _remove_from_public_list(conn: Connection, row: Mapping[str, Any]) -> None:
-    """An early removal ends the stored list entry too (the public lists read it), at the earlier date."""
-    if row["kind"] != DecisionKind.REMOVE_LISTING:
+    """An early removal or a withdrawal ends the stored list entry too (the public lists read it), at the
+    earlier date."""
+    if row["kind"] not in ENDS_LISTING:
         return
     key = (
         (list_entries.c.entity_id == row["entity_id"])

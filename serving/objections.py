@@ -173,8 +173,8 @@ def decide(
     A ``repair`` or ``correct`` decision is also written to the decision ledger (``serving/ledger.py``) in
     the same transaction, so every later run keeps it: each repair as a ``repair`` decision, checked
     against the repair rules of ``policy`` (the service's; default the run's); a corrected history as the
-    ``correct``, ``withdraw``, ``add_event``, ``repair`` and ``remove_listing`` decisions that turn the
-    records the row saw (the delivery with the ledger applied) into the posted ones.
+    ``correct``, ``withdraw``, ``add_event``, ``repair``, ``remove_listing`` and ``withdraw_listing``
+    decisions that turn the records the row saw (the delivery with the ledger applied) into the posted ones.
 
     ``Conflict`` when the objection was decided meanwhile, ``decision.version`` is not its version or a
     newer row supersedes the one objected to; ``Forbidden`` when the caller filed it; ``InvalidInput``
@@ -412,8 +412,9 @@ def _planned_corrections(
 ) -> tuple[list[Planned], str]:
     """The ledger decisions that turn the records the row saw — the run's delivery with the ledger laid
     over it — into the posted corrected history: an amended record is corrected, a missing one
-    withdrawn, a new one added, a newly repaired one repaired, an entry newly removed removed early. A
-    correction cannot add or delete a list entry (the ledger records early removals only). When the run's
+    withdrawn, a new one added, a newly repaired one repaired, an entry newly removed removed early, a
+    missing entry withdrawn (one that should not exist). A correction cannot add a list entry: lists are
+    the authorities' to make, the ledger only ends them. When the run's
     dataset cannot be read, nothing can be compared: the rescored row stands alone, and the answer says so."""
     try:
         _, seen_events, seen_lists = _history_from_run(run["data_source"], entity_id)
@@ -457,7 +458,7 @@ def _planned_corrections(
     for i, (where, entry) in enumerate(new_lists.iterrows()):
         if where not in seen.index:
             raise InvalidInput.at(
-                ("history", "lists", i), "a correction cannot add a list entry: the ledger records early removals only"
+                ("history", "lists", i), "a correction cannot add a list entry: the ledger only ends entries"
             )
         before = seen.loc[where]
         before = before.iloc[0] if isinstance(before, pd.DataFrame) else before
@@ -476,13 +477,15 @@ def _planned_corrections(
                 "basis": basis,
             }
             planned.append(_checked(wanted, None, rules, ("lists", i)))
-    missing = seen.index.difference(new_lists.index)
-    if len(missing):
-        raise InvalidInput.at(
-            ("history", "lists"),
-            f"a correction cannot delete list entries ({[f'{n} {pd.Timestamp(d).date()}' for n, d in missing]}): "
-            "the ledger records early removals only",
-        )
+    for name, entered in seen.index.difference(new_lists.index):
+        wanted = {
+            "kind": "withdraw_listing",
+            "entity_id": entity_id,
+            "list": name,
+            "entered_on": entered,
+            "basis": basis,
+        }
+        planned.append(_checked(wanted, None, rules, ("lists",)))
     return planned, f"{len(planned)} decision(s) recorded in the ledger"
 
 

@@ -1167,7 +1167,7 @@ class ReportJob(_Job):
 
 # ---- the decision ledger (serving/ledger.py, serving/decisions.py) -------------------------------------
 
-LedgerKind = Literal["correct", "withdraw", "repair", "remove_listing", "add_event"]
+LedgerKind = Literal["correct", "withdraw", "repair", "remove_listing", "withdraw_listing", "add_event"]
 # Named here: inside the ledger models the field ``list`` (the contract's column) hides the builtin.
 EvidenceCodes = list[Annotated[str, Field(min_length=1, max_length=64)]]
 Texts = list[str]
@@ -1177,6 +1177,7 @@ class LedgerDecisionIn(_Model):
     """One decision for the ledger. Which fields a kind takes: ``correct`` event_id and the amended fields
     (event_type, occurred_on, recorded_on, quantity, amount); ``withdraw`` event_id; ``repair`` event_id,
     repaired_on, evidence; ``remove_listing`` entity_id, list, entered_on, removed_on, evidence;
+    ``withdraw_listing`` (an entry annulled on review or entered in error) entity_id, list, entered_on;
     ``add_event`` event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amount."""
 
     model_config = ConfigDict(

@@ -29,7 +29,9 @@ async def record(
     body: LedgerDecisionIn, request: Request, principal: Reviewer, engine: EngineDep, policy: PolicyDep
 ) -> dict:
     """Appends one decision — ``correct`` (amended fields of a record), ``withdraw``, ``repair``,
-    ``remove_listing`` (early removal), ``add_event`` — to the append-only ledger, audited, with the next
+    ``remove_listing`` (early removal), ``withdraw_listing`` (an entry annulled on review or entered in
+    error: no repair rule, its basis is the review decision), ``add_event`` — to the append-only ledger,
+    audited, with the next
     ``seq``; every later run (``POST /v1/score-runs``, ``ipcredit score``, ``train``, ``features``) lays
     it over its dataset. Checked first: no date after today, none before the record it is about; a repair
     or removal only as the policy's repair rules allow (422 naming the rule, its legal basis and the first

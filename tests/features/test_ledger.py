@@ -92,6 +92,31 @@ def test_new_records_and_early_removals(history):
     assert build_outcomes(ds, date(2022, 6, 30)).set_index("entity_id").loc[eid, "outcome"] == 1
 
 
+def test_a_withdrawn_list_entry_ends_on_its_decision_and_the_past_stays_as_it_was(history):
+    # An untrustworthy entry annulled on review ten weeks after it was made: gone from the decision on,
+    # whatever the delivery says; a score as of an earlier date still sees what was in force then.
+    eid = history.entity()
+    history.listing(eid, "untrustworthy", date(2022, 9, 1))
+    ds = history.dataset()
+    withdrawal = {
+        "kind": "withdraw_listing",
+        "entity_id": eid,
+        "list": "untrustworthy",
+        "entered_on": "2022-09-01",
+        "removed_on": "2022-11-15",
+        "decided_on": "2022-11-15",
+    }
+    report = overlay_dataset(ds, _ledger(withdrawal))
+    assert report.conflicts.empty
+    assert _row(ds, eid, date(2022, 11, 14))["on_untrustworthy_list"]
+    assert not _row(ds, eid, date(2022, 11, 15))["on_untrustworthy_list"]
+    assert ds.table("lists").set_index("entity_id").loc[eid, "removed_on"] == pd.Timestamp("2022-11-15")
+    # an entry the delivery does not hold is said, not an error
+    other = history.dataset()
+    missing = overlay_dataset(other, _ledger(withdrawal | {"entered_on": "2022-09-02"}))
+    assert "no untrustworthy entry of 2022-09-02 in this delivery" in missing.conflicts["message"].iloc[0]
+
+
 def test_where_delivery_and_ledger_disagree_the_ledger_wins_and_says_so(history):
     eid = history.entity()
     agrees = history.event(eid, "infringement_penalty", date(2021, 1, 1), repaired_on=date(2022, 1, 1))
@@ -142,16 +167,15 @@ def test_sql_and_pandas_overlays_give_the_same_features_and_outcomes():
         }
         for i, eid in enumerate(some)
     ]
-    if len(world.lists):
-        entry = world.lists.iloc[0]
+    for kind, entry in zip(("remove_listing", "withdraw_listing"), world.lists.head(2).itertuples(), strict=False):
         rows.append(
             {
-                "kind": "remove_listing",
-                "entity_id": entry["entity_id"],
-                "list": entry["list"],
-                "entered_on": entry["entered_on"],
-                "removed_on": pd.Timestamp(entry["entered_on"]) + pd.Timedelta(days=30),
-                "decided_on": pd.Timestamp(entry["entered_on"]) + pd.Timedelta(days=30),
+                "kind": kind,
+                "entity_id": entry.entity_id,
+                "list": entry.list,
+                "entered_on": entry.entered_on,
+                "removed_on": pd.Timestamp(entry.entered_on) + pd.Timedelta(days=30),
+                "decided_on": pd.Timestamp(entry.entered_on) + pd.Timedelta(days=30),
             }
         )
     ledger = _ledger(*rows)

@@ -282,6 +282,44 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
             assert values[name] == pytest.approx(features.loc[entity, name]), (entity, name)
 
 
+def test_an_objection_that_deletes_a_list_entry_withdraws_it_from_its_decision_on(live, world, folder, tokens, engine):
+    # A serious-violation entry annulled on review: the reviewer's corrected history leaves it out, and the
+    # ledger records a withdrawal (no year's wait, as an early removal would need), dated the day decided.
+    # A run after it no longer counts the entry and the public list ends it; the run before keeps it.
+    serious = world.entities.entity_id.iloc[-2]  # serious_violation entered 2024-06-01
+    with live.client(tokens["analyst"]) as analyst:
+        before = make_run(analyst, folder, M1)
+        current = analyst.get(f"/v1/entities/{serious}/risk").json()
+        objection = analyst.post("/v1/objections", json={"score_id": current["score_id"], "grounds": "已被复议撤销"})
+    assert json.loads(stored_rows(engine, before["run_id"]).set_index("entity_id").loc[serious, "features"])[
+        "on_serious_violation_list"
+    ]
+    corrected = history(world, serious, M1)
+    corrected["lists"] = [e for e in corrected["lists"] if e["list"] != "serious_violation"]
+    del corrected["as_of"]
+    with live.client(tokens["reviewer"]) as reviewer:
+        response = reviewer.post(
+            f"/v1/objections/{objection.json()['objection_id']}/decision",
+            json={"decision": "correct", "version": 1, "history": corrected, "note": "列入决定已被行政复议撤销"},
+        )
+        assert response.status_code == 200, response.text
+        decisions = reviewer.get("/v1/ledger/decisions", params={"entity_id": serious}).json()["decisions"]
+    [withdrawal] = decisions
+    assert (withdrawal["kind"], withdrawal["list"], withdrawal["entered_on"]) == (
+        "withdraw_listing",
+        "serious_violation",
+        "2024-06-01",
+    )
+    assert withdrawal["removed_on"] == withdrawal["decided_on"] == TODAY.isoformat()
+    with live.client(tokens["analyst"]) as analyst:
+        after = make_run(analyst, folder, M3)
+    assert not json.loads(stored_rows(engine, after["run_id"]).set_index("entity_id").loc[serious, "features"])[
+        "on_serious_violation_list"
+    ]
+    public = live.client().get("/v1/public/lists", params={"list": "serious_violation", "on": M3.isoformat()}).json()
+    assert serious not in {e["entity_id"] for e in public["entries"]}
+
+
 def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, folder, tokens, serve, engine):
     record = repairable(world)
     eid = record.entity_id
@@ -331,7 +369,7 @@ def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, 
     with live.client(scoped) as reviewer:
         assert reviewer.post("/v1/ledger/decisions", json=repair).status_code == 404
 
-    # A correction cannot add a list entry (the ledger records early removals only), nor break a repair rule.
+    # A correction cannot add a list entry (the ledger only ends entries), nor break a repair rule.
     with live.client(tokens["analyst"]) as filer:
         current = filer.get(f"/v1/entities/{eid}/risk").json()
         objection = filer.post("/v1/objections", json={"score_id": current["score_id"], "grounds": "有误"}).json()

@@ -162,6 +162,33 @@ def test_early_removal_follows_its_list_rule_and_ends_the_public_entry(engine, w
     assert removed == date(2025, 6, 1)
 
 
+def test_a_withdrawn_entry_needs_its_review_decision_not_a_waiting_period(engine, world):
+    # A serious-violation entry annulled on administrative review two months after it was made: no repair
+    # rule applies (the early-removal rule would wait a year), the basis is required, and the public entry
+    # ends on the decision date.
+    sv = world["entity_id"].iloc[2]  # serious_violation entered 2024-06-01 (make_lists)
+    withdrawal = {"kind": "withdraw_listing", "entity_id": sv, "list": "serious_violation", "entered_on": "2024-06-01"}
+    with pinned(TODAY), pytest.raises(InvalidInput) as exc:
+        ledger.append(engine, withdrawal | {"decided_on": "2024-08-01"}, cli_principal(), policy=POLICY)
+    assert "must give its basis" in _problems(exc)[("basis",)]
+    with pinned(TODAY), pytest.raises(InvalidInput) as exc:
+        ledger.append(engine, withdrawal | {"decided_on": "2024-05-01", "basis": "x"}, cli_principal(), policy=POLICY)
+    assert "the entry was entered on 2024-06-01" in _problems(exc)[("decided_on",)]
+    with pinned(TODAY), pytest.raises(InvalidInput) as exc:
+        ledger.append(engine, withdrawal | {"basis": "x", "evidence": ["training"]}, cli_principal(), policy=POLICY)
+    assert ("evidence",) in _problems(exc)  # a withdrawal shows its ground, not a repair's evidence
+    basis = "某市人民政府行政复议决定书〔2024〕15号：撤销列入决定"
+    with pinned(TODAY):
+        seq = ledger.append(
+            engine, withdrawal | {"decided_on": "2024-08-01", "basis": basis}, cli_principal(), policy=POLICY
+        )
+    with engine.connect() as conn:
+        stored = ledger.get_decision(conn, seq)
+        removed = conn.execute(select(list_entries.c.removed_on).where(list_entries.c.entity_id == sv)).scalar()
+    assert (stored["kind"], stored["removed_on"], stored["basis"]) == ("withdraw_listing", date(2024, 8, 1), basis)
+    assert removed == date(2024, 8, 1)
+
+
 def test_a_region_scoped_principal_decides_only_in_its_region(engine, world):
     outside = world[world["region"].str.startswith("41")]["entity_id"].iloc[0]
     scoped = Principal(token_id=7, name="dandong", role=Role.REVIEWER, region="210600")
