@@ -65,6 +65,20 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
 # An as-of date more days than this after a delivery's last record is warned about (``Dataset.span_caveat``).
 STALE_DAYS = 92
 
+
+def stale_caveat(as_of: date, data_end: date | None) -> str | None:
+    """What a score as of ``as_of`` on a delivery whose last record is of ``data_end`` should say, or None:
+    more than ``STALE_DAYS`` after it, the days since count as empty in every window."""
+    if data_end is None or (as_of - data_end).days <= STALE_DAYS:
+        return None
+    days = (as_of - data_end).days
+    return (
+        f"the delivery's last record is of {data_end}, {days} days before the as-of date {as_of}: what happened "
+        f"since is not in it, so those {days} days count as empty in every window (the last 3 and 12 months, "
+        "this year's inspections)"
+    )
+
+
 # The columns of a validation report: one row per problem.
 REPORT_COLUMNS: tuple[str, ...] = ("table", "row", "column", "value", "message")
 
@@ -190,7 +204,7 @@ class Dataset:
         """What a user building features as of ``as_of`` should know about this delivery's span, or None: an
         as-of date before its first record (every history empty) or more than ``STALE_DAYS`` after its last
         (the days since count as empty in every window, since what happened then was not delivered)."""
-        first, end = self.con.execute("SELECT min(recorded_on), max(recorded_on) FROM events").fetchone()
+        first = self.con.execute("SELECT min(recorded_on) FROM events").fetchone()[0]
         if first is None:
             return None
         if as_of < first:
@@ -198,14 +212,8 @@ class Dataset:
                 f"--as-of {as_of} is before the delivery's first record ({first}): every history is empty as of "
                 "it, and every score rests on the entities' attributes alone"
             )
-        days = (as_of - end).days
-        if days > STALE_DAYS:
-            return (
-                f"the delivery's last record is of {end}, {days} days before --as-of {as_of}: what happened "
-                f"since is not in it, so those {days} days count as empty in every window (the last 3 and 12 "
-                f"months, this year's inspections). Deliver the newer records, or use --as-of {end}"
-            )
-        return None
+        caveat = stale_caveat(as_of, self.data_end())
+        return f"{caveat}. Deliver the newer records, or use --as-of {self.data_end()}" if caveat else None
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> DuckDB type of the raw view of ``table``."""

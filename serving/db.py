@@ -101,6 +101,7 @@ score_runs = Table(
     Column("objection_id", Id),
     Column("ledger_seq", Id),  # the last ledger decision the run's features applied (NULL: none read)
     Column("ledger_conflicts", Text),  # JSON: where the delivery and the ledger disagreed
+    Column("data_end", Date),  # the delivery's last record (NULL: not known, a run stored before 0009)
 )
 
 scores = Table(

@@ -370,6 +370,7 @@ def _rescore(
         parent_run_id=run["id"],
         objection_id=objection_id,
         supersedes={row["entity_id"]: row["id"]},
+        data_end=run.get("data_end"),  # the row's delivery, corrected: its span is the parent run's
     )
     return record, changes, planned
 

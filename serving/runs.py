@@ -280,6 +280,7 @@ def _run(
         model_version=model_version,
         feature_version=scoring.feature_version_of(frame),
         created_by=created_by,
+        data_end=ds.data_end(),
     )
 
 

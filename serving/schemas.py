@@ -7,10 +7,11 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from features import uscc
+from features.dataset import stale_caveat
 from features.schema import (
     ENTITY_ID_LENGTH,
     EVENT_CODES,
@@ -358,11 +359,22 @@ class ScoreRun(BaseModel):
     ledger_conflicts: list[LedgerConflict] | None = Field(
         default=None, description="where the dataset and the ledger disagreed (the ledger held)"
     )
+    data_end: date | None = Field(
+        default=None, description="the delivery's last record; null for a run stored before it was kept"
+    )
 
     @field_validator("ledger_conflicts", mode="before")
     @classmethod
     def _from_json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+    @computed_field(
+        description="what the run's scores should be read with: as of long after the delivery's "
+        "last record, the days since counted as empty for want of records; null when nothing"
+    )
+    @property
+    def caveat(self) -> str | None:
+        return stale_caveat(self.as_of, self.data_end)
 
 
 class LedgerConflict(BaseModel):

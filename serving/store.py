@@ -155,6 +155,7 @@ class ScoreRunRecord:
     supersedes: Mapping[str, int] = field(default_factory=dict)
     ledger_seq: int | None = None  # the ledger decisions the features applied (seq <= this); None: none read
     ledger_conflicts: str | None = None  # JSON: where the delivery and the ledger disagreed
+    data_end: date | None = None  # the delivery's last record (``Dataset.data_end``)
 
 
 def save_score_run(target: Engine | Session | Connection, run: ScoreRunRecord) -> int:
@@ -253,6 +254,7 @@ def _save(conn: Connection, run: ScoreRunRecord) -> int:
             objection_id=run.objection_id,
             ledger_seq=run.ledger_seq,
             ledger_conflicts=run.ledger_conflicts,
+            data_end=run.data_end,
         )
         .returning(score_runs.c.id)
     ).scalar_one()

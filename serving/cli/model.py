@@ -383,6 +383,7 @@ def score(
             feature_version=scorer.feature_version,
             ledger_seq=applied.seq,
             ledger_conflicts=applied.conflicts,
+            data_end=ds.data_end(),
         )
         with err.status("saving the run in the service database"):
             try:

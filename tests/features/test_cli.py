@@ -154,6 +154,6 @@ def test_an_as_of_date_outside_the_delivery_is_warned_about_and_still_served(his
 
     assert "warning" not in features("2024-04-30")
     stale = features("2025-03-31")
-    assert "warning: the delivery's last record is of 2024-03-31, 365 days before --as-of 2025-03-31" in stale
+    assert "warning: the delivery's last record is of 2024-03-31, 365 days before the as-of date 2025-03-31" in stale
     assert "use --as-of 2024-03-31" in stale
     assert "warning: --as-of 2018-06-30 is before the delivery's first record (2019-05-01)" in features("2018-06-30")

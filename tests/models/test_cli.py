@@ -58,7 +58,7 @@ def test_train_register_score_promote(tiny_world, store):
     # Six months past the delivery's last record, the score says the windows since count as empty.
     later = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", "2026-06-30", "--out", str(out)])
     assert later.exit_code == 0, later.output
-    assert "181 days before --as-of 2026-06-30" in " ".join(later.output.split())
+    assert "181 days before the as-of date 2026-06-30" in " ".join(later.output.split())
     result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
     expected_ids = build_features(load_dataset(tiny_world), AS_OF)["entity_id"].tolist()
     assert scores["entity_id"].tolist() == expected_ids

@@ -193,6 +193,20 @@ def test_a_score_run_from_a_dataset_then_correct_and_repair_objections(live, wor
     assert kinds == ["batch", "repair", "correction"]
 
 
+def test_a_run_keeps_its_deliverys_end_and_says_when_it_scored_long_after(live, world, dataset_dir, tokens):
+    # Scoring "today" a delivery extracted months ago counts the months since as empty: the run keeps the
+    # delivery's last record and says so, for whoever reads its scores later (an appeal, a report).
+    end = max(pd.to_datetime(world.events.recorded_on).max(), pd.to_datetime(world.lists.entered_on).max())
+    with live.client(tokens["analyst"]) as analyst:
+        run = make_run(analyst, {"dataset": str(dataset_dir), "as_of": AS_OF.isoformat()})
+        assert run["data_end"] == end.date().isoformat() and run["caveat"] is None
+        stale_as_of = (end + pd.Timedelta(days=200)).date()
+        stale = make_run(analyst, {"dataset": str(dataset_dir), "as_of": stale_as_of.isoformat()})
+        assert analyst.get(f"/v1/score-runs/{stale['run_id']}").json()["caveat"] == stale["caveat"]
+    assert stale["data_end"] == end.date().isoformat()
+    assert stale["caveat"].startswith(f"the delivery's last record is of {end.date()}, 200 days before")
+
+
 def test_the_what_if_queue_is_bounded(serve, model_dir, world, tokens):
     live = serve(model_uri=str(model_dir), whatif_queue=1)
     body = {"as_of": AS_OF.isoformat(), **history(world, adverse_entity(world))}
