@@ -296,7 +296,9 @@ def make_lists(entities: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def store_run(engine, entities: pd.DataFrame, *, as_of: date = AS_OF, seed: int = 0, lists=None) -> int:
+def store_run(
+    engine, entities: pd.DataFrame, *, as_of: date = AS_OF, seed: int = 0, lists=None, data_end: date | None = None
+) -> int:
     policy = load_policy(POLICY_PATH)
     run = ScoreRunRecord(
         scores=make_scores(entities, as_of=as_of, seed=seed),
@@ -309,6 +311,7 @@ def store_run(engine, entities: pd.DataFrame, *, as_of: date = AS_OF, seed: int 
         policy_version=policy.version_tag,
         model_version="1",
         feature_version="test",
+        data_end=data_end,
     )
     return save_score_run(engine, run)
 

@@ -77,6 +77,7 @@ def test_supervisor_finds_an_entity_draws_records_a_result_and_downloads_the_dra
     text = browser.text()
     assert name in text and f"{entity.tier} · " in text and f"{100 * entity.score:.1f} %" in text
     assert "主要原因" in text and "历史记录" in text
+    assert "数据截至" in text and "评分日期晚于" not in text  # scored within its delivery: nothing to caveat
     if entity.rules:
         assert entity.rules.split(";")[0] in text and "法律依据" in text
     assert len(browser.find_all("ol.timeline li")) > 0

@@ -167,6 +167,29 @@ def test_hostile_input_gets_a_page_naming_the_field(live, tokens):  # noqa: F811
         assert many.status_code == 422 and "form" in many.text
 
 
+def test_the_entity_page_says_when_its_score_came_long_after_the_deliverys_last_record(serve, engine, tokens):  # noqa: F811
+    # The page shows how far the delivery reached and, when the score is as of long after it, that the days
+    # since counted as empty; a run within its delivery says nothing more.
+    from datetime import timedelta
+
+    from tests.serving.conftest import AS_OF
+
+    entities = make_entities(10, seed=5)
+    store_run(engine, entities.iloc[:5], data_end=AS_OF - timedelta(days=10))
+    store_run(engine, entities.iloc[5:], data_end=AS_OF - timedelta(days=200), seed=1)
+    server = serve()
+    with server.client() as client:
+        sign_in(client, tokens["supervisor"])
+        fresh = " ".join(client.get(f"/ui/entities/{entities.entity_id.iloc[0]}").text.split())
+        stale = " ".join(client.get(f"/ui/entities/{entities.entity_id.iloc[5]}").text.split())
+    assert f'数据截至 <span lang="en" class="en">data up to</span></dt><dd>{AS_OF - timedelta(days=10)}' in fresh
+    assert "评分日期晚于" not in fresh
+    assert (
+        "评分日期晚于数据最后一条记录 200 天" in stale
+        and "Scored 200 days after the delivery&#39;s last record" in stale
+    )
+
+
 def test_a_region_scoped_token_sees_and_draws_its_region_only(live, engine):  # noqa: F811
     server, entities = live
     scoped = create_token(engine, "supervisor", "scoped", region="410000")[1]
