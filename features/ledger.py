@@ -2,9 +2,9 @@
 
 A dataset folder is what the source agencies delivered. The ledger is what the regulator decided about it
 (issue: decisions that last): a record corrected (amended fields) or withdrawn, a record repaired, a list
-entry removed early or withdrawn, a new record (an inspection result, a credit commitment kept or broken). Every
-feature build that scores or trains applies the ledger over the folder, so a decision keeps holding in
-every later run, whatever the next delivery says.
+entry removed early or withdrawn, a new record (an inspection result, a credit commitment kept or
+broken). Every feature build that scores or trains applies the ledger over the folder, so a decision keeps
+holding in every later run, whatever the next delivery says.
 
 Each decision takes effect on its ``decided_on`` date and never before, so the point-in-time rule of
 ``features/pointintime.py`` applies to it unchanged, on the same columns:

@@ -221,13 +221,13 @@ def plan_snapshots(
     # A window is thin when its records per registered entity fall under 80 % of the usual over the whole
     # span and its records under 80 % of the usual over the windows of the three years from it that hold
     # records (near the end, with the ones before it): a window half inside a gap, thin early years, a last
-    # year thinner than those before. "Usual" is the 75th
-    # percentile: over the span it is robust to a gap covering up to a quarter of the span (where gaps cover
-    # more it is taken over the windows holding records, else every date would be "under 80 %"); over three
-    # years, to the three part-filled windows on either side of a gap. A registry that grows faster than its
-    # records (new registrations that never file, entities closed without a deregistration date, a batch of
-    # entities migrated in) lowers the later windows' records per entity but not their records: they stay,
-    # and they are the present the model is for.
+    # year thinner than those before. "Usual" is the 75th percentile: over the span it is robust to a gap
+    # covering up to a quarter of the span (where gaps cover more it is taken over the windows holding
+    # records, else every date would be "under 80 %"); over three years, to the three part-filled windows on
+    # either side of a gap. A registry that grows faster than its records (new registrations that never
+    # file, entities closed without a deregistration date, a batch of entities migrated in) lowers the later
+    # windows' records per entity but not their records: they stay, and they are the present the model is
+    # for.
     usual = float(np.quantile(rate, 0.75))
     if usual == 0 and any(window_records):
         usual = float(np.quantile([r for r, n in zip(rate, window_records, strict=True) if n > 0], 0.75))

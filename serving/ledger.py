@@ -2,8 +2,9 @@
 
 A dataset folder is what the source agencies delivered; the ledger is what the regulator decided about it
 (``features/ledger.py`` lays one over the other). Here the ledger is stored: one append-only row per
-decision — a record corrected or withdrawn, a record repaired, a list entry removed early or withdrawn, a new record
-(an inspection result, a credit commitment kept or broken) — audited in the transaction that writes it.
+decision — a record corrected or withdrawn, a record repaired, a list entry removed early or withdrawn, a
+new record (an inspection result, a credit commitment kept or broken) — audited in the transaction that
+writes it.
 
 ``seq`` numbers the decisions 1, 2, 3, … without gaps, in the order they were committed: it is assigned
 under a lock (an advisory lock on PostgreSQL, the write lock on SQLite), so a run that read every decision

@@ -415,8 +415,8 @@ def _planned_corrections(
     over it — into the posted corrected history: an amended record is corrected, a missing one
     withdrawn, a new one added, a newly repaired one repaired, an entry newly removed removed early, a
     missing entry withdrawn (one that should not exist). A correction cannot add a list entry: lists are
-    the authorities' to make, the ledger only ends them. When the run's
-    dataset cannot be read, nothing can be compared: the rescored row stands alone, and the answer says so."""
+    the authorities' to make, the ledger only ends them. When the run's dataset cannot be read, nothing can
+    be compared: the rescored row stands alone, and the answer says so."""
     try:
         _, seen_events, seen_lists = _history_from_run(run["data_source"], entity_id)
     except InvalidInput:
