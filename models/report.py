@@ -48,7 +48,9 @@ class MonthInputs:
     ``kind``, ``online_seller``). ``previous``: ``entity_id`` and ``tier`` of the run before (or None).
     ``inspections``: random-draw results: ``entity_id``, ``tier`` at the draw, ``finding`` (0/1),
     ``inclusion_probability``, ``random`` (targeted ones are dropped here). ``matured``: the run of 12
-    months before with ``score``, ``tier`` and the realised ``outcome`` (or None).
+    months before with ``score``, ``tier`` and the realised ``outcome`` (or None). ``data_caveat``: what
+    the run's scores should be read with (``features.dataset.stale_caveat``: scored long after its
+    delivery's last record, drift then says as much about the delivery as about the entities), or None.
     """
 
     as_of: date
@@ -62,6 +64,7 @@ class MonthInputs:
     matured: pd.DataFrame | None = None
     provincial: dict[str, Any] = field(default_factory=dict)
     min_group_rows: int = 300
+    data_caveat: str | None = None
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -112,6 +115,8 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
         else [],
         "provincial": inputs.provincial,
     }
+    if inputs.data_caveat:
+        report["data_caveat"] = inputs.data_caveat
     if inputs.previous is not None and len(inputs.previous):
         matrix = migration_matrix(
             inputs.previous.set_index("entity_id")["tier"], run.set_index("entity_id")["tier"].astype(str)
@@ -306,6 +311,11 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h1>月度监测报告 · monthly monitoring report — {report['as_of']}</h1>",
         f"<p>run {html.escape(str(report['run_id']))} · model {html.escape(report['model_version'])} · policy "
         f"{html.escape(report['policy_version'])} · {report['entities']:,} entities</p>",
+        *(
+            [f"<p><strong>数据说明 · data caveat</strong>: {html.escape(report['data_caveat'])}</p>"]
+            if report.get("data_caveat")
+            else []
+        ),
         "<h2>分级分布 · tiers</h2>",
         _tier_plot(report),
         _table([{"tier": t, "label": TIER_LABELS[t], "entities": report["tiers"][t]} for t in TIERS]),

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from features.build import conform
 from features.catalogue import FEATURE_NAMES
-from features.dataset import Dataset
+from features.dataset import Dataset, stale_caveat
 from features.errors import NotFound, Unavailable
 from features.snapshots import OUTCOME_MONTHS, build_outcomes
 from models.monitoring import Reference
@@ -186,6 +186,7 @@ def month_inputs(
         inspections=inspections,
         matured=matured,
         provincial=provincial,
+        data_caveat=stale_caveat(run["as_of"], run.get("data_end")),
     )
 
 

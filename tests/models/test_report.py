@@ -107,6 +107,14 @@ def test_the_report_is_the_same_bytes_for_the_same_inputs(trained, inputs, tmp_p
     assert page.count("<svg") == 3 and "tier migration" in page and "objections_decided" in page
     assert "<script" not in page and "http" not in page.split("<svg", 1)[0]
     assert render_html(build_report(month, n_boot=0)).startswith("<!doctype html>")
+    assert "data_caveat" not in build_report(month, n_boot=0) and "data caveat" not in page
+    # A run scored long after its delivery's last record says so at the top, before any drift is read.
+    stale = _inputs(trained, reference, run, data_caveat="the delivery's last record is of 2025-06-30, 184 days <")
+    report = build_report(stale, n_boot=0)
+    assert report["data_caveat"].startswith("the delivery's last record")
+    assert "data caveat</strong>: the delivery&#x27;s last record is of 2025-06-30, 184 days &lt;" in render_html(
+        report
+    )
 
 
 def test_rule_rates_are_compared_with_training(trained, inputs):
