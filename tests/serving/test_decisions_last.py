@@ -147,6 +147,20 @@ def _detail(response) -> list[dict]:
     return response.json()["detail"]
 
 
+def correct_on_objection(live, tokens, entity_id: str, corrected: dict, grounds: str, note: str) -> tuple[dict, list]:
+    """An analyst objects to the entity's current row; a reviewer decides it with the ``corrected`` history.
+    The decision's answer, and the entity's ledger decisions after it."""
+    with live.client(tokens["analyst"]) as filer:
+        current = filer.get(f"/v1/entities/{entity_id}/risk").json()
+        objection = filer.post("/v1/objections", json={"score_id": current["score_id"], "grounds": grounds}).json()
+    body = {"decision": "correct", "version": 1, "history": {k: v for k, v in corrected.items() if k != "as_of"}}
+    with live.client(tokens["reviewer"]) as reviewer:
+        response = reviewer.post(f"/v1/objections/{objection['objection_id']}/decision", json=body | {"note": note})
+        assert response.status_code == 200, response.text
+        decisions = reviewer.get("/v1/ledger/decisions", params={"entity_id": entity_id}).json()["decisions"]
+    return response.json(), decisions
+
+
 def test_decisions_last_across_runs(live, world, folder, tokens, engine):
     record = repairable(world)
     eid, event_id = record.entity_id, record.event_id
@@ -245,21 +259,11 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
         e for e in world.events[world.events.event_type.isin(PENALTIES)].entity_id.unique() if e not in (eid, serious)
     )
     withdrawn = world.events[(world.events.entity_id == other) & world.events.event_type.isin(PENALTIES)].iloc[0]
-    with live.client(tokens["analyst"]) as filer:
-        current = filer.get(f"/v1/entities/{other}/risk").json()
-        objection = filer.post("/v1/objections", json={"score_id": current["score_id"], "grounds": "不是本企业"}).json()
     corrected = history(world, other, M2)
     corrected["events"] = [e for e in corrected["events"] if e["event_id"] != withdrawn.event_id]
-    del corrected["as_of"]
-    with live.client(tokens["reviewer"]) as reviewer:
-        response = reviewer.post(
-            f"/v1/objections/{objection['objection_id']}/decision",
-            json={"decision": "correct", "version": 1, "history": corrected, "note": "belongs to another entity"},
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["changes"]["ledger_seqs"] == [3]
-        decisions = reviewer.get("/v1/ledger/decisions", params={"entity_id": other}).json()
-    assert [(d["kind"], d["event_id"]) for d in decisions["decisions"]] == [("withdraw", withdrawn.event_id)]
+    answer, decisions = correct_on_objection(live, tokens, other, corrected, "不是本企业", "belongs to another entity")
+    assert answer["changes"]["ledger_seqs"] == [3]
+    assert [(d["kind"], d["event_id"]) for d in decisions] == [("withdraw", withdrawn.event_id)]
     with live.client(tokens["analyst"]) as analyst:
         later = make_run(analyst, folder, M3)
         row = analyst.get(f"/v1/entities/{other}/risk").json()
@@ -289,22 +293,12 @@ def test_an_objection_that_deletes_a_list_entry_withdraws_it_from_its_decision_o
     serious = world.entities.entity_id.iloc[-2]  # serious_violation entered 2024-06-01
     with live.client(tokens["analyst"]) as analyst:
         before = make_run(analyst, folder, M1)
-        current = analyst.get(f"/v1/entities/{serious}/risk").json()
-        objection = analyst.post("/v1/objections", json={"score_id": current["score_id"], "grounds": "已被复议撤销"})
     assert json.loads(stored_rows(engine, before["run_id"]).set_index("entity_id").loc[serious, "features"])[
         "on_serious_violation_list"
     ]
     corrected = history(world, serious, M1)
     corrected["lists"] = [e for e in corrected["lists"] if e["list"] != "serious_violation"]
-    del corrected["as_of"]
-    with live.client(tokens["reviewer"]) as reviewer:
-        response = reviewer.post(
-            f"/v1/objections/{objection.json()['objection_id']}/decision",
-            json={"decision": "correct", "version": 1, "history": corrected, "note": "列入决定已被行政复议撤销"},
-        )
-        assert response.status_code == 200, response.text
-        decisions = reviewer.get("/v1/ledger/decisions", params={"entity_id": serious}).json()["decisions"]
-    [withdrawal] = decisions
+    _, [withdrawal] = correct_on_objection(live, tokens, serious, corrected, "已被复议撤销", "列入决定已被行政复议撤销")
     assert (withdrawal["kind"], withdrawal["list"], withdrawal["entered_on"]) == (
         "withdraw_listing",
         "serious_violation",
