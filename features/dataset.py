@@ -66,12 +66,18 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
 STALE_DAYS = 92
 
 
+def stale_days(as_of: date, data_end: date | None) -> int | None:
+    """The days from a delivery's last record to ``as_of`` when they are more than ``STALE_DAYS``, else None."""
+    days = (as_of - data_end).days if data_end is not None else None
+    return days if days is not None and days > STALE_DAYS else None
+
+
 def stale_caveat(as_of: date, data_end: date | None) -> str | None:
     """What a score as of ``as_of`` on a delivery whose last record is of ``data_end`` should say, or None:
     more than ``STALE_DAYS`` after it, the days since count as empty in every window."""
-    if data_end is None or (as_of - data_end).days <= STALE_DAYS:
+    days = stale_days(as_of, data_end)
+    if days is None:
         return None
-    days = (as_of - data_end).days
     return (
         f"the delivery's last record is of {data_end}, {days} days before the as-of date {as_of}: what happened "
         f"since is not in it, so those {days} days count as empty in every window (the last 3 and 12 months, "
@@ -212,8 +218,9 @@ class Dataset:
                 f"--as-of {as_of} is before the delivery's first record ({first}): every history is empty as of "
                 "it, and every score rests on the entities' attributes alone"
             )
-        caveat = stale_caveat(as_of, self.data_end())
-        return f"{caveat}. Deliver the newer records, or use --as-of {self.data_end()}" if caveat else None
+        end = self.data_end()
+        caveat = stale_caveat(as_of, end)
+        return f"{caveat}. Deliver the newer records, or use --as-of {end}" if caveat else None
 
     def columns(self, table: str) -> dict[str, str]:
         """Column name -> DuckDB type of the raw view of ``table``."""

@@ -292,6 +292,7 @@ def _earliest(a: pd.Series, b: pd.Series) -> pd.Series:
 
 
 _LATEST = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq DESC) = 1"
+_ENDS_LISTING_IN = ", ".join(f"'{kind}'" for kind in ENDS_LISTING)
 _OVERLAY_SQL = f"""
 CREATE VIEW events AS
 WITH rep AS (SELECT event_id, min(repaired_on) AS r FROM _ledger WHERE kind = 'repair' GROUP BY event_id),
@@ -334,7 +335,7 @@ SELECT event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amou
 CREATE VIEW lists AS
 WITH early AS (
     SELECT entity_id, list, entered_on, min(removed_on) AS r FROM _ledger
-    WHERE kind IN ('remove_listing', 'withdraw_listing') GROUP BY ALL
+    WHERE kind IN ({_ENDS_LISTING_IN}) GROUP BY ALL
 )
 SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, early.r) AS removed_on, l.basis
 FROM lists_delivered l LEFT JOIN early USING (entity_id, list, entered_on);
@@ -373,8 +374,7 @@ def overlay_dataset(ds: Dataset, ledger: pd.DataFrame, *, up_to: int | None = No
         else ds.query("SELECT * FROM events LIMIT 0")
     )
     listed = ds.con.execute(
-        "SELECT * FROM lists WHERE entity_id IN "
-        "(SELECT entity_id FROM _ledger WHERE kind IN ('remove_listing', 'withdraw_listing'))"
+        f"SELECT * FROM lists WHERE entity_id IN (SELECT entity_id FROM _ledger WHERE kind IN ({_ENDS_LISTING_IN}))"
     ).df()
     conflicts = _conflict_rows(ledger, involved, listed)
     ds.con.execute("ALTER VIEW events RENAME TO events_delivered")

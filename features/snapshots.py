@@ -160,11 +160,11 @@ class SnapshotPlan:
         return lines
 
 
-def _usual_ahead(counts: list[int], i: int) -> float:
+def _usual_ahead(counts: list[int], held: list[int], i: int) -> float:
     """The usual records of the windows from candidate ``i`` on: the 75th percentile over the first ``AHEAD``
-    windows holding records (three years); near the end of the data, the ones just before make up the number,
-    so that a last year thinner than the years before it is still seen as thin."""
-    held = [j for j, n in enumerate(counts) if n > 0]
+    windows holding records (``held``: their indices, in order; three years); near the end of the data, the
+    ones just before make up the number, so that a last year thinner than the years before it is still seen
+    as thin."""
     ahead = [j for j in held if j >= i][:AHEAD]
     ahead = [j for j in held if j < i][len(ahead) - AHEAD :] + ahead if len(ahead) < AHEAD else ahead
     return float(np.quantile([counts[j] for j in ahead], 0.75)) if ahead else 0.0
@@ -231,9 +231,10 @@ def plan_snapshots(
     usual = float(np.quantile(rate, 0.75))
     if usual == 0 and any(window_records):
         usual = float(np.quantile([r for r, n in zip(rate, window_records, strict=True) if n > 0], 0.75))
+    held = [j for j, n in enumerate(window_records) if n > 0]
     eligible, skipped = [], []
     for i, (d, n, a, r) in enumerate(zip(candidates, window_records, window_adverse, rate, strict=True)):
-        ahead = _usual_ahead(window_records, i)
+        ahead = _usual_ahead(window_records, held, i)
         if n == 0:
             skipped.append((d, "no record at all in its outcome window (a gap in the data)"))
         elif (usual <= 0 or r < min_coverage * usual) and n < min_coverage * ahead:

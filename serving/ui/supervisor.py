@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import Connection, or_, select
 
-from features.dataset import stale_caveat
+from features.dataset import stale_days
 from features.errors import NotFound
 from features.schema import EVENT_TYPE_BY_CODE, INDUSTRIES, KINDS
 from serving import dates, draws, explanations, inspections, register, scoring
@@ -195,7 +195,6 @@ def entity_page(entity_id: str, request: Request, principal: Reader, engine: Eng
         timeline, note = _timeline(conn, entity_id, run["data_source"], row["as_of"])
     auditor.record(principal, "explanation.read", f"entity/{entity_id}", {"score_id": row["id"], "page": True})
     explained = explanations.explanation(row, scoring.policy_from_text(run["policy_text"]))
-    stale = stale_caveat(row["as_of"], run.get("data_end"))  # scored long after the delivery's last record
     return render(
         request,
         "entity.html",
@@ -206,7 +205,7 @@ def entity_page(entity_id: str, request: Request, principal: Reader, engine: Eng
         run=run,
         timeline=timeline,
         timeline_note=note,
-        stale_days=(row["as_of"] - run["data_end"]).days if stale else None,
+        stale_days=stale_days(row["as_of"], run.get("data_end")),  # scored long after the delivery's last record
     )
 
 
