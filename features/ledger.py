@@ -16,7 +16,8 @@ Each decision takes effect on its ``decided_on`` date and never before, so the p
   from the decision date on (``recorded_on`` is the later of the amended date and the decision date);
   outcomes use the corrected version at its amended record date;
 - an **early removal** sets ``removed_on`` (the earlier of the two); a **withdrawn entry** (one that should
-  not exist: annulled on review, entered in error) ends the same way, on its decision date;
+  not exist: annulled on review, entered in error) ends the same way, on its decision date, and sets
+  ``withdrawn_on`` too: from then on it is not even among the entries ever made (``red_list_entries``);
 - a **new record** is an event of its own id, like any delivered one, known from the later of its
   ``recorded_on`` and its decision date (entered late, it never reaches back before its decision).
 
@@ -37,7 +38,7 @@ import pandas as pd
 
 from features.dataset import Dataset
 from features.errors import InvalidInput, Problem
-from features.schema import EVENT_CODES, EVENTS, LIST_NAMES, LISTS
+from features.schema import EVENT_CODES, EVENTS, LIST_NAMES, LISTS, WITHDRAWN_ON
 
 
 class DecisionKind(StrEnum):
@@ -216,13 +217,16 @@ def overlay_frames(
     """``(events, lists, outcome_events)`` with the ledger applied (see the module docstring).
 
     ``events`` and ``lists`` have the contract's columns (dates as datetimes); ``ledger`` is ``normalise``d.
+    The lists come back with ``withdrawn_on`` as well (``features.schema.WITHDRAWN_ON``).
     """
     ledger = normalise(ledger)
     events = events.copy()
     lists = lists.copy()
     for column in ("occurred_on", "recorded_on", "repaired_on"):
         events[column] = pd.to_datetime(events[column]).astype("datetime64[s]")
-    for column in ("entered_on", "removed_on"):
+    if WITHDRAWN_ON not in lists:
+        lists[WITHDRAWN_ON] = pd.NaT
+    for column in ("entered_on", "removed_on", WITHDRAWN_ON):
         lists[column] = pd.to_datetime(lists[column]).astype("datetime64[s]")
     outcome = events.copy()
     delivered = events.drop_duplicates("event_id").set_index("event_id")
@@ -265,15 +269,16 @@ def overlay_frames(
         events = pd.concat([events[~events["event_id"].isin(new["event_id"])], known], ignore_index=True)
         outcome = pd.concat([outcome[~outcome["event_id"].isin(new["event_id"])], new], ignore_index=True)
 
-    removals = ledger[ledger["kind"].isin(ENDS_LISTING)]
-    if len(removals):
-        key = ["entity_id", "list", "entered_on"]
-        earliest = removals.groupby(key)["removed_on"].min().rename("_decided").reset_index()
-        lists = lists.merge(earliest, on=key, how="left")
-        lists["removed_on"] = _earliest(lists["removed_on"], lists.pop("_decided"))
+    key = ["entity_id", "list", "entered_on"]
+    for kinds, column in ((ENDS_LISTING, "removed_on"), ((DecisionKind.WITHDRAW_LISTING,), WITHDRAWN_ON)):
+        ending = ledger[ledger["kind"].isin(kinds)]
+        if len(ending):
+            earliest = ending.groupby(key)["removed_on"].min().rename("_decided").reset_index()
+            lists = lists.merge(earliest, on=key, how="left")
+            lists[column] = _earliest(lists[column], lists.pop("_decided"))
     return (
         events[list(EVENTS.column_names)].reset_index(drop=True),
-        lists[list(LISTS.column_names)].reset_index(drop=True),
+        lists[[*LISTS.column_names, WITHDRAWN_ON]].reset_index(drop=True),
         outcome[list(EVENTS.column_names)].reset_index(drop=True),
     )
 
@@ -336,9 +341,15 @@ CREATE VIEW lists AS
 WITH early AS (
     SELECT entity_id, list, entered_on, min(removed_on) AS r FROM _ledger
     WHERE kind IN ({_ENDS_LISTING_IN}) GROUP BY ALL
+),
+void AS (
+    SELECT entity_id, list, entered_on, min(removed_on) AS w FROM _ledger
+    WHERE kind = '{DecisionKind.WITHDRAW_LISTING}' GROUP BY ALL
 )
-SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, early.r) AS removed_on, l.basis
-FROM lists_delivered l LEFT JOIN early USING (entity_id, list, entered_on);
+SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, early.r) AS removed_on, l.basis,
+       least(l.{WITHDRAWN_ON}, void.w) AS {WITHDRAWN_ON}
+FROM lists_delivered l LEFT JOIN early USING (entity_id, list, entered_on)
+LEFT JOIN void USING (entity_id, list, entered_on);
 """
 
 

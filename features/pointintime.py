@@ -4,7 +4,8 @@ What counts at a date D:
 - an event recorded on or before D and not repaired on or before D (a repaired record no longer counts);
 - a list entry entered on or before D, not removed on or before D, and not lapsed: a serious-violation
   entry lapses ``SERIOUS_VIOLATION_LAPSE_YEARS`` after entry even without a removal date, an untrustworthy
-  entry ``UNTRUSTWORTHY_MANAGEMENT_YEARS`` after entry (its management period).
+  entry ``UNTRUSTWORTHY_MANAGEMENT_YEARS`` after entry (its management period);
+- among the entries ever made, one entered on or before D and not withdrawn by the ledger on or before D.
 
 Each rule is a tuple of conditions (data, not code), and every engine renders the same tuple: ``sql``
 for DuckDB (the feature build over a dataset folder), ``mask`` for pandas frames (a history posted to the
@@ -27,7 +28,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import ColumnElement, Table, and_, not_, or_, true
 
-from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS
+from features.schema import SERIOUS_VIOLATION_LAPSE_YEARS, WITHDRAWN_ON
 
 
 def sql_date(d: date) -> str:
@@ -93,6 +94,8 @@ class OnDate:
         return f"({alias}.{self.column} IS NULL OR {compared})" if self.open_ended else compared
 
     def mask(self, frame: pd.DataFrame, as_of: date) -> np.ndarray:
+        if self.open_ended and self.column not in frame:
+            return np.ones(len(frame), dtype=bool)  # an end the frame does not hold was never reached
         values = _dates(frame, self.column)
         compared = _COMPARE[self.op](values, pd.Timestamp(as_of))
         return (compared | values.isna() if self.open_ended else compared).to_numpy(dtype=bool)
@@ -172,8 +175,10 @@ UNTRUSTWORTHY_LAPSE = LapsesAfter("entered_on", UNTRUSTWORTHY_MANAGEMENT_YEARS, 
 LAPSES: tuple[LapsesAfter, ...] = (SERIOUS_VIOLATION_LAPSE, UNTRUSTWORTHY_LAPSE)
 LIST_IN_FORCE: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by("removed_on"), *LAPSES)
 """A list entry is in force at D: entered by D, not removed by D, not lapsed."""
-LIST_ENTERED: tuple[Condition, ...] = (recorded_by("entered_on"),)
-"""A list entry was made by D, in force or ended (``ListEntries``)."""
+LIST_ENTERED: tuple[Condition, ...] = (recorded_by("entered_on"), not_ended_by(WITHDRAWN_ON))
+"""A list entry was made by D, in force or ended (``ListEntries``), and not withdrawn by D: an entry the
+ledger withdrew (annulled on review, entered in error) was never truly made, and from its withdrawal on it
+no longer counts among the entries ever made; before it, it did (the past stays as it was)."""
 
 
 def lapses_on(list_name: str, entered_on: date) -> date | None:

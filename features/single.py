@@ -49,12 +49,12 @@ from features.pointintime import (
     as_date,
     in_window,
 )
-from features.schema import EVENT_CODES, EVENTS, LISTS, ColumnType
+from features.schema import EVENT_CODES, EVENTS, LISTS, WITHDRAWN_ON, ColumnType
 from features.sql import DECAY_EPOCH, weights_at
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
 _EVENT_DATES = frozenset(c.name for c in EVENTS.columns if c.type is ColumnType.DATE)
-_LIST_DATES = frozenset(c.name for c in LISTS.columns if c.type is ColumnType.DATE)
+_LIST_DATES = frozenset(c.name for c in LISTS.columns if c.type is ColumnType.DATE) | {WITHDRAWN_ON}
 _DTYPES = {"bool": np.dtype(bool), "int": np.dtype(np.int64), "float": np.dtype(np.float64)}
 _CATEGORY_TYPES = {name: pd.CategoricalDtype(values) for name, values in CATEGORIES.items()}
 _CATEGORY_CODES = {name: {v: i for i, v in enumerate(values)} for name, values in CATEGORIES.items()}
@@ -125,16 +125,23 @@ def holds(rule: tuple[Condition, ...], columns: dict[str, np.ndarray], as_of: da
 
 
 def rule_columns(rule: tuple[Condition, ...], rows: Sequence[Any], dates: frozenset[str]) -> dict[str, np.ndarray]:
-    """The columns ``holds`` reads for ``rule``, from ``rows`` (dates in ``dates`` become day numbers)."""
+    """The columns ``holds`` reads for ``rule``, from ``rows`` (dates in ``dates`` become day numbers). An end
+    a row does not hold (a ledger's ``withdrawn_on`` on a posted history) was never reached, as in
+    ``features.pointintime.OnDate.mask``."""
     names: list[str] = []
     for condition in rule:
         wanted = (condition.column,) if isinstance(condition, OnDate) else (condition.start, condition.kind_column)
         names += [n for n in wanted if n not in names]
+    ends = {c.column for c in rule if isinstance(c, OnDate) and c.open_ended}
     n = len(rows)
+
+    def value(row: Any, name: str) -> Any:
+        return getattr(row, name, None) if name in ends else getattr(row, name)
+
     return {
-        name: np.fromiter((_day(getattr(r, name)) for r in rows), np.float64, n)
+        name: np.fromiter((_day(value(r, name)) for r in rows), np.float64, n)
         if name in dates
-        else np.array([getattr(r, name) for r in rows], dtype=object)
+        else np.array([value(r, name) for r in rows], dtype=object)
         for name in names
     }
 

@@ -154,8 +154,7 @@ def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]
     for table in TABLES:
         path, problem = table_source(folder, table.name)
         if path is None and table.optional and str(problem).startswith("missing"):
-            empty = ", ".join(f"CAST(NULL AS {SPARK.type(c.type)}) AS {c.name}" for c in table.columns)
-            tables[table.name] = spark.sql(f"SELECT {empty} WHERE 1 = 0")
+            tables[table.name] = spark.sql(f"SELECT {', '.join(typed_columns(table, {}, SPARK))} WHERE 1 = 0")
             tables[table.name].createOrReplaceTempView(table.name)
             continue
         if path is None:

@@ -60,7 +60,7 @@ from features.pointintime import (
     sql_date,
     window_days,
 )
-from features.schema import CONTROL_RELATIONS, ColumnType, Table
+from features.schema import CONTROL_RELATIONS, LISTS, WITHDRAWN_ON, ColumnType, Table
 
 # The weights table covers events that occurred from this day on; an older one (none in any real register)
 # falls back to the engine's own power function.
@@ -167,7 +167,8 @@ def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quot
     """The expressions that cast ``table``'s contract columns to their types, one per column.
 
     ``present`` maps each column that is there to whether it was read as text; a missing column reads as
-    NULL (validation reports it). ``quote_name`` quotes a source column's name in the dialect.
+    NULL (validation reports it). ``quote_name`` quotes a source column's name in the dialect. The lists
+    end with ``withdrawn_on``, NULL: only the ledger withdraws an entry (``features.schema.WITHDRAWN_ON``).
     """
     parts = []
     for column in table.columns:
@@ -175,6 +176,8 @@ def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quot
             parts.append(f"CAST(NULL AS {dialect.type(column.type)}) AS {column.name}")
         else:
             parts.append(typed_column(column.name, column.type, present[column.name], dialect, quote_name(column.name)))
+    if table.name == LISTS.name:
+        parts.append(f"CAST(NULL AS {dialect.type(ColumnType.DATE)}) AS {WITHDRAWN_ON}")
     return parts
 
 

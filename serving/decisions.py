@@ -89,11 +89,24 @@ def _list_record(conn: Connection, body: dict[str, Any], dataset: str | None, ro
         raise InvalidInput.at(
             "entered_on", f"entity {entity_id} has no {list_name} entry entered on {entered_on}", str(entered_on)
         )
+    entry = f"the {list_name} entry of entity {entity_id} entered on {entered_on}"
+    if body["kind"] == DecisionKind.WITHDRAW_LISTING:
+        # An entry that ran its term may still be annulled (an honour found to rest on false materials): the
+        # withdrawal takes it out of the entries ever made (red_list_entries), which its end did not.
+        withdrawn = conn.execute(
+            select(ledger_table.c.removed_on).where(
+                ledger_table.c.kind == DecisionKind.WITHDRAW_LISTING,
+                ledger_table.c.entity_id == entity_id,
+                ledger_table.c.list == list_name,
+                ledger_table.c.entered_on == entered_on,
+            )
+        ).first()
+        if withdrawn is not None:
+            raise Conflict(f"{entry} was withdrawn on {withdrawn[0]} already")
+        return record
     removed, wanted = record.get("removed_on"), body.get("removed_on") or body.get("decided_on")
     if removed is not None and (wanted is None or removed <= wanted):
-        raise Conflict(
-            f"the {list_name} entry of entity {entity_id} entered on {entered_on} ended on {removed} already"
-        )
+        raise Conflict(f"{entry} ended on {removed} already")
     return record
 
 

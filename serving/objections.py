@@ -37,6 +37,7 @@ from features.dataset import DatasetError, load_dataset
 from features.errors import Conflict, Forbidden, InvalidInput, NotFound
 from features.evidence import EntityHistory
 from features.ledger import AMENDABLE, overlay_dataset, overlay_frames
+from features.schema import WITHDRAWN_ON
 from models.policy import Policy
 from serving import explanations, ledger, scoring, traces
 from serving.audit import record_change
@@ -478,7 +479,8 @@ def _planned_corrections(
                 "basis": basis,
             }
             planned.append(_checked(wanted, None, rules, ("lists", i)))
-    for name, entered in seen.index.difference(new_lists.index):
+    withdrawn = seen[seen[WITHDRAWN_ON].notna()].index
+    for name, entered in seen.index.difference(new_lists.index).difference(withdrawn):  # withdrawn once is enough
         wanted = {
             "kind": "withdraw_listing",
             "entity_id": entity_id,

@@ -117,6 +117,37 @@ def test_a_withdrawn_list_entry_ends_on_its_decision_and_the_past_stays_as_it_wa
     assert "no untrustworthy entry of 2022-09-02 in this delivery" in missing.conflicts["message"].iloc[0]
 
 
+def test_a_withdrawn_red_entry_leaves_the_entries_ever_made_from_its_decision_on(history):
+    # An honour that ran its term, annulled on review years later (it rested on false materials): until the
+    # decision it counted among the red entries ever made, from the decision on it does not, in SQL as in
+    # pandas. An entry that merely ended keeps counting.
+    eid = history.entity()
+    history.listing(eid, "red", date(2020, 3, 1), removed_on=date(2021, 3, 1))
+    history.listing(eid, "red", date(2022, 1, 1))
+    ds = history.dataset()
+    withdrawal = {
+        "kind": "withdraw_listing",
+        "entity_id": eid,
+        "list": "red",
+        "entered_on": "2020-03-01",
+        "removed_on": "2023-05-01",
+        "decided_on": "2023-05-01",
+    }
+    ledger = _ledger(withdrawal)
+    overlay_dataset(ds, ledger)
+    events, lists, _ = overlay_frames(ds.table("events_delivered"), ds.table("lists_delivered"), ledger)
+    entities = ds.table("entities")
+    for as_of, entries in ((date(2023, 4, 30), 2), (date(2023, 5, 1), 1)):
+        row = _row(ds, eid, as_of)
+        frames = build_features_from_frames(entities, events, lists, as_of).set_index("entity_id").loc[eid]
+        assert row["red_list_entries"] == frames["red_list_entries"] == entries, as_of
+        assert row["on_red_list"] and frames["on_red_list"]
+    # the removal date of an entry that had ended stays its own
+    assert ds.table("lists").set_index("entered_on").loc[pd.Timestamp("2020-03-01"), "removed_on"] == pd.Timestamp(
+        "2021-03-01"
+    )
+
+
 def test_where_delivery_and_ledger_disagree_the_ledger_wins_and_says_so(history):
     eid = history.entity()
     agrees = history.event(eid, "infringement_penalty", date(2021, 1, 1), repaired_on=date(2022, 1, 1))

@@ -312,6 +312,45 @@ def test_an_objection_that_deletes_a_list_entry_withdraws_it_from_its_decision_o
     ]
     public = live.client().get("/v1/public/lists", params={"list": "serious_violation", "on": M3.isoformat()}).json()
     assert serious not in {e["entity_id"] for e in public["entries"]}
+    # A second objection on the new row, with the same corrected history: the entry is withdrawn already,
+    # and nothing more is recorded about it.
+    _, decisions = correct_on_objection(live, tokens, serious, corrected, "再次异议", "同一更正")
+    assert [d["kind"] for d in decisions].count("withdraw_listing") == 1
+
+
+def test_a_withdrawn_red_list_entry_stops_counting_among_the_entries_ever_made(live, world, folder, tokens, engine):
+    # An honour annulled on review (obtained on false materials): the red list's past entries say the
+    # entity once qualified, which a withdrawn entry never did. From the decision on it no longer counts in
+    # red_list_entries, as a red entry that ran its term still does; a run before the decision keeps it.
+    red = world.lists[(world.lists.list == "red") & (pd.to_datetime(world.lists.entered_on) < pd.Timestamp(M1))]
+    entry = red.iloc[0]
+    eid, entered = entry.entity_id, pd.Timestamp(entry.entered_on).date()
+    with live.client(tokens["analyst"]) as analyst:
+        before = make_run(analyst, folder, M1)
+    counted = json.loads(stored_rows(engine, before["run_id"]).set_index("entity_id").loc[eid, "features"])
+    assert counted["red_list_entries"] >= 1
+    withdrawal = {
+        "kind": "withdraw_listing",
+        "entity_id": eid,
+        "list": "red",
+        "entered_on": entered.isoformat(),
+        "basis": "市市场监管局复核决定〔2025〕3号：撤销诚信红名单列入",
+    }
+    with live.client(tokens["reviewer"]) as reviewer:
+        response = reviewer.post("/v1/ledger/decisions", json=withdrawal)
+        assert response.status_code in (200, 201), response.text
+        # the entry may have run its term; withdrawn once, it cannot be withdrawn again
+        again = reviewer.post("/v1/ledger/decisions", json=withdrawal)
+        assert again.status_code == 409 and f"was withdrawn on {TODAY.isoformat()} already" in again.json()["detail"]
+    with live.client(tokens["analyst"]) as analyst:
+        after = make_run(analyst, folder, M3)
+        again = make_run(analyst, folder, M1)
+    values = json.loads(stored_rows(engine, after["run_id"]).set_index("entity_id").loc[eid, "features"])
+    assert values["red_list_entries"] == counted["red_list_entries"] - 1
+    assert not values["on_red_list"]
+    # as of M1, before the decision, the entry still counted: the past stays as it was
+    past = json.loads(stored_rows(engine, again["run_id"]).set_index("entity_id").loc[eid, "features"])
+    assert past["red_list_entries"] == counted["red_list_entries"]
 
 
 def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, folder, tokens, serve, engine):

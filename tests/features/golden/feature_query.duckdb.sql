@@ -106,7 +106,7 @@ WITH registered AS (
     FROM (
         SELECT l.entity_id, l.list, l.entered_on <= DATE '2025-12-31' AND (l.removed_on IS NULL OR l.removed_on > DATE '2025-12-31') AND NOT (l.list = 'serious_violation' AND l.entered_on <= DATE '2022-12-31') AND NOT (l.list = 'untrustworthy' AND l.entered_on <= DATE '2024-12-31') AS in_force
         FROM lists l
-        WHERE l.entered_on <= DATE '2025-12-31'
+        WHERE l.entered_on <= DATE '2025-12-31' AND (l.withdrawn_on IS NULL OR l.withdrawn_on > DATE '2025-12-31')
     ) l
     GROUP BY l.entity_id
 ), rel_links AS (
