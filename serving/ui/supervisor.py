@@ -17,11 +17,12 @@ from sqlalchemy import Connection, or_, select
 
 from features.dataset import stale_days
 from features.errors import NotFound
+from features.ledger import DecisionKind
 from features.schema import EVENT_TYPE_BY_CODE, INDUSTRIES, KINDS
 from serving import dates, draws, explanations, inspections, register, scoring
 from serving import objections as objections_
 from serving.auth import Principal, Role
-from serving.db import entities, inspection_outcomes, inspection_results, list_entries, objections
+from serving.db import entities, inspection_outcomes, inspection_results, ledger, list_entries, objections
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
 from serving.schemas import DrawRequest, ObjectionIn, OutcomesIn
 from serving.store import entity_row, latest_score, run_row
@@ -104,6 +105,18 @@ def _event_note(event: dict[str, Any], as_of: date) -> str:
     return ""
 
 
+def _list_note(entry: dict[str, Any], withdrawal: tuple[date, str | None] | None, as_of: date) -> str:
+    """What a list entry's end means: removed, or withdrawn (annulled on review: from then on not even among
+    the entries ever made), said against the score's date."""
+    removed = _day(entry["removed_on"])
+    if withdrawal is None:
+        return f"移出 removed {removed}" if removed else ""
+    day, basis = _day(withdrawal[0]), withdrawal[1] or ""
+    counted = "不计入本评分 not in this score" if day <= as_of else "本评分时尚未撤销 withdrawn after this score"
+    ended = f"移出 removed {removed}；" if removed and removed < day else ""
+    return f"{ended}已于 {day} 撤销 withdrawn on {day}（{basis}）：{counted}"
+
+
 def _timeline(conn: Connection, entity_id: str, data_source: str, as_of: date) -> tuple[list[dict], str | None]:
     """The entity's history, newest first: the run's dataset events, list entries, inspections recorded
     by the service and objection decisions; and why the dataset's events are missing, if they are."""
@@ -128,6 +141,14 @@ def _timeline(conn: Connection, entity_id: str, data_source: str, as_of: date) -
                     "ref": str(event["event_id"]),
                 }
             )
+    withdrawn = {
+        (row.list, row.entered_on): (row.removed_on, row.basis)
+        for row in conn.execute(
+            select(ledger.c.list, ledger.c.entered_on, ledger.c.removed_on, ledger.c.basis).where(
+                ledger.c.entity_id == entity_id, ledger.c.kind == DecisionKind.WITHDRAW_LISTING
+            )
+        )
+    }
     for entry in conn.execute(select(list_entries).where(list_entries.c.entity_id == entity_id)).mappings():
         items.append(
             {
@@ -136,7 +157,7 @@ def _timeline(conn: Connection, entity_id: str, data_source: str, as_of: date) -
                 "zh": f"列入{LIST_NAMES_ZH.get(entry['list'], entry['list'])}",
                 "en": f"entered the {entry['list']} list",
                 "what": entry["basis"] or "",
-                "note": f"移出 removed {entry['removed_on']}" if entry["removed_on"] else "",
+                "note": _list_note(entry, withdrawn.get((entry["list"], entry["entered_on"])), as_of),
                 "ref": "",
             }
         )

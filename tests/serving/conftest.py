@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -173,6 +174,16 @@ def make_ids(n: int, seed: int = 0, region: str = "210600") -> list[str]:
         body = "91" + region + "".join(rng.choice(alphabet, 9))
         ids.add(body + uscc.check_character(body))
     return sorted(ids)
+
+
+# The pages' sign-in form over plain HTTP: its CSRF secret, then the token.
+SECRET = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def sign_in(client: httpx.Client, token: str, next_: str = "/ui/") -> httpx.Response:
+    page = client.get("/ui/sign-in")
+    secret = SECRET.search(page.text).group(1)
+    return client.post("/ui/sign-in", data={"csrf": secret, "token": token, "next": next_})
 
 
 REGIONS = ("210600", "210602", "410100", "410102")

@@ -22,7 +22,7 @@ from features.dataset import Dataset, load_dataset
 from features.synth import generate
 from serving import ledger
 from serving.tokens import create_token
-from tests.serving.conftest import train_scorer
+from tests.serving.conftest import sign_in, train_scorer
 
 M1, M2, M3 = date(2025, 9, 30), date(2025, 10, 31), date(2025, 12, 31)
 TODAY = M3
@@ -351,6 +351,11 @@ def test_a_withdrawn_red_list_entry_stops_counting_among_the_entries_ever_made(l
     # as of M1, before the decision, the entry still counted: the past stays as it was
     past = json.loads(stored_rows(engine, again["run_id"]).set_index("entity_id").loc[eid, "features"])
     assert past["red_list_entries"] == counted["red_list_entries"]
+    # the entity page's timeline says the entry was withdrawn, on what basis, and that the score left it out
+    with live.client() as client:
+        sign_in(client, tokens["supervisor"])
+        page = " ".join(client.get(f"/ui/entities/{eid}").text.split())
+    assert f"已于 {TODAY} 撤销 withdrawn on {TODAY}（{withdrawal['basis']}）：不计入本评分 not in this score" in page
 
 
 def test_hostile_decisions_are_refused_with_the_field_and_the_rule(live, world, folder, tokens, serve, engine):

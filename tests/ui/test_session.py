@@ -3,17 +3,23 @@ errors as pages, on a real server over SQLite and PostgreSQL with stored score r
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 from sqlalchemy import text
 
 from serving.tokens import create_token, revoke_token
 from serving.ui.session import SESSIONS_PER_TOKEN
-from tests.serving.conftest import db_url, engine, make_entities, make_lists, serve, store_run, tokens  # noqa: F401
-
-SECRET = re.compile(r'name="csrf" value="([^"]+)"')
+from tests.serving.conftest import (  # noqa: F401
+    SECRET,
+    db_url,
+    engine,
+    make_entities,
+    make_lists,
+    serve,
+    sign_in,
+    store_run,
+    tokens,
+)
 
 
 @pytest.fixture
@@ -21,12 +27,6 @@ def live(serve, engine, tokens):  # noqa: F811
     entities = make_entities(60, seed=3)
     store_run(engine, entities, lists=make_lists(entities))
     return serve(), entities
-
-
-def sign_in(client: httpx.Client, token: str, next_: str = "/ui/") -> httpx.Response:
-    page = client.get("/ui/sign-in")
-    secret = SECRET.search(page.text).group(1)
-    return client.post("/ui/sign-in", data={"csrf": secret, "token": token, "next": next_})
 
 
 def page_secret(client: httpx.Client, path: str = "/ui/") -> str:
