@@ -40,7 +40,7 @@ from features.build import features_from_arrow
 from features.dataset import DatasetError, table_source, timestamp_zones
 from features.errors import Unavailable
 from features.pointintime import as_date
-from features.schema import TABLES, ColumnType
+from features.schema import TABLES, WITHDRAWN_ON, ColumnType
 from features.sql import DECAY_TABLE, SPARK, decay_table, feature_query, typed_columns
 
 # What a session needs to give the same answers as DuckDB and to stay quiet: UTC (dates never shift),
@@ -145,10 +145,12 @@ def _read(spark: SparkSession, path: Path) -> DataFrame:
     return spark.read.parquet(str(path))
 
 
-def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]:
+def load_tables(spark: SparkSession, folder: str | Path, *, withdrawals: bool = False) -> dict[str, DataFrame]:
     """The contract tables of ``folder`` as typed Spark DataFrames, registered as the temporary views
     ``entities``, ``events``, ``lists`` and ``relations`` that ``features.sql.feature_query`` reads (an
-    optional table that is absent is an empty view, as on DuckDB)."""
+    optional table that is absent is an empty view, as on DuckDB). ``withdrawals``: ``folder`` is the
+    ledger's overlay (``serving.cli.ledger.spark_folder``), whose lists carry the ledger's ``withdrawn_on``;
+    a delivery's never counts."""
     folder = Path(folder)
     tables = {}
     for table in TABLES:
@@ -166,28 +168,38 @@ def load_tables(spark: SparkSession, folder: str | Path) -> dict[str, DataFrame]
                 if name in table.column_names and table.column(name).type is ColumnType.DATE:
                     raw = raw.withColumn(name, from_utc_timestamp(col(name), zone))
         text = {f.name: isinstance(f.dataType, StringType) for f in raw.schema.fields}
-        present = {c.name: text[c.name] for c in table.columns if c.name in text}
-        typed = raw.selectExpr(*typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`"))
+        wanted = [*table.column_names, WITHDRAWN_ON] if withdrawals else table.column_names
+        present = {name: text[name] for name in wanted if name in text}
+        typed = raw.selectExpr(
+            *typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`", withdrawals=withdrawals)
+        )
         typed.createOrReplaceTempView(table.name)
         tables[table.name] = typed
     return tables
 
 
-def spark_features(spark: SparkSession, folder: str | Path, as_of: date | str, *, ordered: bool = True) -> DataFrame:
+def spark_features(
+    spark: SparkSession, folder: str | Path, as_of: date | str, *, ordered: bool = True, withdrawals: bool = False
+) -> DataFrame:
     """The feature table at ``as_of`` as a Spark DataFrame: the columns of ``build_features``, one row per
     entity registered by ``as_of`` (sorted by ``entity_id`` unless ``ordered`` is False: scoring does not
-    need the order, and a global sort is a shuffle)."""
+    need the order, and a global sort is a shuffle). ``withdrawals``: as in ``load_tables``."""
     day = as_date(as_of)
-    load_tables(spark, folder)
+    load_tables(spark, folder, withdrawals=withdrawals)
     weights = pa.Table.from_pandas(decay_table(day), preserve_index=False)
     spark.createDataFrame(weights).createOrReplaceTempView(DECAY_TABLE)
     return spark.sql(feature_query(day, SPARK, ordered=ordered))
 
 
-def write_features(spark: SparkSession, folder: str | Path, as_of: date | str, parts: str | Path) -> Path:
+def write_features(
+    spark: SparkSession, folder: str | Path, as_of: date | str, parts: str | Path, *, withdrawals: bool = False
+) -> Path:
     """The feature table at ``as_of`` written by the executors as Parquet parts in ``parts`` (replaced):
-    nothing is collected through the driver's JVM, whose heap a few million rows of 55 columns would fill."""
-    spark_features(spark, folder, as_of, ordered=False).write.mode("overwrite").parquet(str(parts))
+    nothing is collected through the driver's JVM, whose heap a few million rows of 55 columns would fill.
+    ``withdrawals``: as in ``load_tables``."""
+    spark_features(spark, folder, as_of, ordered=False, withdrawals=withdrawals).write.mode("overwrite").parquet(
+        str(parts)
+    )
     return Path(parts)
 
 

@@ -163,12 +163,16 @@ def typed_column(name: str, column_type: ColumnType, text: bool, dialect: Dialec
     return f"{dialect.try_cast(source, dialect.type(column_type))} AS {name}"
 
 
-def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n) -> list[str]:
+def typed_columns(
+    table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n, *, withdrawals: bool = False
+) -> list[str]:
     """The expressions that cast ``table``'s contract columns to their types, one per column.
 
     ``present`` maps each column that is there to whether it was read as text; a missing column reads as
     NULL (validation reports it). ``quote_name`` quotes a source column's name in the dialect. The lists
-    end with ``withdrawn_on``, NULL: only the ledger withdraws an entry (``features.schema.WITHDRAWN_ON``).
+    end with ``withdrawn_on`` (``features.schema.WITHDRAWN_ON``): NULL, since only the ledger withdraws an
+    entry, unless ``withdrawals`` says the source is the ledger's overlay (``serving.cli.ledger.spark_folder``)
+    and it holds the column.
     """
     parts = []
     for column in table.columns:
@@ -176,7 +180,11 @@ def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quot
             parts.append(f"CAST(NULL AS {dialect.type(column.type)}) AS {column.name}")
         else:
             parts.append(typed_column(column.name, column.type, present[column.name], dialect, quote_name(column.name)))
-    if table.name == LISTS.name:
+    if table.name == LISTS.name and withdrawals and WITHDRAWN_ON in present:
+        parts.append(
+            typed_column(WITHDRAWN_ON, ColumnType.DATE, present[WITHDRAWN_ON], dialect, quote_name(WITHDRAWN_ON))
+        )
+    elif table.name == LISTS.name:
         parts.append(f"CAST(NULL AS {dialect.type(ColumnType.DATE)}) AS {WITHDRAWN_ON}")
     return parts
 

@@ -194,11 +194,12 @@ def score_to_parts(
     parts: str | Path,
     top_k: int = 5,
     details: bool = False,
+    withdrawals: bool = False,
 ) -> Path:
     """Every entity of the dataset ``folder`` scored as of ``as_of`` on Spark — features and score rows
     computed in the executors — and written to ``parts`` (Parquet partitioned by ``as_of``). Nothing is
-    collected to the driver."""
-    features = spark_features(spark, folder, as_of, ordered=False)
+    collected to the driver. ``withdrawals``: ``folder`` is the ledger's overlay (``features.spark.load_tables``)."""
+    features = spark_features(spark, folder, as_of, ordered=False, withdrawals=withdrawals)
     return write_scores(score_spark(features, scorer, policy, top_k=top_k, details=details), parts)
 
 

@@ -254,8 +254,8 @@ def features(
         if engine == "duckdb":
             table = build_features(ds, day)
         else:
-            with spark_folder(ds, data, applied, out) as folder:
-                table = _spark_features(folder, day, out)
+            with spark_folder(ds, data, applied, out) as (folder, overlaid):
+                table = _spark_features(folder, day, out, withdrawals=overlaid)
         timings["features"] = time.perf_counter() - t0
         progress.update(task, advance=1, description=f"writing {out.name}")
         t0 = time.perf_counter()
@@ -269,7 +269,7 @@ def features(
     )
 
 
-def _spark_features(data: Path, day: date, out: Path):
+def _spark_features(data: Path, day: date, out: Path, *, withdrawals: bool):
     """The feature table computed by Spark from the same catalogue (features/spark.py)."""
     from features.errors import Unavailable
 
@@ -280,7 +280,7 @@ def _spark_features(data: Path, day: date, out: Path):
     parts = out.parent / f".{out.name}.parts"  # written by the executors, read here, then removed
     try:
         with spark_job() as spark:  # stopped before the parts are read: the JVM's memory back
-            write_features(spark, data, day, parts)
+            write_features(spark, data, day, parts, withdrawals=withdrawals)
         return read_features(parts)
     except Unavailable as exc:
         raise fail(exc) from None

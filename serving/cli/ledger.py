@@ -150,12 +150,13 @@ def apply_ledger(ds: Dataset, ledger_file: Path | None, ledger_seq: int | None, 
 
 
 @contextmanager
-def spark_folder(ds: Dataset, data: Path, applied: Applied, beside: Path) -> Iterator[Path]:
-    """The folder ``--engine spark`` reads: ``data`` itself when no decision applies; else the dataset with
-    the ledger laid over it (DuckDB's overlaid views), written as Parquet beside ``beside`` and removed
-    afterwards, so Spark builds from exactly the rows DuckDB builds from."""
+def spark_folder(ds: Dataset, data: Path, applied: Applied, beside: Path) -> Iterator[tuple[Path, bool]]:
+    """The folder ``--engine spark`` reads, and whether it is the ledger's overlay (Spark then reads its
+    lists' ``withdrawn_on``: ``features.spark.load_tables``): ``data`` itself when no decision applies; else
+    the dataset with the ledger laid over it (DuckDB's overlaid views), written as Parquet beside ``beside``
+    and removed afterwards, so Spark builds from exactly the rows DuckDB builds from."""
     if not applied.decisions:
-        yield data
+        yield data, False
         return
     folder = beside.parent / f".{beside.name}.ledger"
     shutil.rmtree(folder, ignore_errors=True)
@@ -165,7 +166,7 @@ def spark_folder(ds: Dataset, data: Path, applied: Applied, beside: Path) -> Ite
             for table in TABLES:
                 target = folder / f"{table.name}.parquet"
                 ds.con.execute(f"COPY (SELECT * FROM {table.name}) TO '{target}' (FORMAT parquet)")
-        yield folder
+        yield folder, True
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -342,9 +342,17 @@ def score(
         return
     t0 = time.perf_counter()
     if engine == "spark":  # features and scores in one Spark job: its time is reported as scoring
-        with spark_folder(ds, data, applied, out_file) as folder:
+        with spark_folder(ds, data, applied, out_file) as (folder, overlaid):
             scores = _spark_scores(
-                folder, day, scorer, policy, top_k=top_k, details=store, parts=parts, out_file=out_file
+                folder,
+                day,
+                scorer,
+                policy,
+                top_k=top_k,
+                details=store,
+                parts=parts,
+                out_file=out_file,
+                withdrawals=overlaid,
             )
         seconds_features = 0.0
     else:
@@ -467,11 +475,20 @@ class _StreamedScore:
         folder = parts or out_file.parent / f".{out_file.name}.parts"
         try:
             with (
-                spark_folder(self.ds, self.data, self.applied, out_file) as data,
+                spark_folder(self.ds, self.data, self.applied, out_file) as (data, overlaid),
                 err.status(f"scoring on Spark with model {self.scorer.model_version}"),
                 spark_job() as spark,
             ):
-                score_to_parts(spark, data, self.day, self.scorer, self.policy, parts=folder, top_k=self.top_k)
+                score_to_parts(
+                    spark,
+                    data,
+                    self.day,
+                    self.scorer,
+                    self.policy,
+                    parts=folder,
+                    top_k=self.top_k,
+                    withdrawals=overlaid,
+                )
             names = score_schema().names
             with self._writer(out_file) as writer:
                 groups = merged_scores(folder, names, writer.rows)
@@ -499,7 +516,16 @@ def _spark_modules():
 
 
 def _spark_scores(
-    data: Path, day: date, scorer, policy, *, top_k: int, details: bool, parts: Path | None, out_file: Path
+    data: Path,
+    day: date,
+    scorer,
+    policy,
+    *,
+    top_k: int,
+    details: bool,
+    parts: Path | None,
+    out_file: Path,
+    withdrawals: bool,
 ) -> pd.DataFrame:
     """Features and score rows computed by Spark's executors (models/spark_scoring.py), read back from the
     partitioned Parquet they wrote: ``parts``, or a temporary folder beside the score file."""
@@ -514,7 +540,9 @@ def _spark_scores(
     folder = parts or out_file.parent / f".{out_file.name}.parts"
     try:
         with err.status(f"scoring on Spark with model {scorer.model_version}"), spark_job() as spark:
-            score_to_parts(spark, data, day, scorer, policy, parts=folder, top_k=top_k, details=details)
+            score_to_parts(
+                spark, data, day, scorer, policy, parts=folder, top_k=top_k, details=details, withdrawals=withdrawals
+            )
         return read_scores(folder)  # on the driver once the session (and its memory) is gone
     except Unavailable as exc:
         raise fail(exc) from None

@@ -33,6 +33,7 @@ def delivery(tmp_path):
     penalty = history.event(a, "infringement_penalty", date(2025, 1, 5), date(2025, 1, 10))
     history.event(b, "infringement_penalty", date(2025, 2, 5), date(2025, 2, 10))
     history.listing(b, "untrustworthy", date(2025, 3, 1))
+    history.listing(a, "red", date(2023, 1, 1), removed_on=date(2024, 1, 1))  # an honour that ran its term
     folder = tmp_path / "delivery"
     history.write(folder, fmt="parquet")
     return folder, a, b, penalty
@@ -94,10 +95,17 @@ def test_features_apply_the_service_ledger_and_say_what_they_did(tmp_path, deliv
     assert result.exit_code == 0, result.output
     assert "no decision applied (seq 0)" in result.output
     _decide(env, folder, a, penalty)
+    engine = open_store(env["IPCREDIT_DATABASE_URL"])
+    withdrawal = {"kind": "withdraw_listing", "entity_id": a, "list": "red", "entered_on": "2023-01-01"}
+    with pinned(TODAY):  # later found to rest on false materials: out of the entries ever made
+        ledger.append(
+            engine, withdrawal | {"decided_on": "2025-06-01", "basis": "市监复核〔2025〕2号"}, cli_principal()
+        )
+    engine.dispose()
 
     applied, out = _features(tmp_path, folder, env, name="ledger.parquet")
     assert applied.exit_code == 0, applied.output
-    assert "2 decision(s) applied, up to seq 2" in applied.output
+    assert "3 decision(s) applied, up to seq 3" in applied.output
     assert "conflict" in applied.output and "NOT-DELIVERED is not in this delivery" in applied.output
     bare, out_bare = _features(tmp_path, folder, env, "--no-ledger", name="bare.parquet")
     assert bare.exit_code == 0 and "--no-ledger" in bare.output
@@ -106,6 +114,7 @@ def test_features_apply_the_service_ledger_and_say_what_they_did(tmp_path, deliv
 
     with_ledger, without = pd.read_parquet(out).set_index("entity_id"), pd.read_parquet(out_bare).set_index("entity_id")
     assert with_ledger.loc[a, "adverse_12m"] == without.loc[a, "adverse_12m"] - 1  # the repaired record is out
+    assert (with_ledger.loc[a, "red_list_entries"], without.loc[a, "red_list_entries"]) == (0, 1)
     pd.testing.assert_series_equal(with_ledger.loc[b], without.loc[b])
     pd.testing.assert_frame_equal(pd.read_parquet(out_seq0), pd.read_parquet(out_bare))
     # The untrustworthy entry of 2025-03-01 lapsed after its year? Not yet on 2025-12-31: still counts.
@@ -120,7 +129,7 @@ def test_features_apply_the_service_ledger_and_say_what_they_did(tmp_path, deliv
     pd.testing.assert_frame_equal(with_ledger, expected, check_dtype=False)
 
     too_far = _features(tmp_path, folder, env, "--ledger-seq", "9", name="x.parquet")[0]
-    assert too_far.exit_code == 2 and "latest decision 2" in too_far.output
+    assert too_far.exit_code == 2 and "latest decision 3" in too_far.output
     mixed = _features(tmp_path, folder, env, "--no-ledger", "--ledger-seq", "1", name="y.parquet")[0]
     assert mixed.exit_code == 2
     # Spark builds from the same overlaid rows: the same table, bit for bit, and nothing left behind.
