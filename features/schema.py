@@ -212,8 +212,8 @@ LISTS = Table(
 )
 # Not a contract column: the day the regulator's ledger withdrew a list entry (``withdraw_listing``: annulled
 # on review, entered in error), from which it no longer counts even among the entries ever made. A delivery
-# never sets it (every engine's typed lists read it as NULL, whatever a file holds); the ledger's overlay
-# does (features/ledger.py).
+# never sets it (every engine reads a delivery's as NULL, whatever its file holds); the ledger's overlay does
+# (features/ledger.py), and Spark reads it from the overlay's folder only (serving.cli.ledger.spark_folder).
 WITHDRAWN_ON = "withdrawn_on"
 # Links between entities (CONTRACT section 1, optional): entity-entity edges only, no personal data.
 # ``agency_client``: entity_id is the agency that filed for related_id; ``shareholder``: entity_id holds
