@@ -92,20 +92,25 @@ def test_new_records_and_early_removals(history):
     assert build_outcomes(ds, date(2022, 6, 30)).set_index("entity_id").loc[eid, "outcome"] == 1
 
 
+def _withdrawal(entity_id: str, list_name: str, entered_on: str, decided_on: str) -> dict:
+    """A ``withdraw_listing`` decision: the entry ends, and leaves the entries ever made, on ``decided_on``."""
+    return {
+        "kind": "withdraw_listing",
+        "entity_id": entity_id,
+        "list": list_name,
+        "entered_on": entered_on,
+        "removed_on": decided_on,
+        "decided_on": decided_on,
+    }
+
+
 def test_a_withdrawn_list_entry_ends_on_its_decision_and_the_past_stays_as_it_was(history):
     # An untrustworthy entry annulled on review ten weeks after it was made: gone from the decision on,
     # whatever the delivery says; a score as of an earlier date still sees what was in force then.
     eid = history.entity()
     history.listing(eid, "untrustworthy", date(2022, 9, 1))
     ds = history.dataset()
-    withdrawal = {
-        "kind": "withdraw_listing",
-        "entity_id": eid,
-        "list": "untrustworthy",
-        "entered_on": "2022-09-01",
-        "removed_on": "2022-11-15",
-        "decided_on": "2022-11-15",
-    }
+    withdrawal = _withdrawal(eid, "untrustworthy", "2022-09-01", "2022-11-15")
     report = overlay_dataset(ds, _ledger(withdrawal))
     assert report.conflicts.empty
     assert _row(ds, eid, date(2022, 11, 14))["on_untrustworthy_list"]
@@ -125,15 +130,7 @@ def test_a_withdrawn_red_entry_leaves_the_entries_ever_made_from_its_decision_on
     history.listing(eid, "red", date(2020, 3, 1), removed_on=date(2021, 3, 1))
     history.listing(eid, "red", date(2022, 1, 1))
     ds = history.dataset()
-    withdrawal = {
-        "kind": "withdraw_listing",
-        "entity_id": eid,
-        "list": "red",
-        "entered_on": "2020-03-01",
-        "removed_on": "2023-05-01",
-        "decided_on": "2023-05-01",
-    }
-    ledger = _ledger(withdrawal)
+    ledger = _ledger(_withdrawal(eid, "red", "2020-03-01", "2023-05-01"))
     overlay_dataset(ds, ledger)
     events, lists, _ = overlay_frames(ds.table("events_delivered"), ds.table("lists_delivered"), ledger)
     entities = ds.table("entities")
