@@ -338,18 +338,14 @@ UNION ALL
 SELECT event_id, entity_id, event_type, occurred_on, recorded_on, quantity, amount, NULL FROM added;
 
 CREATE VIEW lists AS
-WITH early AS (
-    SELECT entity_id, list, entered_on, min(removed_on) AS r FROM _ledger
-    WHERE kind IN ({_ENDS_LISTING_IN}) GROUP BY ALL
-),
-void AS (
-    SELECT entity_id, list, entered_on, min(removed_on) AS w FROM _ledger
-    WHERE kind = '{DecisionKind.WITHDRAW_LISTING}' GROUP BY ALL
+WITH ended AS (
+    SELECT entity_id, list, entered_on, min(removed_on) AS r,
+           min(removed_on) FILTER (WHERE kind = '{DecisionKind.WITHDRAW_LISTING}') AS w
+    FROM _ledger WHERE kind IN ({_ENDS_LISTING_IN}) GROUP BY ALL
 )
-SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, early.r) AS removed_on, l.basis,
-       least(l.{WITHDRAWN_ON}, void.w) AS {WITHDRAWN_ON}
-FROM lists_delivered l LEFT JOIN early USING (entity_id, list, entered_on)
-LEFT JOIN void USING (entity_id, list, entered_on);
+SELECT l.entity_id, l.list, l.entered_on, least(l.removed_on, ended.r) AS removed_on, l.basis,
+       least(l.{WITHDRAWN_ON}, ended.w) AS {WITHDRAWN_ON}
+FROM lists_delivered l LEFT JOIN ended USING (entity_id, list, entered_on);
 """
 
 

@@ -170,9 +170,7 @@ def load_tables(spark: SparkSession, folder: str | Path, *, withdrawals: bool = 
         text = {f.name: isinstance(f.dataType, StringType) for f in raw.schema.fields}
         wanted = [*table.column_names, WITHDRAWN_ON] if withdrawals else table.column_names
         present = {name: text[name] for name in wanted if name in text}
-        typed = raw.selectExpr(
-            *typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`", withdrawals=withdrawals)
-        )
+        typed = raw.selectExpr(*typed_columns(table, present, SPARK, quote_name=lambda n: f"`{n}`"))
         typed.createOrReplaceTempView(table.name)
         tables[table.name] = typed
     return tables

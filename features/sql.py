@@ -137,8 +137,7 @@ def text_bool(source: str, dialect: Dialect) -> str:
     number (`` 1 ``, ``1.0``: pandas' way of writing a flag column with gaps), as a boolean; validation
     admits the words of ``TEXT_TRUE`` and ``TEXT_FALSE`` and the numbers 0 and 1 only."""
     text = f"lower(trim({source}))"
-    yes, no = (", ".join(f"'{w}'" for w in words) for words in (TEXT_TRUE, TEXT_FALSE))
-    word = f"CASE WHEN {text} IN ({yes}) THEN TRUE WHEN {text} IN ({no}) THEN FALSE END"
+    word = f"CASE WHEN {_in(text, TEXT_TRUE)} THEN TRUE WHEN {_in(text, TEXT_FALSE)} THEN FALSE END"
     number = dialect.try_cast(
         dialect.try_cast(f"trim({source})", dialect.type(ColumnType.FLOAT)), dialect.type(ColumnType.BOOL)
     )
@@ -163,16 +162,14 @@ def typed_column(name: str, column_type: ColumnType, text: bool, dialect: Dialec
     return f"{dialect.try_cast(source, dialect.type(column_type))} AS {name}"
 
 
-def typed_columns(
-    table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n, *, withdrawals: bool = False
-) -> list[str]:
+def typed_columns(table: Table, present: dict[str, bool], dialect: Dialect, quote_name=lambda n: n) -> list[str]:
     """The expressions that cast ``table``'s contract columns to their types, one per column.
 
     ``present`` maps each column that is there to whether it was read as text; a missing column reads as
     NULL (validation reports it). ``quote_name`` quotes a source column's name in the dialect. The lists
-    end with ``withdrawn_on`` (``features.schema.WITHDRAWN_ON``): NULL, since only the ledger withdraws an
-    entry, unless ``withdrawals`` says the source is the ledger's overlay (``serving.cli.ledger.spark_folder``)
-    and it holds the column.
+    end with ``withdrawn_on`` (``features.schema.WITHDRAWN_ON``), NULL unless ``present`` names it: only
+    Spark reading the ledger's overlay does (``features.spark.load_tables``), since only the ledger
+    withdraws an entry.
     """
     parts = []
     for column in table.columns:
@@ -180,7 +177,7 @@ def typed_columns(
             parts.append(f"CAST(NULL AS {dialect.type(column.type)}) AS {column.name}")
         else:
             parts.append(typed_column(column.name, column.type, present[column.name], dialect, quote_name(column.name)))
-    if table.name == LISTS.name and withdrawals and WITHDRAWN_ON in present:
+    if table.name == LISTS.name and WITHDRAWN_ON in present:
         parts.append(
             typed_column(WITHDRAWN_ON, ColumnType.DATE, present[WITHDRAWN_ON], dialect, quote_name(WITHDRAWN_ON))
         )

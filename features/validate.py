@@ -107,8 +107,8 @@ def _type_check(col: str, raw_type: str, ctype: ColumnType) -> tuple[str, str]:
     if ctype is ColumnType.BOOL:
         if text:
             # A word, or 0 / 1 written as a number: pandas writes a flag column with gaps as 0.0 / 1.0.
-            words = ", ".join(f"'{w}'" for w in (*TEXT_TRUE, *TEXT_FALSE))
-            ok = f"lower(trim({col})) IN ({words}) OR regexp_full_match(trim({col}), '[01](\\.0*)?')"
+            words = _in((*TEXT_TRUE, *TEXT_FALSE))
+            ok = f"lower(trim({col})) IN {words} OR regexp_full_match(trim({col}), '[01](\\.0*)?')"
         elif raw_type == "BOOLEAN":
             ok = "true"
         elif integer:

@@ -93,14 +93,7 @@ def _list_record(conn: Connection, body: dict[str, Any], dataset: str | None, ro
     if body["kind"] == DecisionKind.WITHDRAW_LISTING:
         # An entry that ran its term may still be annulled (an honour found to rest on false materials): the
         # withdrawal takes it out of the entries ever made (red_list_entries), which its end did not.
-        withdrawn = conn.execute(
-            select(ledger_table.c.removed_on).where(
-                ledger_table.c.kind == DecisionKind.WITHDRAW_LISTING,
-                ledger_table.c.entity_id == entity_id,
-                ledger_table.c.list == list_name,
-                ledger_table.c.entered_on == entered_on,
-            )
-        ).first()
+        withdrawn = ledger.withdrawals(conn, entity_id).get((list_name, entered_on))
         if withdrawn is not None:
             raise Conflict(f"{entry} was withdrawn on {withdrawn[0]} already")
         return record

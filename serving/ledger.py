@@ -462,6 +462,17 @@ def _remove_from_public_list(conn: Connection, row: Mapping[str, Any]) -> None:
 # ---- reading -----------------------------------------------------------------------------------------
 
 
+def withdrawals(conn: Connection, entity_id: str) -> dict[tuple[str, date], tuple[date, str | None]]:
+    """The entity's list entries the ledger withdrew: ``(list, entered_on)`` -> the day withdrawn (the
+    earliest, should two decisions name the entry) and the basis."""
+    rows = conn.execute(
+        select(ledger.c.list, ledger.c.entered_on, ledger.c.removed_on, ledger.c.basis)
+        .where(ledger.c.entity_id == entity_id, ledger.c.kind == DecisionKind.WITHDRAW_LISTING)
+        .order_by(ledger.c.removed_on.desc())
+    )
+    return {(row.list, row.entered_on): (row.removed_on, row.basis) for row in rows}
+
+
 def current_seq(conn: Connection) -> int:
     """The seq of the latest decision (0: none yet)."""
     return int(conn.execute(select(func.coalesce(func.max(ledger.c.seq), 0))).scalar_one())

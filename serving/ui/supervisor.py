@@ -17,13 +17,13 @@ from sqlalchemy import Connection, or_, select
 
 from features.dataset import stale_days
 from features.errors import NotFound
-from features.ledger import DecisionKind
 from features.schema import EVENT_TYPE_BY_CODE, INDUSTRIES, KINDS
 from serving import dates, draws, explanations, inspections, register, scoring
 from serving import objections as objections_
 from serving.auth import Principal, Role
-from serving.db import entities, inspection_outcomes, inspection_results, ledger, list_entries, objections
+from serving.db import entities, inspection_outcomes, inspection_results, list_entries, objections
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
+from serving.ledger import withdrawals
 from serving.schemas import DrawRequest, ObjectionIn, OutcomesIn
 from serving.store import entity_row, latest_score, run_row
 from serving.ui import csrf
@@ -141,14 +141,7 @@ def _timeline(conn: Connection, entity_id: str, data_source: str, as_of: date) -
                     "ref": str(event["event_id"]),
                 }
             )
-    withdrawn = {
-        (row.list, row.entered_on): (row.removed_on, row.basis)
-        for row in conn.execute(
-            select(ledger.c.list, ledger.c.entered_on, ledger.c.removed_on, ledger.c.basis).where(
-                ledger.c.entity_id == entity_id, ledger.c.kind == DecisionKind.WITHDRAW_LISTING
-            )
-        )
-    }
+    withdrawn = withdrawals(conn, entity_id)
     for entry in conn.execute(select(list_entries).where(list_entries.c.entity_id == entity_id)).mappings():
         items.append(
             {
