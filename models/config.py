@@ -89,6 +89,7 @@ class EvaluationConfig(_Strict):
     ece_bins: int = Field(default=10, ge=2)
     min_group_rows: int = Field(default=300, ge=1)
     min_group_positives: int = Field(default=20, ge=1)
+    min_tier_rows: int = Field(default=100, ge=1)  # tiers judged by the tier-rate check (rows in the test fold)
     shap_sample: int = Field(default=5000, ge=10)
     scorecard_max_rows: int = Field(default=300_000, ge=100)
     bootstrap: int = Field(default=200, ge=0)  # resamples for the intervals (0: none)

@@ -73,10 +73,25 @@ def with_rate_intervals(table: pd.DataFrame, y: np.ndarray, tiers: np.ndarray, r
     return table.assign(rate_low=[b[0] for b in bounds], rate_high=[b[1] for b in bounds])
 
 
-def rates_rise(table: pd.DataFrame) -> bool:
-    """Whether the observed outcome rate rises strictly from A to D (every tier populated)."""
-    rates = table["outcome_rate"].to_numpy(dtype=float)
-    return bool(np.all(np.isfinite(rates)) and np.all(np.diff(rates) > 0))
+def rates_rise(table: pd.DataFrame, min_rows: int) -> tuple[bool, str]:
+    """Whether the observed outcome rate rises strictly from tier to tier, A to D, and how it was judged.
+
+    Only tiers with at least ``min_rows`` rows are judged (``evaluation.min_tier_rows``): an empty tier (a
+    ladder whose A no entity reaches) or a handful of rows has no rate to speak of, and is named instead.
+    Fewer than two such tiers leave nothing to compare, which is said and does not fail.
+    """
+    counts = table["count"].to_numpy(dtype=int)
+    large = counts >= min_rows
+    left_out = ", ".join(f"{t} ({n:,} rows)" for t, n in zip(table["tier"], counts, strict=True) if n < min_rows)
+    if large.sum() < 2:
+        return True, f"not measured: fewer than two tiers have {min_rows:,} rows ({left_out})"
+    rates = table["outcome_rate"].to_numpy(dtype=float)[large]
+    rises = bool(np.all(np.diff(rates) > 0))
+    if large.all():
+        return rises, f"outcome rates {'rise' if rises else 'do not rise'} strictly from A to D"
+    judged = ", ".join(table["tier"][large])
+    verdict = "rise" if rises else "do not rise"
+    return rises, f"outcome rates {verdict} strictly over {judged}; under {min_rows:,} rows, not judged: {left_out}"
 
 
 def fairness_table(
@@ -211,6 +226,7 @@ class Evaluation:
     # TreeSHAP of a sample of the test fold: contributions, base values and the rows.
     shap_sample: tuple[np.ndarray, np.ndarray, pd.DataFrame] = field(repr=False)
     checks: dict[str, bool] = field(default_factory=dict)
+    tier_rates: str = ""  # how the final tiers' rates were judged (``rates_rise``): the gate's words
     # Fairness with intervals and flags (models.monitoring.fairness_frame) and the drift of the test fold
     # from the training reference: what the gate reads besides the metrics.
     fairness_flags: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -362,6 +378,8 @@ def evaluate_model(
     if "reference" in scorer.metadata:
         evaluation.drift = drift_table(Reference.from_dict(scorer.metadata["reference"]), test, scores["test"])
     model_auc = evaluation.metric("model", "auc")
+    min_rows = config.evaluation.min_tier_rows
+    tiers_rise, evaluation.tier_rates = rates_rise(tiers, min_rows)
     beats = {"rules_points_card": "beats_rules_card_auc", "binned_scorecard": "beats_scorecard_auc"}
     evaluation.checks = {
         **{
@@ -370,8 +388,8 @@ def evaluate_model(
             if name in model.baselines
         },
         "ece_within_limit": evaluation.metric("model", "ece") <= config.gate.max_ece,
-        "tier_rates_rise": rates_rise(tiers),
-        "model_tier_rates_rise": rates_rise(model_tiers),
+        "tier_rates_rise": tiers_rise,
+        "model_tier_rates_rise": rates_rise(model_tiers, min_rows)[0],
     }
     evaluation.seconds = time.perf_counter() - t0
     return evaluation

@@ -29,11 +29,12 @@ class GateDecision:
         return f"gate {'passed' if self.passed else 'failed'} ({self.comparison}): {marks}"
 
 
-def gate(candidate: dict[str, float], champion: dict[str, float] | None, config: GateConfig) -> GateDecision:
+def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: GateConfig) -> GateDecision:
     """Decide whether ``candidate`` may replace ``champion``.
 
     Both dicts give ``auc`` and ``ece`` measured on the *same* evaluation rows; ``candidate`` also gives
-    ``tier_rates_rise`` (1.0 or 0.0) and ``industry_auc_min`` (NaN when no industry is large enough);
+    ``tier_rates_rise`` (1.0 or 0.0; with ``tier_rates``, the words saying over which tiers, when known) and
+    ``industry_auc_min`` (NaN when no industry is large enough);
     ``champion`` may give ``gain_low`` and ``gain_high``, the paired bootstrap interval of the candidate's
     AUC gain on those rows. Without a champion only the candidate's own checks apply.
     """
@@ -74,12 +75,12 @@ def gate(candidate: dict[str, float], champion: dict[str, float] | None, config:
             psi < config.max_score_psi,
             f"score PSI of the latest quarter against the training reference {psi:.3f} (under {config.max_score_psi})",
         )
+    rises = bool(candidate["tier_rates_rise"])
     check(
         "tier_rates",
-        bool(candidate["tier_rates_rise"]),
-        "outcome rates rise strictly from A to D"
-        if candidate["tier_rates_rise"]
-        else "outcome rates do not rise strictly from A to D",
+        rises,
+        candidate.get("tier_rates")
+        or ("outcome rates rise strictly from A to D" if rises else "outcome rates do not rise strictly from A to D"),
     )
     floor = candidate.get("industry_auc_min", float("nan"))
     check(

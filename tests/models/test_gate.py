@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from models.config import GateConfig
+from models.evaluate import rates_rise, tier_table
 from models.gate import gate
 
 GOOD = {"auc": 0.83, "ece": 0.010, "tier_rates_rise": 1.0, "industry_auc_min": 0.72}
@@ -54,3 +56,40 @@ def test_thresholds_come_from_the_config():
     strict = GateConfig(min_auc_gain=0.02)
     assert not gate(GOOD, {"auc": 0.82, "ece": 0.01}, strict).passed
     assert gate(GOOD, {"auc": 0.80, "ece": 0.01}, strict).passed
+
+
+def _tiers(rows: dict[str, tuple[int, int]]):
+    """A tier table from (rows, positives) per tier."""
+    tiers = np.concatenate([np.full(n, t) for t, (n, _) in rows.items()])
+    y = np.concatenate([np.r_[np.ones(k), np.zeros(n - k)] for n, k in rows.values()])
+    return tier_table(y, np.full(len(y), 0.5), tiers)
+
+
+@pytest.mark.parametrize(
+    ("rows", "rises", "words"),
+    [
+        ({"A": (400, 8), "B": (400, 20), "C": (400, 60), "D": (400, 150)}, True, "rise strictly from A to D"),
+        ({"A": (400, 8), "B": (400, 30), "C": (400, 20), "D": (400, 150)}, False, "do not rise strictly from A to D"),
+        # a ladder whose A no entity reaches on the test fold (the sparse profile): B, C and D are judged
+        (
+            {"B": (900, 50), "C": (900, 150), "D": (300, 110)},
+            True,
+            "rise strictly over B, C, D; under 300 rows, not judged: A (0 rows)",
+        ),
+        ({"B": (900, 160), "C": (900, 150), "D": (300, 110)}, False, "do not rise strictly over B, C, D"),
+        # 40 rows of D with fewer findings than C: too few to say anything, named instead
+        ({"A": (900, 5), "B": (900, 50), "C": (900, 150), "D": (40, 2)}, True, "not judged: D (40 rows)"),
+        (
+            {"A": (20, 0), "B": (500, 40), "C": (100, 30), "D": (0, 0)},
+            True,
+            "not measured: fewer than two tiers have 300 rows",
+        ),
+    ],
+    ids=["all-rise", "all-flat", "empty-A", "empty-A-flat", "small-D", "one-tier"],
+)
+def test_tier_rates_are_judged_over_the_tiers_large_enough_to_measure(rows, rises, words):
+    judged, said = rates_rise(_tiers(rows), 300)
+    assert judged is rises and words in said, said
+    decision = gate(GOOD | {"tier_rates_rise": float(judged), "tier_rates": said}, None, GateConfig())
+    [check] = [c for c in decision.checks if c["name"] == "tier_rates"]
+    assert check["passed"] is rises and check["detail"] == said
