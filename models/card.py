@@ -77,7 +77,12 @@ def model_card(
         "",
         f"The model's AUC is {ours['auc']:.4f} against {_baseline_auc(ev, model, 'binned_scorecard')} for the "
         f"optbinning scorecard and {_baseline_auc(ev, model, 'rules_points_card')} for the points card built "
-        f"from the rules alone; its ECE is {ours['ece']:.4f} (equal-mass bins).",
+        f"from the rules alone; its ECE is {ours['ece']:.4f} (equal-mass bins"
+        + (
+            f"; a perfectly calibrated model reaches up to {ev.ece_chance:.4f} on these rows by chance)."
+            if ev.ece_chance > 0
+            else ")."
+        ),
         "",
         "95 % bootstrap intervals (resampling entities, all their rows together; the same resamples for every scorer):",
         markdown_table(ev.intervals) if len(ev.intervals) else "(no resamples configured)",

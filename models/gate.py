@@ -29,12 +29,19 @@ class GateDecision:
         return f"gate {'passed' if self.passed else 'failed'} ({self.comparison}): {marks}"
 
 
+def ece_limit(max_ece: float, chance: float) -> float:
+    """The largest ECE that passes: ``max_ece``, or what chance gives a perfectly calibrated model on the
+    same rows (``models.metrics.calibrated_ece``) when that is larger — on a small fold 0.02 is within noise."""
+    return max_ece if math.isnan(chance) else max(max_ece, chance)
+
+
 def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: GateConfig) -> GateDecision:
     """Decide whether ``candidate`` may replace ``champion``.
 
     Both dicts give ``auc`` and ``ece`` measured on the *same* evaluation rows; ``candidate`` also gives
     ``tier_rates_rise`` (1.0 or 0.0; with ``tier_rates``, the words saying over which tiers, when known) and
-    ``industry_auc_min`` (NaN when no industry is large enough);
+    ``industry_auc_min`` (NaN when no industry is large enough) and may give ``ece_chance``, the ECE a
+    perfectly calibrated model shows on its rows by chance (the ECE limit is never below it);
     ``champion`` may give ``gain_low`` and ``gain_high``, the paired bootstrap interval of the candidate's
     AUC gain on those rows. Without a champion only the candidate's own checks apply.
     """
@@ -67,7 +74,14 @@ def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: G
                 mine <= theirs,
                 f"{int(mine)} groups flagged against the champion's {int(theirs)} on the same rows",
             )
-    check("ece_limit", candidate["ece"] <= config.max_ece, f"ECE {candidate['ece']:.4f} (at most {config.max_ece})")
+    chance = candidate.get("ece_chance", math.nan)
+    limit = ece_limit(config.max_ece, chance)
+    check(
+        "ece_limit",
+        candidate["ece"] <= limit,
+        f"ECE {candidate['ece']:.4f} (at most {config.max_ece}"
+        + (f"; a perfectly calibrated model shows up to {chance:.4f} on these rows by chance)" if chance > 0 else ")"),
+    )
     psi = candidate.get("score_psi", math.nan)
     if not math.isnan(psi):
         check(

@@ -258,6 +258,7 @@ def log_training(
         "ece": evaluation.metric("model", "ece"),
         "tier_rates_rise": float(evaluation.checks["tier_rates_rise"]),
         "tier_rates": evaluation.tier_rates,
+        "ece_chance": evaluation.ece_chance,
         "industry_auc_min": evaluation.industry_auc_min(),
         "fairness_flags": summary.get("fairness_flags", math.nan),
         "score_psi": summary.get("test_score_psi", math.nan),

@@ -9,6 +9,7 @@ from sklearn.exceptions import NotFittedError
 from models.calibration import Calibrator
 from models.metrics import (
     binary_metrics,
+    calibrated_ece,
     calibration_bins,
     expected_calibration_error,
     ks_statistic,
@@ -72,6 +73,19 @@ def test_ece_of_a_constant_offset_is_the_offset():
     assert expected_calibration_error(y, p + 0.02) == pytest.approx(0.02, abs=0.003)
     bins = calibration_bins(y, p, 10)
     assert len(bins) == 10 and bins["rows"].nunique() == 1  # equal-mass bins
+
+
+def test_the_ece_chance_gives_a_calibrated_model_shrinks_with_the_rows():
+    rng = np.random.default_rng(5)
+    small, large = rng.beta(1.2, 7, 1_000), rng.beta(1.2, 7, 100_000)
+    # the 95th percentile of a perfectly calibrated model's ECE, checked against outcomes drawn apart
+    seen = [expected_calibration_error(rng.random(small.size) < small, small) for _ in range(400)]
+    chance = calibrated_ece(small, 10, 400, seed=1)
+    assert np.quantile(seen, 0.90) < chance < np.quantile(seen, 0.99)
+    assert chance > 0.02 > 0.005 > calibrated_ece(large, 10, 50)  # 0.02 is noise on 1,000 rows, not on 100,000
+    # a model 0.05 too high is out of reach of chance on 1,000 rows
+    assert expected_calibration_error(rng.random(small.size) < small, np.clip(small + 0.05, 0, 1)) > chance
+    assert np.isnan(calibrated_ece(small, 10, 0)) and np.isnan(calibrated_ece(np.array([]), 10, 50))
 
 
 def test_ks_and_lift_on_hand_made_cases():

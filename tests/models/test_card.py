@@ -12,6 +12,7 @@ def test_the_card_quotes_the_run(trained, evaluation, policy):
     assert f"LightGBM, {trained.best_iteration} trees" in card and f"policy `{policy.version_tag}`" in card
     assert f"The model's AUC is {evaluation.metric('model', 'auc'):.4f} against" in card
     assert f"its ECE is {evaluation.metric('model', 'ece'):.4f}" in card
+    assert evaluation.ece_chance > 0 and f"up to {evaluation.ece_chance:.4f} on these rows by chance" in card
 
 
 def test_the_plots_are_written(evaluation, tmp_path):

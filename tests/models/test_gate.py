@@ -58,6 +58,16 @@ def test_thresholds_come_from_the_config():
     assert gate(GOOD, {"auc": 0.80, "ece": 0.01}, strict).passed
 
 
+def test_the_ece_limit_is_never_below_what_chance_gives_a_calibrated_model():
+    small = GOOD | {"ece": 0.031, "ece_chance": 0.037}  # 1,000 rows: a calibrated model reaches 0.037 by chance
+    [check] = [c for c in gate(small, None, GateConfig()).checks if c["name"] == "ece_limit"]
+    assert check["passed"] and "up to 0.0370 on these rows by chance" in check["detail"]
+    assert not gate(small | {"ece": 0.045}, None, GateConfig()).passed
+    large = GOOD | {"ece": 0.021, "ece_chance": 0.003}  # on many rows the configured limit decides
+    assert not gate(large, None, GateConfig()).passed
+    assert gate(GOOD | {"ece": 0.019, "ece_chance": math.nan}, None, GateConfig()).passed
+
+
 def _tiers(rows: dict[str, tuple[int, int]]):
     """A tier table from (rows, positives) per tier."""
     tiers = np.concatenate([np.full(n, t) for t, (n, _) in rows.items()])
