@@ -43,7 +43,8 @@ def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: G
     ``industry_auc_min`` (NaN when no industry is large enough) and may give ``ece_chance``, the ECE a
     perfectly calibrated model shows on its rows by chance (the ECE limit is never below it);
     ``champion`` may give ``gain_low`` and ``gain_high``, the paired bootstrap interval of the candidate's
-    AUC gain on those rows. Without a champion only the candidate's own checks apply.
+    AUC gain on those rows, and ``ece_increase_low`` and ``ece_increase_high``, that of its ECE increase.
+    Without a champion only the candidate's own checks apply.
     """
     checks = []
 
@@ -61,11 +62,20 @@ def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: G
             f"AUC {candidate['auc']:.4f} vs champion {champion['auc']:.4f} (gain {gain:+.4f}{interval}; needs > "
             f"{config.min_auc_gain:+.4f}, and not credibly worse: interval above {-config.auc_margin:+.4f})",
         )
+        # Not worse by more than the tolerance, or not credibly so: on a small fold the ECE of either model
+        # moves by more than 0.005 with the sample, and the paired interval of the increase says how much.
         limit = champion["ece"] + config.ece_tolerance
+        low, high = champion.get("ece_increase_low", math.nan), champion.get("ece_increase_high", math.nan)
+        spread = (
+            f"; paired 95 % interval of the increase [{low:+.4f}, {high:+.4f}], not credibly worse while it reaches "
+            f"+{config.ece_tolerance:.4f} or below"
+            if not math.isnan(low)
+            else ""
+        )
         check(
             "calibration",
-            candidate["ece"] <= limit,
-            f"ECE {candidate['ece']:.4f} vs champion {champion['ece']:.4f} (at most {limit:.4f})",
+            candidate["ece"] <= limit or (not math.isnan(low) and low <= config.ece_tolerance),
+            f"ECE {candidate['ece']:.4f} vs champion {champion['ece']:.4f} (at most {limit:.4f}{spread})",
         )
         mine, theirs = candidate.get("fairness_flags", math.nan), champion.get("fairness_flags", math.nan)
         if not (math.isnan(mine) or math.isnan(theirs)):

@@ -177,6 +177,11 @@ def auc_gain(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return auc_or_nan(y, a) - auc_or_nan(y, b)
 
 
+def ece_increase(y: np.ndarray, a: np.ndarray, b: np.ndarray, bins: int = 10) -> float:
+    """ECE of ``a`` minus ECE of ``b`` on the same rows (positive: ``a`` is the worse calibrated)."""
+    return expected_calibration_error(y, a, bins) - expected_calibration_error(y, b, bins)
+
+
 def rate_or_nan(y: np.ndarray, mask: np.ndarray) -> float:
     """The outcome rate among ``mask`` rows, NaN when there are none."""
     return float(y[mask].mean()) if mask.any() else float("nan")

@@ -34,7 +34,7 @@ from features.errors import InvalidInput, NotFound, Unavailable
 from models.card import model_card
 from models.evaluate import Evaluation, run_metrics
 from models.gate import GateDecision, gate
-from models.metrics import Resamples, auc_gain, binary_metrics
+from models.metrics import Resamples, auc_gain, binary_metrics, ece_increase
 from models.monitoring import fairness_frame
 from models.policy import Policy
 from models.scorer import Scorer
@@ -148,9 +148,12 @@ def _champion_on_candidate_rows(
         scorer = _load_version(client, version.version)
         scorer.check_compatible(model.scorer.feature_version)
         y, theirs = test["outcome"].to_numpy(dtype=float), scorer.predict_proba(test)
-        m = binary_metrics(y, theirs, ece_bins=model.config.evaluation.ece_bins)
+        bins = model.config.evaluation.ece_bins
+        m = binary_metrics(y, theirs, ece_bins=bins)
         resamples = Resamples(test["entity_id"].to_numpy(), model.config.evaluation.bootstrap, seed=0)
-        low, high = resamples.interval(auc_gain, y, test["score"].to_numpy(dtype=float), theirs)
+        mine = test["score"].to_numpy(dtype=float)
+        low, high = resamples.interval(auc_gain, y, mine, theirs)
+        ece_low, ece_high = resamples.interval(lambda *a: ece_increase(*a, bins=bins), y, mine, theirs)
         flags = math.nan
         if len(evaluation.fairness_flags):
             groups = evaluation.fairness_flags[["group"]].drop_duplicates()["group"].tolist()
@@ -166,7 +169,15 @@ def _champion_on_candidate_rows(
             flags = float(frame["flagged"].sum())
         return (
             version.version,
-            {"auc": m["auc"], "ece": m["ece"], "gain_low": low, "gain_high": high, "fairness_flags": flags},
+            {
+                "auc": m["auc"],
+                "ece": m["ece"],
+                "gain_low": low,
+                "gain_high": high,
+                "ece_increase_low": ece_low,
+                "ece_increase_high": ece_high,
+                "fairness_flags": flags,
+            },
             "champion re-scored on the candidate's test rows",
         )
     except Exception as exc:  # an incompatible or unreadable champion: fall back to what it recorded

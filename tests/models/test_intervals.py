@@ -9,7 +9,7 @@ import pytest
 
 from models.config import GateConfig
 from models.gate import gate
-from models.metrics import Resamples, auc_gain, auc_or_nan
+from models.metrics import Resamples, auc_gain, auc_or_nan, ece_increase
 
 GOOD = {"auc": 0.83, "ece": 0.01, "tier_rates_rise": 1.0, "industry_auc_min": 0.74}
 
@@ -59,6 +59,28 @@ def test_a_challenger_credibly_worse_is_refused_even_with_a_point_gain():
     assert "95 % interval [-0.0200, +0.0220]" in decision.describe()
     assert gate(GOOD, champion | {"gain_low": -0.003}, GateConfig()).passed
     assert gate(GOOD, {"auc": 0.82, "ece": 0.01}, GateConfig()).passed  # recorded metrics: no interval to read
+
+
+def test_calibration_against_the_champion_reads_the_paired_interval_of_the_ece_increase():
+    champion = {"auc": 0.80, "ece": 0.010, "gain_low": 0.01, "gain_high": 0.05}
+    worse = GOOD | {"ece": 0.018}  # 0.008 worse than the champion on the same rows: past the 0.005 tolerance
+    assert not gate(worse, champion, GateConfig()).passed  # no interval: the point estimate decides
+    # on a small fold the increase is within what resampling gives: not credibly worse
+    noisy = gate(worse, champion | {"ece_increase_low": -0.004, "ece_increase_high": 0.021}, GateConfig())
+    [check] = [c for c in noisy.checks if c["name"] == "calibration"]
+    assert check["passed"] and "paired 95 % interval of the increase [-0.0040, +0.0210]" in check["detail"]
+    # on a large fold it is credibly worse
+    assert not gate(worse, champion | {"ece_increase_low": 0.006, "ece_increase_high": 0.010}, GateConfig()).passed
+
+
+def test_the_paired_ece_increase_is_positive_for_the_worse_calibrated_model():
+    rng = np.random.default_rng(4)
+    n = 4000
+    truth = rng.beta(1.2, 7, n)
+    y = (rng.random(n) < truth).astype(float)
+    worse = np.clip(truth + 0.04, 0, 1)
+    low, high = Resamples(np.arange(n), 200, seed=2).interval(ece_increase, y, worse, truth)
+    assert 0 < low <= ece_increase(y, worse, truth) <= high
 
 
 def test_the_evaluation_reports_intervals_for_auc_ece_and_tier_rates(evaluation):
