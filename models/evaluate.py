@@ -89,10 +89,10 @@ def rates_rise(table: pd.DataFrame, min_rows: int) -> tuple[bool, str]:
         return True, f"not measured: fewer than two tiers have {min_rows:,} rows ({left_out})"
     rates = table["outcome_rate"].to_numpy(dtype=float)[large]
     rises = bool(np.all(np.diff(rates) > 0))
-    if large.all():
-        return rises, f"outcome rates {'rise' if rises else 'do not rise'} strictly from A to D"
-    judged = ", ".join(table["tier"][large])
     verdict = "rise" if rises else "do not rise"
+    if large.all():
+        return rises, f"outcome rates {verdict} strictly from A to D"
+    judged = ", ".join(table["tier"][large])
     return rises, f"outcome rates {verdict} strictly over {judged}; under {min_rows:,} rows, not judged: {left_out}"
 
 

@@ -22,6 +22,12 @@ def _arrays(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> tuple[np.nd
     return y, p
 
 
+def _equal_mass(p: np.ndarray, bins: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The rows in ascending order of ``p`` and their split into ``bins`` equal-mass bins (fewer for fewer rows)."""
+    order = np.argsort(p, kind="mergesort")
+    return order, np.array_split(order, min(bins, max(len(p), 1)))
+
+
 def calibrated_ece(p: np.ndarray | pd.Series, bins: int = 10, draws: int = 200, *, seed: int = 0) -> float:
     """The ECE a perfectly calibrated scorer shows on these rows by chance: the 95th percentile over
     ``draws`` sets of outcomes drawn from ``p`` itself (NaN without draws or rows).
@@ -35,8 +41,9 @@ def calibrated_ece(p: np.ndarray | pd.Series, bins: int = 10, draws: int = 200, 
     p = np.asarray(p, dtype=float)
     if draws <= 0 or len(p) == 0:
         return float("nan")
-    ordered = np.sort(p, kind="mergesort")
-    sizes = np.array([len(g) for g in np.array_split(ordered, min(bins, len(p)))])
+    order, groups = _equal_mass(p, bins)
+    ordered = p[order]  # each bin a run of rows, summed by reduceat in one pass per draw
+    sizes = np.array([len(g) for g in groups])
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
     predicted = np.add.reduceat(ordered, starts) / sizes
     rng = np.random.default_rng(seed)
@@ -66,8 +73,7 @@ def ks_statistic(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> float:
 def calibration_bins(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins: int = 10) -> pd.DataFrame:
     """Equal-mass bins of ``p``: rows, mean predicted probability and observed outcome rate per bin."""
     y, p = _arrays(y, p)
-    order = np.argsort(p, kind="mergesort")
-    groups = np.array_split(order, min(bins, max(len(p), 1)))
+    _, groups = _equal_mass(p, bins)
     rows = [
         {
             "bin": i + 1,
