@@ -457,7 +457,7 @@ CATALOGUE: tuple[Feature, ...] = (
     # A commitment signed in the last 12 months is still being checked (承诺核查): it is the exposure to a
     # breach found in the coming year, which is an adverse record, so it is free, not positive information
     # only; one signed in the last 3 or 6 months has its whole checking year ahead (measured in
-    # benchmarks/bench_gain.py: docs/model.md).
+    # benchmarks/bench_gain.py: docs/experiments.md).
     _event_count("commitment_signed", 3, 0),
     _event_count("commitment_signed", 6, 0),
     _event_count("commitment_signed", 12, 0),
@@ -524,7 +524,7 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature("on_red_list", Source.LISTS, OnList("red"), "bool", "在诚信红名单", "on the red list", -1),
     # A red-list entry ends after its term or at the next adverse record; one that ran its term still says
     # the entity once qualified (a demonstration or advantage enterprise, a clean record for years), which a
-    # lapsed honour does not take back (measured in benchmarks/bench_gain.py: docs/model.md).
+    # lapsed honour does not take back (measured in benchmarks/bench_gain.py: docs/experiments.md).
     Feature(
         "red_list_entries",
         Source.LISTS,
