@@ -14,6 +14,9 @@ from typing import Any
 
 from models.config import GateConfig
 
+# How the first version's promotion reason begins: it is champion because there was none, gate or no gate.
+FIRST_VERSION = "first version of the model (promoted automatically)"
+
 
 @dataclass
 class GateDecision:
@@ -23,6 +26,11 @@ class GateDecision:
     checks: list[dict[str, Any]] = field(default_factory=list)
     champion_version: str | None = None
     comparison: str = ""
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the checks that failed, in the gate's order."""
+        return [c["name"] for c in self.checks if not c["passed"]]
 
     def describe(self) -> str:
         marks = "; ".join(f"{'ok' if c['passed'] else 'FAIL'} {c['name']}: {c['detail']}" for c in self.checks)
@@ -115,3 +123,26 @@ def gate(candidate: dict[str, Any], champion: dict[str, float] | None, config: G
         else f"lowest industry AUC {floor:.4f} (floor {config.industry_auc_floor})",
     )
     return GateDecision(passed=all(c["passed"] for c in checks), checks=checks)
+
+
+def gate_caveat(metadata: dict[str, Any], version: str | None) -> str | None:
+    """What the scores of registered ``version`` (its scorer's ``metadata``) should be read with when it
+    failed its promotion gate, or None.
+
+    A version becomes champion only through the gate, with two exceptions: the first version (the contract's
+    ``score`` uses the champion, so there has to be one) and a promotion by hand with a reason. Whoever uses
+    its scores then sees which checks it failed and why it scores all the same."""
+    if metadata.get("gate") != "failed":
+        return None
+    checks = ", ".join(metadata.get("gate_failed") or []) or "see `ipcredit models`"
+    reason = str(metadata.get("promotion_reason", ""))
+    if reason.startswith(FIRST_VERSION):
+        why = "it is champion only because it was the first version"
+    elif reason:
+        why = f"it was promoted by hand: {reason[:200]}"
+    else:
+        why = "it was not promoted through the gate"
+    return (
+        f"model version {version} failed its promotion gate ({checks}); {why}. Read its tiers with that in "
+        "mind until a version passes (`ipcredit models` gives each check's words)"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from features.columns import feature_columns
 from features.errors import InvalidInput, NotFound, Unavailable
 from models.card import model_card
 from models.evaluate import Evaluation, run_metrics
-from models.gate import GateDecision, gate
+from models.gate import FIRST_VERSION, GateDecision, gate
 from models.metrics import Resamples, auc_gain, binary_metrics, ece_increase
 from models.monitoring import fairness_frame
 from models.policy import Policy
@@ -284,16 +285,13 @@ def log_training(
         "test_auc": f"{candidate['auc']:.4f}",
         "test_ece": f"{candidate['ece']:.4f}",
         "gate": "passed" if decision.passed else "failed",
+        "gate_failed": ",".join(decision.failed),
         "gate_detail": decision.describe()[:5000],
     }.items():
         client.set_model_version_tag(MODEL_NAME, version, key, value)
     promoted = False
     if champion is None:
-        promote(
-            version,
-            "first version of the model (promoted automatically); " + decision.describe(),
-            tracking_uri=tracking_uri,
-        )
+        promote(version, f"{FIRST_VERSION}; " + decision.describe(), tracking_uri=tracking_uri)
         promoted = True
     elif decision.passed:
         promote(version, decision.describe(), tracking_uri=tracking_uri)
@@ -460,6 +458,20 @@ def _load_version(client: MlflowClient, version: str) -> Scorer:
     return _download_scorer(f"models:/{MODEL_NAME}/{version}", model_version=str(version))
 
 
+def _gate_tags(tags: dict[str, str]) -> dict[str, Any]:
+    """What a registered version's tags say of its gate and its promotion, for ``gate_caveat``."""
+    if "gate" not in tags:
+        return {}
+    failed = tags.get("gate_failed")
+    if failed is None:  # registered before the failed checks had a tag of their own: read them from the detail
+        failed = ",".join(re.findall(r"FAIL (\w+):", tags.get("gate_detail", "")))
+    return {
+        "gate": tags["gate"],
+        "gate_failed": [name for name in failed.split(",") if name],
+        "promotion_reason": tags.get("promotion_reason", ""),
+    }
+
+
 def load_scorer(model_uri: str, tracking_uri: str) -> Scorer:
     """The scorer of ``model_uri``: ``models:/ipcredit@champion``, ``models:/ipcredit/3`` or ``runs:/<id>/model``.
 
@@ -479,6 +491,7 @@ def load_scorer(model_uri: str, tracking_uri: str) -> Scorer:
             name, _, version = name_part.partition("/")
             _check_version(client, version)
         scorer = _download_scorer(f"models:/{name}/{version}", model_version=str(version))
+        scorer.metadata = {**scorer.metadata, **_gate_tags(client.get_model_version(name, str(version)).tags or {})}
     elif model_uri.startswith("runs:/"):
         run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
         scorer = _download_scorer(model_uri, model_version=f"run:{run_id}")

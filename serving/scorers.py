@@ -17,6 +17,7 @@ from pathlib import Path
 
 from features.build import FEATURE_VERSION
 from features.errors import IPCreditError, Unavailable
+from models.gate import gate_caveat
 from models.scorer import STATE_FILE, Scorer
 from serving.settings import Settings
 
@@ -50,6 +51,11 @@ class Scorers:
     @property
     def model_version(self) -> str | None:
         return None if self.champion is None else str(self.champion.model_version)
+
+    @property
+    def caveat(self) -> str | None:
+        """What the champion's scores should be read with when it failed its promotion gate, or None."""
+        return None if self.champion is None else gate_caveat(self.champion.metadata, self.champion.model_version)
 
     def require_champion(self) -> Scorer:
         """The champion; ``Unavailable`` when none is loaded."""

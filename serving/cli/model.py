@@ -139,6 +139,7 @@ def train(
     from models import registry
     from models.config import ConfigError, load_config
     from models.evaluate import evaluate_model, run_metrics
+    from models.gate import FIRST_VERSION, gate_caveat
     from models.train import TrainingError, train_model
 
     end = _parse_date(as_of_end, "--as-of-end") if as_of_end else None
@@ -201,6 +202,17 @@ def train(
     verdict = "promoted to champion" if registration.promoted else "kept as challenger"
     out.print(f"registered {registry.MODEL_NAME} version {registration.model_version} ({verdict})")
     out.print(registration.decision.describe())
+    if registration.promoted and not registration.decision.passed:
+        warn(
+            gate_caveat(
+                {
+                    "gate": "failed",
+                    "gate_failed": registration.decision.failed,
+                    "promotion_reason": FIRST_VERSION,
+                },
+                registration.model_version,
+            )
+        )
     summary = {
         "run_id": registration.run_id,
         "model_version": registration.model_version,
@@ -316,6 +328,7 @@ def score(
     if engine not in ("duckdb", "spark"):
         raise fail(f"--engine must be duckdb or spark; got {engine!r}")
     from features.build import FEATURE_VERSION, build_features
+    from models.gate import gate_caveat
     from models.registry import load_scorer
     from models.scorefile import score_file
     from models.scorer import ModelError
@@ -335,6 +348,7 @@ def score(
         raise fail(f"{exc}{'' if model else _versions_that_can(settings.tracking_uri, FEATURE_VERSION)}") from None
     except Exception as exc:
         raise fail(f"cannot load the model {uri}: {exc}", EXIT_FAILED) from None
+    warn(gate_caveat(scorer.metadata, scorer.model_version))
     if not store and out_file.suffix.lower() == ".parquet":  # streamed: one row group in memory at a time
         streamed = _StreamedScore(ds, data, day, scorer, policy, applied, top_k=top_k, chunk_size=chunk_size)
         written = streamed.spark(parts, out_file) if engine == "spark" else streamed.duckdb(out_file)

@@ -65,8 +65,10 @@ async def models_page(request: Request, principal: Analyst, engine: EngineDep):
         return runs, versions(request.app.state.settings.tracking_uri)
 
     runs, listed = await anyio.to_thread.run_sync(read)
-    serving = request.app.state.scorers.model_version
-    return render(request, "models.html", runs=runs, versions=listed, serving=serving)
+    scorers = request.app.state.scorers
+    return render(
+        request, "models.html", runs=runs, versions=listed, serving=scorers.model_version, model_caveat=scorers.caveat
+    )
 
 
 @router.post("/models/promote")

@@ -96,5 +96,6 @@ async def sign_out(request: Request):
 
 @router.get("/")
 def home(request: Request):
-    """What the signed-in person can do, by role, and the entity search."""
-    return render(request, "home.html")
+    """What the signed-in person can do, by role, and the entity search; and, when the model in service
+    failed its promotion gate, which checks it failed and why it scores all the same."""
+    return render(request, "home.html", model_caveat=request.app.state.scorers.caveat)

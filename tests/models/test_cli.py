@@ -7,6 +7,7 @@ promote by hand -> score with an older version; and every kind of bad input exit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 
@@ -52,7 +53,7 @@ def test_train_register_score_promote(tiny_world, store):
     out = store / "scores.parquet"
     result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "warning" not in result.output  # the delivery's records reach the as-of date
+    assert "days before the as-of date" not in result.output  # the delivery's records reach the as-of date
     scores = pd.read_parquet(out)
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
     # Six months past the delivery's last record, the score says the windows since count as empty.
@@ -157,6 +158,34 @@ def test_bad_input_exits_2_and_writes_nothing(broken_world, store, tiny_world):
     assert not out.exists()
     assert not list(store.glob("*.parquet*")) and not list(store.glob(".*tmp"))
     assert not (store / "mlruns" / "artifacts").exists()  # no run was logged
+
+
+@pytest.mark.slow
+def test_a_first_version_that_fails_its_gate_is_champion_and_says_so(tiny_world, store):
+    # The contract's score uses the champion, so the first version becomes one whatever its gate said; the
+    # training and every score made with it then say which checks it failed. A score PSI limit no model can
+    # meet fails the gate here on purpose.
+    strict = store / "strict.toml"
+    strict.write_text((store / "fast.toml").read_text() + "[gate]\nmax_score_psi = 1e-9\n")
+    result = runner.invoke(app, ["train", "--data", str(tiny_world), "--config", str(strict)])
+    assert result.exit_code == 0, result.output
+    summary = _json_tail(result.stdout)
+    assert summary["promoted"] is True and summary["gate"] == "failed"
+    failed = r"model version 1 failed its promotion gate \((?:\w+, )*reference_psi(?:, \w+)*\); "
+    words = re.compile(failed + "it is champion only because it was the first version")
+    assert words.search(" ".join(result.stderr.split()))
+
+    out = store / "scores.parquet"
+    result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert words.search(" ".join(result.stderr.split()))
+    assert (pd.read_parquet(out)["model_version"] == "1").all()
+
+    result = runner.invoke(app, ["promote", "1", "--reason", "reviewed by the data team: PSI limit set in error"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
+    by_hand = re.compile(failed + "it was promoted by hand: reviewed by the data team")
+    assert by_hand.search(" ".join(result.stderr.split()))
 
 
 def test_train_refuses_too_short_a_history(tiny_world, store):

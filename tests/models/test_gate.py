@@ -9,13 +9,14 @@ import pytest
 
 from models.config import GateConfig
 from models.evaluate import rates_rise, tier_table
-from models.gate import gate
+from models.gate import FIRST_VERSION, gate, gate_caveat
+from models.registry import _gate_tags
 
 GOOD = {"auc": 0.83, "ece": 0.010, "tier_rates_rise": 1.0, "industry_auc_min": 0.72}
 
 
 def failed(decision) -> set[str]:
-    return {c["name"] for c in decision.checks if not c["passed"]}
+    return set(decision.failed)
 
 
 def test_first_version_needs_only_its_own_checks():
@@ -103,3 +104,27 @@ def test_tier_rates_are_judged_over_the_tiers_large_enough_to_measure(rows, rise
     decision = gate(GOOD | {"tier_rates_rise": float(judged), "tier_rates": said}, None, GateConfig())
     [check] = [c for c in decision.checks if c["name"] == "tier_rates"]
     assert check["passed"] is rises and check["detail"] == said
+
+
+def test_a_version_that_failed_its_gate_is_read_with_the_checks_it_failed_and_why_it_scores():
+    assert gate_caveat({}, "3") is None  # a scorer from a directory, never registered: nothing to say
+    assert gate_caveat({"gate": "passed", "gate_failed": []}, "3") is None
+    first = {"gate": "failed", "gate_failed": ["ece_limit"], "promotion_reason": f"{FIRST_VERSION}; gate failed …"}
+    assert gate_caveat(first, "1").startswith(
+        "model version 1 failed its promotion gate (ece_limit); it is champion only because it was the first version."
+    )
+    by_hand = {"gate": "failed", "gate_failed": ["auc", "calibration"], "promotion_reason": "audit 2026-11: keep" * 50}
+    said = gate_caveat(by_hand, "4")
+    assert "(auc, calibration); it was promoted by hand: audit 2026-11: keep" in said
+    assert len(said) < 400  # the reason is quoted, not pasted whole
+    # A version registered before the failed checks had a tag of their own: they are read from the detail.
+    legacy = _gate_tags(
+        {
+            "gate": "failed",
+            "gate_detail": "gate failed (first version: no champion): ok ece_limit: ECE 0.01; FAIL tier_rates: flat; "
+            "FAIL industry_auc_floor: lowest industry AUC 0.6",
+        }
+    )
+    assert legacy["gate_failed"] == ["tier_rates", "industry_auc_floor"]
+    assert "(tier_rates, industry_auc_floor); it was not promoted through the gate" in gate_caveat(legacy, "2")
+    assert _gate_tags({"feature_version": "x"}) == {}  # a run logged without a gate

@@ -27,6 +27,7 @@ from features.single import single_features
 from features.snapshots import build_outcomes
 from features.synth import generate
 from models.calibration import Calibrator
+from models.gate import FIRST_VERSION
 from models.policy import load_policy
 from models.scorer import Scorer
 from models.treeshap import PARALLEL_MIN_ROWS, PatternTreeSHAP, numeric_matrix
@@ -36,7 +37,7 @@ from serving.lookups import Lookups
 from serving.schemas import ScoreRequest
 from serving.scoring import history_frames, score_history
 from serving.store import latest_score
-from tests.serving.conftest import POLICY_PATH, make_entities, store_run
+from tests.serving.conftest import POLICY_PATH, make_entities, sign_in, store_run
 
 AS_OF = date(2024, 12, 31)
 
@@ -283,6 +284,31 @@ def test_a_model_trained_on_other_features_is_not_served(scorer, serve, tmp_path
     health = live.client().get("/health").json()
     assert health["status"] == "degraded" and health["model_version"] is None
     assert any("features version" in reason for reason in health["reasons"]), health["reasons"]
+
+
+def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(scorer, serve, tokens, tmp_path, db_url):
+    """The first version is champion whatever its gate said (the contract's ``score`` needs one): the pages
+    of the people who read its tiers say which checks it failed and why it scores all the same."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the pages do not depend on the database")
+    gate = {"gate": "failed", "gate_failed": ["ece_limit", "reference_psi"], "promotion_reason": FIRST_VERSION}
+    failed = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata=gate)
+    live = serve(model_uri=str(failed.save(tmp_path / "failed")))
+    words = "failed its promotion gate (ece_limit, reference_psi); it is champion only because it was the first"
+    for role, page in (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models")):
+        with live.client() as client:
+            sign_in(client, tokens[role])
+            html = client.get(page).text
+            assert words in " ".join(html.split()), (role, page)
+    assert live.client().get("/health").json()["status"] == "ok"  # a failed gate is not an outage
+
+    passed = Scorer(
+        scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata={"gate": "passed"}
+    )
+    live = serve(model_uri=str(passed.save(tmp_path / "passed")))
+    with live.client() as client:
+        sign_in(client, tokens["supervisor"])
+        assert 'id="model-caveat"' not in client.get("/ui/").text
 
 
 # ---- the one-history feature path (features.single) -------------------------------------------------------

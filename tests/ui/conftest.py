@@ -222,14 +222,23 @@ def phone(site) -> Iterator[Browser]:
 
 def wait_for(predicate, timeout: float = 30.0):
     """``predicate()`` once it is true; a page still loading (an element gone stale, not there yet) is
-    waited for, not failed on."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    waited for, not failed on. Chromium's driver reports an element of the page being replaced either as
+    stale or, read mid-navigation, as an inspector error that the node "does not belong to the document"."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = predicate()
         except (StaleElementReferenceException, NoSuchElementException):
+            value = None
+        except WebDriverException as exc:
+            if "does not belong to the document" not in str(exc):
+                raise
             value = None
         if value:
             return value
