@@ -84,7 +84,8 @@ def model_card(
             else ")."
         ),
         "",
-        "95 % bootstrap intervals (resampling entities, all their rows together; the same resamples for every scorer):",
+        "95 % bootstrap intervals (resampling entities, all their rows together; the same resamples for every "
+        "scorer; `auc_lead` is the model's AUC minus the scorer's, its interval paired):",
         markdown_table(ev.intervals) if len(ev.intervals) else "(no resamples configured)",
         "",
         "## Tiers (final, after the rules)",
@@ -134,10 +135,16 @@ def model_card(
 
 
 def _baseline_auc(ev: Evaluation, model: TrainedModel, name: str) -> str:
-    """A baseline's test AUC, or why it could not be fitted."""
+    """A baseline's test AUC with the model's lead over it and the paired interval of the lead, or why the
+    baseline could not be fitted."""
     if name in model.unavailable:
         return f"nothing (unavailable: {model.unavailable[name]})"
-    return f"{ev.metric(name, 'auc'):.4f}"
+    auc = f"{ev.metric(name, 'auc'):.4f}"
+    lead = ev.intervals[(ev.intervals["scorer"] == name) & (ev.intervals["metric"] == "auc_lead")]
+    if lead.empty or math.isnan(lead["low"].iloc[0]):
+        return auc
+    row = lead.iloc[0]
+    return f"{auc} (lead {row['value']:+.4f}, paired 95 % interval [{row['low']:+.4f}, {row['high']:+.4f}])"
 
 
 def _search_text(model: TrainedModel) -> str:

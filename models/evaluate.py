@@ -57,14 +57,25 @@ def tier_table(y: np.ndarray, score: np.ndarray, tiers: np.ndarray) -> pd.DataFr
 def interval_table(
     y: np.ndarray, scores: dict[str, np.ndarray], resamples: Resamples, *, ece_bins: int
 ) -> pd.DataFrame:
-    """Bootstrap intervals (95 %, resampling entities) of AUC and ECE per scorer, on the same resamples."""
+    """Bootstrap intervals (95 %, resampling entities) of AUC and ECE per scorer, on the same resamples;
+    and for every scorer after the first (the model), ``auc_lead``: the first's AUC minus its own, with the
+    paired interval of that difference (the two AUCs draw by draw), which is what says whether the model
+    is ahead where the two separate intervals overlap."""
     y = np.asarray(y, dtype=float)
-    rows = []
+    rows, auc_draws, auc_values = [], {}, {}
     for name, p in scores.items():
         p = np.asarray(p, dtype=float)
         for metric, fn in (("auc", auc_or_nan), ("ece", lambda a, b: expected_calibration_error(a, b, ece_bins))):
-            low, high = resamples.interval(fn, y, p)
+            draws = resamples.draws(fn, y, p)
+            low, high = resamples.bounds(draws)
             rows.append({"scorer": name, "metric": metric, "value": fn(y, p), "low": low, "high": high})
+            if metric == "auc":
+                auc_draws[name], auc_values[name] = draws, rows[-1]["value"]
+    first, *others = list(scores)
+    for name in others:
+        low, high = resamples.bounds(auc_draws[first] - auc_draws[name])
+        lead = auc_values[first] - auc_values[name]
+        rows.append({"scorer": name, "metric": "auc_lead", "value": lead, "low": low, "high": high})
     return pd.DataFrame(rows, columns=["scorer", "metric", "value", "low", "high"])
 
 
@@ -268,6 +279,8 @@ class Evaluation:
             out[f"tier_share_{row['tier']}"] = float(row["share"])
         for row in self.intervals.to_dict("records"):
             prefix = prefixes.get(row["scorer"], f"{row['scorer']}_")
+            if row["metric"] == "auc_lead":  # the model's AUC minus this scorer's: not in the metrics table
+                out[f"{prefix}test_auc_lead"] = float(row["value"])
             out[f"{prefix}test_{row['metric']}_low"] = float(row["low"])
             out[f"{prefix}test_{row['metric']}_high"] = float(row["high"])
         for row in self.tiers.to_dict("records"):

@@ -154,8 +154,16 @@ class Resamples:
 
     def interval(self, fn, *arrays: np.ndarray, level: float = 0.95) -> tuple[float, float]:
         """The central ``level`` interval of ``fn(*arrays)`` over the resamples (NaN where undefined)."""
-        values = [fn(*(a[i] for a in arrays)) for i in self.indices]
-        values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+        return self.bounds(self.draws(fn, *arrays), level)
+
+    def draws(self, fn, *arrays: np.ndarray) -> np.ndarray:
+        """``fn(*arrays)`` on each resample, in order: the draws of two scorers pair up, so their
+        difference draw by draw is the paired bootstrap of the difference (``bounds`` of it)."""
+        return np.asarray([fn(*(a[i] for a in arrays)) for i in self.indices], dtype=float)
+
+    def bounds(self, draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+        """The central ``level`` interval of ``draws``, NaN when under half the resamples give a value."""
+        values = draws[np.isfinite(draws)]
         if len(values) < max(10, len(self.indices) // 2):
             return float("nan"), float("nan")
         tail = (1 - level) / 2

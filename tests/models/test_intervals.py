@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models.config import GateConfig
+from models.evaluate import interval_table
 from models.gate import gate
 from models.metrics import Resamples, auc_gain, auc_or_nan, ece_increase
 
@@ -83,6 +84,24 @@ def test_the_paired_ece_increase_is_positive_for_the_worse_calibrated_model():
     assert 0 < low <= ece_increase(y, worse, truth) <= high
 
 
+def test_the_lead_over_a_baseline_is_read_from_its_paired_interval():
+    # A model a little ahead of a baseline that ranks almost as it does: their own intervals overlap, but
+    # on every resample the model is ahead, and the paired interval of the lead says so.
+    rng = np.random.default_rng(5)
+    n = 4000
+    signal = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(signal - 2)))).astype(float)
+    model = signal + rng.normal(scale=0.5, size=n)
+    baseline = model + rng.normal(scale=0.6, size=n)  # what the model reads, and more noise
+    table = interval_table(y, {"model": model, "baseline": baseline}, Resamples(np.arange(n), 200, seed=6), ece_bins=10)
+    rows = table.set_index(["scorer", "metric"])
+    ours, theirs, lead = rows.loc[("model", "auc")], rows.loc[("baseline", "auc")], rows.loc[("baseline", "auc_lead")]
+    assert lead["value"] == pytest.approx(ours["value"] - theirs["value"])
+    assert ours["low"] < theirs["high"]  # the separate intervals overlap
+    assert 0 < lead["low"] <= lead["value"] <= lead["high"]  # the paired one lies above zero
+    assert ("model", "auc_lead") not in rows.index  # the model is the reference, not a baseline of itself
+
+
 def test_the_evaluation_reports_intervals_for_auc_ece_and_tier_rates(evaluation):
     model = evaluation.intervals.set_index(["scorer", "metric"]).loc[("model", "auc")]
     assert model["low"] <= model["value"] <= model["high"]
@@ -93,6 +112,10 @@ def test_the_evaluation_reports_intervals_for_auc_ece_and_tier_rates(evaluation)
     ).all()
     summary = evaluation.summary()
     assert summary["test_auc_low"] <= summary["test_auc"] <= summary["test_auc_high"]
+    for baseline in ("scorecard", "rules_card"):
+        lead = summary[f"{baseline}_test_auc_lead"]
+        assert lead == pytest.approx(summary["test_auc"] - summary[f"{baseline}_test_auc"])
+        assert summary[f"{baseline}_test_auc_lead_low"] <= lead <= summary[f"{baseline}_test_auc_lead_high"]
 
 
 def test_the_fast_auc_is_roc_auc_score():
