@@ -51,6 +51,8 @@ class MonthInputs:
     months before with ``score``, ``tier`` and the realised ``outcome`` (or None). ``data_caveat``: what
     the run's scores should be read with (``features.dataset.stale_caveat``: scored long after its
     delivery's last record, drift then says as much about the delivery as about the entities), or None.
+    ``model_caveat``: that the run's model failed its promotion gate and why it scored all the same
+    (``models.gate.gate_caveat``), or None.
     """
 
     as_of: date
@@ -65,6 +67,7 @@ class MonthInputs:
     provincial: dict[str, Any] = field(default_factory=dict)
     min_group_rows: int = 300
     data_caveat: str | None = None
+    model_caveat: str | None = None
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -117,6 +120,8 @@ def build_report(inputs: MonthInputs, *, n_boot: int = 200) -> dict[str, Any]:
     }
     if inputs.data_caveat:
         report["data_caveat"] = inputs.data_caveat
+    if inputs.model_caveat:
+        report["model_caveat"] = inputs.model_caveat
     if inputs.previous is not None and len(inputs.previous):
         matrix = migration_matrix(
             inputs.previous.set_index("entity_id")["tier"], run.set_index("entity_id")["tier"].astype(str)
@@ -312,9 +317,9 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>run {html.escape(str(report['run_id']))} · model {html.escape(report['model_version'])} · policy "
         f"{html.escape(report['policy_version'])} · {report['entities']:,} entities</p>",
         *(
-            [f"<p><strong>数据说明 · data caveat</strong>: {html.escape(report['data_caveat'])}</p>"]
-            if report.get("data_caveat")
-            else []
+            f"<p><strong>{title}</strong>: {html.escape(report[key])}</p>"
+            for key, title in (("model_caveat", "模型说明 · model caveat"), ("data_caveat", "数据说明 · data caveat"))
+            if report.get(key)
         ),
         "<h2>分级分布 · tiers</h2>",
         _tier_plot(report),

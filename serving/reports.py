@@ -24,6 +24,7 @@ from features.catalogue import FEATURE_NAMES
 from features.dataset import Dataset, stale_caveat
 from features.errors import NotFound, Unavailable
 from features.snapshots import OUTCOME_MONTHS, build_outcomes
+from models.gate import gate_caveat
 from models.monitoring import Reference
 from models.policy import TIERS
 from models.report import MonthInputs, render_html, report_json
@@ -187,6 +188,7 @@ def month_inputs(
         matured=matured,
         provincial=provincial,
         data_caveat=stale_caveat(run["as_of"], run.get("data_end")),
+        model_caveat=gate_caveat(scorer.metadata, str(run["model_version"])),
     )
 
 

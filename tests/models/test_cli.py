@@ -180,6 +180,13 @@ def test_a_first_version_that_fails_its_gate_is_champion_and_says_so(tiny_world,
     assert result.exit_code == 0, result.output
     assert words.search(" ".join(result.stderr.split()))
     assert (pd.read_parquet(out)["model_version"] == "1").all()
+    stored = ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(store / "s.csv"), "--store"]
+    assert runner.invoke(app, stored).exit_code == 0
+    result = runner.invoke(app, ["report", "--as-of", AS_OF, "--out", str(store / "report"), "--no-log"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((store / "report" / "report.json").read_text(encoding="utf-8"))
+    assert words.search(figures["model_caveat"])  # the month's report is read with it too
+    assert "model caveat" in (store / "report" / "report.html").read_text(encoding="utf-8")
 
     result = runner.invoke(app, ["promote", "1", "--reason", "reviewed by the data team: PSI limit set in error"])
     assert result.exit_code == 0, result.output

@@ -115,6 +115,13 @@ def test_the_report_is_the_same_bytes_for_the_same_inputs(trained, inputs, tmp_p
     assert "data caveat</strong>: the delivery&#x27;s last record is of 2025-06-30, 184 days &lt;" in render_html(
         report
     )
+    assert "model_caveat" not in report and "model caveat" not in page
+    # A run of a model that failed its promotion gate says so too, and first: it bears on every figure.
+    failed = _inputs(trained, reference, run, data_caveat=stale.data_caveat, model_caveat="model version 1 failed …")
+    report = build_report(failed, n_boot=0)
+    assert report["model_caveat"] == "model version 1 failed …"
+    page = render_html(report)
+    assert page.index("model caveat</strong>: model version 1 failed …") < page.index("data caveat</strong>")
 
 
 def test_rule_rates_are_compared_with_training(trained, inputs):
