@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.errors import InvalidInput, validation_summary
+from features.files import read_small_text
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("train.toml")
 # The largest tree the scorer explains with pattern TreeSHAP (models/treeshap.py: 15 internal nodes).
@@ -148,9 +149,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(read_small_text(Path(path)))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the training config: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 

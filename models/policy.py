@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from features.catalogue import FEATURES
 from features.columns import FeatureColumns, feature_columns
 from features.errors import InvalidInput, validation_summary
+from features.files import read_small_text
 from features.pointintime import UNTRUSTWORTHY_MANAGEMENT_YEARS
 from features.schema import EVENT_CODES, LIST_NAMES, SERIOUS_VIOLATION_LAPSE_YEARS
 
@@ -522,7 +523,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
 def load_policy(path: Path) -> Policy:
     """Load and validate the policy file at ``path``."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_small_text(Path(path))
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
     return parse_policy(text, source=str(path))

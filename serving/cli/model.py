@@ -156,7 +156,7 @@ def train(
     dates = plan.dates
     needed = cfg.split.min_dates()
     if len(dates) < needed:
-        raise fail(_no_design(data, plan, needed), code=2)
+        raise fail(_no_design(data, plan, needed, end), code=2)
     t0 = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("building snapshots", total=len(dates))
@@ -227,8 +227,9 @@ def train(
     typer.echo(json.dumps(summary, sort_keys=True))
 
 
-def _no_design(data: Path, plan: SnapshotPlan, needed: int) -> str:
-    """Why ``train`` cannot plan its out-of-time design on ``data``, and what would fix it."""
+def _no_design(data: Path, plan: SnapshotPlan, needed: int, end: date | None = None) -> str:
+    """Why ``train`` cannot plan its out-of-time design on ``data`` (up to ``--as-of-end`` ``end``, when
+    given), and what would fix it."""
     from features.schema import ADVERSE_CODES
 
     head = f"cannot train on {data}: "
@@ -241,11 +242,16 @@ def _no_design(data: Path, plan: SnapshotPlan, needed: int) -> str:
             "Deliver more history, or the findings, penalties and judgments the delivery left out, under those "
             "event types; nothing was logged"
         )
+    cut = (
+        f"; --as-of-end {end} keeps only the outcome windows closed by it, so a later --as-of-end, or none, uses more"
+        if end is not None and plan.data_end is not None and end < plan.data_end
+        else ""
+    )
     return (
         head + f"the out-of-time design needs at least {needed} quarterly as-of dates whose 12-month outcome window "
         f"the data covers, with a year of recorded history before each; the data has {len(plan.dates)} (records "
-        f"from {plan.first_record or '-'} to {plan.data_end or '-'}). Deliver more history, or lay a smaller design "
-        "over models/train.toml with --config (split.test_quarters, split.valid_quarters, "
+        f"from {plan.first_record or '-'} to {plan.data_end or '-'}{cut}). Deliver more history, or lay a smaller "
+        "design over models/train.toml with --config (split.test_quarters, split.valid_quarters, "
         "split.min_train_quarters, split.purge_overlap = false); nothing was logged"
     )
 

@@ -199,6 +199,10 @@ def test_train_refuses_too_short_a_history(tiny_world, store):
     result = runner.invoke(app, ["train", "--data", str(tiny_world), "--quarters", "5"])
     assert result.exit_code == 2
     assert "as-of dates" in result.output
+    # Cut short by --as-of-end, the advice names the option as the cause.
+    result = runner.invoke(app, ["train", "--data", str(tiny_world), "--as-of-end", "2017-06-30"])
+    assert result.exit_code == 2
+    assert "--as-of-end 2017-06-30 keeps only the outcome windows closed by it" in " ".join(result.output.split())
 
 
 def test_promote_an_unknown_version(store):

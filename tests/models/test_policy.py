@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,9 @@ import pytest
 from features.catalogue import FEATURES
 from features.columns import feature_columns
 from features.errors import InvalidInput
-from models.policy import TIERS, PolicyError, compiled, parse_policy
+from features.files import SMALL_FILE_BYTES
+from models.config import load_config
+from models.policy import TIERS, PolicyError, compiled, load_policy, parse_policy
 from tests.models.factories import feature_frame
 
 
@@ -222,6 +227,29 @@ def test_a_policy_is_compiled_once(policy):
 def test_a_policy_error_is_invalid_input():
     with pytest.raises(InvalidInput, match=r"edited\.toml: not valid TOML"):
         parse_policy("version = ", source="edited.toml")
+
+
+@pytest.mark.parametrize("load", [load_policy, load_config], ids=["policy", "config"])
+def test_a_policy_or_config_path_that_is_no_small_text_file_is_refused_with_words(load, tmp_path):
+    # Each would otherwise be read until memory ran out (a device), waited on for ever (a pipe) or
+    # parsed as whatever it holds (a data file given by mistake).
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    large = tmp_path / "large.toml"
+    large.write_bytes(b"# " + b"x" * SMALL_FILE_BYTES)
+    binary = tmp_path / "data.toml"
+    binary.write_bytes(b"PAR1\xff\xfe\x00")
+    for path, words in (
+        (Path("/dev/zero"), "not a regular file"),
+        (pipe, "not a regular file"),
+        (tmp_path, "not a regular file"),
+        (tmp_path / "missing.toml", "No such file or directory"),
+        (large, "larger than 1,048,576 bytes"),
+        (binary, "not a text file (byte 4 is not UTF-8)"),
+    ):
+        with pytest.raises(InvalidInput, match=re.escape(f"{path}: ")) as caught:
+            load(path)
+        assert words in str(caught.value), (path, str(caught.value))
 
 
 # ---- repair rules and list lifecycles (issue 9) --------------------------------------------------------
