@@ -137,7 +137,7 @@ def gate_caveat(metadata: dict[str, Any], version: str | None) -> str | None:
     checks = ", ".join(metadata.get("gate_failed") or []) or "see `ipcredit models`"
     reason = str(metadata.get("promotion_reason", ""))
     if reason.startswith(FIRST_VERSION):
-        why = "it is champion only because it was the first version"
+        why = "it became champion only because it was the first version"
     elif reason:
         why = f"it was promoted by hand: {reason[:200]}"
     else:

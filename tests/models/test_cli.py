@@ -172,7 +172,7 @@ def test_a_first_version_that_fails_its_gate_is_champion_and_says_so(tiny_world,
     summary = _json_tail(result.stdout)
     assert summary["promoted"] is True and summary["gate"] == "failed"
     failed = r"model version 1 failed its promotion gate \((?:\w+, )*reference_psi(?:, \w+)*\); "
-    words = re.compile(failed + "it is champion only because it was the first version")
+    words = re.compile(failed + "it became champion only because it was the first version")
     assert words.search(" ".join(result.stderr.split()))
 
     out = store / "scores.parquet"

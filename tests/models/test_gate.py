@@ -111,7 +111,8 @@ def test_a_version_that_failed_its_gate_is_read_with_the_checks_it_failed_and_wh
     assert gate_caveat({"gate": "passed", "gate_failed": []}, "3") is None
     first = {"gate": "failed", "gate_failed": ["ece_limit"], "promotion_reason": f"{FIRST_VERSION}; gate failed …"}
     assert gate_caveat(first, "1").startswith(
-        "model version 1 failed its promotion gate (ece_limit); it is champion only because it was the first version."
+        "model version 1 failed its promotion gate (ece_limit); "
+        "it became champion only because it was the first version."
     )
     by_hand = {"gate": "failed", "gate_failed": ["auc", "calibration"], "promotion_reason": "audit 2026-11: keep" * 50}
     said = gate_caveat(by_hand, "4")

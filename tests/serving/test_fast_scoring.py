@@ -294,7 +294,7 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(scor
     gate = {"gate": "failed", "gate_failed": ["ece_limit", "reference_psi"], "promotion_reason": FIRST_VERSION}
     failed = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata=gate)
     live = serve(model_uri=str(failed.save(tmp_path / "failed")))
-    words = "failed its promotion gate (ece_limit, reference_psi); it is champion only because it was the first"
+    words = "failed its promotion gate (ece_limit, reference_psi); it became champion only because it was the first"
     for role, page in (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models")):
         with live.client() as client:
             sign_in(client, tokens[role])
