@@ -522,10 +522,16 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
 
 def load_policy(path: Path) -> Policy:
     """Load and validate the policy file at ``path``."""
+    return read_policy(path)[0]
+
+
+def read_policy(path: Path) -> tuple[Policy, str]:
+    """The validated policy at ``path`` and the text it was parsed from, read once: a run stores both, and
+    reading the file again could store the text of an edit under the version tag of the file before it."""
     try:
         text = read_small_text(Path(path))
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
-    return parse_policy(text, source=str(path))
+    return parse_policy(text, source=str(path)), text

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.policy import load_policy
+from models.policy import read_policy
 from serving import db, register
 from serving.audit import ReadAuditor
 from serving.auth import TokenVerifier
@@ -104,8 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.lookups = Lookups(engine, app.state.db_readers)
         app.state.scoring_threads = anyio.CapacityLimiter(SCORING_THREADS)
         policy_path = Path(settings.policy_path)
-        app.state.policy = load_policy(policy_path)
-        app.state.policy_text = policy_path.read_text(encoding="utf-8")
+        app.state.policy, app.state.policy_text = read_policy(policy_path)
         app.state.engine = engine
         app.state.tokens = TokenVerifier(engine)
         scorers = Scorers(settings)

@@ -63,15 +63,16 @@ def _progress() -> Progress:
 
 
 def _settings_and_policy():
-    from models.policy import PolicyError, load_policy
+    """The settings, the validated policy and the text it was parsed from (read once: a stored run keeps both)."""
+    from models.policy import PolicyError, read_policy
     from serving.settings import load_settings
 
     settings = load_settings()
     try:
-        policy = load_policy(settings.policy_path)
+        policy, text = read_policy(settings.policy_path)
     except PolicyError as exc:
         raise fail(exc) from None
-    return settings, policy
+    return settings, policy, text
 
 
 def _artifact_root(settings) -> str | None:
@@ -147,7 +148,7 @@ def train(
         cfg = load_config(config)
     except ConfigError as exc:
         raise fail(exc) from None
-    settings, policy = _settings_and_policy()
+    settings, policy, _ = _settings_and_policy()
     ds = open_dataset(data)
     applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
     plan = plan_snapshots(ds, as_of_end=end, count=quarters, max_rows=max_rows)
@@ -341,7 +342,7 @@ def score(
 
     day = _parse_date(as_of, "--as-of")
     check_output_path(out_file)
-    settings, policy = _settings_and_policy()
+    settings, policy, policy_text = _settings_and_policy()
     ds = open_dataset(data)
     applied = apply_ledger(ds, ledger_file, ledger_seq, no_ledger)
     warn(ds.span_caveat(day))
@@ -405,7 +406,7 @@ def score(
             as_of=day,
             dataset_fingerprint=ds.fingerprint,
             data_source=str(data),
-            policy_text=Path(settings.policy_path).read_text(encoding="utf-8"),
+            policy_text=policy_text,
             policy_version=policy.version_tag,
             model_version=str(scorer.model_version),
             feature_version=scorer.feature_version,
@@ -633,7 +634,7 @@ def report(
     from serving.reports import month_inputs
 
     day = _parse_date(as_of, "--as-of")
-    settings, _ = _settings_and_policy()
+    settings, _, _ = _settings_and_policy()
     ds = open_dataset(data) if data else None
     engine = open_store(settings.db_url)
     try:

@@ -262,7 +262,7 @@ def import_scores(
     """Import a score file as a score run, validated row by row like a dataset: any problem is listed
     (score_file / row / column) and the command exits with status 2 having stored nothing. Both paths must
     lie under the import root (IPCREDIT_DATASET_ROOT); the run and its audit row are one transaction."""
-    from models.policy import PolicyError, load_policy
+    from models.policy import PolicyError, read_policy
     from serving import runs
     from serving.auth import cli_principal
     from serving.settings import load_settings
@@ -270,7 +270,7 @@ def import_scores(
     settings = load_settings()
     day = parse_date(as_of, "--as-of")
     try:
-        policy = load_policy(settings.policy_path)
+        policy, policy_text = read_policy(settings.policy_path)
         root = settings.import_root
         request = runs.RunRequest(
             folder=runs.dataset_folder(str(data.absolute()), root),
@@ -278,7 +278,6 @@ def import_scores(
             as_of=day,
             score_file=runs.confined(str(scores.absolute()), root, "score_file", folder=False),
         )
-        policy_text = Path(settings.policy_path).read_text(encoding="utf-8")
         run_id = runs.make_run(_engine(), request, None, policy, policy_text, cli_principal())
     except (IPCreditError, PolicyError) as exc:
         if isinstance(exc, InvalidInput):

@@ -6,6 +6,7 @@ promote by hand -> score with an older version; and every kind of bad input exit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -88,6 +89,9 @@ def test_train_register_score_promote(tiny_world, store):
     assert result.exit_code == 0, result.output
     with sqlite3.connect(store / "service.db") as db:
         assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == len(scores)
+        # The run keeps the policy text its tiers came from: the text the version tag was hashed from.
+        text, tag = db.execute("SELECT policy_text, policy_version FROM score_runs").fetchone()
+        assert tag.endswith("+" + hashlib.sha256(text.encode()).hexdigest()[:8])
 
     second = _train(tiny_world, store / "fast.toml", "--as-of-end", "2024-09-30")
     assert second["model_version"] == "2"
