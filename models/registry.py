@@ -472,6 +472,12 @@ def _gate_tags(tags: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def version_gate(version: str, tracking_uri: str) -> dict[str, Any]:
+    """What registered ``version``'s tags say of its gate and its promotion (``gate_caveat`` reads it),
+    without loading the model; ``RegistryError`` when there is no such version."""
+    return _gate_tags(_check_version(connect(tracking_uri), version).tags or {})
+
+
 def load_scorer(model_uri: str, tracking_uri: str) -> Scorer:
     """The scorer of ``model_uri``: ``models:/ipcredit@champion``, ``models:/ipcredit/3`` or ``runs:/<id>/model``.
 

@@ -32,6 +32,7 @@ class Scorers:
         self.champion: Scorer | None = None
         self.reason: str | None = "model not loaded yet"
         self._versions: dict[str, Scorer] = {}
+        self._caveats: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def load_champion(self) -> None:
@@ -47,6 +48,8 @@ class Scorers:
             return
         self.reason = None
         self._versions[str(self.champion.model_version)] = self.champion
+        with self._lock:
+            self._caveats.clear()  # a promotion by hand changes what a version's caveat says
 
     @property
     def model_version(self) -> str | None:
@@ -56,6 +59,31 @@ class Scorers:
     def caveat(self) -> str | None:
         """What the champion's scores should be read with when it failed its promotion gate, or None."""
         return None if self.champion is None else gate_caveat(self.champion.metadata, self.champion.model_version)
+
+    def caveat_of(self, model_version: str) -> str | None:
+        """What rows scored by ``model_version`` should be read with when that version failed its promotion
+        gate, or None: the champion's from its loaded metadata, another registered version's from its
+        registry tags (read once, when the service serves from the registry; not loading the model). A version
+        the registry cannot answer for has none: a page is not refused for want of a caveat, the log says why."""
+        if self.champion is not None and str(self.champion.model_version) == model_version:
+            return self.caveat
+        with self._lock:
+            if model_version in self._caveats:
+                return self._caveats[model_version]
+            loaded = self._versions.get(model_version)
+        caveat = None
+        if loaded is not None:
+            caveat = gate_caveat(loaded.metadata, model_version)
+        elif model_version.isdigit() and self.settings.serving_model_uri.startswith("models:/"):
+            from models.registry import version_gate  # MLflow: imported only when it is used
+
+            try:
+                caveat = gate_caveat(version_gate(model_version, self.settings.tracking_uri), model_version)
+            except Exception as exc:
+                log.warning("model version %s: its gate tags cannot be read: %s", model_version, _short(exc))
+        with self._lock:
+            self._caveats[model_version] = caveat
+        return caveat
 
     def require_champion(self) -> Scorer:
         """The champion; ``Unavailable`` when none is loaded."""

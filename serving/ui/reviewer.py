@@ -125,6 +125,7 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
     frames = _history(detail)
     events, events_note = _events(frames)
     defaults = {"what_if": None, "conflict": None, "problems": [], "kept": {}, "recourse": None}
+    caveat = request.app.state.scorers.caveat_of(str(explanation["model_version"]))  # the row's model
     return render(
         request,
         "objection.html",
@@ -139,6 +140,7 @@ def _page(request: Request, detail: dict[str, Any], *, status: int = 200, **valu
         if any(c.get("records") for c in explanation["contributions"])
         else _behind(frames, explanation["as_of"]),
         today=dates.today(),
+        model_caveat=caveat,
         **(defaults | values),
     )
 

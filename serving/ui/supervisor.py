@@ -22,7 +22,7 @@ from serving import dates, draws, explanations, inspections, register, scoring
 from serving import objections as objections_
 from serving.auth import Principal, Role
 from serving.db import entities, inspection_outcomes, inspection_results, list_entries, objections
-from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
+from serving.deps import AuditorDep, EngineDep, PolicyDep, ScorersDep, check_entity_id, require
 from serving.ledger import withdrawals
 from serving.schemas import DrawRequest, ObjectionIn, OutcomesIn
 from serving.store import entity_row, latest_score, run_row
@@ -197,7 +197,9 @@ def _day(value: Any) -> date | None:
 
 
 @router.get("/entities/{entity_id}")
-def entity_page(entity_id: str, request: Request, principal: Reader, engine: EngineDep, auditor: AuditorDep):
+def entity_page(
+    entity_id: str, request: Request, principal: Reader, engine: EngineDep, auditor: AuditorDep, scorers: ScorersDep
+):
     """Tier, score, fired rules with their legal basis, the top reasons and the history as a timeline."""
     check_entity_id(entity_id)
     with engine.connect() as conn:
@@ -220,6 +222,7 @@ def entity_page(entity_id: str, request: Request, principal: Reader, engine: Eng
         timeline=timeline,
         timeline_note=note,
         stale_days=stale_days(row["as_of"], run.get("data_end")),  # scored long after the delivery's last record
+        model_caveat=scorers.caveat_of(str(row["model_version"])),  # its model failed its promotion gate
     )
 
 

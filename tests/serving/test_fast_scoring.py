@@ -286,16 +286,22 @@ def test_a_model_trained_on_other_features_is_not_served(scorer, serve, tmp_path
     assert any("features version" in reason for reason in health["reasons"]), health["reasons"]
 
 
-def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(scorer, serve, tokens, tmp_path, db_url):
+def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(
+    scorer, serve, tokens, tmp_path, db_url, engine
+):
     """The first version is champion whatever its gate said (the contract's ``score`` needs one): the pages
     of the people who read its tiers say which checks it failed and why it scores all the same."""
     if not db_url.startswith("sqlite"):
         pytest.skip("the pages do not depend on the database")
     gate = {"gate": "failed", "gate_failed": ["ece_limit", "reference_psi"], "promotion_reason": FIRST_VERSION}
-    failed = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata=gate)
+    metadata = {**gate, "model_version": "1"}  # the version of the stored rows below
+    failed = Scorer(scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata=metadata)
     live = serve(model_uri=str(failed.save(tmp_path / "failed")))
+    entity_id = make_entities(40, seed=3)["entity_id"].iloc[0]
+    store_run(engine, make_entities(40, seed=3))
     words = "failed its promotion gate (ece_limit, reference_psi); it became champion only because it was the first"
-    for role, page in (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models")):
+    pages = (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models"))
+    for role, page in (*pages, ("supervisor", f"/ui/entities/{entity_id}")):
         with live.client() as client:
             sign_in(client, tokens[role])
             html = client.get(page).text
@@ -309,6 +315,36 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(scor
     with live.client() as client:
         sign_in(client, tokens["supervisor"])
         assert 'id="model-caveat"' not in client.get("/ui/").text
+        assert 'id="model-caveat"' not in client.get(f"/ui/entities/{entity_id}").text
+
+
+def test_a_row_of_an_older_version_that_failed_its_gate_is_read_with_that_versions_caveat(tmp_path, db_url):
+    """Rows scored by a version other than the champion: the caveat comes from that version's registry tags
+    (without loading its model), read once; a version the registry does not know has none, and a service
+    that does not serve from the registry does not ask it."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the registry does not depend on the service database")
+    from mlflow import MlflowClient
+
+    from serving.scorers import Scorers
+    from tests.serving.conftest import settings_for
+
+    settings = settings_for(db_url, tmp_path, model_uri="models:/ipcredit@champion")
+    uri = settings.tracking_uri  # the registry too: a client's default registry is whatever was set last
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("ipcredit")
+    tags = {"gate": "failed", "gate_failed": "calibration", "promotion_reason": "kept by the data team for the audit"}
+    client.create_model_version("ipcredit", source=str(tmp_path / "v1"), tags=tags)
+    client.create_model_version("ipcredit", source=str(tmp_path / "v2"), tags={"gate": "passed", "gate_failed": ""})
+    scorers = Scorers(settings)  # no champion loaded: only the registry speaks
+    said = scorers.caveat_of("1")
+    assert said.startswith("model version 1 failed its promotion gate (calibration); it was promoted by hand: kept by")
+    client.set_model_version_tag("ipcredit", "1", "gate", "passed")
+    assert scorers.caveat_of("1") == said  # read once
+    assert scorers.caveat_of("2") is None and scorers.caveat_of("9") is None
+    assert scorers.caveat_of("local:scorer") is None
+    local = Scorers(settings_for(db_url, tmp_path, model_uri=str(tmp_path / "scorer")))
+    assert local.caveat_of("2") is None  # served from a folder: the registry is not asked
 
 
 # ---- the one-history feature path (features.single) -------------------------------------------------------
