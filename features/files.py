@@ -14,11 +14,14 @@ SMALL_FILE_BYTES = 1 << 20  # a config or a policy is a few kilobytes; a megabyt
 
 def read_small_text(path: Path, limit: int = SMALL_FILE_BYTES) -> str:
     """The UTF-8 text of the regular file at ``path``; ``OSError`` (its ``strerror`` says why) when it is
-    missing, not a regular file or larger than ``limit`` bytes; ``UnicodeDecodeError`` when it is not text."""
+    missing, not a regular file, larger than ``limit`` bytes or not UTF-8 text."""
     if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a pipe waits for a writer
         raise OSError(errno.EINVAL, "not a regular file")
     with open(path, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit:,} bytes, too large for a config or policy file")
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OSError(errno.EILSEQ, f"not a text file (byte {exc.start} is not UTF-8)") from exc

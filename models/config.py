@@ -152,8 +152,6 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(read_small_text(Path(path)))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the training config: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 

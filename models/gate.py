@@ -134,8 +134,13 @@ def gate_caveat(metadata: dict[str, Any], version: str | None) -> str | None:
     its scores then sees which checks it failed and why it scores all the same."""
     if metadata.get("gate") != "failed":
         return None
-    checks = ", ".join(metadata.get("gate_failed") or []) or "see `ipcredit models`"
-    reason = str(metadata.get("promotion_reason", ""))
+    return failed_gate_words(version, metadata.get("gate_failed") or [], str(metadata.get("promotion_reason", "")))
+
+
+def failed_gate_words(version: str | None, failed: list[str], reason: str) -> str:
+    """The words of ``gate_caveat`` for ``version``, which failed the checks ``failed`` and was promoted for
+    ``reason`` (empty when it was not promoted)."""
+    checks = ", ".join(failed) or "see `ipcredit models`"
     if reason.startswith(FIRST_VERSION):
         why = "it became champion only because it was the first version"
     elif reason:

@@ -532,6 +532,4 @@ def read_policy(path: Path) -> tuple[Policy, str]:
         text = read_small_text(Path(path))
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from exc
     return parse_policy(text, source=str(path)), text

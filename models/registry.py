@@ -490,14 +490,15 @@ def load_scorer(model_uri: str, tracking_uri: str) -> Scorer:
         if "@" in name_part:
             name, alias = name_part.split("@", 1)
             try:
-                version = client.get_model_version_by_alias(name, alias).version
+                found = client.get_model_version_by_alias(name, alias)
             except Exception as exc:
                 raise RegistryError(f"model {name} has no version with alias {alias!r} ({model_uri})") from exc
         else:
-            name, _, version = name_part.partition("/")
-            _check_version(client, version)
-        scorer = _download_scorer(f"models:/{name}/{version}", model_version=str(version))
-        scorer.metadata = {**scorer.metadata, **_gate_tags(client.get_model_version(name, str(version)).tags or {})}
+            name, _, number = name_part.partition("/")
+            found = _check_version(client, number)
+        version = str(found.version)
+        scorer = _download_scorer(f"models:/{name}/{version}", model_version=version)
+        scorer.metadata = {**scorer.metadata, **_gate_tags(found.tags or {})}  # the version's tags, already read
     elif model_uri.startswith("runs:/"):
         run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
         scorer = _download_scorer(model_uri, model_version=f"run:{run_id}")

@@ -140,7 +140,7 @@ def train(
     from models import registry
     from models.config import ConfigError, load_config
     from models.evaluate import evaluate_model, run_metrics
-    from models.gate import FIRST_VERSION, gate_caveat
+    from models.gate import FIRST_VERSION, failed_gate_words
     from models.train import TrainingError, train_model
 
     end = _parse_date(as_of_end, "--as-of-end") if as_of_end else None
@@ -203,17 +203,8 @@ def train(
     verdict = "promoted to champion" if registration.promoted else "kept as challenger"
     out.print(f"registered {registry.MODEL_NAME} version {registration.model_version} ({verdict})")
     out.print(registration.decision.describe())
-    if registration.promoted and not registration.decision.passed:
-        warn(
-            gate_caveat(
-                {
-                    "gate": "failed",
-                    "gate_failed": registration.decision.failed,
-                    "promotion_reason": FIRST_VERSION,
-                },
-                registration.model_version,
-            )
-        )
+    if registration.promoted and not registration.decision.passed:  # the first version, champion gate or no gate
+        warn(failed_gate_words(registration.model_version, registration.decision.failed, FIRST_VERSION))
     summary = {
         "run_id": registration.run_id,
         "model_version": registration.model_version,
