@@ -79,6 +79,16 @@ class _Model(BaseModel):
 # ---- the score row and its explanation --------------------------------------------------------------
 
 
+# What a row scored by a model version that failed its promotion gate is to be read with (models.gate).
+ModelCaveat = Annotated[
+    str | None,
+    Field(
+        description="when the model version that scored the row failed its promotion gate: which checks, and why "
+        "it scored all the same (the first version, or a promotion by hand); null otherwise"
+    ),
+]
+
+
 class Reason(BaseModel):
     feature: str
     value: Any = None
@@ -105,6 +115,7 @@ class RiskRow(BaseModel):
     ledger_seq: int | None = Field(
         default=None, description="the ledger decisions its features applied (seq <= this); null: none read"
     )
+    model_caveat: ModelCaveat = None
 
 
 class Records(BaseModel):
@@ -172,6 +183,7 @@ class Explanation(BaseModel):
     score_id: int
     run_id: int
     trace: TraceInfo | None = None
+    model_caveat: ModelCaveat = None
 
 
 class BatchRiskRequest(_Model):
@@ -314,6 +326,7 @@ class ScoreResponse(BaseModel):
     log_odds: float | None
     contributions: list[Contribution]
     trace: TraceInfo | None = None
+    model_caveat: ModelCaveat = None
 
 
 # ---- score runs ---------------------------------------------------------------------------------------

@@ -60,16 +60,25 @@ class Scorers:
         """What the champion's scores should be read with when it failed its promotion gate, or None."""
         return None if self.champion is None else gate_caveat(self.champion.metadata, self.champion.model_version)
 
+    def known_caveat(self, model_version: str) -> tuple[bool, str | None]:
+        """``(True, caveat_of(model_version))`` when that needs no registry call, else ``(False, None)``: for
+        the routes on the event loop, which ask ``caveat_of`` in a thread only the first time."""
+        if self.champion is not None and str(self.champion.model_version) == model_version:
+            return True, self.caveat
+        with self._lock:
+            if model_version in self._caveats:
+                return True, self._caveats[model_version]
+        return False, None
+
     def caveat_of(self, model_version: str) -> str | None:
         """What rows scored by ``model_version`` should be read with when that version failed its promotion
         gate, or None: the champion's from its loaded metadata, another registered version's from its
         registry tags (read once, when the service serves from the registry; not loading the model). A version
         the registry cannot answer for has none: a page is not refused for want of a caveat, the log says why."""
-        if self.champion is not None and str(self.champion.model_version) == model_version:
-            return self.caveat
+        known, caveat = self.known_caveat(model_version)
+        if known:
+            return caveat
         with self._lock:
-            if model_version in self._caveats:
-                return self._caveats[model_version]
             loaded = self._versions.get(model_version)
         caveat = None
         if loaded is not None:

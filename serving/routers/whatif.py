@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 
 from features.evidence import EntityHistory
+from models.gate import gate_caveat
 from models.policy import Policy
 from models.scorer import Scorer
 from serving import explanations, ledger, scoring, traces
@@ -61,7 +62,10 @@ async def score(
         columns, trace = await anyio.to_thread.run_sync(
             _score_and_trace, scorer, policy, body, decisions, limiter=request.app.state.scoring_threads
         )
-    return explanations.what_if_row(columns, policy, trace)
+    return {
+        **explanations.what_if_row(columns, policy, trace),
+        "model_caveat": gate_caveat(scorer.metadata, str(scorer.model_version)),  # no registry call
+    }
 
 
 def _score_and_trace(

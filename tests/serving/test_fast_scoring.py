@@ -37,7 +37,7 @@ from serving.lookups import Lookups
 from serving.schemas import ScoreRequest
 from serving.scoring import history_frames, score_history
 from serving.store import latest_score
-from tests.serving.conftest import POLICY_PATH, make_entities, sign_in, store_run
+from tests.serving.conftest import POLICY_PATH, bare_history, make_entities, sign_in, store_run
 
 AS_OF = date(2024, 12, 31)
 
@@ -300,8 +300,21 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(
     entity_id = make_entities(40, seed=3)["entity_id"].iloc[0]
     store_run(engine, make_entities(40, seed=3))
     words = "failed its promotion gate (ece_limit, reference_psi); it became champion only because it was the first"
+    with live.client(tokens["analyst"]) as api:  # what a program reading the tiers gets: each row says it
+        row = api.get(f"/v1/entities/{entity_id}/risk").json()
+        assert row["model_version"] == "1" and words in row["model_caveat"]
+        batch = api.post("/v1/entities/risk", json={"entity_ids": [entity_id]}).json()
+        assert batch["found"][0]["model_caveat"] == row["model_caveat"]
+        assert api.get(f"/v1/entities/{entity_id}/explanation").json()["model_caveat"] == row["model_caveat"]
+        what_if = api.post("/v1/score", json=bare_history("2025-12-31"))
+        assert what_if.status_code == 200 and what_if.json()["model_caveat"] == row["model_caveat"]
+        objection = api.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "数据有误"}).json()
     pages = (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models"))
-    for role, page in (*pages, ("supervisor", f"/ui/entities/{entity_id}")):
+    entity_pages = (
+        ("supervisor", f"/ui/entities/{entity_id}"),
+        ("reviewer", f"/ui/objections/{objection['objection_id']}"),
+    )
+    for role, page in (*pages, *entity_pages):
         with live.client() as client:
             sign_in(client, tokens[role])
             html = client.get(page).text
@@ -311,11 +324,15 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(
     passed = Scorer(
         scorer.booster, scorer.calibrator, scorer.feature_names, FEATURE_VERSION, metadata={"gate": "passed"}
     )
-    live = serve(model_uri=str(passed.save(tmp_path / "passed")))
+    passed_uri = str(passed.save(tmp_path / "passed"))
+    live = serve(model_uri=passed_uri)
     with live.client() as client:
         sign_in(client, tokens["supervisor"])
         assert 'id="model-caveat"' not in client.get("/ui/").text
         assert 'id="model-caveat"' not in client.get(f"/ui/entities/{entity_id}").text
+    with live.client(tokens["analyst"]) as api:
+        assert api.get(f"/v1/entities/{entity_id}/risk").json()["model_caveat"] is None
+        assert api.post("/v1/score", json=bare_history("2025-12-31")).json()["model_caveat"] is None
 
 
 def test_a_row_of_an_older_version_that_failed_its_gate_is_read_with_that_versions_caveat(tmp_path, db_url):
@@ -337,7 +354,9 @@ def test_a_row_of_an_older_version_that_failed_its_gate_is_read_with_that_versio
     client.create_model_version("ipcredit", source=str(tmp_path / "v1"), tags=tags)
     client.create_model_version("ipcredit", source=str(tmp_path / "v2"), tags={"gate": "passed", "gate_failed": ""})
     scorers = Scorers(settings)  # no champion loaded: only the registry speaks
+    assert scorers.known_caveat("1") == (False, None)  # the async risk route then asks in a thread
     said = scorers.caveat_of("1")
+    assert scorers.known_caveat("1") == (True, said)
     assert said.startswith("model version 1 failed its promotion gate (calibration); it was promoted by hand: kept by")
     client.set_model_version_tag("ipcredit", "1", "gate", "passed")
     assert scorers.caveat_of("1") == said  # read once
