@@ -375,6 +375,7 @@ class ScoreRun(BaseModel):
     data_end: date | None = Field(
         default=None, description="the delivery's last record; null for a run stored before it was kept"
     )
+    model_caveat: ModelCaveat = None
 
     @field_validator("ledger_conflicts", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from serving.db import score_runs
 from serving.deps import EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import ScoreRun, ScoreRunJob, ScoreRunRequest
+from serving.scorers import Scorers
 from serving.store import run_row
 
 router = APIRouter(prefix="/v1/score-runs", tags=["score runs"])
@@ -22,8 +23,10 @@ Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR, Role.REVIEWER))]
 
 
-def _view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in ("id", "policy_text")} | {"run_id": row["id"]}
+def _view(row: dict[str, Any], scorers: Scorers) -> dict[str, Any]:
+    """A stored run as the API's ``ScoreRun``, with the caveat of its model version if that failed its gate."""
+    shown = {k: v for k, v in row.items() if k not in ("id", "policy_text")}
+    return shown | {"run_id": row["id"], "model_caveat": scorers.caveat_of(str(row["model_version"]))}
 
 
 @router.post(
@@ -74,7 +77,7 @@ def create_run(
 
     job_id = state.jobs.submit("score_run", body.model_dump(mode="json"), principal, work)
     response.headers["Location"] = f"/v1/score-runs/jobs/{job_id}"
-    return _job(engine, job_id, wait)
+    return _job(engine, scorers, job_id, wait)
 
 
 @router.get(
@@ -87,18 +90,19 @@ def get_job(
     job_id: Annotated[str, Path(max_length=32)],
     _: Reader,
     engine: EngineDep,
+    scorers: ScorersDep,
     wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for the job to end")] = 0,
 ) -> dict:
     """The job as it is now, or once it has ended when ``wait`` seconds are given."""
-    return _job(engine, job_id, wait)
+    return _job(engine, scorers, job_id, wait)
 
 
-def _job(engine, job_id: str, wait: float) -> dict:
+def _job(engine, scorers: Scorers, job_id: str, wait: float) -> dict:
     row = jobs.wait(engine, job_id, wait, kind="score_run")
     if row["run_id"] is not None:
         with engine.connect() as conn:
             run = run_row(conn, row["run_id"])
-        row["run"] = _view(run) if run else None
+        row["run"] = _view(run, scorers) if run else None
     return row
 
 
@@ -106,19 +110,20 @@ def _job(engine, job_id: str, wait: float) -> dict:
 def list_runs(
     _: Reader,
     engine: EngineDep,
+    scorers: ScorersDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[dict]:
     columns = [c for c in score_runs.c if c.name != "policy_text"]
     with engine.connect() as conn:
         rows = conn.execute(select(*columns).order_by(score_runs.c.id.desc()).limit(limit).offset(offset)).mappings()
-        return [_view(dict(r)) for r in rows]
+        return [_view(dict(r), scorers) for r in rows]
 
 
 @router.get("/{run_id}", response_model=ScoreRun, summary="one score run", responses=responses(401, 403, 404))
-def get_run(run_id: int, _: Reader, engine: EngineDep) -> dict:
+def get_run(run_id: int, _: Reader, engine: EngineDep, scorers: ScorersDep) -> dict:
     with engine.connect() as conn:
         row = run_row(conn, run_id) if 0 < run_id < 2**63 else None
     if row is None:
         raise NotFound(f"score run {run_id} not found")
-    return _view(row)
+    return _view(row, scorers)

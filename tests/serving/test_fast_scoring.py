@@ -309,6 +309,8 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(
         what_if = api.post("/v1/score", json=bare_history("2025-12-31"))
         assert what_if.status_code == 200 and what_if.json()["model_caveat"] == row["model_caveat"]
         objection = api.post("/v1/objections", json={"score_id": row["score_id"], "grounds": "数据有误"}).json()
+        assert api.get(f"/v1/score-runs/{row['run_id']}").json()["model_caveat"] == row["model_caveat"]
+        assert api.get("/v1/score-runs").json()[0]["model_caveat"] == row["model_caveat"]
     pages = (("supervisor", "/ui/"), ("reviewer", "/ui/"), ("analyst", "/ui/models"))
     entity_pages = (
         ("supervisor", f"/ui/entities/{entity_id}"),
@@ -332,6 +334,7 @@ def test_a_champion_that_failed_its_gate_says_so_to_whoever_reads_its_tiers(
         assert 'id="model-caveat"' not in client.get(f"/ui/entities/{entity_id}").text
     with live.client(tokens["analyst"]) as api:
         assert api.get(f"/v1/entities/{entity_id}/risk").json()["model_caveat"] is None
+        assert api.get("/v1/score-runs").json()[0]["model_caveat"] is None
         assert api.post("/v1/score", json=bare_history("2025-12-31")).json()["model_caveat"] is None
 
 
