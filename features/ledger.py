@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,14 @@ _DATES = ("decided_on", "entered_on", "occurred_on", "recorded_on", "repaired_on
 
 
 def empty_ledger() -> pd.DataFrame:
-    """A ledger without decisions, with the ledger's columns and types."""
+    """A ledger without decisions, with the ledger's columns and types (a copy: the caller may change it)."""
+    return _empty().copy()
+
+
+@cache
+def _empty() -> pd.DataFrame:
+    # Normalising costs milliseconds of pandas even with no rows, and most entities have no decision: the
+    # service asks for one entity's decisions on every what-if.
     return normalise(pd.DataFrame({c: pd.Series(dtype="object") for c in LEDGER_COLUMNS}))
 
 

@@ -54,6 +54,7 @@ from features.ledger import (
     OverlayReport,
     check_ledger,
     decision_date_problems,
+    empty_ledger,
     normalise,
     overlay_dataset,
 )
@@ -487,7 +488,7 @@ def ledger_frame(conn: Connection, upto_seq: int | None = None, *, entity_id: st
     if entity_id is not None:
         stmt = stmt.where(ledger.c.entity_id == entity_id)
     rows = conn.execute(stmt).all()
-    return normalise(pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)))
+    return normalise(pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))) if rows else empty_ledger()
 
 
 def apply(ds: Dataset, conn: Connection, upto_seq: int | None = None) -> OverlayReport:
