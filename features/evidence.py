@@ -124,6 +124,14 @@ class AtDate:
         return _unique(self._events[0][keep].tolist())
 
     @cached_property
+    def entity(self) -> tuple[str, str] | None:
+        """``(entity_id, region)`` of the entity's own row, read once for every feature; None without one."""
+        entity = self.history.entity
+        if entity.empty:
+            return None
+        return str(entity["entity_id"].iloc[0]), str(entity["region"].iloc[0])
+
+    @cached_property
     def entries(self) -> list[tuple[str, date]]:
         """``(list, entered_on)`` of the entries in force at D, the latest entered first."""
         return self._entries(pointintime.LIST_IN_FORCE)
@@ -256,7 +264,7 @@ def _list_entries(spec: ListEntries, at: AtDate) -> Evidence:
 
 @register(Attribute)
 def _attribute(spec: Attribute, at: AtDate) -> Evidence:
-    return Evidence("entities", _unique(at.history.entity["entity_id"].astype(str)))
+    return Evidence("entities", () if at.entity is None else (at.entity[0],))
 
 
 @register(Related)
@@ -264,9 +272,9 @@ def _related(spec: Related, at: AtDate) -> Evidence:
     """The links behind the value; a link to an entity of another region than this one's does not show
     that entity's id (need to know: whoever may read this entity learns only that the link exists)."""
     history = at.history
-    if history.entity.empty:
+    if at.entity is None:
         return Evidence(relations.LINK_TABLE)
-    entity_id, region = str(history.entity["entity_id"].iloc[0]), str(history.entity["region"].iloc[0])
+    entity_id, region = at.entity
     found = relations.counted_links(spec, entity_id, history.relations, history.related, at.as_of)
     regions = relations.regions_of(history.related[0] if history.related is not None else None)
     return Evidence(relations.LINK_TABLE, tuple(relations.visible_links(found, entity_id, regions, region)))
