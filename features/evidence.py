@@ -24,7 +24,7 @@ the ledger's early removals use; the entity's id for its own row.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import pointintime, relations
+from features import pointintime, relations, single
 from features.catalogue import FEATURES, Aggregate, Attribute, ListEntries, Measure, OnList, Ratio, Related
 from features.pointintime import ago_bounds, as_date, in_window
-from features.schema import EVENT_CODES
+from features.schema import ENTITIES, EVENT_CODES, EVENTS, LISTS, Table
 
 # How many ids an answer shows per feature or rule (the count says how many there are in all).
 SHOWN = 5
@@ -123,6 +123,11 @@ class AtDate:
         """The ids of the counted events under ``keep``, most recent first, each once."""
         return _unique(self._events[0][keep].tolist())
 
+    @property
+    def links(self) -> tuple[pd.DataFrame | None, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None]:
+        """``(relations, related)`` of the history (``EntityHistory``): what its relationship features read."""
+        return self.history.relations, self.history.related
+
     @cached_property
     def entity(self) -> tuple[str, str] | None:
         """``(entity_id, region)`` of the entity's own row, read once for every feature; None without one."""
@@ -148,6 +153,54 @@ class AtDate:
         held = lists[pointintime.mask(rule, lists, self.as_of)]
         pairs = zip(held["list"].astype(str), pd.to_datetime(held["entered_on"]), strict=True)
         return sorted(((name, day.date()) for name, day in pairs), key=lambda p: p[1], reverse=True)
+
+
+class RecordsAtDate(AtDate):
+    """One posted history at one date read from its records themselves, without pandas (the what-if path):
+    objects with the contract's columns as attributes, as ``features.single`` reads them, and the same
+    point-in-time conditions on day numbers. It finds what ``AtDate`` finds through frames, in the same
+    order (``tests/features/test_evidence.py`` checks it on random histories); a posted history has no
+    links. ``history`` (frames) is built only if a provider asks for it."""
+
+    def __init__(self, entity: Any, events: Sequence[Any], lists: Sequence[Any], as_of: date) -> None:
+        self.as_of = as_of
+        self._entity = entity
+        entity_id = str(entity.entity_id)
+        self._own_events = single.own_rows(events, entity_id)
+        self._own_lists = single.own_rows(lists, entity_id)
+
+    @cached_property
+    def history(self) -> EntityHistory:  # type: ignore[override]
+        def frame(rows: Sequence[Any], table: Table) -> pd.DataFrame:
+            return pd.DataFrame([{c.name: getattr(r, c.name, None) for c in table.columns} for r in rows])
+
+        return EntityHistory(
+            frame([self._entity], ENTITIES), frame(self._own_events, EVENTS), frame(self._own_lists, LISTS)
+        )
+
+    @property
+    def links(self) -> tuple[None, None]:
+        return None, None
+
+    @cached_property
+    def entity(self) -> tuple[str, str] | None:
+        return str(self._entity.entity_id), str(self._entity.region)
+
+    @cached_property
+    def _events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rows = single.counted_events(self._own_events, self.as_of)
+        day = self.as_of.toordinal()
+        ids = np.array([str(e.event_id) for e in rows], dtype=object)
+        ago = np.array([day - int(single.day_number(e.occurred_on)) for e in rows], dtype=np.int64)
+        codes = np.array([_CODE.get(e.event_type, -1) for e in rows], dtype=np.int64)
+        amount = np.array([0.0 if single.missing(e.amount) else float(e.amount) for e in rows], dtype=np.float64)
+        order = np.lexsort((ids, ago))
+        return ids[order], codes[order], ago[order], amount[order]
+
+    def _entries(self, rule: tuple[pointintime.Condition, ...]) -> list[tuple[str, date]]:
+        held = single.entries_holding(rule, self._own_lists, self.as_of)
+        pairs = ((str(row.list), as_date(row.entered_on)) for row in held)
+        return sorted(pairs, key=lambda p: p[1], reverse=True)
 
 
 _CODE = {code: i for i, code in enumerate(EVENT_CODES)}
@@ -197,7 +250,18 @@ def evidence(history: EntityHistory, as_of: date | str, names: Iterable[str] | N
     """The records of every catalogue feature (or of ``names``) at ``as_of``, by feature name. Without
     ``names``, a feature whose spec type has no provider registered is left out (its family has not said
     what it counts yet; ``unprovided`` lists them and a test requires none)."""
-    at = AtDate(history, as_date(as_of))
+    return evidence_at(AtDate(history, as_date(as_of)), names)
+
+
+def records_evidence(
+    entity: Any, events: Sequence[Any], lists: Sequence[Any], as_of: date | str, names: Iterable[str] | None = None
+) -> dict[str, Evidence]:
+    """``evidence`` of one posted history given as its records (``RecordsAtDate``), without frames."""
+    return evidence_at(RecordsAtDate(entity, events, lists, as_date(as_of)), names)
+
+
+def evidence_at(at: AtDate, names: Iterable[str] | None = None) -> dict[str, Evidence]:
+    """``evidence`` of a history at its date."""
     if names is None:
         names = [f.name for f in FEATURES.values() if type(f.spec) in _PROVIDERS]
     return {name: _provide(name, at) for name in names}
@@ -271,10 +335,10 @@ def _attribute(spec: Attribute, at: AtDate) -> Evidence:
 def _related(spec: Related, at: AtDate) -> Evidence:
     """The links behind the value; a link to an entity of another region than this one's does not show
     that entity's id (need to know: whoever may read this entity learns only that the link exists)."""
-    history = at.history
     if at.entity is None:
         return Evidence(relations.LINK_TABLE)
     entity_id, region = at.entity
-    found = relations.counted_links(spec, entity_id, history.relations, history.related, at.as_of)
-    regions = relations.regions_of(history.related[0] if history.related is not None else None)
+    links, related = at.links
+    found = relations.counted_links(spec, entity_id, links, related, at.as_of)
+    regions = relations.regions_of(related[0] if related is not None else None)
     return Evidence(relations.LINK_TABLE, tuple(relations.visible_links(found, entity_id, regions, region)))

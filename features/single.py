@@ -78,12 +78,12 @@ def feature_values(entity: Any, events: Sequence[Any], lists: Sequence[Any], as_
     """The feature row as plain values by name (``entity_id``, ``as_of``, then the catalogue in order),
     each already of its catalogue type (a category as its value or ``None``); ``None`` before the entity's
     registration."""
-    registered = _day(entity.registered_on)
+    registered = day_number(entity.registered_on)
     if not registered <= as_of.toordinal():
         return None
     entity_id = str(entity.entity_id)
-    counted = _Counted(_own(events, entity_id), as_of)
-    own_lists = _own(lists, entity_id)
+    counted = _Counted(own_rows(events, entity_id), as_of)
+    own_lists = own_rows(lists, entity_id)
     in_force = _lists_holding(LIST_IN_FORCE, own_lists, as_of)
     entered = _lists_holding(LIST_ENTERED, own_lists, as_of)
     out: dict[str, Any] = {"entity_id": entity_id, "as_of": as_of}
@@ -139,18 +139,19 @@ def rule_columns(rule: tuple[Condition, ...], rows: Sequence[Any], dates: frozen
         return getattr(row, name, None) if name in ends else getattr(row, name)
 
     return {
-        name: np.fromiter((_day(value(r, name)) for r in rows), np.float64, n)
+        name: np.fromiter((day_number(value(r, name)) for r in rows), np.float64, n)
         if name in dates
         else np.array([value(r, name) for r in rows], dtype=object)
         for name in names
     }
 
 
-def _own(rows: Sequence[Any], entity_id: str) -> list[Any]:
+def own_rows(rows: Sequence[Any], entity_id: str) -> list[Any]:
+    """The rows of ``entity_id`` (a row without the column is the entity's)."""
     return [r for r in rows if str(getattr(r, "entity_id", entity_id)) == entity_id]
 
 
-def _day(value: Any) -> float:
+def day_number(value: Any) -> float:
     """A date as its day number (``date.toordinal``), NaN when missing."""
     if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return math.nan
@@ -197,17 +198,14 @@ class _Counted:
         self.as_of = as_of
         self._cache: dict[tuple, float] = {}
         self.parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if not events:
-            return
-        keep = holds(EVENT_COUNTS, rule_columns(EVENT_COUNTS, events, _EVENT_DATES), as_of)
-        rows = [e for e, k in zip(events, keep.tolist(), strict=True) if k and e.event_type in _CODE]
+        rows = [e for e in counted_events(events, as_of) if e.event_type in _CODE]
         if not rows:
             return
         day = as_of.toordinal()
         code = np.array([_CODE[e.event_type] for e in rows], dtype=np.int64)
-        ago = np.array([day - int(_day(e.occurred_on)) for e in rows], dtype=np.int64)
+        ago = np.array([day - int(day_number(e.occurred_on)) for e in rows], dtype=np.int64)
         quantity = np.array([e.quantity for e in rows], dtype=np.float64)
-        amount = np.array([0.0 if _missing(e.amount) else e.amount for e in rows], dtype=np.float64)
+        amount = np.array([0.0 if missing(e.amount) else e.amount for e in rows], dtype=np.float64)
         for c in np.unique(code).tolist():
             at = code == c
             self.parts[c] = (ago[at], quantity[at], amount[at])
@@ -255,16 +253,30 @@ class _Counted:
         return self.aggregate(spec.numerator) / denominator if denominator > 0 else math.nan
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """None or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _lists_holding(rule: tuple[Condition, ...], lists: Sequence[Any], as_of: date) -> list[str]:
     """The list names of the entries ``rule`` holds for at ``as_of``, one per entry."""
+    return [str(row.list) for row in entries_holding(rule, lists, as_of)]
+
+
+def counted_events(events: Sequence[Any], as_of: date) -> list[Any]:
+    """The events that count at ``as_of`` (``EVENT_COUNTS``), in their order."""
+    if not events:
+        return []
+    keep = holds(EVENT_COUNTS, rule_columns(EVENT_COUNTS, events, _EVENT_DATES), as_of)
+    return [e for e, k in zip(events, keep.tolist(), strict=True) if k]
+
+
+def entries_holding(rule: tuple[Condition, ...], lists: Sequence[Any], as_of: date) -> list[Any]:
+    """The list entries ``rule`` (``LIST_IN_FORCE``, ``LIST_ENTERED``) holds for at ``as_of``, in their order."""
     if not lists:
         return []
     keep = holds(rule, rule_columns(rule, lists, _LIST_DATES), as_of)
-    return [str(row.list) for row, k in zip(lists, keep.tolist(), strict=True) if k]
+    return [row for row, k in zip(lists, keep.tolist(), strict=True) if k]
 
 
 def _attribute(spec: Attribute, entity: Any, as_of: date) -> Any:
@@ -272,7 +284,7 @@ def _attribute(spec: Attribute, entity: Any, as_of: date) -> Any:
         return as_of.month
     value = getattr(entity, spec.column, None)  # an optional column a row leaves out is unknown
     if spec.age:
-        return (as_of.toordinal() - int(_day(value))) / 365.25
+        return (as_of.toordinal() - int(day_number(value))) / 365.25
     if spec.equals is not None:
         return value == spec.equals
     return value

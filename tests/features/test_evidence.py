@@ -13,20 +13,26 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from features.build import build_features_from_frames
 from features.catalogue import FEATURES, ListEntries, Source
 from features.evidence import (
     EntityHistory,
     Evidence,
+    RecordsAtDate,
     evidence,
+    evidence_at,
     list_entry_id,
     parse_list_entry_id,
     records,
+    records_evidence,
     union,
     unprovided,
 )
 from features.synth import generate
+from tests.conftest import History
+from tests.features.test_single import as_records, histories
 
 DATES = (date(2023, 6, 30), date(2024, 12, 31))
 
@@ -200,3 +206,29 @@ def test_ids_and_helpers():
     assert merged.ids == ("a", "b", "c")
     with pytest.raises(KeyError):
         records("no_such_feature", EntityHistory(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()), DATES[0])
+
+
+# ---- a posted history read from its records (the what-if path) ------------------------------------------
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_a_posted_history_read_from_its_records_names_what_its_frames_name(case):
+    """``records_evidence`` reads the request's own records on day numbers (``RecordsAtDate``); it names
+    the same records, in the same order, as ``evidence`` over the same history as frames."""
+    h, as_of = case
+    frames = h.frames()
+    expected = evidence(EntityHistory(frames["entities"], frames["events"], frames["lists"]), as_of)
+    assert records_evidence(*as_records(h), as_of) == expected
+
+
+def test_a_posted_history_builds_its_frames_only_for_a_provider_that_reads_them():
+    h = History()
+    e = h.entity(registered_on=date(2019, 1, 1))
+    h.event(e, "inspection_failed", date(2024, 1, 5))
+    h.listing(e, "abnormal_operation", date(2023, 3, 1))
+    at = RecordsAtDate(*as_records(h), date(2024, 6, 30))
+    evidence_at(at)
+    assert "history" not in vars(at)  # the catalogue's own providers read the records
+    assert list(at.history.events["event_id"]) == [h.events[0]["event_id"]]
+    assert at.links == (None, None)

@@ -27,7 +27,7 @@ _CROWDED = ("infringement_penalty", "complaint_received")
 _amount = st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False), st.integers(0, 10**6).map(lambda n: n / 100))
 
 
-def _rows(h: History) -> tuple[SimpleNamespace, list[SimpleNamespace], list[SimpleNamespace]]:
+def as_records(h: History) -> tuple[SimpleNamespace, list[SimpleNamespace], list[SimpleNamespace]]:
     return (
         SimpleNamespace(**h.entities[0]),
         [SimpleNamespace(**row) for row in h.events],
@@ -38,7 +38,7 @@ def _rows(h: History) -> tuple[SimpleNamespace, list[SimpleNamespace], list[Simp
 def assert_same_row(h: History, as_of: date) -> pd.DataFrame:
     frames = h.frames()
     expected = build_features_from_frames(frames["entities"], frames["events"], frames["lists"], as_of)
-    got = single_features(*_rows(h), as_of)
+    got = single_features(*as_records(h), as_of)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     return got
 
@@ -121,16 +121,16 @@ def test_an_empty_history_and_one_registered_after_the_date():
     assert row["years_since_adverse"] == 10.0 and row["adverse_all"] == 0
     late = History()
     late.entity(registered_on=date(2024, 7, 1))
-    assert feature_values(*_rows(late), date(2024, 6, 30)) is None
-    assert single_features(*_rows(late), date(2024, 6, 30)).empty
+    assert feature_values(*as_records(late), date(2024, 6, 30)) is None
+    assert single_features(*as_records(late), date(2024, 6, 30)).empty
 
 
 def test_rows_of_another_entity_are_ignored():
     h = History()
     e = h.entity(registered_on=date(2019, 1, 1))
     h.event(e, "inspection_failed", date(2024, 1, 5))
-    expected = single_features(*_rows(h), date(2024, 6, 30))
-    entity, events, lists = _rows(h)
+    expected = single_features(*as_records(h), date(2024, 6, 30))
+    entity, events, lists = as_records(h)
     stray = SimpleNamespace(**{**h.events[0], "entity_id": "someone-else", "event_id": "X"})
     listed = SimpleNamespace(entity_id="someone-else", list="red", entered_on=date(2020, 1, 1), removed_on=None)
     got = single_features(entity, [*events, stray], [*lists, listed], date(2024, 6, 30))
