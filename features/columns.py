@@ -9,6 +9,7 @@ turns a categorical feature's codes back into its values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,13 +75,23 @@ def _few_rows(features: pd.DataFrame) -> dict[str, np.ndarray] | None:
         return None
     values = features.to_numpy(dtype=object)
     position = {name: i for i, name in enumerate(features.columns)}
+    return _typed({name: values[:, position[name]].tolist() for name in FEATURE_NAMES})
+
+
+def value_columns(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``feature_columns`` of one row given as plain values by name (``features.single.feature_values``: a
+    category as its value or ``None``): the one-row frame is neither built nor read back."""
+    return _typed({name: [values[name]] for name in FEATURE_NAMES})
+
+
+def _typed(cells: Mapping[str, list]) -> dict[str, np.ndarray]:
+    """Each catalogue feature's cells (plain values) as a column of its catalogue type."""
     columns: dict[str, np.ndarray] = {}
     for name in FEATURE_NAMES:
-        cells = values[:, position[name]].tolist()
         dtype = FEATURES[name].dtype
         if dtype == "category":
             codes = _CATEGORY_CODES[name]
-            columns[name] = np.array([codes.get(v, -1) if isinstance(v, str) else -1 for v in cells], np.int16)
+            columns[name] = np.array([codes.get(v, -1) if isinstance(v, str) else -1 for v in cells[name]], np.int16)
         else:
-            columns[name] = np.array(cells, dtype=_NUMPY_TYPES[dtype])
+            columns[name] = np.array(cells[name], dtype=_NUMPY_TYPES[dtype])
     return columns

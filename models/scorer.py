@@ -195,17 +195,32 @@ class Scorer:
     ) -> dict[str, np.ndarray | list]:
         """``score`` as a dict of columns (arrays or lists, one item per row), without building a
         DataFrame: the service scores one entity per request this way. ``score`` is this, framed."""
+        n = len(features)
+        ids, dates = _column(features, "entity_id", n), _column(features, "as_of", n)
+        return self.score_feature_columns(feature_columns(features), ids, dates, policy, top_k=top_k, details=details)
+
+    def score_feature_columns(
+        self,
+        columns: dict[str, np.ndarray],
+        entity_id: np.ndarray,
+        as_of: np.ndarray,
+        policy: Policy,
+        *,
+        top_k: int = 5,
+        details: bool = True,
+    ) -> dict[str, np.ndarray | list]:
+        """``score_columns`` of features already read into columns (``features.columns.feature_columns``,
+        or ``value_columns`` of one what-if row), with each row's ``entity_id`` and ``as_of``."""
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0; got {top_k}")
-        n = len(features)
-        columns = feature_columns(features)
+        n = len(entity_id)
         contrib, base = self._contributions(self.numeric(columns))
         log_odds = base + contrib.sum(axis=1)
         score = self.calibrator.transform(log_odds)
         tiering = policy.tiering(score, columns)
         out: dict[str, np.ndarray | list] = {
-            "entity_id": _column(features, "entity_id", n),
-            "as_of": _column(features, "as_of", n),
+            "entity_id": entity_id,
+            "as_of": as_of,
             "score": score,
             "model_tier": tiering.model_tier,
             "tier": tiering.tier,

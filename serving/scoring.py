@@ -17,11 +17,12 @@ import pandas as pd
 from pydantic import BaseModel
 
 from features.build import FEATURE_VERSION, build_features, build_features_from_frames
+from features.columns import value_columns
 from features.dataset import Dataset, DatasetError
 from features.errors import InvalidInput, Problem
 from features.ledger import overlay_frames
 from features.schema import ENTITIES, EVENTS, LISTS, ColumnType, Table
-from features.single import single_features
+from features.single import feature_values
 from features.validate import check_frames
 from models.policy import Policy, parse_policy
 from models.scorer import Scorer
@@ -118,10 +119,14 @@ def score_history(
     what ``Scorer.score`` frames), one item per scored row."""
     if ledger is None or ledger.empty:
         # No decision to lay over: the one-history path over the request's own records (features.single,
-        # the same catalogue and point-in-time rule, the same row bit for bit) instead of pandas frames.
-        features = single_features(history.entity, history.events, history.lists, as_of)
-    else:
-        features = build_features_from_frames(*overlaid_frames(history, ledger), as_of)
+        # the same catalogue and point-in-time rule, the same row bit for bit) instead of pandas frames,
+        # scored from its values without a one-row frame.
+        values = feature_values(history.entity, history.events, history.lists, as_of)
+        if values is None:
+            raise _not_registered(as_of)
+        ids, dates = np.array([values["entity_id"]], dtype=object), np.array([values["as_of"]], dtype=object)
+        return scorer.score_feature_columns(value_columns(values), ids, dates, policy)
+    features = build_features_from_frames(*overlaid_frames(history, ledger), as_of)
     if features.empty:
         raise _not_registered(as_of)
     return scorer.score_columns(features, policy)

@@ -22,6 +22,7 @@ from features.catalogue import CATEGORIES, FEATURE_NAMES, FEATURES
 from features.columns import feature_columns
 from features.dataset import Dataset
 from features.errors import InvalidInput
+from features.evidence import EntityHistory, evidence, records_evidence
 from features.schema import ENTITIES, EVENTS, LISTS
 from features.single import single_features
 from features.snapshots import build_outcomes
@@ -397,6 +398,9 @@ def test_what_if_features_and_scores_are_the_frame_path(world, scorer, policy, a
         expected = build_features_from_frames(*history_frames(request), as_of)
         got = single_features(request.entity, request.events, request.lists, as_of)
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        # The records behind them, read from the request's records, are those its frames give.
+        posted = records_evidence(request.entity, request.events, request.lists, as_of)
+        assert posted == evidence(EntityHistory(*history_frames(request)), as_of), entity_id
         if expected.empty:
             with pytest.raises(InvalidInput, match="registered_on"):
                 score_history(scorer, policy, request, as_of)
