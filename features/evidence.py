@@ -221,8 +221,9 @@ _PROVIDERS: dict[type, Provider] = {}
 
 def register(spec_type: type) -> Callable[[Provider], Provider]:
     """Register the evidence provider of a catalogue spec type (``Aggregate``, ``OnList``, …): a function
-    ``(spec, at) -> Evidence`` reading ``at.history`` at ``at.as_of`` (``AtDate``: the events that count and
-    the entries in force, computed once). A new feature family registers one for its own spec."""
+    ``(spec, at) -> Evidence`` reading ``at`` at ``at.as_of`` (``AtDate``: the events that count, the entries
+    in force, the entity and its links, computed once; ``at.history`` as frames where a provider needs more).
+    A new feature family registers one for its own spec."""
 
     def decorator(provider: Provider) -> Provider:
         _PROVIDERS[spec_type] = provider
