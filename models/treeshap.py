@@ -195,19 +195,56 @@ def _bins(t: Nodes, n_features: int) -> _Bins:
 
 
 def _bin_representatives(edges: np.ndarray | None, n_categories: int) -> np.ndarray:
-    """One feature value inside each bin (bin order as ``_bin_index``; the last bin is NaN)."""
+    """One feature value inside each bin (bin order as ``_bin_matrix``; the last bin is NaN)."""
     if edges is None:
         return np.r_[np.arange(n_categories, dtype=np.float64), np.nan]
     above = np.nextafter(edges[-1], np.inf) if edges.size else 0.0
     return np.r_[edges, above, np.nan]
 
 
-def _bin_index(x: np.ndarray, edges: np.ndarray | None, n_categories: int) -> np.ndarray:
-    if edges is None:
-        inside = ~np.isnan(x) & (x >= 0) & (x < n_categories)
-        return np.where(inside, np.nan_to_num(x, nan=0.0), n_categories).astype(np.int32)
-    # x <= edges[k]  <=>  (number of edges < x) <= k, so this bin decides every numeric split exactly.
-    return np.where(np.isnan(x), edges.size + 1, np.searchsorted(edges, x, side="left")).astype(np.int32)
+class _FlatBins(NamedTuple):
+    """``_Bins`` as flat arrays for ``_bin_matrix``: every feature's edges one after another."""
+
+    edges: np.ndarray  # float64, the numeric features' cut points, feature by feature
+    offset: np.ndarray  # int64 (n_features + 1): feature f's edges are edges[offset[f]:offset[f + 1]]
+    n_categories: np.ndarray  # int64: a categorical feature's K, -1 for a numeric one
+
+
+def _flat_bins(bins: _Bins) -> _FlatBins:
+    sizes = [0 if e is None else e.size for e in bins.edges]
+    edges = [e for e in bins.edges if e is not None and e.size]
+    return _FlatBins(
+        np.concatenate(edges) if edges else np.zeros(0),
+        np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        np.array([k if e is None else -1 for e, k in zip(*bins, strict=True)], dtype=np.int64),
+    )
+
+
+@nb.njit(cache=True)
+def _bin_matrix(x, edges, offset, n_categories, out):
+    """The bin of every feature of every row into ``out``, in one pass without temporaries (one what-if row
+    took 0.25 ms feature by feature in numpy). A numeric value's bin is the number of cut points below it
+    (x <= edges[k] <=> that number <= k, so the bin decides every split on the feature exactly), NaN the bin
+    after the last; a categorical code 0..K-1 is its own bin, anything else K."""
+    for i in range(x.shape[0]):
+        for f in range(x.shape[1]):
+            v = x[i, f]
+            k = n_categories[f]
+            if k >= 0:  # categorical: codes 0..K-1 are their own bins, everything else (NaN included) K
+                out[i, f] = np.int32(v) if (v == v and v >= 0 and v < k) else k
+                continue
+            lo, hi = offset[f], offset[f + 1]
+            if v != v:
+                out[i, f] = hi - lo + 1
+                continue
+            a, b = lo, hi  # the number of edges < v (searchsorted, side "left")
+            while a < b:
+                mid = (a + b) // 2
+                if edges[mid] < v:
+                    a = mid + 1
+                else:
+                    b = mid
+            out[i, f] = a - lo
 
 
 # ---- kernels -------------------------------------------------------------------------------------------
@@ -491,6 +528,7 @@ class PatternTreeSHAP:
         n_internal = np.diff(nodes.node_offset)
         self.max_internal_nodes_ = int(n_internal.max()) if n_internal.size else 0
         self.bins_ = _bins(nodes, n_features)
+        self.flat_bins_ = _flat_bins(self.bins_)
         # (tree, feature) pairs, each with the bit mask of every bin: which of the tree's nodes on that
         # feature send a value of the bin to the left.
         pair_offset, pair_feature, mask_offset, masks = [0], [], [], []
@@ -554,8 +592,7 @@ class PatternTreeSHAP:
             if x.shape[0] == 0 or len(self.pair_feature_) == 0:
                 return out
             bins = np.empty(x.shape, dtype=np.int32)
-            for f, (edges, k) in enumerate(zip(*self.bins_, strict=True)):
-                bins[:, f] = _bin_index(x[:, f], edges, k)
+            _bin_matrix(x, *self.flat_bins_, bins)
             rows = np.arange(x.shape[0], dtype=np.int64)
             incomplete = np.zeros(x.shape[0], dtype=np.bool_)
             args = (bins, self.tree_pair_offset_, self.pair_feature_, self.pair_mask_offset_, self.masks_)

@@ -11,7 +11,7 @@ import pytest
 
 from features.build import model_matrix
 from features.catalogue import CATEGORICAL, FEATURE_NAMES, monotone_constraints
-from models.treeshap import PatternTreeSHAP, numeric_matrix
+from models.treeshap import PatternTreeSHAP, _bin_matrix, _Bins, _flat_bins, numeric_matrix
 from tests.models.factories import feature_frame
 
 
@@ -105,3 +105,28 @@ def test_shap_tree_explainer_agrees(scorer, factory_snapshots):
     values = explainer.shap_values(model_matrix(rows))
     values = values[1] if isinstance(values, list) else values
     np.testing.assert_allclose(contrib, values, rtol=0, atol=1e-8)
+
+
+def _bin_index(x: np.ndarray, edges: np.ndarray | None, n_categories: int) -> np.ndarray:
+    """The bins of one feature in numpy, as the kernel once computed them feature by feature."""
+    if edges is None:
+        inside = ~np.isnan(x) & (x >= 0) & (x < n_categories)
+        return np.where(inside, np.nan_to_num(x, nan=0.0), n_categories).astype(np.int32)
+    return np.where(np.isnan(x), edges.size + 1, np.searchsorted(edges, x, side="left")).astype(np.int32)
+
+
+def test_all_features_binned_at_once_are_each_feature_binned_alone():
+    """``_bin_matrix`` (one compiled pass over every feature) gives numpy's bins feature by feature: values
+    on, between, below and above the cut points, NaN, infinities, and categorical codes in and out of range
+    (negative, fractional, past K)."""
+    rng = np.random.default_rng(4)
+    cuts = np.array([-2.5, 0.0, 1.0, 1e-35, 7.0])
+    cuts.sort()
+    bins = _Bins([cuts, None, np.zeros(0), np.array([3.0])], [0, 4, 0, 0])
+    specials = [np.nan, np.inf, -np.inf, -2.5, 0.0, 1.0, 7.0, 7.5, -3.0, 1e-35, -0.0, 3.0, 3.5, 4.0, -1.0, 0.5]
+    x = np.concatenate([np.repeat([specials], 4, axis=0).T, rng.normal(0, 4, size=(500, 4))])
+    x[rng.random(x.shape) < 0.1] = np.nan
+    expected = np.column_stack([_bin_index(x[:, f], e, k) for f, (e, k) in enumerate(zip(*bins, strict=True))])
+    got = np.empty(x.shape, dtype=np.int32)
+    _bin_matrix(x, *_flat_bins(bins), got)
+    np.testing.assert_array_equal(got, expected)
