@@ -37,9 +37,10 @@ from features.build import build_features_from_frames
 from features.catalogue import FEATURES, Source
 from features.dataset import DatasetError, load_dataset
 from features.errors import InvalidInput, Problem
-from features.evidence import EntityHistory, Evidence, evidence, fed
-from serving import ledger
+from features.evidence import EntityHistory, Evidence, evidence, fed, records_evidence
+from serving import ledger, scoring
 from serving.db import objections
+from serving.schemas import History
 from serving.store import run_row
 
 OBJECTION_SOURCE = "objection/"
@@ -160,6 +161,15 @@ def trace_history(history: EntityHistory, as_of: date, stored: Mapping[str, Any]
         if differs is not None:
             return Trace(as_of, None, history, note=differs)
     return Trace(as_of, evidence(history, as_of), history, verified=bool(stored))
+
+
+def trace_posted(history: History, as_of: date, decisions: pd.DataFrame | None = None) -> Trace:
+    """The records of every feature of a posted history (a what-if) at ``as_of``, the ledger's ``decisions``
+    about it laid over it first, as ``scoring.score_history`` reads its features: from the request's own
+    records when there is no decision to lay over (``evidence.RecordsAtDate``), else through frames."""
+    if decisions is None or decisions.empty:
+        return Trace(as_of, records_evidence(history.entity, history.events, history.lists, as_of))
+    return trace_history(EntityHistory(*scoring.overlaid_frames(history, decisions)), as_of)
 
 
 def folder_stamp(path: str | Path) -> tuple[tuple[str, int, int], ...]:

@@ -8,7 +8,6 @@ import anyio
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
 
-from features.evidence import EntityHistory, records_evidence
 from models.gate import gate_caveat
 from models.policy import Policy
 from models.scorer import Scorer
@@ -72,6 +71,4 @@ def _score_and_trace(
     scorer: Scorer, policy: Policy, body: ScoreRequest, decisions: pd.DataFrame
 ) -> tuple[dict, traces.Trace]:
     columns = scoring.score_history(scorer, policy, body, body.as_of, decisions)
-    if decisions.empty:  # nothing to lay over: the records of the request itself, as its features are read
-        return columns, traces.Trace(body.as_of, records_evidence(body.entity, body.events, body.lists, body.as_of))
-    return columns, traces.trace_history(EntityHistory(*scoring.overlaid_frames(body, decisions)), body.as_of)
+    return columns, traces.trace_posted(body, body.as_of, decisions)
