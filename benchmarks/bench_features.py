@@ -47,13 +47,18 @@ def reference(kind: str, data: Path, as_of: str, out: Path) -> None:
     """One DuckDB reference run (this script calls itself in a child process for each)."""
     from datetime import date
 
+    from features.schema import WITHDRAWN_ON
     from features.sql import DUCKDB, decay_table, feature_query
 
     day = date.fromisoformat(as_of)
     con = duckdb.connect()
     for table in ("entities", "events", "lists", "relations"):
         if (data / f"{table}.parquet").exists():
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{data / (table + '.parquet')}')")
+            # The catalogue's query reads the lists with the decision ledger's withdrawals; a delivery
+            # has none (features.sql.typed_columns), so they are NULL here as in the command.
+            extra = f", CAST(NULL AS DATE) AS {WITHDRAWN_ON}" if table == "lists" else ""
+            source = data / f"{table}.parquet"
+            con.execute(f"CREATE VIEW {table} AS SELECT *{extra} FROM read_parquet('{source}')")
         elif table == "relations":  # optional: the query reads no links then
             con.execute(
                 "CREATE TABLE relations (entity_id VARCHAR, related_id VARCHAR, relation VARCHAR, "
