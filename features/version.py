@@ -1,7 +1,8 @@
 """``FEATURE_VERSION``: the version of the code that computes a feature's value.
 
 It is a hash of everything that can change a value: the feature catalogue, the point-in-time rules with
-their lapse periods, the contract's types and code lists, the loader's casts and the builder itself. The
+their lapse periods, the contract's types and code lists, the loader's casts, the decision ledger's
+overlay, the builder itself and the what-if path's own computation of one history's values. The
 modules are hashed as parsed code (``ast``), without docstrings, so editing a comment or a docstring
 keeps the version and any change to code or data in them gives a new one: a model trained on one version
 refuses features of another (``Scorer.check_compatible``), and an edit can never keep the old version by
@@ -17,7 +18,9 @@ from pathlib import Path
 from features import __version__
 from features.catalogue import catalogue_fingerprint
 
-# The modules whose code decides a feature's value (relative to this package).
+# The modules whose code decides a feature's value (relative to this package): the batch build on both
+# engines, the decision ledger laid over every build, and the what-if path (one posted history's values
+# and the columns they are scored from), which the tests hold equal to the batch build.
 FEATURE_MODULES: tuple[str, ...] = (
     "schema.py",
     "dataset.py",
@@ -26,6 +29,9 @@ FEATURE_MODULES: tuple[str, ...] = (
     "sql.py",
     "build.py",
     "spark.py",
+    "ledger.py",
+    "single.py",
+    "columns.py",
 )
 
 

@@ -160,6 +160,8 @@ def test_feature_version_ignores_comments_and_docstrings(tmp_path):
         ("pointintime.py", 'not_ended_by("repaired_on")', 'not_ended_by("recorded_on")'),  # a filter
         ("build.py", "days / 365.25", "days / 365.0"),
         ("catalogue.py", "YEARS_SINCE_CAP", "YEARS_SINCE_CAP_"),
+        ("single.py", "/ 365.25", "/ 365.0"),  # the what-if path's own computation
+        ("columns.py", "np.dtype(np.float64)", "np.dtype(np.float32)"),
     ],
 )
 def test_feature_version_changes_with_any_code_that_computes_a_value(tmp_path, module, old, new):
