@@ -188,6 +188,19 @@ populations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The sampling population as a large score run left it (serving/populations.py): every scored entity's
+# packed ``RECORD``, sorted by id, zlib. Valid while the newest run is ``run_id`` and ``runs_seen`` runs
+# exist (the population cache's key); only the latest is kept.
+population_records = Table(
+    "population_records",
+    metadata,
+    Column("run_id", Id, ForeignKey("score_runs.id"), primary_key=True, autoincrement=False),
+    Column("runs_seen", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("records", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 draws = Table(
     "draws",
     metadata,

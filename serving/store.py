@@ -31,6 +31,7 @@ from serving import dates
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import bulk_insert, entities, list_entries, long_statements, score_runs, scores
+from serving.populations import save_population_records
 
 # What an explanation needs beyond the contract columns (optional: a bare score file has none of them).
 EXPLANATION_COLUMNS: tuple[str, ...] = ("base_value", "log_odds", "contributions", "features")
@@ -287,6 +288,7 @@ def _save(conn: Connection, run: ScoreRunRecord) -> int:
     _upsert_entities(conn, run.entities, run_id)
     if run.lists is not None:
         save_list_entries(conn, run.lists, run_id=run_id)
+    save_population_records(conn, run_id, len(frame))
     return run_id
 
 

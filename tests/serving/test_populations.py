@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
 
-from serving.populations import PopulationCache, population, snapshot, store_snapshot
+import numpy as np
+from sqlalchemy import select
+
+from serving.db import population_records
+from serving.populations import (
+    PopulationCache,
+    _load_records,
+    _stored_records,
+    payload,
+    population,
+    snapshot,
+    store_snapshot,
+)
 from tests.serving.conftest import make_entities, store_run
 
 
@@ -45,3 +57,57 @@ def test_a_snapshot_is_stored_once_and_reads_back_with_its_hash(engine):
     with engine.connect() as conn:
         ids, tiers, again = snapshot(conn, digest)
     assert again == digest and np.array_equal(ids, chosen.ids) and np.array_equal(tiers, chosen.tiers)
+
+
+def _stored(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(select(population_records.c.run_id, population_records.c.size)).all()
+
+
+def test_a_large_run_stores_the_population_it_leaves_and_a_starting_service_reads_it(engine):
+    first = store_run(engine, make_entities(120, seed=11))
+    assert _stored(engine) == [(first, 120)]
+    second = store_run(engine, make_entities(130, seed=12), seed=3)  # 130 rows of 250 scored: large
+    assert _stored(engine) == [(second, 250)], "only the latest is kept"
+    cache = PopulationCache()
+    with engine.connect() as conn:
+        key = cache._version(conn)
+        stored = _stored_records(conn, key)
+        read = _load_records(conn)
+        assert stored is not None and stored.tobytes() == read.tobytes()
+        assert cache.records(conn).tobytes() == read.tobytes()
+        runs = key[1]
+        assert _stored_records(conn, (second, runs + 1)) is None, "a run committed since: not this value"
+        assert _stored_records(conn, (first, runs)) is None
+
+
+def test_a_small_run_stores_nothing_and_the_population_it_leaves_is_read_from_the_entities(engine):
+    entities = make_entities(100, seed=13)
+    large = store_run(engine, entities)
+    cache = PopulationCache()
+    with engine.connect() as conn:
+        before = cache.records(conn)
+    rescore = entities.iloc[[7]].reset_index(drop=True)  # an objection's one-row rescore
+    store_run(engine, rescore, seed=9)
+    assert _stored(engine) == [(large, 100)]
+    with engine.connect() as conn:
+        after = cache.records(conn)
+        assert after.tobytes() == _load_records(conn).tobytes()
+        assert _stored_records(conn, cache._version(conn)) is None
+    changed = after["tier"] != before["tier"]
+    assert set(after["entity_id"][changed].tolist()) <= {rescore.entity_id[0].encode()}
+
+
+def test_the_start_up_warm_up_stores_the_whole_population_before_any_draw(engine):
+    from serving.app import _warm
+    from serving.db import populations
+
+    store_run(engine, make_entities(60, seed=14))
+    cache = PopulationCache()
+    _warm(engine, cache)
+    with engine.connect() as conn:
+        everyone = population(conn, {}, cache)
+        stored = conn.execute(select(populations.c.hash, populations.c.size)).all()
+    assert stored == [(hashlib.sha256(payload(everyone.ids, everyone.tiers)).hexdigest(), 60)]
+    with engine.begin() as conn:  # the first unfiltered draw finds it stored
+        assert store_snapshot(conn, everyone.ids, everyone.tiers) == stored[0][0]
