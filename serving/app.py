@@ -31,7 +31,7 @@ from serving.jobs import JobRunner
 from serving.limits import Admission, RequestLimits, TokenGate
 from serving.lookups import Lookups
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.populations import PopulationCache, population, store_snapshot
+from serving.populations import PopulationCache
 from serving.routers import (
     admin,
     draws,
@@ -192,12 +192,9 @@ def _publish_commitment(engine: Engine) -> None:
 
 
 def _warm(engine: Engine, cache: PopulationCache) -> None:
-    """Load the sampling population in the background, and store the snapshot of all of it (what an
-    unfiltered draw stores with itself), so the first draw is as fast as the next."""
+    """Load the sampling population in the background so the first draw is as fast as the next."""
     try:
-        with engine.begin() as conn:
-            everyone = population(conn, {}, cache)
-            if len(everyone):
-                store_snapshot(conn, everyone.ids, everyone.tiers)
+        with engine.connect() as conn:
+            cache.records(conn)
     except Exception as exc:  # the first draw loads it instead
         log.info("population not preloaded: %s", exc.__class__.__name__)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features.schema import ENTITY_ID_LENGTH
 from serving.db import entities, population_records, populations, score_runs
@@ -211,16 +210,14 @@ def store_snapshot(conn: Connection, ids: np.ndarray, tiers: np.ndarray) -> str:
     digest = hashlib.sha256(data).hexdigest()
     known = conn.execute(select(populations.c.hash).where(populations.c.hash == digest)).scalar()
     if known is None:
-        row = {
-            "hash": digest,
-            "size": len(ids),
-            "snapshot": zlib.compress(SNAPSHOT_FORMAT + data, 1),
-            "created_at": datetime.now(UTC),
-        }
-        # The same population stored at the same moment elsewhere (the service's warm-up, a replica's draw)
-        # is the same row: the second insert does nothing.
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(insert(populations).values(**row).on_conflict_do_nothing(index_elements=["hash"]))
+        conn.execute(
+            populations.insert().values(
+                hash=digest,
+                size=len(ids),
+                snapshot=zlib.compress(SNAPSHOT_FORMAT + data, 1),
+                created_at=datetime.now(UTC),
+            )
+        )
     return digest
 
 

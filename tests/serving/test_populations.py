@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from sqlalchemy import select
 
@@ -12,7 +10,6 @@ from serving.populations import (
     PopulationCache,
     _load_records,
     _stored_records,
-    payload,
     population,
     snapshot,
     store_snapshot,
@@ -96,18 +93,3 @@ def test_a_small_run_stores_nothing_and_the_population_it_leaves_is_read_from_th
         assert _stored_records(conn, cache._version(conn)) is None
     changed = after["tier"] != before["tier"]
     assert set(after["entity_id"][changed].tolist()) <= {rescore.entity_id[0].encode()}
-
-
-def test_the_start_up_warm_up_stores_the_whole_population_before_any_draw(engine):
-    from serving.app import _warm
-    from serving.db import populations
-
-    store_run(engine, make_entities(60, seed=14))
-    cache = PopulationCache()
-    _warm(engine, cache)
-    with engine.connect() as conn:
-        everyone = population(conn, {}, cache)
-        stored = conn.execute(select(populations.c.hash, populations.c.size)).all()
-    assert stored == [(hashlib.sha256(payload(everyone.ids, everyone.tiers)).hexdigest(), 60)]
-    with engine.begin() as conn:  # the first unfiltered draw finds it stored
-        assert store_snapshot(conn, everyone.ids, everyone.tiers) == stored[0][0]
