@@ -245,8 +245,9 @@ _USES = _uses()
 
 @nb.njit(cache=True)
 def _code_positions(code: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
-    """A stable counting sort by ``code``: each type's first position (``bounds``, with the end) and each
-    record's position in type order (``np.argsort(code, kind="stable")`` inverted)."""
+    """A stable counting sort by ``code`` (an event type, or an entity index): each code's first position
+    (``bounds``, with the end) and each record's position in code order (``np.argsort(code,
+    kind="stable")`` inverted)."""
     bounds = np.zeros(n_codes + 1, dtype=np.int64)
     for c in code:
         bounds[c + 1] += 1
@@ -304,16 +305,8 @@ def _ordered_sums(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Per entity, the sum of its ``values`` added in ascending order from 0.0: floats summed in an order
     no engine's scan can change, the order ``features.sql`` renders. (``np.bincount`` of the records
     ``np.lexsort((values, idx))`` orders.) A counting sort by entity, then each entity's values sorted."""
-    starts = np.zeros(n + 1, dtype=np.int64)
-    for i in idx:
-        starts[i + 1] += 1
-    for e in range(n):
-        starts[e + 1] += starts[e]
-    next_free = starts[:-1].copy()
-    grouped = np.empty(len(values), dtype=np.float64)
-    for i in range(len(idx)):
-        grouped[next_free[idx[i]]] = values[i]
-        next_free[idx[i]] += 1
+    starts, positions = _code_positions(idx, n)
+    grouped = _scatter(values, positions)
     out = np.zeros(n, dtype=np.float64)
     for e in range(n):
         a, b = starts[e], starts[e + 1]
