@@ -104,7 +104,7 @@ def _assemble(
     the relationship features by name, row i for entity i (``_related_columns``; None: no links, zeros).
     """
     n = len(entities)
-    aggregates = _EventColumns(events, n, as_of, _USES)
+    aggregates = _EventColumns(events, n, as_of)
     values: dict[str, object] = {"entity_id": entities["entity_id"].astype(str).to_numpy(), "as_of": as_of}
     for f in CATALOGUE:
         if f.source is Source.ENTITY:
@@ -140,11 +140,11 @@ def _framed(values: dict[str, object]) -> pd.DataFrame:
 class _EventColumns:
     """The qualifying events, partitioned by type, with per-type aggregates over entity indices.
 
-    ``uses`` counts how often each per-type aggregate will be asked for (``_uses``): an aggregate is kept
-    until its last use and then dropped, so the pass holds the few that are shared, not all of them.
+    ``_USES`` counts how often building the catalogue asks for each per-type aggregate: an aggregate is
+    kept until its last use and then dropped, so the pass holds the few that are shared, not all of them.
     """
 
-    def __init__(self, columns: dict[str, np.ndarray], n_entities: int, as_of: date, uses: Counter):
+    def __init__(self, columns: dict[str, np.ndarray], n_entities: int, as_of: date):
         self.n = n_entities
         self.as_of = as_of
         code = columns.pop("code")
@@ -161,7 +161,7 @@ class _EventColumns:
             for c in range(len(EVENT_CODES))
             if bounds[c + 1] > bounds[c]
         }
-        self._uses = Counter(uses)
+        self._uses = Counter(_USES)
         self._cache: dict[tuple, np.ndarray] = {}
 
     def _per_type(self, code: int, agg: Aggregate) -> np.ndarray:
@@ -181,14 +181,14 @@ class _EventColumns:
         if code not in self.parts:
             return np.full(self.n, np.inf) if measure is Measure.YEARS_SINCE else np.zeros(self.n)
         idx, ago, quantity, amount = self.parts[code]
-        upper, lower = ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
-        upper = -1 if upper is None else upper
+        bounds = ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year)
+        upper, lower = -1 if bounds[0] is None else bounds[0], bounds[1]  # the kernels' -1: no upper bound
         if measure is Measure.YEARS_SINCE:
             return _windowed_latest(idx, ago, lower, upper, self.n)
         if measure is Measure.QUANTITY:
             return _windowed_sums(idx, ago, quantity, lower, upper, self.n)
         if measure in (Measure.AMOUNT, Measure.DECAYED):
-            mask = in_window(ago, (None if upper < 0 else upper, lower))
+            mask = in_window(ago, bounds)
             if measure is Measure.AMOUNT:
                 return _ordered_sums(idx[mask], amount[mask], self.n)
             return _ordered_sums(idx[mask], weights_at(ago[mask], self.as_of, agg.half_life_months), self.n)

@@ -35,7 +35,7 @@ import pandas as pd
 
 from features import pointintime, relations, single
 from features.catalogue import FEATURES, Aggregate, Attribute, ListEntries, Measure, OnList, Ratio, Related
-from features.pointintime import as_date, in_window
+from features.pointintime import ago_bounds, as_date, in_window
 from features.schema import ENTITIES, EVENT_CODES, EVENTS, LISTS, Table
 
 # How many ids an answer shows per feature or rule (the count says how many there are in all).
@@ -114,7 +114,7 @@ class AtDate:
         ``features/build.py`` selects them; for ``amount``, only those with an amount."""
         _, codes, ago, amount = self._events
         keep = _wanted(agg.types)[codes]
-        keep &= in_window(ago, single.window_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
+        keep &= in_window(ago, ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
         if agg.measure is Measure.AMOUNT:
             keep &= amount != 0
         return keep

@@ -21,6 +21,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -54,6 +55,7 @@ def window_days(as_of: date, months: int) -> int:
     return (as_of - (as_of - relativedelta(months=months))).days
 
 
+@lru_cache(maxsize=1024)  # every engine asks for the same few windows at the same few dates
 def ago_bounds(
     as_of: date, months: int | None, skip_months: int = 0, calendar_year: int | None = None
 ) -> tuple[int | None, int]:

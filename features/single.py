@@ -163,12 +163,6 @@ def _last_lapsed_start(lapse: LapsesAfter, as_of: date) -> float:
     return float(lapse.last_lapsed_start(as_of).toordinal())
 
 
-@lru_cache(maxsize=1024)
-def window_bounds(as_of: date, months: int | None, skip: int, calendar_year: int | None) -> tuple[int | None, int]:
-    """``features.pointintime.ago_bounds``, remembered: a request asks for the same few windows."""
-    return ago_bounds(as_of, months, skip, calendar_year)
-
-
 @lru_cache(maxsize=32)
 def _decay_table(as_of: date, half_life_months: int) -> np.ndarray:
     """``features.sql.weights_at`` for every age from 0 to ``as_of - DECAY_EPOCH`` days, computed once per date."""
@@ -221,7 +215,7 @@ class _Counted:
             result = math.inf if measure is Measure.YEARS_SINCE else 0.0
         else:
             ago, quantity, amount = part
-            mask = in_window(ago, window_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
+            mask = in_window(ago, ago_bounds(self.as_of, agg.months, agg.skip_months, agg.calendar_year))
             if measure is Measure.YEARS_SINCE:
                 result = float(ago[mask].min()) if mask.any() else math.inf
             elif measure is Measure.QUANTITY:

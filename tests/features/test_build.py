@@ -336,7 +336,7 @@ def test_a_pass_keeps_only_the_aggregates_still_to_be_asked_for():
         "quantity": np.ones(1),
         "amount": np.zeros(1),
     }
-    aggregates = _EventColumns(columns, 1, D, _USES)
+    aggregates = _EventColumns(columns, 1, D)
     held = 0
     for f in CATALOGUE:
         if f.source not in (Source.ENTITY, Source.LISTS, Source.RELATIONS):
