@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from features.build import FEATURE_VERSION
 from features.catalogue import FEATURE_NAMES
+from features.schema import EVENT_CODES
 from features.synth_credit import PLATFORM_OPENED, generate_credit
 from models.baselines import BaselineUnavailable, BinnedScorecard
 from models.card import model_card
@@ -167,12 +168,30 @@ scorecard_max_rows = 3000
     first_year=st.integers(2012, 2023),
     seed=st.integers(0, 10_000),
     keep_events=st.floats(0.0, 1.0),
+    keep_types=st.one_of(st.none(), st.sets(st.sampled_from(EVENT_CODES), min_size=1)),
+    gap=st.one_of(st.none(), st.tuples(st.integers(0, 12), st.integers(1, 4))),
     keep_lists=st.booleans(),
+    relations=st.sampled_from(["absent", "as made", "thinned", "empty"]),
+    flattened=st.sets(st.sampled_from(["industry", "region", "kind", "registered_capital", "online_seller"])),
+    parquet=st.booleans(),
 )
 def test_train_on_any_valid_dataset_trains_or_refuses_clearly(
-    tmp_path_factory, profile, entities, first_year, seed, keep_events, keep_lists
+    tmp_path_factory,
+    profile,
+    entities,
+    first_year,
+    seed,
+    keep_events,
+    keep_types,
+    gap,
+    keep_lists,
+    relations,
+    flattened,
+    parquet,
 ):
-    """Random datasets of the contract, of any profile, short or long, thinned: exit 0 or 2, never a traceback."""
+    """Random datasets of the contract, of any profile, short or long, thinned, with only some event types, a
+    gap of years without records, one value in a column, with or without (an empty) relations table, as CSV or
+    Parquet: train exits 0 or 2, never a traceback; a model it trains scores the dataset."""
     from features.synth import generate
     from features.synth_sparse import generate_sparse
 
@@ -183,13 +202,49 @@ def test_train_on_any_valid_dataset_trains_or_refuses_clearly(
     )
     rng = np.random.default_rng(seed)
     events = world.events[rng.random(len(world.events)) < keep_events]
+    if keep_types is not None:
+        events = events[events["event_type"].isin(keep_types)]
+    if gap is not None:
+        recorded = pd.to_datetime(events["recorded_on"]).dt.year
+        events = events[~recorded.between(first_year + gap[0], first_year + gap[0] + gap[1] - 1)]
+    entity_rows = world.entities.copy()
+    blank = {"registered_capital": None, "online_seller": False}
+    for column in flattened:  # one value for all: one industry, one region, no capital, no online seller…
+        entity_rows[column] = blank.get(column, entity_rows[column].iloc[0])
+    links = {
+        "absent": None,
+        "as made": world.relations,
+        "thinned": world.relations[rng.random(len(world.relations)) < 0.2],
+        "empty": world.relations.head(0),
+    }[relations]
+    if links is not None:  # an agency_client link needs an agency at its first end (one kind may leave none)
+        agencies = set(entity_rows.loc[entity_rows["kind"] == "agency", "entity_id"])
+        links = links[(links["relation"] != "agency_client") | links["entity_id"].isin(agencies)]
     lists = world.lists if keep_lists else world.lists.head(0)
-    for name, frame in (("entities", world.entities), ("events", events), ("lists", lists)):
-        frame.to_csv(folder / f"{name}.csv", index=False)
+    tables = {"entities": entity_rows, "events": events, "lists": lists, "relations": links}
+    for name, frame in tables.items():
+        if frame is None:
+            continue
+        if parquet:
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+        else:
+            frame.to_csv(folder / f"{name}.csv", index=False)
     (folder / "fast.toml").write_text(FAST_TOML)
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "IPCREDIT_DATABASE_URL": f"sqlite:///{folder / 'service.db'}",
+    }
     result = runner.invoke(app, ["train", "--data", str(folder), "--config", str(folder / "fast.toml")], env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         assert "cannot train" in result.stderr
+        return
+    as_of = "2025-12-31"
+    out = folder / "scores.parquet"
+    command = ["score", "--data", str(folder), "--as-of", as_of, "--out", str(out), "--store"]
+    scored = runner.invoke(app, command, env=env)
+    assert scored.exit_code == 0, scored.output
+    scores = pd.read_parquet(out)
+    registered = (pd.to_datetime(entity_rows["registered_on"]) <= pd.Timestamp(as_of)).sum()
+    assert len(scores) == registered and set(scores["tier"]) <= set("ABCD")
