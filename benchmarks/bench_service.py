@@ -4,7 +4,8 @@
    FastAPI route returning a constant, served by the same uvicorn on the same machine in the same run;
    on SQLite and, when a PostgreSQL URL is given, on PostgreSQL.
 2. ``POST /v1/score`` for one entity at 8 connections, beside ``mlflow models serve`` of the same
-   champion. Without a registered champion the benchmark first trains one into its own MLflow store
+   champion; with one worker also risk lookups at 2 connections alone and beside the what-if load.
+   Without a registered champion the benchmark first trains one into its own MLflow store
    (``ipcredit demo-data`` + ``ipcredit train``, about a minute).
 3. A sampling draw over 1,000,000 entities through ``POST /v1/sampling/draws`` (first and repeated), on
    each back end. The first is sent as soon as the service answers: it waits for the population the
@@ -31,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -288,6 +290,22 @@ def one_history(seed: int = 3) -> dict:
     return {"as_of": AS_OF.isoformat(), "entity": entity, "events": rows(world.events), "lists": rows(world.lists)}
 
 
+def mixed_load(url: str, score_script: str, lookup_script: str, seconds: int) -> dict[str, dict[str, float]]:
+    """Risk lookups (2 connections) alone, then beside what-if scoring (8 connections) on the same process:
+    what each kind of request pays for the other."""
+    alone = wrk(url, 2, seconds, lookup_script)
+    beside: dict[str, float] = {}
+    lookups = threading.Thread(target=lambda: beside.update(wrk(url, 2, seconds, lookup_script)))
+    lookups.start()
+    scoring = wrk(url + "/v1/score", 8, seconds, score_script)
+    lookups.join()
+    return {
+        "GET /v1/entities/{id}/risk, 2 conn, alone (the what-if service, 1 worker)": alone,
+        "same, beside 8 what-if connections": beside,
+        "POST /v1/score, 8 conn, beside 2 risk-lookup connections (1 worker)": scoring,
+    }
+
+
 def mlflow_serve(model_uri: str, tracking_uri: str, port: int) -> Server:
     args = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri]
     args += ["-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"]
@@ -419,7 +437,7 @@ def bench_what_if(table: Table, url: str, args, model_uri: str, tracking_uri: st
     print("== what-if scoring", flush=True)
     entities, scores = synthetic_run(100, seed=3)
     store(url, entities, scores)
-    analyst = token(url, "analyst")
+    analyst, supervisor = token(url, "analyst"), token(url, "supervisor")
     history = one_history()
     body = json.dumps(history, ensure_ascii=False)
     headers = {"Authorization": f"Bearer {analyst}", "Content-Type": "application/json"}
@@ -440,6 +458,8 @@ def bench_what_if(table: Table, url: str, args, model_uri: str, tracking_uri: st
             check.raise_for_status()
             wrk(service.url + "/v1/score", 8, 2, script)  # warm up
             ours = wrk(service.url + "/v1/score", 8, args.seconds, script)
+            if workers == 1:
+                mixed = mixed_load(service.url, script, lua_get(entities.entity_id.tolist(), supervisor), args.seconds)
         finally:
             service.stop()
         events = len(history["events"])
@@ -451,6 +471,12 @@ def bench_what_if(table: Table, url: str, args, model_uri: str, tracking_uri: st
         )
         if workers == 1:
             ours_p99, ours_rps = ours["p99"], ours["rps"]
+            for what, result in mixed.items():
+                table.add(
+                    what,
+                    f"{result['rps']:.0f} req/s, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
+                    f"errors {result['errors']}",
+                )
     if not model_uri.startswith(("models:/", "runs:/")):
         table.add("mlflow models serve", f"not measured: {model_uri} is not an MLflow model URI")
         return

@@ -49,7 +49,7 @@ from serving.routers import (
     whatif,
 )
 from serving.scorers import Scorers
-from serving.scoring import SCORING_THREADS
+from serving.scoring import SCORINGS_AT_ONCE
 from serving.settings import Settings, load_settings
 from serving.ui import ProblemPages, install_page_errors, mount
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Threads that may wait on the database for lookups at once: fewer than the pool's connections.
         app.state.db_readers = anyio.CapacityLimiter(max(1, db.POOL_SIZE // 2))
         app.state.lookups = Lookups(engine, app.state.db_readers)
-        app.state.scoring_threads = anyio.CapacityLimiter(SCORING_THREADS)
+        app.state.scoring_turn = anyio.CapacityLimiter(SCORINGS_AT_ONCE)
         policy_path = Path(settings.policy_path)
         app.state.policy, app.state.policy_text = read_policy(policy_path)
         app.state.engine = engine

@@ -30,8 +30,13 @@ from serving import dates
 from serving.schemas import History
 
 # What-if scorings run at once per process (the rest wait their turn on the event loop): scoring is
-# CPU-bound Python, so more threads only contend for the GIL; use more worker processes for more cores.
-SCORING_THREADS = 1
+# CPU-bound Python, so more at once only contend for the GIL; use more worker processes for more cores.
+SCORINGS_AT_ONCE = 1
+# A posted history of at most this many records (events and list entries), with no decision of the ledger
+# about its entity, is scored on the event loop in short steps: a thread costs such a request about 30 % more
+# CPU in GIL hand-offs, and under a stream of other requests the event loop starves the thread of the GIL
+# (docs/service.md, Performance). Longer ones are scored in a thread, leaving the event loop free.
+INLINE_RECORDS = 500
 
 
 def history_frames(history: History) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

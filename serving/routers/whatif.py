@@ -48,19 +48,28 @@ async def score(
         with engine.connect() as conn:
             scorer = named_scorer(conn, scorers, body.model_version)
             policy = named_policy(conn, policy, body.policy_version)
-    # CPU-bound work, one request at a time per process (scoring.SCORING_THREADS): threads that each
-    # hold the GIL for milliseconds and release it in many short library calls make every one of them
-    # wait for the others (8 concurrent requests: 34 instead of 59 requests/s); queued on the event loop,
-    # each runs at full speed and the loop stays free for other routes. The queue is bounded
-    # (Settings.whatif_queue): past it a request gets 503 with Retry-After at once.
     # The ledger's decisions about this entity hold in a what-if as in every run (a repaired record of the
     # posted history counts for nothing from its repair on).
     with engine.connect() as conn:
         decisions = ledger.ledger_frame(conn, entity_id=body.entity.entity_id)
+    # CPU-bound work, one request at a time per process (scoring.SCORINGS_AT_ONCE), in turn; the queue is
+    # bounded (Settings.whatif_queue): past it a request gets 503 with Retry-After at once.
+    turn = request.app.state.scoring_turn
     async with request.app.state.whatif.admit():
-        columns, trace = await anyio.to_thread.run_sync(
-            _score_and_trace, scorer, policy, body, decisions, limiter=request.app.state.scoring_threads
-        )
+        if decisions.empty and len(body.events) + len(body.lists) <= scoring.INLINE_RECORDS:
+            # A history of a few records takes about 2 ms: scored on the event loop, with a turn back to it
+            # between the score and the records behind it, so nothing else waits longer than a step.
+            async with turn:
+                columns = scoring.score_history(scorer, policy, body, body.as_of, decisions)
+                await anyio.sleep(0)
+                trace = traces.trace_posted(body, body.as_of, decisions)
+            await anyio.sleep(0)  # the next in turn starts before this answer is written
+        else:
+            # A long history, or one the ledger's decisions reshape (through frames): in a thread, so the
+            # event loop keeps serving while it is scored.
+            columns, trace = await anyio.to_thread.run_sync(
+                _score_and_trace, scorer, policy, body, decisions, limiter=turn
+            )
     return {
         **explanations.what_if_row(columns, policy, trace),
         "model_caveat": gate_caveat(scorer.metadata, str(scorer.model_version)),  # no registry call

@@ -235,7 +235,7 @@ async def what_if(objection_id: int, request: Request, principal: Reviewer, engi
 
     try:
         async with request.app.state.whatif.admit():
-            result = await anyio.to_thread.run_sync(rescore, limiter=request.app.state.scoring_threads)
+            result = await anyio.to_thread.run_sync(rescore, limiter=request.app.state.scoring_turn)
     except InvalidInput as exc:
         return _page(request, detail, status=422, problems=invalid_input_detail(exc), kept=kept)
     return _page(request, detail, what_if=result, kept=kept)

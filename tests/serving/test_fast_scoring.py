@@ -429,3 +429,32 @@ def test_what_if_over_http_answers_what_the_frame_path_scores(world, scorer, pol
                 assert got[name] == (plain[name].item() if hasattr(plain[name], "item") else plain[name]), name
             shown = [{k: r[k] for k in ("feature", "value", "contribution")} for r in json.loads(plain["reasons"])]
             assert [{k: r[k] for k in ("feature", "value", "contribution")} for r in got["reasons"]] == shown
+
+
+def test_a_what_if_answers_the_same_on_the_event_loop_and_in_a_thread(
+    world, scorer, serve, tokens, tmp_path, db_url, monkeypatch
+):
+    """A short history is scored on the event loop, a long one in a thread (``scoring.INLINE_RECORDS``):
+    the same request gets the same answer, byte for byte, whichever way it is scored."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the feature path does not depend on the database")
+    from serving import scoring
+    from serving.routers import whatif
+
+    threaded = []
+    in_thread = whatif._score_and_trace
+    monkeypatch.setattr(whatif, "_score_and_trace", lambda *a: threaded.append(1) or in_thread(*a))
+    live = serve(model_uri=str(scorer.save(tmp_path / "model")))
+    requests = [_request(world, e) for e in _varied_entities(world, k=2)[:8]]
+    long = sum(len(r.events) + len(r.lists) > scoring.INLINE_RECORDS for r in requests)
+    assert long < len(requests)
+    bodies = [r.model_dump_json().encode() for r in requests]
+    headers = {"Content-Type": "application/json"}
+    with live.client(tokens["analyst"]) as client:
+        as_served = [client.post("/v1/score", content=b, headers=headers) for b in bodies]
+        assert all(r.status_code == 200 for r in as_served), [r.text[:300] for r in as_served]
+        assert len(threaded) == long
+        monkeypatch.setattr(scoring, "INLINE_RECORDS", 0)
+        in_threads = [client.post("/v1/score", content=b, headers=headers) for b in bodies]
+    assert len(threaded) == long + len(bodies)
+    assert [r.content for r in in_threads] == [r.content for r in as_served]
