@@ -100,7 +100,7 @@ def save_population_records(conn: Connection, run_id: int, run_rows: int) -> boo
             run_id=run_id,
             runs_seen=runs_seen,
             size=len(records),
-            records=zlib.compress(RECORDS_FORMAT + records.tobytes(), 1),
+            records=_packed(RECORDS_FORMAT, records.tobytes()),
             created_at=datetime.now(UTC),
         )
     )
@@ -117,12 +117,21 @@ def _stored_records(conn: Connection, key: tuple[Any, ...]) -> np.ndarray | None
             population_records.c.run_id == run_id, population_records.c.runs_seen == runs
         )
     ).scalar()
-    if blob is None:
+    data = None if blob is None else _unpacked(RECORDS_FORMAT, blob)
+    if data is None or len(data) % RECORD.itemsize:
         return None
+    return np.frombuffer(data, dtype=RECORD).copy()
+
+
+def _packed(header: bytes, data: bytes) -> bytes:
+    """A stored population: its format's header line, then the data, zlib."""
+    return zlib.compress(header + data, 1)
+
+
+def _unpacked(header: bytes, blob: bytes) -> bytes | None:
+    """The data of a stored population written with ``header`` (None when it was written in another format)."""
     data = zlib.decompress(blob)
-    if not data.startswith(RECORDS_FORMAT) or (len(data) - len(RECORDS_FORMAT)) % RECORD.itemsize:
-        return None
-    return np.frombuffer(data, dtype=RECORD, offset=len(RECORDS_FORMAT)).copy()
+    return data[len(header) :] if data.startswith(header) else None
 
 
 def _is_sorted(values: np.ndarray) -> bool:
@@ -214,7 +223,7 @@ def store_snapshot(conn: Connection, ids: np.ndarray, tiers: np.ndarray) -> str:
             populations.insert().values(
                 hash=digest,
                 size=len(ids),
-                snapshot=zlib.compress(SNAPSHOT_FORMAT + data, 1),
+                snapshot=_packed(SNAPSHOT_FORMAT, data),
                 created_at=datetime.now(UTC),
             )
         )
@@ -223,10 +232,9 @@ def store_snapshot(conn: Connection, ids: np.ndarray, tiers: np.ndarray) -> str:
 
 def read_snapshot(blob: bytes) -> tuple[np.ndarray, np.ndarray, str]:
     """The ids, tiers and sha256 of a stored snapshot."""
-    data = zlib.decompress(blob)
-    if not data.startswith(SNAPSHOT_FORMAT):
+    body = _unpacked(SNAPSHOT_FORMAT, blob)
+    if body is None:
         raise ValueError("unknown population snapshot format")
-    body = data[len(SNAPSHOT_FORMAT) :]
     n = len(body) // (ENTITY_ID_LENGTH + 1)
     ids = np.frombuffer(body[: ENTITY_ID_LENGTH * n], dtype=f"S{ENTITY_ID_LENGTH}")
     tiers = np.frombuffer(body[ENTITY_ID_LENGTH * n :], dtype="S1")
