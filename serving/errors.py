@@ -59,6 +59,8 @@ _TITLES = {
 }
 # SQLSTATEs of a transaction PostgreSQL gave up on because another ran at the same time.
 _RACES = {"40001", "40P01"}
+# The problems a 422 lists at most; ``total`` counts them all.
+PROBLEM_LIMIT = 50
 # Seconds a client should wait before retrying after a database outage (the pool recovers by itself).
 DATABASE_RETRY_AFTER = 5
 
@@ -136,7 +138,11 @@ async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
 
 
 async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-    return problem(422, jsonable_encoder(exc.errors()), type_=INVALID_INPUT)
+    # A body of 16 MiB may break a rule in every one of 100,000 items: the first PROBLEM_LIMIT are listed
+    # (``total`` counts them all), so the answer stays small and is written at once.
+    errors = exc.errors()
+    more = {"total": len(errors)} if len(errors) > PROBLEM_LIMIT else {}
+    return problem(422, jsonable_encoder(errors[:PROBLEM_LIMIT]), type_=INVALID_INPUT, **more)
 
 
 async def _http_exception(_: Request, exc: HTTPException) -> Response:

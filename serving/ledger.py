@@ -64,6 +64,7 @@ from serving import dates
 from serving.audit import record_change
 from serving.auth import Principal
 from serving.db import entities, ledger, list_entries, lock
+from serving.errors import PROBLEM_LIMIT
 
 _DATE_FIELDS = ("decided_on", "entered_on", "occurred_on", "recorded_on", "repaired_on", "removed_on")
 _TEXT_FIELDS = ("basis", "note")
@@ -110,7 +111,6 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "recorded_at",
 )
 TEXT_LIMIT = 2000
-PROBLEM_LIMIT = 50
 
 
 def _now() -> datetime:

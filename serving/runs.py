@@ -42,10 +42,9 @@ from models.scorefile import SCORE_COLUMNS
 from models.scorer import Scorer
 from serving import dates, ledger, scoring
 from serving.auth import Principal
+from serving.errors import PROBLEM_LIMIT
 from serving.store import ScoreRunRecord, save_audited
 
-# Problems listed in a 422 about a score file (``total`` counts them all).
-PROBLEM_LIMIT = 50
 _TABLE_SUFFIXES = (".parquet", ".csv")
 _UNDER_ROOT = "under the service's import root (IPCREDIT_DATASET_ROOT)"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T][0-9:.+-]*)?")

@@ -3,6 +3,7 @@ OpenAPI document shows. Names follow CONTRACT sections 1, 4 and 5."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -46,6 +47,7 @@ BenefitName = Literal[BENEFITS]  # type: ignore[valid-type]
 ObjectionStatus = Literal["open", "upheld", "corrected", "repaired"]
 
 
+@functools.lru_cache(maxsize=65_536)  # a body repeats its entity_id in every one of up to 100,000 rows
 def entity_id_problem(value: str) -> str | None:
     """What is wrong with ``value`` as an ``entity_id`` (the words of every 422 about one), or ``None``."""
     problem = uscc.problem(value)

@@ -12,13 +12,14 @@ from features.errors import NotFound
 from serving import roster
 from serving.audit import record_change
 from serving.auth import Principal, Role, utc
+from serving.bodies import ThreadedBodyRoute
 from serving.db import api_tokens, audit_log
 from serving.deps import EngineDep, require
 from serving.errors import responses
 from serving.schemas import AuditEntry, Roster, RosterOut, TokenIn, TokenList, TokenOut
 from serving.tokens import create_token, list_tokens, revoke_token
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=ThreadedBodyRoute)
 Admin = Annotated[Principal, Depends(require())]
 
 

@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 
 from serving import dates, draws, inspections
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, require
 from serving.errors import responses
 from serving.schemas import Draw, DrawRequest, InspectionResults, RecordedEvent, Verification
 
-router = APIRouter(tags=["sampling"])
+router = APIRouter(tags=["sampling"], route_class=ThreadedBodyRoute)
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 DrawId = Annotated[str, "draw id"]
 

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from features.errors import NotFound
 from serving import explanations, scoring, traces
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, ScorersDep, check_entity_id, require
 from serving.errors import responses
 from serving.schemas import EXAMPLE_ID, BatchRiskRequest, BatchRiskResponse, Explanation, RiskRow
 from serving.store import latest_score, latest_scores, run_row
 
-router = APIRouter(prefix="/v1/entities", tags=["entities"])
+router = APIRouter(prefix="/v1/entities", tags=["entities"], route_class=ThreadedBodyRoute)
 Reader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ANALYST, Role.REVIEWER))]
 EntityPath = Annotated[
     str,

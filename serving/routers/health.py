@@ -10,11 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import require
 from serving.errors import responses
 from serving.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ThreadedBodyRoute)
 
 
 @router.get("/health", response_model=Health, summary="ok or degraded, with the reasons")

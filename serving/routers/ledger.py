@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from serving import decisions, ledger
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, require
 from serving.errors import responses
 from serving.schemas import EntityId, LedgerDecision, LedgerDecisionIn, LedgerKind, LedgerPage
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=ThreadedBodyRoute)
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 Reader = Annotated[Principal, Depends(require(Role.REVIEWER, Role.ANALYST))]
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from features.errors import Forbidden, InvalidInput
 from serving import commitments, dates, eligibility
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, check_entity_id, require
 from serving.errors import responses
 from serving.routers.entities import EntityPath
@@ -25,7 +26,7 @@ from serving.schemas import (
     entity_id_problem,
 )
 
-router = APIRouter(tags=["measures"])
+router = APIRouter(tags=["measures"], route_class=ThreadedBodyRoute)
 Reader = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.ANALYST, Role.REVIEWER))]
 Department = Annotated[Principal, Depends(require(Role.DEPARTMENT))]
 Recorder = Annotated[Principal, Depends(require(Role.SUPERVISOR, Role.DEPARTMENT))]

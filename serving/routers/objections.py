@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from features.errors import NotFound
 from serving import objections, recourse
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import DecisionIn, Objection, ObjectionDetail, ObjectionIn, ObjectionStatus, Recourse
 
-router = APIRouter(prefix="/v1/objections", tags=["objections"])
+router = APIRouter(prefix="/v1/objections", tags=["objections"], route_class=ThreadedBodyRoute)
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 ObjectionId = Annotated[int, "objection id"]
 

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from features.errors import NotFound
 from serving import inspections, plans
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, require
 from serving.errors import responses
 from serving.routers.draws import _json
 from serving.schemas import Coverage, OutcomesIn, Plan, PlanDraw, PlanIn, PlanList, RecordedOutcome, Task, TaskIn
 
-router = APIRouter(tags=["plans"])
+router = APIRouter(tags=["plans"], route_class=ThreadedBodyRoute)
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 PlanId = Annotated[str, "plan id"]
 

@@ -12,12 +12,13 @@ from sqlalchemy import Engine, func, select
 from features import pointintime
 from features.pointintime import LIST_IN_FORCE, lapses_on
 from serving import dates, register
+from serving.bodies import ThreadedBodyRoute
 from serving.db import entities, list_entries
 from serving.deps import EngineDep
 from serving.errors import responses
 from serving.schemas import PublicDraw, PublicList, PublicLists, PublicRegister, Verification
 
-router = APIRouter(prefix="/v1/public", tags=["public"])
+router = APIRouter(prefix="/v1/public", tags=["public"], route_class=ThreadedBodyRoute)
 
 
 Limit = Annotated[int, Query(ge=1, le=10_000)]

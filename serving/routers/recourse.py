@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Path
 from features.errors import NotFound
 from serving import recourse
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import Recourse
 
-router = APIRouter(tags=["objections"])
+router = APIRouter(tags=["objections"], route_class=ThreadedBodyRoute)
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 ScoreId = Annotated[int, Path(description="a stored score row")]
 

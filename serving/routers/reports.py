@@ -12,11 +12,12 @@ from features.errors import Forbidden
 from models.report import build_report
 from serving import jobs, reports, runs
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import EngineDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import ReportJob, ReportRequest, ReportSummary
 
-router = APIRouter(prefix="/v1/reports", tags=["monitoring"])
+router = APIRouter(prefix="/v1/reports", tags=["monitoring"], route_class=ThreadedBodyRoute)
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR))]
 ReportId = Annotated[int, Path(ge=1, le=2**53, description="a report's id")]

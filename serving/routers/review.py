@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query
 
 from serving import review
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import AuditorDep, EngineDep, require
 from serving.errors import responses
 from serving.schemas import QueueReason, Region, ReviewQueue
 
-router = APIRouter(tags=["objections"])
+router = APIRouter(tags=["objections"], route_class=ThreadedBodyRoute)
 Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
 
 

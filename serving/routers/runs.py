@@ -11,6 +11,7 @@ from sqlalchemy import select
 from features.errors import Forbidden, NotFound
 from serving import jobs, runs
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.db import score_runs
 from serving.deps import EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
@@ -18,7 +19,7 @@ from serving.schemas import ScoreRun, ScoreRunJob, ScoreRunRequest
 from serving.scorers import Scorers
 from serving.store import run_row
 
-router = APIRouter(prefix="/v1/score-runs", tags=["score runs"])
+router = APIRouter(prefix="/v1/score-runs", tags=["score runs"], route_class=ThreadedBodyRoute)
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.SUPERVISOR, Role.REVIEWER))]
 

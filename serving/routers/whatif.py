@@ -13,12 +13,13 @@ from models.policy import Policy
 from models.scorer import Scorer
 from serving import explanations, ledger, scoring, traces
 from serving.auth import Principal, Role
+from serving.bodies import ThreadedBodyRoute
 from serving.deps import EngineDep, PolicyDep, ScorersDep, require
 from serving.errors import responses
 from serving.schemas import ScoreRequest, ScoreResponse
 from serving.versions import named_policy, named_scorer
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], route_class=ThreadedBodyRoute)
 
 
 @router.post(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import date
 
 import lightgbm as lgb
@@ -458,3 +459,55 @@ def test_a_what_if_answers_the_same_on_the_event_loop_and_in_a_thread(
         in_threads = [client.post("/v1/score", content=b, headers=headers) for b in bodies]
     assert len(threaded) == long + len(bodies)
     assert [r.content for r in in_threads] == [r.content for r in as_served]
+
+
+def test_a_large_body_is_validated_in_a_thread_with_the_answers_of_the_event_loop(
+    world, scorer, serve, tokens, tmp_path, db_url, monkeypatch
+):
+    """Past ``serving.bodies.LOOP_BODY_BYTES`` a JSON body is validated in a worker thread, not on the event
+    loop: a valid history, one breaking a rule in 120 events (the first 50 listed, ``total`` 120), one dated
+    after the pinned today and one that is not JSON get the same answers, byte for byte, as when every body
+    is validated on the loop."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("validation does not depend on the database")
+    from serving import bodies, schemas
+
+    checked_in = []
+    check = schemas.entity_id_problem
+    monkeypatch.setattr(
+        schemas, "entity_id_problem", lambda v: checked_in.append(threading.current_thread()) or check(v)
+    )
+    live = serve(model_uri=str(scorer.save(tmp_path / "model")), today=date(2026, 1, 31))
+    busiest = _request(world, world.events.entity_id.value_counts().index[0]).model_dump(mode="json")
+    small = _request(world, _without_events(world)[0]).model_dump(mode="json")
+    broken = {**busiest, "events": [{**e, "quantity": 0} if i % 5 == 0 else e for i, e in enumerate(busiest["events"])]}
+    late = {**busiest, "events": [*busiest["events"][:-1], {**busiest["events"][-1], "recorded_on": "2026-02-01"}]}
+    bodies_sent = [json.dumps(b).encode() for b in (busiest, small, broken, late)]
+    bodies_sent.append(bodies_sent[0][:-100])  # cut off: not JSON
+    sizes = [len(b) > bodies.LOOP_BODY_BYTES for b in bodies_sent]
+    assert sizes == [True, False, True, True, True] and len(busiest["events"]) >= 600
+    headers = {"Content-Type": "application/json"}
+
+    def send(client) -> list:
+        answers = []
+        for body in bodies_sent:
+            checked_in.clear()
+            answers.append((client.post("/v1/score", content=body, headers=headers), set(checked_in)))
+        return answers
+
+    with live.client(tokens["analyst"]) as client:
+        threaded = send(client)
+        monkeypatch.setattr(bodies, "LOOP_BODY_BYTES", 2**40)
+        on_loop = send(client)
+    assert [r.status_code for r, _ in threaded] == [200, 200, 422, 422, 422], [r.text[:300] for r, _ in threaded]
+    assert [r.content for r, _ in threaded] == [r.content for r, _ in on_loop]
+    loop_thread = live.thread
+    assert {t for _, seen in on_loop for t in seen} == {loop_thread}
+    for (_, seen), large in zip(threaded, sizes, strict=True):
+        if seen:  # the body that is not JSON is refused before any field is checked
+            assert (loop_thread not in seen) if large else (seen == {loop_thread})
+    problems = threaded[2][0].json()
+    assert problems["total"] == len(range(0, len(busiest["events"]), 5)) and len(problems["detail"]) == 50
+    assert problems["detail"][0]["loc"] == ["body", "events", 0, "quantity"]
+    assert "must not be after today (2026-01-31)" in threaded[3][0].text
+    assert threaded[4][0].json()["detail"][0]["type"] == "json_invalid"
