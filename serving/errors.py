@@ -137,11 +137,19 @@ async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
     return problem(503, str(exc), type_=UNAVAILABLE, headers={"Retry-After": str(exc.retry_after)})
 
 
+def listed(errors: list[Any]) -> RequestValidationError:
+    """FastAPI's validation error holding the first ``PROBLEM_LIMIT`` of ``errors`` and their total."""
+    exc = RequestValidationError(errors[:PROBLEM_LIMIT])
+    exc.total = len(errors)  # type: ignore[attr-defined]
+    return exc
+
+
 async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     # A body of 16 MiB may break a rule in every one of 100,000 items: the first PROBLEM_LIMIT are listed
     # (``total`` counts them all), so the answer stays small and is written at once.
     errors = exc.errors()
-    more = {"total": len(errors)} if len(errors) > PROBLEM_LIMIT else {}
+    total = getattr(exc, "total", len(errors))
+    more = {"total": total} if total > PROBLEM_LIMIT else {}
     return problem(422, jsonable_encoder(errors[:PROBLEM_LIMIT]), type_=INVALID_INPUT, **more)
 
 

@@ -511,3 +511,23 @@ def test_a_large_body_is_validated_in_a_thread_with_the_answers_of_the_event_loo
     assert problems["detail"][0]["loc"] == ["body", "events", 0, "quantity"]
     assert "must not be after today (2026-01-31)" in threaded[3][0].text
     assert threaded[4][0].json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_every_api_route_with_a_body_validates_a_large_one_in_a_thread():
+    import importlib
+    import pkgutil
+
+    from serving import routers
+    from serving.bodies import ThreadedBodyRoute
+
+    with_body = []
+    for info in pkgutil.iter_modules(routers.__path__):
+        for route in importlib.import_module(f"serving.routers.{info.name}").router.routes:
+            if route.body_field is not None:
+                with_body.append(route.path)
+                assert isinstance(route, ThreadedBodyRoute), route.path
+    assert len(with_body) >= 15 and {
+        "/v1/score",
+        "/v1/sampling/draws/{draw_id}/results",
+        "/v1/admin/inspectors",
+    } <= set(with_body)
