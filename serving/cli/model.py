@@ -426,6 +426,14 @@ def _said_written(out_file: Path, written: tuple[int, dict, int], day: date, sco
         + f", review {review:,} (features {features_s:.1f} s, "
         f"scoring {score_s:.1f} s, {rows / max(score_s, 1e-9):,.0f} rows/s)"
     )
+    if rows and not tiers.get("A"):
+        warn(
+            f"no entity is in tier A, which holds calibrated probabilities below {policy.tiers.upper_bounds['A']:g} "
+            f"of a confirmed violation in the next 12 months (policy {policy.version_tag}, [tiers] upper_bounds). "
+            "On a record whose outcome rate is high no entity may score that low; the tier table of `ipcredit "
+            "train` and the model card show each tier's share and observed rate, and the bounds are the "
+            "regulator's to set in the policy file (IPCREDIT_POLICY_PATH)."
+        )
 
 
 class _StreamedScore:

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,6 +62,22 @@ def test_train_register_score_promote(tiny_world, store):
     later = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", "2026-06-30", "--out", str(out)])
     assert later.exit_code == 0, later.output
     assert "181 days before the as-of date 2026-06-30" in " ".join(later.output.split())
+    # A policy whose tier A no score reaches: the summary says so and where the bounds are set.
+    strict = store / "strict.toml"
+    policy = (Path(__file__).parents[2] / "models" / "policy.toml").read_text(encoding="utf-8")
+    strict.write_text(policy.replace("upper_bounds = { A = 0.03,", "upper_bounds = { A = 0.000001,"), encoding="utf-8")
+    args = ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(store / "strict.parquet")]
+    empty = runner.invoke(app, args, env={"IPCREDIT_POLICY_PATH": str(strict)})
+    assert empty.exit_code == 0, empty.output
+    said = " ".join(empty.output.split())
+    assert " A:0 " in said and "no entity is in tier A, which holds calibrated probabilities below 1e-06" in said
+    strict.write_text(
+        policy.replace(
+            "upper_bounds = { A = 0.03, B = 0.10, C = 0.30 }", "upper_bounds = { A = 0.5, B = 0.6, C = 0.7 }"
+        )
+    )
+    lenient = runner.invoke(app, args, env={"IPCREDIT_POLICY_PATH": str(strict)})
+    assert lenient.exit_code == 0 and " A:0 " not in lenient.output and "no entity is in tier A" not in lenient.output
     result = runner.invoke(app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(out)])
     expected_ids = build_features(load_dataset(tiny_world), AS_OF)["entity_id"].tolist()
     assert scores["entity_id"].tolist() == expected_ids
