@@ -19,6 +19,8 @@ years and would only train longer (``models.train`` compares the two designs on 
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -149,8 +151,14 @@ class SnapshotPlan:
         else:
             lines.append("no usable as-of date")
         runs: list[list] = []
+        used = sorted(self.dates)
         for day, reason in self.skipped:
-            if runs and runs[-1][2] == reason:
+            # A run goes on while the reason stays the same and no date used lies between.
+            if (
+                runs
+                and runs[-1][2] == reason
+                and bisect.bisect_right(used, runs[-1][1]) == bisect.bisect_left(used, day)
+            ):
                 runs[-1][1] = day
             else:
                 runs.append([day, day, reason])
@@ -158,6 +166,11 @@ class SnapshotPlan:
             span = str(start) if start == end else f"{start}..{end}"
             lines.append(f"skipped {span}: {reason}")
         return lines
+
+    def skipped_by_reason(self) -> list[tuple[str, int]]:
+        """How many dates each kind of reason left out, most first (a reason's figures in brackets dropped)."""
+        counts = Counter(reason.split(" (")[0] for _, reason in self.skipped)
+        return counts.most_common()
 
 
 def _usual_ahead(counts: list[int], held: list[int], i: int) -> float:

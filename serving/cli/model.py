@@ -239,10 +239,19 @@ def _no_design(data: Path, plan: SnapshotPlan, needed: int, end: date | None = N
         if end is not None and plan.data_end is not None and end < plan.data_end
         else ""
     )
+    reasons = plan.skipped_by_reason()
+    left_out = (
+        "; of the other quarter ends with a year of history before them, "
+        + "; ".join(f"{n:,}: {r}" for r, n in reasons)
+        if reasons
+        else ""
+    )
+    adverse = f", {plan.adverse_records:,} of its {plan.records:,} records adverse"
     return (
         head + f"the out-of-time design needs at least {needed} quarterly as-of dates whose 12-month outcome window "
-        f"the data covers, with a year of recorded history before each; the data has {len(plan.dates)} (records "
-        f"from {plan.first_record or '-'} to {plan.data_end or '-'}{cut}). Deliver more history, or lay a smaller "
+        f"the data covers and holds an adverse record, with a year of recorded history before each; the data has "
+        f"{len(plan.dates)} (records from {plan.first_record or '-'} to {plan.data_end or '-'}{adverse}{cut})"
+        f"{left_out}. Deliver more history, or the adverse records the delivery left out, or lay a smaller "
         "design over models/train.toml with --config (split.test_quarters, split.valid_quarters, "
         "split.min_train_quarters, split.purge_overlap = false); nothing was logged"
     )
@@ -385,6 +394,8 @@ def score(
     seconds_score = time.perf_counter() - t0
     if applied.seq is not None:
         scores["ledger_seq"] = applied.seq  # an extra column of the score file: the decisions it applied
+    if store and scores.empty:
+        raise fail(f"no entity of {data} is registered by {day}: no run to store; nothing was written")
     if store:
         from serving.auth import cli_principal
         from serving.db import open_store
@@ -418,9 +429,11 @@ def score(
 
 
 def _said_written(out_file: Path, written: tuple[int, dict, int], day: date, scorer, policy, features_s, score_s):
+    from models.scorefile import UNREGISTERED
+
     rows, tiers, review = written
     err.print(
-        f"wrote {out_file}: {rows:,} entities as of {day} with model {scorer.model_version}, policy "
+        f"wrote {out_file}: {rows:,} entities as of {day} with model {scorer.model_version or UNREGISTERED}, policy "
         f"{policy.version_tag} — "
         + " ".join(f"{t}:{tiers.get(t, 0):,}" for t in "ABCD")
         + f", review {review:,} (features {features_s:.1f} s, "

@@ -209,3 +209,21 @@ def test_a_registry_growing_faster_than_its_records_keeps_its_latest_dates():
     assert gapped.dates[-1] == date(2024, 12, 31)
     assert "under 80%" in dict(gapped.skipped)[date(2016, 6, 30)]
     assert all(not date(2012, 1, 1) <= d <= date(2016, 9, 30) for d in gapped.dates)
+
+
+def test_the_plan_says_what_it_left_out_on_either_side_of_the_dates_it_used(history):
+    # One adverse record (2019) in a yearly record of 2011-2024: the dates whose window holds it are used,
+    # and the dates left out before and after them are two runs, not one that spans the dates used.
+    eid = history.entity(registered_on=date(2010, 1, 1))
+    for year in range(2011, 2025):
+        history.event(eid, "inspection_passed", date(year, 5, 1))
+    history.event(eid, "inspection_failed", date(2019, 5, 1))
+    plan = plan_snapshots(history.dataset(), count=50)
+    assert plan.dates == [date(2018, 6, 30), date(2018, 9, 30), date(2018, 12, 31), date(2019, 3, 31)]
+    lines = plan.describe()
+    assert lines[0] == "using 4 quarterly as-of dates 2018-06-30..2019-03-31"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "skipped 2012-06-30..2018-03-31",
+        "skipped 2019-06-30..2023-03-31",
+    ]
+    assert plan.skipped_by_reason() == [("no adverse record in its outcome window", len(plan.skipped))]

@@ -104,7 +104,15 @@ def test_train_register_score_promote(tiny_world, store):
         app, ["score", "--data", str(tiny_world), "--as-of", AS_OF, "--out", str(store / "s.parquet"), "--store"]
     )
     assert result.exit_code == 0, result.output
+    # Before any entity is registered there is nothing to store: refused, no file, no run.
+    early = store / "early.parquet"
+    result = runner.invoke(
+        app, ["score", "--data", str(tiny_world), "--as-of", "1950-01-01", "--out", str(early), "--store"]
+    )
+    assert result.exit_code == 2 and "is registered by 1950-01-01: no run to store" in " ".join(result.output.split())
+    assert not early.exists()
     with sqlite3.connect(store / "service.db") as db:
+        assert db.execute("SELECT count(*) FROM score_runs").fetchone()[0] == 1
         assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == len(scores)
         # The run keeps the policy text its tiers came from: the text the version tag was hashed from.
         text, tag = db.execute("SELECT policy_text, policy_version FROM score_runs").fetchone()
@@ -219,7 +227,8 @@ def test_a_first_version_that_fails_its_gate_is_champion_and_says_so(tiny_world,
 def test_train_refuses_too_short_a_history(tiny_world, store):
     result = runner.invoke(app, ["train", "--data", str(tiny_world), "--quarters", "5"])
     assert result.exit_code == 2
-    assert "as-of dates" in result.output
+    said = " ".join(result.output.split())
+    assert "the data has 5 " in said and ": older than the 5 latest usable dates. Deliver more history" in said
     # Cut short by --as-of-end, the advice names the option as the cause.
     result = runner.invoke(app, ["train", "--data", str(tiny_world), "--as-of-end", "2017-06-30"])
     assert result.exit_code == 2

@@ -166,8 +166,13 @@ def test_decisions_last_across_runs(live, world, folder, tokens, engine):
     eid, event_id = record.entity_id, record.event_id
     untrustworthy, serious = world.entities.entity_id.iloc[-1], world.entities.entity_id.iloc[-2]
     with live.client(tokens["analyst"]) as analyst:
+        # Before any entity is registered there is no run to make: refused, nothing stored.
+        response = analyst.post("/v1/score-runs", json={"dataset": str(folder), "as_of": "1950-01-01"})
+        early = analyst.get(response.headers["location"], params={"wait": 60}).json()
+        assert early["status"] == "failed" and early["problem"]["detail"][0]["loc"] == ["body", "as_of"], early
+        assert "nothing to score before it" in early["problem"]["detail"][0]["msg"]
         first = make_run(analyst, folder, M1)
-        assert first["ledger_seq"] == 0
+        assert first["ledger_seq"] == 0 and first["run_id"] == 1
     # The untrustworthy entry (entered 2024-10-01) is in force on the last day of its period, and counts.
     at_m1 = stored_rows(engine, first["run_id"]).set_index("entity_id")
     assert json.loads(at_m1.loc[untrustworthy, "features"])["on_untrustworthy_list"] is True
