@@ -28,6 +28,7 @@ import anyio
 from fastapi import params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -74,7 +75,12 @@ class ThreadedBodyRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             if _is_json(request):
                 request = _ValidatedRequest(request.scope, request.receive)
-                raw = await request.body()
+                try:
+                    raw = await request.body()
+                except HTTPException:  # the request limits' 413 or 503 (serving/limits.py)
+                    raise
+                except Exception as exc:  # a client gone mid-body: FastAPI's answer to a body it cannot read
+                    raise HTTPException(400, "There was an error parsing the body") from exc
                 if len(raw) > LOOP_BODY_BYTES:
                     request.validated = await anyio.to_thread.run_sync(validate, raw)
             return await handler(request)

@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import create_engine
 
 from features.build import FEATURE_VERSION, build_features, build_features_from_frames, model_matrix
@@ -531,3 +532,42 @@ def test_every_api_route_with_a_body_validates_a_large_one_in_a_thread():
         "/v1/sampling/draws/{draw_id}/results",
         "/v1/admin/inspectors",
     } <= set(with_body)
+
+
+class _Text(BaseModel):
+    text: str
+
+
+@pytest.mark.parametrize("size", [1_000, 200_000])  # validated on the loop, in a thread
+def test_a_body_the_client_abandons_gets_the_answer_fastapi_gives(size):
+    from fastapi import APIRouter, FastAPI
+
+    from serving.bodies import LOOP_BODY_BYTES, ThreadedBodyRoute
+    from serving.errors import register_error_handlers
+
+    router = APIRouter(route_class=ThreadedBodyRoute)
+
+    @router.post("/echo")
+    async def echo(body: _Text) -> dict:
+        return {"length": len(body.text)}
+
+    app = FastAPI()
+    app.include_router(router)
+    register_error_handlers(app)
+    part = json.dumps({"text": "x" * size}).encode()[: size // 2]
+    incoming = [{"type": "http.request", "body": part, "more_body": True}, {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(size + 12).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/echo", "headers": headers, "query_string": b""}
+    asyncio.run(
+        app({**scope, "http_version": "1.1", "scheme": "http", "server": ("t", 80), "root_path": ""}, receive, send)
+    )
+    assert (size > LOOP_BODY_BYTES) == (size == 200_000)
+    assert sent[0]["status"] == 400 and b"error parsing the body" in sent[1]["body"], sent[1]["body"][:300]
