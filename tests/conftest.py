@@ -103,12 +103,19 @@ class History:
         return Dataset.from_frames(f["entities"], f["events"], f["lists"])
 
     def write(self, folder, fmt: str = "parquet") -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.frames().items():
-            if fmt == "parquet":
-                frame.to_parquet(folder / f"{name}.parquet", index=False)
-            else:
-                frame.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+        write_tables(folder, self.frames(), fmt)
+
+
+def write_tables(folder, tables: dict[str, pd.DataFrame | None], fmt: str = "parquet") -> None:
+    """Write a dataset's tables into ``folder`` as Parquet or CSV (a table given as None is left out)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        if frame is None:
+            continue
+        if fmt == "parquet":
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+        else:
+            frame.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
 
 
 @pytest.fixture

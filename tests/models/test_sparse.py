@@ -23,6 +23,7 @@ from models.card import model_card
 from models.evaluate import evaluate_model
 from models.train import train_model
 from serving.cli import app
+from tests.conftest import write_tables
 
 runner = CliRunner()
 
@@ -222,13 +223,7 @@ def test_train_on_any_valid_dataset_trains_or_refuses_clearly(
         links = links[(links["relation"] != "agency_client") | links["entity_id"].isin(agencies)]
     lists = world.lists if keep_lists else world.lists.head(0)
     tables = {"entities": entity_rows, "events": events, "lists": lists, "relations": links}
-    for name, frame in tables.items():
-        if frame is None:
-            continue
-        if parquet:
-            frame.to_parquet(folder / f"{name}.parquet", index=False)
-        else:
-            frame.to_csv(folder / f"{name}.csv", index=False)
+    write_tables(folder, tables, "parquet" if parquet else "csv")
     (folder / "fast.toml").write_text(FAST_TOML)
     env = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
