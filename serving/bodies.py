@@ -73,7 +73,10 @@ class ThreadedBodyRoute(APIRoute):
             return value
 
         async def route_handler(request: Request) -> Response:
-            if _is_json(request):
+            # A body declared small (nearly every request) goes straight to FastAPI, untouched; one declared
+            # large, or sent without a length, is read here first.
+            declared = request.headers.get("content-length", "")
+            if not (declared.isdigit() and int(declared) <= LOOP_BODY_BYTES) and _is_json(request):
                 request = _ValidatedRequest(request.scope, request.receive)
                 try:
                     raw = await request.body()
